@@ -1,0 +1,23 @@
+// Package persist is authnzerver's durable store: pebble underneath, opaque
+// keys and values on top, written behind the in-memory state with group
+// commit.
+//
+// # Write-behind with group commit
+//
+// Shard actors hand their mutation records to a [Writer] with Enqueue, which
+// never waits for the disk. One goroutine takes everything queued, writes it
+// as one pebble batch, syncs it, and then releases the [Ticket]s of that batch.
+// While one sync runs, the next batch fills. A request that changed durable
+// state is answered only after its ticket is released, so nothing
+// acknowledged is lost in a crash.
+//
+// # Concurrency
+//
+// Enqueue is safe from any goroutine. The input is bounded: when MaxPending
+// records are waiting, Enqueue blocks, which stalls the callers and so pushes
+// back on the HTTP front. A failed commit is sticky: every later ticket fails
+// with the same error and [Writer.Err] reports it, so the server refuses
+// writes rather than acknowledging what it did not store.
+//
+// This package imports nothing of ours.
+package persist

@@ -1,0 +1,168 @@
+package persist
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Options configures a Store. Zero fields mean the defaults.
+type Options struct {
+	// FS is the filesystem; nil means the OS's. Tests pass vfs.NewMem() or a
+	// fault-injecting errorfs.
+	FS vfs.FS
+	// Writer configures the group-commit writer.
+	Writer WriterOptions
+	// Logger receives pebble's own log lines (at info and above); nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is an open pebble database with its group-commit writer.
+type Store struct {
+	db *pebble.DB
+	w  *Writer
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	fs := opts.FS
+	if fs == nil {
+		fs = vfs.Default
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("persist: create %s: %w", dir, err)
+		}
+	}
+	lg := opts.Logger
+	if lg == nil {
+		lg = slog.Default()
+	}
+	db, err := pebble.Open(dir, &pebble.Options{FS: fs, Logger: pebbleLogger{lg}})
+	if err != nil {
+		return nil, fmt.Errorf("persist: open %s: %w", dir, err)
+	}
+	s := &Store{db: db}
+	s.w = newWriter(pebbleSink{db}, opts.Writer)
+	return s, nil
+}
+
+// Writer returns the store's group-commit writer.
+func (s *Store) Writer() *Writer { return s.w }
+
+// Scan calls fn for every record whose key starts with prefix (all records
+// when prefix is empty), in key order. key and value are valid only during
+// the call.
+func (s *Store) Scan(prefix []byte, fn func(key, value []byte) error) error {
+	o := &pebble.IterOptions{}
+	if len(prefix) > 0 {
+		o.LowerBound = prefix
+		o.UpperBound = prefixEnd(prefix)
+	}
+	it, err := s.db.NewIter(o)
+	if err != nil {
+		return fmt.Errorf("persist: scan: %w", err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("persist: scan value: %w", err)
+		}
+		if err := fn(it.Key(), v); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("persist: scan: %w", err)
+	}
+	return nil
+}
+
+// Get reads one record; ok is false when key is absent.
+func (s *Store) Get(key []byte) (value []byte, ok bool, err error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("persist: get: %w", err)
+	}
+	defer closer.Close()
+	return bytes.Clone(v), true, nil
+}
+
+// Checkpoint writes a consistent copy of the database to dir, which must not
+// exist. It is safe while the server runs.
+func (s *Store) Checkpoint(dir string) error {
+	if err := s.db.Checkpoint(filepath.Clean(dir), pebble.WithFlushedWAL()); err != nil {
+		return fmt.Errorf("persist: checkpoint to %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Close commits what is queued and closes the database.
+func (s *Store) Close() error {
+	werr := s.w.Close()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("persist: close: %w", err)
+	}
+	return werr
+}
+
+type pebbleSink struct{ db *pebble.DB }
+
+func (p pebbleSink) commit(ops []Op, sync bool) error {
+	b := p.db.NewBatchWithSize(len(ops) * 64)
+	defer b.Close()
+	for _, op := range ops {
+		var err error
+		if op.Value == nil {
+			err = b.Delete(op.Key, nil)
+		} else {
+			err = b.Set(op.Key, op.Value, nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	opt := pebble.NoSync
+	if sync {
+		opt = pebble.Sync
+	}
+	return b.Commit(opt)
+}
+
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// pebbleLogger routes pebble's log lines into slog: Infof at debug (pebble
+// is chatty about compactions), Errorf at error, Fatalf at error and then the
+// panic pebble expects.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble")
+	panic(msg)
+}

@@ -1,0 +1,214 @@
+package persist
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Op is one record to write. A nil Value deletes Key. The Writer keeps Key and
+// Value until the batch is committed; the caller must not modify them.
+type Op struct {
+	Key   []byte
+	Value []byte
+}
+
+// ErrClosed is returned for writes enqueued after Close.
+var ErrClosed = errors.New("persist: writer closed")
+
+// Ticket is released when the batch that holds a write has been committed.
+type Ticket struct {
+	done chan struct{} // closed by the writer after commit; never sent on
+	err  error         // written before done is closed
+}
+
+// Wait blocks until the write is durable (or failed) and returns the commit's
+// error.
+func (t *Ticket) Wait() error {
+	<-t.done
+	return t.err
+}
+
+// Done returns a channel closed when the write is durable or failed.
+func (t *Ticket) Done() <-chan struct{} { return t.done }
+
+// Err returns the commit error; valid after Done is closed.
+func (t *Ticket) Err() error { return t.err }
+
+var doneTicket = func() *Ticket {
+	t := &Ticket{done: make(chan struct{})}
+	close(t.done)
+	return t
+}()
+
+// DoneTicket returns a ticket that is already released, for requests that
+// changed nothing durable.
+func DoneTicket() *Ticket { return doneTicket }
+
+// FailedTicket returns a released ticket carrying err.
+func FailedTicket(err error) *Ticket {
+	t := &Ticket{done: make(chan struct{}), err: err}
+	close(t.done)
+	return t
+}
+
+// sink commits one batch. The pebble store is the real one; tests use fakes
+// (the pattern of pebble's commitEnv: test the pipeline without a DB).
+type sink interface {
+	commit(ops []Op, sync bool) error
+}
+
+// WriterOptions configures a Writer. Zero fields mean the defaults.
+type WriterOptions struct {
+	// MaxPending bounds the records waiting for the next batch. Default 65536.
+	MaxPending int
+	// MaxBatch bounds the records in one commit. Default 8192.
+	MaxBatch int
+	// Async answers tickets as soon as the batch is handed to the store,
+	// without waiting for fsync. It trades a bounded loss window on a crash
+	// for latency; never the default.
+	Async bool
+}
+
+// Stats are the writer's counters, for metrics.
+type Stats struct {
+	Batches   uint64
+	Records   uint64
+	SyncNanos uint64 // total time in commit
+	Pending   int
+}
+
+// Writer batches records and commits them. See the package doc.
+type Writer struct {
+	// Static after NewWriter.
+	sink sink
+	opts WriterOptions
+
+	// Guarded by mu.
+	mu      sync.Mutex
+	cond    *sync.Cond // signalled when pending gains records or room, or on close
+	pending []Op
+	waiting *Ticket // released with the batch that takes pending
+	closed  bool
+	err     error // sticky commit error
+
+	// Shared: atomics.
+	batches, records, syncNanos atomic.Uint64
+
+	stopped chan struct{} // closed when run returns
+}
+
+// NewWriter starts a writer over s.
+func newWriter(s sink, opts WriterOptions) *Writer {
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = 65536
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 8192
+	}
+	w := &Writer{sink: s, opts: opts, stopped: make(chan struct{})}
+	w.cond = sync.NewCond(&w.mu)
+	go w.run()
+	return w
+}
+
+// Enqueue queues ops for the next batch and returns the ticket released when
+// they are committed. Enqueue with no ops returns a released ticket. It blocks
+// while MaxPending records are waiting (back-pressure).
+func (w *Writer) Enqueue(ops ...Op) *Ticket {
+	if len(ops) == 0 {
+		return doneTicket
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for !w.closed && w.err == nil && len(w.pending) > 0 && len(w.pending)+len(ops) > w.opts.MaxPending {
+		w.cond.Wait()
+	}
+	if w.closed {
+		return FailedTicket(ErrClosed)
+	}
+	if w.err != nil {
+		return FailedTicket(w.err)
+	}
+	if w.waiting == nil {
+		w.waiting = &Ticket{done: make(chan struct{})}
+	}
+	w.pending = append(w.pending, ops...)
+	w.cond.Broadcast()
+	return w.waiting
+}
+
+// Err returns the sticky commit error, if any.
+func (w *Writer) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Stats returns the writer's counters.
+func (w *Writer) Stats() Stats {
+	w.mu.Lock()
+	p := len(w.pending)
+	w.mu.Unlock()
+	return Stats{Batches: w.batches.Load(), Records: w.records.Load(), SyncNanos: w.syncNanos.Load(), Pending: p}
+}
+
+// Close commits what is queued, stops the writer and waits for it.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	w.closed = true
+	w.cond.Broadcast()
+	w.mu.Unlock()
+	<-w.stopped
+	return w.Err()
+}
+
+func (w *Writer) run() {
+	defer close(w.stopped)
+	for {
+		w.mu.Lock()
+		for len(w.pending) == 0 && !w.closed {
+			w.cond.Wait()
+		}
+		if len(w.pending) == 0 && w.closed {
+			w.mu.Unlock()
+			return
+		}
+		// Take everything queued, up to MaxBatch records; a ticket is
+		// released only with the batch that takes its last record.
+		var batch []Op
+		var t *Ticket
+		if len(w.pending) <= w.opts.MaxBatch {
+			batch, w.pending = w.pending, nil
+			t, w.waiting = w.waiting, nil
+		} else {
+			batch = append([]Op(nil), w.pending[:w.opts.MaxBatch]...)
+			w.pending = append(w.pending[:0:0], w.pending[w.opts.MaxBatch:]...)
+		}
+		err := w.err
+		w.cond.Broadcast() // room for blocked Enqueues
+		w.mu.Unlock()
+
+		if err == nil {
+			start := time.Now()
+			err = w.sink.commit(batch, !w.opts.Async)
+			w.syncNanos.Add(uint64(time.Since(start)))
+			w.batches.Add(1)
+			w.records.Add(uint64(len(batch)))
+			if err != nil {
+				err = fmt.Errorf("persist: commit %d records: %w", len(batch), err)
+				w.mu.Lock()
+				if w.err == nil {
+					w.err = err
+				}
+				w.mu.Unlock()
+			}
+		}
+		if t != nil {
+			t.err = err
+			close(t.done)
+		}
+	}
+}

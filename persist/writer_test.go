@@ -1,0 +1,153 @@
+package persist
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// gateSink blocks each commit until the test lets it go, and records batches.
+type gateSink struct {
+	mu      sync.Mutex
+	batches [][]Op
+	gate    chan struct{}
+	fail    error
+}
+
+func (g *gateSink) commit(ops []Op, sync bool) error {
+	if g.gate != nil {
+		<-g.gate
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.batches = append(g.batches, append([]Op(nil), ops...))
+	return g.fail
+}
+
+func op(i int) Op { return Op{Key: []byte(fmt.Sprintf("k%04d", i)), Value: []byte("v")} }
+
+func TestGroupCommitCoalesces(t *testing.T) {
+	g := &gateSink{gate: make(chan struct{})}
+	w := newWriter(g, WriterOptions{})
+	first := w.Enqueue(op(0)) // taken by the first commit, which blocks on the gate
+	// Wait until the writer has taken the first record.
+	for w.Stats().Pending != 0 {
+	}
+	var tickets []*Ticket
+	for i := 1; i <= 50; i++ {
+		tickets = append(tickets, w.Enqueue(op(i)))
+	}
+	close(g.gate)
+	if err := first.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range tickets {
+		if err := tk.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(g.batches); got != 2 {
+		t.Errorf("batches = %d; want 2 (one in flight, the next 50 records grouped)", got)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStickyError(t *testing.T) {
+	boom := errors.New("disk on fire")
+	g := &gateSink{fail: boom}
+	w := newWriter(g, WriterOptions{})
+	if err := w.Enqueue(op(1)).Wait(); !errors.Is(err, boom) {
+		t.Fatalf("first commit error = %v; want %v", err, boom)
+	}
+	g.fail = nil
+	if err := w.Enqueue(op(2)).Wait(); !errors.Is(err, boom) {
+		t.Errorf("write after a failed commit: error = %v; want the sticky %v", err, boom)
+	}
+	if !errors.Is(w.Err(), boom) {
+		t.Errorf("Err() = %v; want %v", w.Err(), boom)
+	}
+	w.Close()
+}
+
+func TestCloseDrainsAndRefuses(t *testing.T) {
+	g := &gateSink{}
+	w := newWriter(g, WriterOptions{})
+	tk := w.Enqueue(op(1), op(2))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tk.Wait(); err != nil {
+		t.Fatalf("queued write lost on Close: %v", err)
+	}
+	if err := w.Enqueue(op(3)).Wait(); !errors.Is(err, ErrClosed) {
+		t.Errorf("write after Close: %v; want ErrClosed", err)
+	}
+}
+
+func TestBackPressureSplitsBatches(t *testing.T) {
+	g := &gateSink{}
+	w := newWriter(g, WriterOptions{MaxPending: 8, MaxBatch: 3})
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if err := w.Enqueue(op(i), op(i+1000)).Wait(); err != nil {
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	w.Close()
+	n := 0
+	for _, b := range g.batches {
+		if len(b) > 3 {
+			t.Errorf("batch of %d records; want at most MaxBatch=3", len(b))
+		}
+		n += len(b)
+	}
+	if n != 80 {
+		t.Errorf("committed %d records; want 80", n)
+	}
+}
+
+func TestStoreRoundTrip(t *testing.T) {
+	fs := vfs.NewMem()
+	s, err := Open("db", Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := s.Writer()
+	if err := w.Enqueue(Op{Key: []byte("u/1"), Value: []byte("one")}, Op{Key: []byte("u/2"), Value: []byte("two")}, Op{Key: []byte("s/x"), Value: []byte("sx")}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Enqueue(Op{Key: []byte("u/2")}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open("db", Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var got []string
+	if err := s.Scan([]byte("u/"), func(k, v []byte) error {
+		got = append(got, string(k)+"="+string(v))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "u/1=one" {
+		t.Errorf("scan u/ = %q; want [u/1=one]", got)
+	}
+	if v, ok, err := s.Get([]byte("s/x")); err != nil || !ok || string(v) != "sx" {
+		t.Errorf("Get(s/x) = %q, %v, %v; want sx", v, ok, err)
+	}
+}

@@ -1,0 +1,55 @@
+package shard
+
+import "time"
+
+// Options configures a shard. A zero field means the default.
+type Options struct {
+	// SessionRetention is how long an expired session is kept before a sweep
+	// deletes it (the reference's "sessionexpiry", spec §3.3). Zero means 30
+	// days.
+	SessionRetention time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.SessionRetention == 0 {
+		o.SessionRetention = 30 * 24 * time.Hour
+	}
+	return o
+}
+
+// Shard is the state of one shard. See the package doc for the ownership
+// rules.
+type Shard struct {
+	opts Options
+
+	sessions sessionTable
+	users    map[UserID]*User
+	emails   map[string]UserID // normalised email -> owner (or reserver)
+}
+
+// New returns an empty shard.
+func New(opts Options) *Shard {
+	return &Shard{
+		opts:     opts.withDefaults(),
+		sessions: newSessionTable(),
+		users:    make(map[UserID]*User),
+		emails:   make(map[string]UserID),
+	}
+}
+
+// Counts is a snapshot of a shard's table sizes, for metrics and tests.
+type Counts struct {
+	Sessions int
+	Users    int
+	Emails   int
+}
+
+// Counts reports the sizes of the shard's tables.
+func (s *Shard) Counts() Counts {
+	return Counts{Sessions: len(s.sessions.byDigest), Users: len(s.users), Emails: len(s.emails)}
+}
+
+// micro truncates t to the microsecond, the precision of the wire format
+// (spec §1.6.2), so that a value read back after a restart is the value
+// answered before it.
+func micro(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }

@@ -1,0 +1,141 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"testing"
+	"time"
+)
+
+// Appendix C.1 of the spec.
+const (
+	vectorKey   = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	vectorPlain = `{"request": "session-exists", "body": {"session_token": "abc"}, "reqid": 1, "client_ipaddr": "1.2.3.4"}`
+	vectorBody  = "Z0FBQUFBQmZYaEFBQUFFQ0F3UUZCZ2NJQ1FvTERBME9EXzRRLU1Qd2pJdlI2RHN0RXFmN2otblQzS3E1ZnhScVROaDlrY3BycDlXUTJNQlplSkJCYVRkVDMzaURuUVlTaUZZWkxGZUhTQ2xpTDBISTZFbVV6UG8wOFhVcFBNU1BGOTlOUlFOYjhybmpvaVU2eDZWX1NuNV9NUVRmdndGX1hVWjBqTWMxQ0lPMWRpenJHUjdnb1JMSnBJMi1qMmx6b09wLVFFSk5qU1d3X0g2M1BBTWhTak1CcjNFRHphOU5BZz09"
+)
+
+func TestOpenSpecVector(t *testing.T) {
+	c, err := NewCodec([]string{vectorKey}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{vectorBody, vectorBody + "\n", "  " + vectorBody + "\r\n"} {
+		got, err := c.Open([]byte(body))
+		if err != nil {
+			t.Fatalf("Open(%.20q…) error %v; want the C.1 plaintext", body, err)
+		}
+		if string(got) != vectorPlain {
+			t.Errorf("Open = %q; want %q", got, vectorPlain)
+		}
+	}
+}
+
+func TestOpenRefuses(t *testing.T) {
+	fresh, _ := NewCodec([]string{vectorKey}, 2*time.Minute)
+	other, _ := GenerateKey()
+	foreign, _ := NewCodec([]string{other}, 0)
+	good, _ := fresh.Seal([]byte(`{"a":1}`))
+	tampered := append([]byte(nil), good...)
+	tampered[len(tampered)/2] ^= 1
+	rawTok, _ := base64.StdEncoding.DecodeString(string(good))
+	tests := []struct {
+		name string
+		c    *Codec
+		body []byte
+	}{
+		{"empty", fresh, nil},
+		{"garbage", fresh, []byte("not base64 at all!")},
+		{"raw fernet token without outer base64", fresh, rawTok},
+		{"tampered", fresh, tampered},
+		{"foreign key", foreign, good},
+		{"stale 2020 token with a freshness window", fresh, []byte(vectorBody)},
+		{"short token", fresh, []byte(base64.StdEncoding.EncodeToString([]byte("gAAAAABfXhAA")))},
+		{"wrong padding", fresh, good[:len(good)-1]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, err := tt.c.Open(tt.body); !errors.Is(err, ErrUnauthenticated) {
+				t.Errorf("Open = %q, %v; want ErrUnauthenticated", got, err)
+			}
+		})
+	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	oldKey, _ := GenerateKey()
+	newKey, _ := GenerateKey()
+	before, _ := NewCodec([]string{oldKey}, time.Minute)
+	after, _ := NewCodec([]string{newKey, oldKey}, time.Minute)
+	newOnly, _ := NewCodec([]string{newKey}, time.Minute)
+	msg := []byte(`{"x":"y"}`)
+	b, _ := before.Seal(msg)
+	if got, err := after.Open(b); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("second key did not open: %q, %v", got, err)
+	}
+	b2, _ := after.Seal(msg)
+	if got, err := newOnly.Open(b2); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("first key did not seal: %q, %v", got, err)
+	}
+	if _, err := before.Open(b2); err == nil {
+		t.Fatalf("old-only codec opened a body sealed with the new key")
+	}
+}
+
+func TestFreshness(t *testing.T) {
+	c, _ := NewCodec([]string{vectorKey}, 2*time.Minute)
+	msg := []byte(`{"a":1}`)
+	for _, tt := range []struct {
+		name string
+		age  time.Duration
+		ok   bool
+	}{
+		{"now", 0, true},
+		{"a minute old", time.Minute, true},
+		{"three minutes old", 3 * time.Minute, false},
+		{"30 s in the future (skew)", -30 * time.Second, true},
+		{"two minutes in the future", -2 * time.Minute, false},
+	} {
+		b, _ := c.SealAt(msg, time.Now().Add(-tt.age))
+		_, err := c.Open(b)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: Open error %v; want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
+
+func FuzzOpen(f *testing.F) {
+	c, _ := NewCodec([]string{vectorKey}, 0)
+	good, _ := c.Seal([]byte(`{"request":"session-exists","body":{},"reqid":1}`))
+	f.Add(good)
+	f.Add([]byte(vectorBody))
+	f.Add([]byte("gAAAAA"))
+	f.Add([]byte(base64.StdEncoding.EncodeToString(make([]byte, 73))))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		plain, err := c.Open(body)
+		if err == nil && plain == nil {
+			t.Fatalf("Open(%q) returned nil plaintext and no error", body)
+		}
+	})
+}
+
+func BenchmarkOpen(b *testing.B) {
+	c, _ := NewCodec([]string{vectorKey}, 0)
+	body, _ := c.Seal([]byte(vectorPlain))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Open(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSeal(b *testing.B) {
+	c, _ := NewCodec([]string{vectorKey}, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Seal([]byte(vectorPlain)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,7 @@
+// Package wire is the authnzerver wire codec: the double base64 Fernet
+// encoding of spec §1.3 that carries every request and response body.
+//
+// It is shared by the server (httpfront), the Go client (client) and the
+// benchmark suite (bench), so it imports nothing of ours. A [Codec] is
+// immutable after [NewCodec] and safe for concurrent use.
+package wire
