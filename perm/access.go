@@ -112,9 +112,12 @@ func sharedWithOK(user, owner int64, s string) bool {
 		return user == owner
 	}
 	listed, anyone := false, false
-	for rest := s; ; {
-		entry, tail, more := strings.Cut(rest, ",")
-		c := pyInt(entry)
+	for {
+		end := strings.IndexByte(s, ',')
+		if end < 0 {
+			end = len(s)
+		}
+		c := pyInt(s[:end])
 		if !c.ok {
 			return false
 		}
@@ -122,10 +125,10 @@ func sharedWithOK(user, owner int64, s string) bool {
 			listed = listed || c.i == user
 			anyone = anyone || c.i == AnonymousUserID
 		}
-		if !more {
+		if end == len(s) {
 			break
 		}
-		rest = tail
+		s = s[end+1:]
 	}
 	return listed || anyone || user == owner
 }

@@ -237,8 +237,19 @@ func pySpace(r rune) bool {
 // sign, ASCII digits with single underscores between them. It does not
 // allocate.
 func pyInt(s string) castResult {
-	return decInt(strings.TrimFunc(s, pySpace))
+	return decInt(pyTrim(s))
 }
+
+// pyTrim is Python's str.strip(), with a fast path for the common case of
+// nothing to strip.
+func pyTrim(s string) string {
+	if s == "" || (asciiNonSpace(s[0]) && asciiNonSpace(s[len(s)-1])) {
+		return s
+	}
+	return strings.TrimFunc(s, pySpace)
+}
+
+func asciiNonSpace(c byte) bool { return c > ' ' && c < 0x80 }
 
 // decInt parses [+-]digits(_?digits)* with saturation beyond int64.
 func decInt(s string) castResult {
@@ -292,7 +303,7 @@ func decInt(s string) castResult {
 // decimal literal with optional underscores between digits, or inf,
 // infinity, nan in any case, each with an optional sign.
 func pyFloat(s string) castResult {
-	s = strings.TrimFunc(s, pySpace)
+	s = pyTrim(s)
 	body := s
 	if body != "" && (body[0] == '+' || body[0] == '-') {
 		body = body[1:]
