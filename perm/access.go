@@ -61,7 +61,7 @@ type AccessQuery struct {
 func (m *Model) CheckAccess(q AccessQuery) (bool, error) {
 	r, ok := m.roleIdx[q.Role]
 	if !ok {
-		return false, fmt.Errorf("perm: check access as %q: %w", q.Role, ErrUnknownRole)
+		return false, fmt.Errorf("perm: check access as role %q: %w", q.Role, ErrUnknownRole)
 	}
 	if !sharedOrOwnedOK(&q) {
 		return false, nil

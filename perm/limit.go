@@ -32,7 +32,7 @@ import (
 func (m *Model) CheckLimit(role, limitName string, value any) (bool, error) {
 	r, ok := m.roleIdx[role]
 	if !ok {
-		return false, fmt.Errorf("perm: check limit %q: %w %q", limitName, ErrUnknownRole, role)
+		return false, fmt.Errorf("perm: check limit %q as role %q: %w", limitName, role, ErrUnknownRole)
 	}
 	l, ok := m.rolePol[r].limits[limitName]
 	if !ok {

@@ -259,8 +259,6 @@ func jsonKind(goType string) string {
 		return "string"
 	case "[]string":
 		return "array of strings"
-	case "json.RawMessage":
-		return "number"
 	}
 	return "object"
 }
