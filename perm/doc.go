@@ -1,0 +1,26 @@
+// Package perm owns the permission model of the auth server: the JSON file
+// format of PROTOCOL.md §3.6.1, the packaged default model (§3.6.2), the access
+// decision of user-check-access (§3.6.3) and the role limit check of
+// user-check-limit (§3.6.4).
+//
+// The package is pure: no I/O except [LoadFile], no goroutines, no clock. It
+// imports only the standard library and nothing of ours, so any layer (shard,
+// actors, httpfront, cmd) may import it.
+//
+// # Concurrency
+//
+// A [*Model] is immutable once [Load] or [LoadFile] has returned it, and all of
+// its methods are safe for concurrent use without locks. To change the model at
+// run time, load a new one and swap the pointer (for example with an
+// atomic.Pointer[Model]); requests that already hold the old one keep a
+// consistent view. [Default] returns the same shared *Model on every call.
+//
+// # Errors
+//
+// Load rejects a bad model with a [*ModelError] naming the offending key
+// (errors.Is(err, [ErrInvalidModel]) holds). The checks return
+// [ErrUnknownRole] (wrapped) for a role the model does not declare; every
+// other odd input (unknown item, action or visibility, a malformed shared-with
+// list, a value that cannot be cast) is a denial, never an error and never a
+// panic.
+package perm
