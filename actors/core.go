@@ -1,0 +1,302 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/authnzerver/authnzerver/persist"
+	"github.com/authnzerver/authnzerver/shard"
+)
+
+// Errors of the core.
+var (
+	ErrTimeout  = errors.New("actors: shard did not answer in time")
+	ErrStopped  = errors.New("actors: core stopped")
+	ErrShardBug = errors.New("actors: shard operation panicked")
+)
+
+// Enqueuer is where shard actors send their mutation records: the persist
+// writer in the server, a fake in tests. Keeping it this narrow lets a
+// cluster deployment put another store behind the same shards.
+type Enqueuer interface {
+	Enqueue(ops ...persist.Op) *persist.Ticket
+}
+
+// Options configures the core. Zero fields mean the defaults.
+type Options struct {
+	// Shards is the number of shard actors. Default 4×GOMAXPROCS. It may
+	// change between restarts: records are re-routed when loaded.
+	Shards int
+	// AskTimeout bounds the wait for a shard's reply. Default 5 s. Shard
+	// operations never block, so only a stuck process reaches it.
+	AskTimeout time.Duration
+	// SweepInterval is how often each shard sweeps expired records.
+	// Default 1 minute.
+	SweepInterval time.Duration
+	// SweepLimit bounds the records one sweep of one shard deletes, so a
+	// sweep never holds a shard for long. Default 10000.
+	SweepLimit int
+	// Shard configures each shard's state.
+	Shard shard.Options
+	// Logger is the logger of the core and of protoactor-go itself (which
+	// logs at warning and above only). Nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now. Tests pass a fake.
+	Now func() time.Time
+}
+
+// Core is the running set of shard actors.
+type Core struct {
+	// Static after Start.
+	opts   Options
+	system *actor.ActorSystem
+	root   *actor.RootContext
+	pids   []*actor.PID
+	depths []*mailboxDepth
+	states []*shard.Shard // each owned by its actor once Start returns
+	writes Enqueuer
+
+	// Shared.
+	nextUserID atomic.Int64 // next user id to hand out; persisted with each user
+	stopOnce   sync.Once
+	stopSweep  chan struct{} // closed by Stop
+	sweepDone  chan struct{}
+	stopped    atomic.Bool
+}
+
+func (o Options) withDefaults() Options {
+	if o.Shards <= 0 {
+		o.Shards = 4 * runtime.GOMAXPROCS(0)
+	}
+	if o.AskTimeout <= 0 {
+		o.AskTimeout = 5 * time.Second
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = time.Minute
+	}
+	if o.SweepLimit <= 0 {
+		o.SweepLimit = 10000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// NewActorSystem returns a protoactor-go actor system whose own log lines go
+// to lg at warning level and above (its default logger prints colourised
+// INFO lines to stderr).
+func NewActorSystem(lg *slog.Logger) *actor.ActorSystem {
+	if lg == nil {
+		lg = slog.Default()
+	}
+	h := minLevel{Handler: lg.Handler(), min: slog.LevelWarn}
+	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(h).With("component", "protoactor")
+	}))
+}
+
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.Handler.Enabled(ctx, l)
+}
+func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{Handler: m.Handler.WithAttrs(a), min: m.min}
+}
+func (m minLevel) WithGroup(n string) slog.Handler {
+	return minLevel{Handler: m.Handler.WithGroup(n), min: m.min}
+}
+
+// Loader is the read side of the store, scanned once at start.
+type Loader interface {
+	Scan(prefix []byte, fn func(key, value []byte) error) error
+}
+
+// Start loads every record from load (nil: start empty), then spawns the
+// shard actors on system. Records that do not decode stop the start: a
+// corrupt store is an operator's problem to look at, not to paper over.
+func Start(system *actor.ActorSystem, load Loader, writes Enqueuer, opts Options) (*Core, error) {
+	opts = opts.withDefaults()
+	c := &Core{
+		opts:      opts,
+		system:    system,
+		root:      system.Root,
+		writes:    writes,
+		stopSweep: make(chan struct{}),
+		sweepDone: make(chan struct{}),
+	}
+	for range opts.Shards {
+		c.states = append(c.states, shard.New(opts.Shard))
+	}
+	if err := c.load(load); err != nil {
+		return nil, err
+	}
+	for i := range opts.Shards {
+		depth := &mailboxDepth{}
+		st := c.states[i]
+		props := actor.PropsFromProducer(func() actor.Actor {
+			// A restart after a panic gets a new actor value but the same
+			// state: the shard's memory is not lost with the actor.
+			return &shardActor{core: c, state: st}
+		}, actor.WithMailbox(actor.Unbounded(depth)))
+		pid, err := c.root.SpawnNamed(props, fmt.Sprintf("shard-%d", i))
+		if err != nil {
+			return nil, fmt.Errorf("actors: spawn shard %d: %w", i, err)
+		}
+		c.pids = append(c.pids, pid)
+		c.depths = append(c.depths, depth)
+	}
+	go c.sweepLoop()
+	return c, nil
+}
+
+func (c *Core) load(l Loader) error {
+	var nextStored shard.UserID
+	if l != nil {
+		n := 0
+		err := l.Scan(nil, func(k, v []byte) error {
+			n++
+			r, ok, err := shard.RouteOfKey(k)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				if string(k) == string(shard.MetaNextUserID) {
+					id, err := shard.DecodeNextUserID(v)
+					if err != nil {
+						return err
+					}
+					nextStored = id
+				}
+				return nil
+			}
+			return c.states[uint64(r)%uint64(len(c.states))].Load(k, v)
+		})
+		if err != nil {
+			return fmt.Errorf("actors: load record %d: %w", n, err)
+		}
+	}
+	next := max(nextStored, shard.FirstUserID)
+	for _, s := range c.states {
+		next = max(next, s.MaxUserID()+1)
+	}
+	c.nextUserID.Store(int64(next))
+	// An email claim is written before its user record; a crash between the
+	// two leaves a claim with no user. Drop those so the address can sign up.
+	var fix []persist.Op
+	for _, s := range c.states {
+		var orphans []string
+		var owners []shard.UserID
+		s.EmailEntries(func(email string, id shard.UserID) {
+			if _, err := c.stateOf(shard.UserRoute(id)).GetUser(id); err != nil {
+				orphans = append(orphans, email)
+				owners = append(owners, id)
+			}
+		})
+		for i, e := range orphans {
+			fix = append(fix, toOps(s.ReleaseEmail(e, owners[i]))...)
+		}
+	}
+	if len(fix) > 0 && c.writes != nil {
+		c.opts.Logger.Warn("dropping email claims without a user", "count", len(fix))
+		if err := c.writes.Enqueue(fix...).Wait(); err != nil {
+			return fmt.Errorf("actors: drop orphan email claims: %w", err)
+		}
+	}
+	return nil
+}
+
+func (c *Core) stateOf(r shard.Route) *shard.Shard {
+	return c.states[uint64(r)%uint64(len(c.states))]
+}
+
+func (c *Core) pidOf(r shard.Route) (*actor.PID, int) {
+	i := int(uint64(r) % uint64(len(c.pids)))
+	return c.pids[i], i
+}
+
+// NumShards reports the number of shards.
+func (c *Core) NumShards() int { return len(c.pids) }
+
+// MailboxDepths reports the number of messages waiting in each shard's
+// mailbox.
+func (c *Core) MailboxDepths() []int64 {
+	out := make([]int64, len(c.depths))
+	for i, d := range c.depths {
+		out[i] = d.n.Load()
+	}
+	return out
+}
+
+// NextUserID hands out a new user id. Ids are never reused: the counter is
+// persisted with every user created (see [shard.EncodeNextUserID]) and
+// recomputed from the users at start.
+func (c *Core) NextUserID() shard.UserID { return shard.UserID(c.nextUserID.Add(1) - 1) }
+
+// PeekNextUserID returns the id the next call to NextUserID will hand out.
+func (c *Core) PeekNextUserID() shard.UserID { return shard.UserID(c.nextUserID.Load()) }
+
+// Now returns the core's clock.
+func (c *Core) Now() time.Time { return c.opts.Now() }
+
+// Stop stops the sweeper and the shard actors. Replies already queued are
+// still delivered.
+func (c *Core) Stop() {
+	c.stopOnce.Do(func() {
+		c.stopped.Store(true)
+		close(c.stopSweep)
+		<-c.sweepDone
+		for _, pid := range c.pids {
+			c.root.StopFuture(pid).Wait()
+		}
+	})
+}
+
+func (c *Core) sweepLoop() {
+	defer close(c.sweepDone)
+	t := time.NewTicker(c.opts.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stopSweep:
+			return
+		case <-t.C:
+			for _, pid := range c.pids {
+				c.root.Send(pid, sweepTick{})
+			}
+		}
+	}
+}
+
+// mailboxDepth counts messages posted but not yet received.
+type mailboxDepth struct{ n atomic.Int64 }
+
+func (d *mailboxDepth) MailboxStarted()     {}
+func (d *mailboxDepth) MessagePosted(any)   { d.n.Add(1) }
+func (d *mailboxDepth) MessageReceived(any) { d.n.Add(-1) }
+func (d *mailboxDepth) MailboxEmpty()       {}
+func toOps(muts []shard.Mutation) []persist.Op {
+	if len(muts) == 0 {
+		return nil
+	}
+	ops := make([]persist.Op, len(muts))
+	for i, m := range muts {
+		ops[i] = persist.Op{Key: m.Key, Value: m.Value}
+	}
+	return ops
+}
