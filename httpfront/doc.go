@@ -1,0 +1,14 @@
+// Package httpfront is authnzerver's HTTP front: a fasthttp server that
+// opens each request (Fernet + JSON, spec §1.3), validates it against its
+// request type's schema (§1.7), routes it to the shards that own its state,
+// and seals the answer.
+//
+// A fasthttp handler goroutine runs the whole pipeline for one request:
+// decode, validate, route, orchestrate the shard and hasher steps, encode.
+// Nothing here holds shard state; every read and change goes through package
+// actors. Buffers from fasthttp (PostBody, Host) are valid only until the
+// handler returns, so everything a message carries is copied first (the
+// codec's Open returns a fresh slice).
+//
+// errors.go holds the only mapping from errors to HTTP statuses.
+package httpfront

@@ -1,0 +1,173 @@
+package httpfront
+
+import (
+	"encoding/json"
+	"strconv"
+)
+
+// result is what a request handler answers: the action's result object of
+// spec §1.6.1. fields keep their order on the wire.
+type result struct {
+	ok       bool
+	reason   string   // failure_reason; "" means the key is absent
+	messages []string // end-user messages; never nil on the wire
+	fields   []field
+	// status, when not zero, answers with that HTTP status and its text
+	// instead of an envelope (for busy and internal errors).
+	status int
+}
+
+type field struct {
+	name  string
+	value any // marshalled with encoding/json, or a rawJSON
+}
+
+// rawJSON is a value already encoded as JSON.
+type rawJSON []byte
+
+func success(msgs ...string) result { return result{ok: true, messages: msgs} }
+
+func failure(reason string, msgs ...string) result {
+	return result{reason: reason, messages: msgs}
+}
+
+func (r result) with(name string, v any) result {
+	r.fields = append(r.fields, field{name, v})
+	return r
+}
+
+// appendEnvelope appends the response envelope of spec §1.6.1 for r.
+func appendEnvelope(dst []byte, r *result, reqID []byte) []byte {
+	dst = append(dst, `{"success":`...)
+	dst = strconv.AppendBool(dst, r.ok)
+	dst = append(dst, `,"response":`...)
+	dst = appendResultObject(dst, r)
+	dst = append(dst, `,"messages":`...)
+	dst = appendStrings(dst, r.messages)
+	dst = append(dst, `,"reqid":`...)
+	dst = append(dst, reqID...)
+	if !r.ok && r.reason != "" {
+		dst = append(dst, `,"failure_reason":`...)
+		dst = appendString(dst, r.reason)
+	}
+	return append(dst, '}')
+}
+
+func appendResultObject(dst []byte, r *result) []byte {
+	dst = append(dst, `{"success":`...)
+	dst = strconv.AppendBool(dst, r.ok)
+	for _, f := range r.fields {
+		dst = append(dst, ',')
+		dst = appendString(dst, f.name)
+		dst = append(dst, ':')
+		dst = appendValue(dst, f.value)
+	}
+	dst = append(dst, `,"messages":`...)
+	dst = appendStrings(dst, r.messages)
+	if r.reason != "" {
+		dst = append(dst, `,"failure_reason":`...)
+		dst = appendString(dst, r.reason)
+	}
+	return append(dst, '}')
+}
+
+func appendValue(dst []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "null"...)
+	case rawJSON:
+		if len(x) == 0 {
+			return append(dst, "null"...)
+		}
+		return append(dst, x...)
+	case json.RawMessage:
+		if len(x) == 0 {
+			return append(dst, "null"...)
+		}
+		return append(dst, x...)
+	case string:
+		return appendString(dst, x)
+	case bool:
+		return strconv.AppendBool(dst, x)
+	case int:
+		return strconv.AppendInt(dst, int64(x), 10)
+	case int64:
+		return strconv.AppendInt(dst, x, 10)
+	case appender:
+		return x.appendJSON(dst)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return append(dst, "null"...)
+	}
+	return append(dst, b...)
+}
+
+// appender is implemented by hot-path values that encode themselves without
+// reflection.
+type appender interface{ appendJSON(dst []byte) []byte }
+
+func appendStrings(dst []byte, ss []string) []byte {
+	dst = append(dst, '[')
+	for i, s := range ss {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, s)
+	}
+	return append(dst, ']')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string, escaping as encoding/json does
+// (including <, > and & so output is safe to embed in HTML).
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < 0x80 {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		// Multi-byte UTF-8: copy valid runes through, replace invalid bytes
+		// and escape U+2028/U+2029 like encoding/json.
+		r, size := decodeRune(s[i:])
+		if r == 0xFFFD && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

@@ -1,0 +1,166 @@
+package httpfront
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+)
+
+// ptype is a schema type name of spec §1.7.
+type ptype uint8
+
+const (
+	tStr ptype = iota
+	tInt
+	tFloat
+	tDict
+	tList
+	tBool
+	tAny
+	tNone
+)
+
+var ptypeNames = [...]string{"str", "int", "float", "dict", "list", "bool", "Any", "None"}
+
+// param is one schema parameter: a required arg or an optional kwarg.
+type param struct {
+	name     string
+	types    []ptype
+	required bool
+}
+
+func arg(name string, types ...ptype) param   { return param{name: name, types: types, required: true} }
+func kwarg(name string, types ...ptype) param { return param{name: name, types: types} }
+
+// kind of a raw JSON value, from its first byte.
+func rawKind(v json.RawMessage) byte {
+	v = bytes.TrimLeft(v, " \t\r\n")
+	if len(v) == 0 {
+		return 0
+	}
+	return v[0]
+}
+
+// matches reports whether a raw JSON value is of type t.
+//
+// Protocol notes (README): unlike the reference, a JSON boolean is not an
+// int, "None" accepts only null (not anything at all), and a float accepts
+// any JSON number; these were reference bugs (spec §8.4 item 7) and accepting
+// less of them cannot break a frontend that sends what the schema says.
+func matches(v json.RawMessage, t ptype) bool {
+	k := rawKind(v)
+	switch t {
+	case tStr:
+		return k == '"'
+	case tInt:
+		return isNumber(k) && isIntLiteral(v)
+	case tFloat:
+		return isNumber(k)
+	case tDict:
+		return k == '{'
+	case tList:
+		return k == '['
+	case tBool:
+		return k == 't' || k == 'f'
+	case tAny:
+		return k != 'n' && k != 0
+	case tNone:
+		return k == 'n'
+	}
+	return false
+}
+
+func isNumber(k byte) bool { return k == '-' || (k >= '0' && k <= '9') }
+
+func isIntLiteral(v json.RawMessage) bool {
+	return !bytes.ContainsAny(v, ".eE")
+}
+
+// falsy reports Python truthiness of a raw JSON value: kwargs that are falsy
+// are treated as absent (spec §1.7), so `"extra_info": null` means "no
+// extra info".
+func falsy(v json.RawMessage) bool {
+	v = bytes.TrimSpace(v)
+	switch string(v) {
+	case "null", "false", `""`, "{}", "[]", "0":
+		return true
+	}
+	if len(v) > 0 && (v[0] == '{' || v[0] == '[') {
+		var x any
+		if json.Unmarshal(v, &x) == nil {
+			switch y := x.(type) {
+			case map[string]any:
+				return len(y) == 0
+			case []any:
+				return len(y) == 0
+			}
+		}
+	}
+	if isNumber(rawKind(v)) {
+		f, err := strconv.ParseFloat(string(v), 64)
+		return err == nil && f == 0
+	}
+	return false
+}
+
+// problem is one entry of the invalid-parameters answer (spec §1.6.3).
+type problem struct {
+	Param        string `json:"param"`
+	Problem      string `json:"problem"`
+	RequiredType any    `json:"required_type"`
+	Required     bool   `json:"required_param"`
+}
+
+func (p param) typeName() any {
+	if len(p.types) == 1 {
+		return ptypeNames[p.types[0]]
+	}
+	names := make([]string, len(p.types))
+	for i, t := range p.types {
+		names[i] = ptypeNames[t]
+	}
+	return names
+}
+
+// validate checks body against params and returns the problems. Present
+// kwargs that are falsy are dropped from body.
+func validate(params []param, body map[string]json.RawMessage) []problem {
+	var probs []problem
+	for _, p := range params {
+		v, ok := body[p.name]
+		if !ok {
+			if p.required {
+				probs = append(probs, problem{p.name, "missing", p.typeName(), true})
+			}
+			continue
+		}
+		if !p.required && falsy(v) {
+			delete(body, p.name)
+			continue
+		}
+		good := false
+		for _, t := range p.types {
+			if matches(v, t) {
+				good = true
+				break
+			}
+		}
+		if !good {
+			probs = append(probs, problem{p.name, "incorrect type", p.typeName(), p.required})
+		}
+	}
+	return probs
+}
+
+// invalidParams is the answer of spec §1.6.3: HTTP 200, two levels of
+// response, no top-level failure_reason.
+func invalidParams(reqType string, probs []problem) result {
+	inner, _ := json.Marshal(struct {
+		Problems      []problem `json:"problems"`
+		FailureReason string    `json:"failure_reason"`
+	}{probs, "invalid request parameters"})
+	return result{
+		messages: []string{"request '" + reqType + "' has invalid parameters"},
+		fields:   []field{{"response", rawJSON(inner)}},
+	}
+}

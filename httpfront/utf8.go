@@ -1,0 +1,5 @@
+package httpfront
+
+import "unicode/utf8"
+
+func decodeRune(s string) (rune, int) { return utf8.DecodeRuneInString(s) }
