@@ -13,8 +13,8 @@ import (
 )
 
 // MaxFullNameBytes bounds a full name after [NormalizeFullName]. HTML
-// escaping can grow a name up to six-fold ("'" becomes "&#39;" ... five
-// bytes for one), so this is applied to the stored form.
+// escaping can grow a name up to six-fold ('"' becomes "&quot;"), so the
+// bound applies to the stored form, which is what has to fit.
 const MaxFullNameBytes = 280
 
 // htmlEscaper escapes the five characters of Python's html.escape(s,

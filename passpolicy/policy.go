@@ -143,7 +143,7 @@ func ParsePolicy(s string) (Policy, error) {
 //
 //  1. Length: runs of U+0000–U+0020 are collapsed to one space and the ends
 //     trimmed; fewer than MinLength code points fails. The message names
-//     MinLength (the reference hard-codes nothing else, but see §8.4 item 13).
+//     MinLength; the reference's message always said 12 (§8.4 item 13).
 //  2. Common password: the Unicode case-folded password equals an entry of
 //     the built-in list (see below) or of Extra.
 //  3. Similarity: with p the case-folded password, collapsed and trimmed as

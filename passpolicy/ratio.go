@@ -51,9 +51,12 @@ const autojunkMinLen = 200
 // matcher holds difflib's SequenceMatcher state for one (a, b) pair.
 type matcher struct {
 	a, b []rune
-	// b2j maps an element of b to its ascending indexes in b, with popular
-	// elements removed (difflib's b2j after __chain_b).
-	b2j map[rune][]int
+	// b2j is difflib's b2j after __chain_b: for each element r of b that is
+	// not popular, pos[b2j[r].lo:b2j[r].hi] are its ascending indexes in b;
+	// a popular element has an empty range. One flat slice instead of a
+	// slice per element keeps the number of allocations constant.
+	b2j map[rune]posRange
+	pos []int
 	// j2len and newj2len are find_longest_match's dicts, as dense slices
 	// indexed by j+1 so that j-1 = -1 needs no branch. Only entries listed
 	// in touched/newTouched are non-zero, which lets each round reset in
@@ -62,26 +65,52 @@ type matcher struct {
 	touched, newTouched []int
 }
 
+// posRange is a half-open range of matcher.pos.
+type posRange struct{ lo, hi int }
+
 func newMatcher(a, b []rune) *matcher {
-	m := &matcher{
+	counts := make(map[rune]int)
+	for _, r := range b {
+		counts[r]++
+	}
+	popularOver := len(b) // without autojunk, nothing is popular
+	if n := len(b); n >= autojunkMinLen {
+		popularOver = n/100 + 1
+	}
+	// A counting sort of b's indexes by element: reserve each non-popular
+	// element's range in order of first occurrence, then fill the ranges
+	// in index order, so each is ascending as difflib's lists are.
+	b2j := make(map[rune]posRange, len(counts))
+	size := 0
+	for _, r := range b {
+		if _, seen := b2j[r]; seen {
+			continue
+		}
+		if c := counts[r]; c <= popularOver {
+			b2j[r] = posRange{size, size}
+			size += c
+		} else {
+			b2j[r] = posRange{} // popular: never indexed
+		}
+	}
+	pos := make([]int, size)
+	for j, r := range b {
+		if counts[r] > popularOver {
+			continue
+		}
+		pr := b2j[r]
+		pos[pr.hi] = j
+		pr.hi++
+		b2j[r] = pr
+	}
+	return &matcher{
 		a:        a,
 		b:        b,
-		b2j:      make(map[rune][]int),
+		b2j:      b2j,
+		pos:      pos,
 		j2len:    make([]int, len(b)+1),
 		newj2len: make([]int, len(b)+1),
 	}
-	for j, r := range b {
-		m.b2j[r] = append(m.b2j[r], j)
-	}
-	if n := len(b); n >= autojunkMinLen {
-		ntest := n/100 + 1
-		for r, idxs := range m.b2j {
-			if len(idxs) > ntest {
-				delete(m.b2j, r)
-			}
-		}
-	}
-	return m
 }
 
 // span is a half-open pair of ranges a[alo:ahi], b[blo:bhi] still to search.
@@ -120,7 +149,8 @@ func (m *matcher) findLongestMatch(alo, ahi, blo, bhi int) (besti, bestj, bestsi
 	a, b := m.a, m.b
 	besti, bestj = alo, blo
 	for i := alo; i < ahi; i++ {
-		for _, j := range m.b2j[a[i]] {
+		pr := m.b2j[a[i]]
+		for _, j := range m.pos[pr.lo:pr.hi] {
 			if j < blo {
 				continue
 			}
