@@ -15,7 +15,7 @@
 // ([LoadDomainSet], [LoadCommonList]); this package opens no files.
 //
 // It imports only the standard library, golang.org/x/text (NFKC and case
-// folding), golang.org/x/net/publicsuffix (embedded Public Suffix List) and
+// folding), golang.org/x/net/publicsuffix (embedded Public Suffix List),
 // golang.org/x/net/idna (to look up internationalised suffixes), and
 // github.com/trustelem/zxcvbn/frequency (embedded password list). It must
 // not import any other package of this module: httpfront and actors call
