@@ -1,0 +1,434 @@
+package httpfront
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/wire"
+)
+
+// Options configures a Server. Zero fields mean the defaults.
+type Options struct {
+	// AllowedHosts is the Host allow-list (spec §1.2). Nil means
+	// localhost and 127.0.0.1.
+	AllowedHosts []string
+	// MaxBodyBytes bounds request bodies; larger ones are refused before
+	// any decryption. Default 1 MiB.
+	MaxBodyBytes int
+	// ReadTimeout and WriteTimeout bound the time a client may take to send
+	// a request and to read an answer, so slow clients cannot hold the
+	// server. Defaults 10 s. IdleTimeout closes idle keep-alive connections;
+	// default 120 s.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxConns caps concurrent connections. Default 10000.
+	MaxConns int
+	// PIISalt keys the hashes that stand for personal data in logs (spec
+	// §6.5). "none" logs plain values.
+	PIISalt string
+	// Logger is the server's logger. Nil means slog.Default().
+	Logger *slog.Logger
+	// RateLimits is the rate-limit configuration string of spec §5.1;
+	// "none" turns rate limiting off.
+	RateLimits string
+	// Debug enables POST /echo (spec §1.11).
+	Debug bool
+}
+
+func (o Options) withDefaults() Options {
+	if o.AllowedHosts == nil {
+		o.AllowedHosts = []string{"localhost", "127.0.0.1"}
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = 10 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 120 * time.Second
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = 10000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Deps are the parts of the core a Server drives.
+type Deps struct {
+	Codec  *wire.Codec
+	Core   *actors.Core
+	Hasher *actors.Hasher
+	// Healthy reports whether the store accepts writes (nil: always).
+	Healthy func() error
+}
+
+// Server is the HTTP front. It is safe for concurrent use.
+type Server struct {
+	// Static after New.
+	opts   Options
+	deps   Deps
+	hosts  map[string]bool
+	fast   *fasthttp.Server
+	log    *slog.Logger
+	limits limiter // nil when rate limiting is off
+	ext    extensions
+
+	bufPool sync.Pool
+}
+
+// extensions holds the state of the capabilities that plug into the server
+// (users, keys, limits, mail). Each capability's file adds its own field.
+type extensions struct {
+	users usersExt
+}
+
+// New returns a server. It does not listen; see [Server.Serve].
+func New(opts Options, deps Deps) (*Server, error) {
+	opts = opts.withDefaults()
+	if deps.Codec == nil || deps.Core == nil {
+		return nil, errors.New("httpfront: codec and core are required")
+	}
+	s := &Server{opts: opts, deps: deps, hosts: make(map[string]bool), log: opts.Logger}
+	for _, h := range opts.AllowedHosts {
+		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
+			s.hosts[h] = true
+		}
+	}
+	lim, err := newLimiter(opts.RateLimits, deps.Core)
+	if err != nil {
+		return nil, err
+	}
+	s.limits = lim
+	for _, init := range extInits {
+		if err := init(s); err != nil {
+			return nil, err
+		}
+	}
+	s.fast = &fasthttp.Server{
+		Handler:                       s.handle,
+		Name:                          "authnzerver",
+		MaxRequestBodySize:            opts.MaxBodyBytes,
+		ReadTimeout:                   opts.ReadTimeout,
+		WriteTimeout:                  opts.WriteTimeout,
+		IdleTimeout:                   opts.IdleTimeout,
+		Concurrency:                   opts.MaxConns,
+		ReadBufferSize:                8192, // also bounds the header block
+		DisableHeaderNamesNormalizing: true,
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		Logger:                        fastLogger{s.log},
+	}
+	return s, nil
+}
+
+// extInits are run by New, in file order; capabilities register theirs in
+// an init function.
+var extInits []func(s *Server) error
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.fast.Serve(ln) }
+
+// ServeTLS accepts TLS connections on ln with the given certificate files.
+func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
+	return s.fast.ServeTLS(ln, certFile, keyFile)
+}
+
+// Shutdown stops accepting and waits for open requests to finish.
+func (s *Server) Shutdown() error { return s.fast.Shutdown() }
+
+// Handler returns the fasthttp handler, for in-memory tests and benches.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	if !s.hostAllowed(ctx.Host()) {
+		s.plain(ctx, 404)
+		return
+	}
+	path := string(ctx.Path())
+	switch path {
+	case "/":
+		if !ctx.IsPost() {
+			s.plain(ctx, 405)
+			return
+		}
+		s.handleAPI(ctx)
+	case "/health":
+		if !ctx.IsGet() {
+			s.plain(ctx, 405)
+			return
+		}
+		s.handleHealth(ctx)
+	case "/echo":
+		if !s.opts.Debug {
+			s.plain(ctx, 404)
+			return
+		}
+		if !ctx.IsPost() {
+			s.plain(ctx, 405)
+			return
+		}
+		s.handleEcho(ctx)
+	default:
+		s.plain(ctx, 404)
+	}
+}
+
+// hostAllowed implements the allow-list of spec §1.2: the Host header,
+// lower-cased, without its port (an IPv6 literal keeps its brackets).
+func (s *Server) hostAllowed(host []byte) bool {
+	h := strings.ToLower(string(host))
+	if strings.HasPrefix(h, "[") {
+		if i := strings.IndexByte(h, ']'); i >= 0 {
+			h = h[:i+1]
+		}
+	} else if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		h = h[:i]
+	}
+	return s.hosts[h]
+}
+
+// plain answers with an unencrypted error status and its text.
+func (s *Server) plain(ctx *fasthttp.RequestCtx, status int) {
+	ctx.SetStatusCode(status)
+	if status == 404 {
+		ctx.SetContentType("text/html; charset=UTF-8")
+	} else {
+		ctx.SetContentType("text/plain; charset=UTF-8")
+	}
+	if status == 503 {
+		ctx.Response.Header.Set("Retry-After", "1")
+	}
+	ctx.SetBodyString(statusText(status))
+}
+
+// envelope is the decrypted request envelope (spec §1.4). Raw fields are
+// slices of the plaintext, which the request owns.
+type envelope struct {
+	Request  json.RawMessage `json:"request"`
+	Body     json.RawMessage `json:"body"`
+	ReqID    json.RawMessage `json:"reqid"`
+	ClientIP json.RawMessage `json:"client_ipaddr"`
+}
+
+// handleAPI runs the pipeline of spec §1.5 for POST /.
+func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
+	body := ctx.PostBody()
+	if len(body) > s.opts.MaxBodyBytes {
+		s.plain(ctx, 413)
+		return
+	}
+	plain, err := s.deps.Codec.Open(body) // a fresh slice: safe to keep
+	if err != nil || falsy(plain) {
+		s.plain(ctx, 401)
+		return
+	}
+	var env envelope
+	if err := json.Unmarshal(plain, &env); err != nil || rawKind(plain) != '{' {
+		s.plain(ctx, 400)
+		return
+	}
+	var reqType string
+	if rawKind(env.Request) != '"' || json.Unmarshal(env.Request, &reqType) != nil || reqType == "echo" {
+		s.plain(ctx, 400)
+		return
+	}
+	if len(env.ReqID) == 0 || rawKind(env.ReqID) == 'n' {
+		s.plain(ctx, 400)
+		return
+	}
+	clientIP := clientKey(env.ClientIP)
+	if s.limits != nil {
+		if clientIP == "" {
+			s.plain(ctx, 400)
+			return
+		}
+	}
+	if rawKind(env.Body) != '{' {
+		s.plain(ctx, 400)
+		return
+	}
+	var params map[string]json.RawMessage
+	if err := json.Unmarshal(env.Body, &params); err != nil {
+		s.plain(ctx, 400)
+		return
+	}
+	ep := endpoints[reqType]
+	if s.limits != nil {
+		if ok, retry := s.limits.allow(reqType, clientIP, params, ep != nil); !ok {
+			ctx.Response.Header.Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
+			s.plain(ctx, 429)
+			return
+		}
+	}
+	if ep == nil {
+		s.unknownRequest(ctx, reqType, env.ReqID)
+		return
+	}
+	c := &call{s: s, reqType: ep.name, body: params, clientIP: clientIP, now: time.Now()}
+	var res result
+	if probs := validate(ep.params, params); len(probs) > 0 {
+		res = invalidParams(reqType, probs)
+	} else {
+		res = ep.handle(c)
+	}
+	if res.status != 0 {
+		s.plain(ctx, res.status)
+		return
+	}
+	s.seal(ctx, 200, &res, env.ReqID)
+}
+
+// unknownRequest answers a request type that does not exist with 400 and a
+// sealed envelope that says so (the reference crashes here and sends the
+// bare 400 text; spec §8.4 item 7).
+func (s *Server) unknownRequest(ctx *fasthttp.RequestCtx, reqType string, reqID []byte) {
+	res := failure("unknown request type", "request type '"+truncateString(reqType, 64)+"' is not known to this server")
+	s.seal(ctx, 400, &res, reqID)
+}
+
+func (s *Server) seal(ctx *fasthttp.RequestCtx, status int, res *result, reqID []byte) {
+	bp, _ := s.bufPool.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 0, 1024)
+		bp = &b
+	}
+	out := appendEnvelope((*bp)[:0], res, reqID)
+	sealed, err := s.deps.Codec.Seal(out)
+	*bp = out
+	s.bufPool.Put(bp)
+	if err != nil {
+		s.log.Error("seal response", "err", err)
+		s.plain(ctx, 500)
+		return
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("text/plain; charset=UTF-8")
+	ctx.SetBody(sealed)
+}
+
+// clientKey returns the rate-limit key of the envelope's client_ipaddr: the
+// string itself, or for any other truthy value its JSON text (the reference
+// accepts any truthy value, spec §1.4).
+func clientKey(raw json.RawMessage) string {
+	if len(raw) == 0 || falsy(raw) {
+		return ""
+	}
+	if rawKind(raw) == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return truncateString(s, 128)
+		}
+	}
+	return truncateString(string(bytes.TrimSpace(raw)), 128)
+}
+
+func truncateString(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// pii returns the salted hash that stands for a piece of personal data in
+// logs (spec §6.5): HMAC-SHA256 keyed by the PII salt, 24 hex characters.
+func (s *Server) pii(v string) string {
+	if s.opts.PIISalt == "none" {
+		return v
+	}
+	m := hmac.New(sha256.New, []byte(s.opts.PIISalt))
+	m.Write([]byte(v))
+	return hex.EncodeToString(m.Sum(nil)[:12])
+}
+
+// fastLogger routes fasthttp's own messages into slog at warning.
+type fastLogger struct{ l *slog.Logger }
+
+func (f fastLogger) Printf(format string, args ...any) {
+	f.l.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
+}
+
+// endpoint is one request type: its schema and its handler.
+type endpoint struct {
+	name   string
+	params []param
+	handle func(c *call) result
+}
+
+var endpoints = map[string]*endpoint{}
+
+// register adds a request type, and the legacy names that map to it (spec
+// §9). It is called from init functions.
+func register(name string, params []param, handle func(c *call) result, aliases ...string) {
+	ep := &endpoint{name: name, params: params, handle: handle}
+	for _, n := range append([]string{name}, aliases...) {
+		if _, dup := endpoints[n]; dup {
+			panic("httpfront: request type registered twice: " + n)
+		}
+		endpoints[n] = ep
+	}
+}
+
+// call is one request being handled: its validated body and context.
+type call struct {
+	s        *Server
+	reqType  string
+	body     map[string]json.RawMessage
+	clientIP string
+	now      time.Time
+}
+
+// str returns a string parameter ("" when absent or not a string).
+func (c *call) str(name string) string {
+	var v string
+	if raw, ok := c.body[name]; ok && rawKind(raw) == '"' {
+		_ = json.Unmarshal(raw, &v)
+	}
+	return v
+}
+
+// int returns an integer parameter; ok is false when it is absent, null or
+// not an integer that fits in int64.
+func (c *call) int(name string) (v int64, ok bool) {
+	raw, present := c.body[name]
+	if !present || !isNumber(rawKind(raw)) || !isIntLiteral(raw) {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(string(bytes.TrimSpace(raw)), 10, 64)
+	return v, err == nil
+}
+
+// boolean returns a bool parameter (false when absent).
+func (c *call) boolean(name string) bool {
+	raw := c.body[name]
+	return rawKind(raw) == 't'
+}
+
+// raw returns a parameter's JSON text (nil when absent).
+func (c *call) raw(name string) json.RawMessage { return c.body[name] }
+
+// has reports whether a parameter is present (after falsy kwargs were
+// dropped by validation).
+func (c *call) has(name string) bool {
+	_, ok := c.body[name]
+	return ok
+}
