@@ -107,32 +107,32 @@ type PHC struct {
 func ParsePHC(s string) (PHC, error) {
 	var p PHC
 	if len(s) > phcMaxLen {
-		return p, fmt.Errorf("actors: parse phc: %d bytes, max %d: %w", len(s), phcMaxLen, ErrPHCOutOfBounds)
+		return PHC{}, fmt.Errorf("actors: parse phc: %d bytes, max %d: %w", len(s), phcMaxLen, ErrPHCOutOfBounds)
 	}
 	parts := strings.Split(s, "$")
 	// "", variant, [v=..], params, salt, key
 	if len(parts) != 5 && len(parts) != 6 || parts[0] != "" {
-		return p, fmt.Errorf("actors: parse phc: want 4 or 5 $-separated fields: %w", ErrPHCMalformed)
+		return PHC{}, fmt.Errorf("actors: parse phc: want 4 or 5 $-separated fields: %w", ErrPHCMalformed)
 	}
 	switch parts[1] {
 	case PHCArgon2id, PHCArgon2i, PHCArgon2d:
 		p.Variant = parts[1]
 	default:
-		return p, fmt.Errorf("actors: parse phc: unknown variant: %w", ErrPHCMalformed)
+		return PHC{}, fmt.Errorf("actors: parse phc: unknown variant: %w", ErrPHCMalformed)
 	}
 	rest := parts[2:]
 	p.Version = PHCVersion10
 	if len(parts) == 6 {
 		v, ok := strings.CutPrefix(parts[2], "v=")
 		if !ok {
-			return p, fmt.Errorf("actors: parse phc: want v=: %w", ErrPHCMalformed)
+			return PHC{}, fmt.Errorf("actors: parse phc: want v=: %w", ErrPHCMalformed)
 		}
 		n, err := phcDecimal(v)
 		if err != nil {
-			return p, fmt.Errorf("actors: parse phc: version: %w", err)
+			return PHC{}, fmt.Errorf("actors: parse phc: version: %w", err)
 		}
 		if n != PHCVersion10 && n != PHCVersion13 {
-			return p, fmt.Errorf("actors: parse phc: unknown version %d: %w", n, ErrPHCMalformed)
+			return PHC{}, fmt.Errorf("actors: parse phc: unknown version %d: %w", n, ErrPHCMalformed)
 		}
 		p.Version = int(n)
 		rest = parts[3:]
@@ -140,22 +140,22 @@ func ParsePHC(s string) (PHC, error) {
 
 	params := strings.Split(rest[0], ",")
 	if len(params) != 3 {
-		return p, fmt.Errorf("actors: parse phc: want m=,t=,p=: %w", ErrPHCMalformed)
+		return PHC{}, fmt.Errorf("actors: parse phc: want m=,t=,p=: %w", ErrPHCMalformed)
 	}
 	var nums [3]uint32
 	for i, name := range [3]string{"m=", "t=", "p="} {
 		v, ok := strings.CutPrefix(params[i], name)
 		if !ok {
-			return p, fmt.Errorf("actors: parse phc: want %s: %w", name, ErrPHCMalformed)
+			return PHC{}, fmt.Errorf("actors: parse phc: want %s: %w", name, ErrPHCMalformed)
 		}
 		n, err := phcDecimal(v)
 		if err != nil {
-			return p, fmt.Errorf("actors: parse phc: %s: %w", name, err)
+			return PHC{}, fmt.Errorf("actors: parse phc: %s: %w", name, err)
 		}
 		nums[i] = n
 	}
 	if nums[2] > phcMaxThreads { // before the cut to uint8
-		return p, fmt.Errorf("actors: parse phc: p=%d above %d: %w", nums[2], phcMaxThreads, ErrPHCOutOfBounds)
+		return PHC{}, fmt.Errorf("actors: parse phc: p=%d above %d: %w", nums[2], phcMaxThreads, ErrPHCOutOfBounds)
 	}
 	p.MemoryKiB, p.TimeCost, p.Threads = nums[0], nums[1], uint8(nums[2])
 
