@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/authnzerver/authnzerver/actors"
-	"github.com/authnzerver/authnzerver/persist"
 )
 
 // The plain-text bodies of error answers (spec §1.6.4). Frontends built on
@@ -33,7 +32,7 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, errBusy), errors.Is(err, actors.ErrHasherBusy), errors.Is(err, actors.ErrTimeout):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, errUnwritable), errors.Is(err, persist.ErrClosed), errors.Is(err, actors.ErrStopped):
+	case errors.Is(err, errUnwritable), errors.Is(err, actors.ErrStopped):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -46,6 +46,8 @@ type Options struct {
 	RateLimits string
 	// Debug enables POST /echo (spec §1.11).
 	Debug bool
+	// Users configures sign-up, passwords and permissions.
+	Users UserOptions
 }
 
 func (o Options) withDefaults() Options {
@@ -109,6 +111,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 		return nil, errors.New("httpfront: codec and core are required")
 	}
 	s := &Server{opts: opts, deps: deps, hosts: make(map[string]bool), log: opts.Logger}
+	s.ext.users.opts = opts.Users
 	for _, h := range opts.AllowedHosts {
 		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
 			s.hosts[h] = true
@@ -137,6 +140,15 @@ func New(opts Options, deps Deps) (*Server, error) {
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,
 		Logger:                        fastLogger{s.log},
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			// fasthttp stops reading a body over the bound before it is all
+			// in memory; say why with 413.
+			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+				s.plain(ctx, 413)
+				return
+			}
+			s.plain(ctx, 400)
+		},
 	}
 	return s, nil
 }

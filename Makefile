@@ -1,0 +1,45 @@
+# authnzerver: the two commands a new user needs are `make run` and `make test`.
+GO      ?= go
+BIN     := bin/authnzerver
+PKGS    := ./...
+# Packages with concurrency run under the race detector in `make test`.
+RACE_PKGS := ./actors/... ./persist/... ./httpfront/... ./server/... ./client/... ./bench/...
+
+.PHONY: all build run test race fuzz fuzz-short bench lint crash-long ci clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/authnzerver
+
+run: build
+	./$(BIN)
+
+# Every test: lint, the unit and end-to-end tests (race detector on the
+# concurrent packages), and each fuzz target for a few seconds.
+test: lint
+	$(GO) test -shuffle=on -count=1 $(PKGS)
+	$(GO) test -race -shuffle=on -count=1 $(RACE_PKGS)
+	$(MAKE) fuzz-short
+
+race:
+	$(GO) test -race -shuffle=on -count=1 $(PKGS)
+
+FUZZTIME ?= 3s
+fuzz-short:
+	@./scripts/fuzz-all.sh $(FUZZTIME)
+
+fuzz:
+	@./scripts/fuzz-all.sh 60s
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -count=5 $(PKGS) | tee bench.txt
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+	$(GO) vet $(PKGS)
+
+ci: test
+
+clean:
+	rm -rf bin bench.txt

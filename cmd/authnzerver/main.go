@@ -1,0 +1,100 @@
+// Command authnzerver is the authnzerver server and its admin commands.
+//
+// Run it without a sub-command to serve; see --help for the rest.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/authnzerver/authnzerver/config"
+	"github.com/authnzerver/authnzerver/server"
+	"github.com/authnzerver/authnzerver/wire"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+const usage = `authnzerver: a fast authentication and authorization server.
+
+Usage:
+  authnzerver [options]          serve (POST / with the Fernet protocol, GET /health)
+  authnzerver keygen             print a new Fernet key
+  authnzerver --help             this text
+
+Options (each may also be set by its environment variable, which wins):
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "--help", "-help", "help":
+			fmt.Fprint(stdout, usage)
+			config.Usage(stdout)
+			return 0
+		case "keygen":
+			k, err := wire.GenerateKey()
+			if err != nil {
+				fmt.Fprintln(stderr, "authnzerver:", err)
+				return 1
+			}
+			fmt.Fprintln(stdout, k)
+			return 0
+		}
+		if cmd, ok := subcommands[args[0]]; ok {
+			return cmd(ctx, args[1:], getenv, stdout, stderr)
+		}
+	}
+	cfg, err := config.Load(args, getenv, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "authnzerver:", err)
+		return 2
+	}
+	srv, err := server.Start(cfg, server.Options{Stderr: stderr, Getenv: getenv})
+	if err != nil {
+		fmt.Fprintln(stderr, "authnzerver:", err)
+		return 1
+	}
+	if err := srv.Listen(); err != nil {
+		fmt.Fprintln(stderr, "authnzerver:", err)
+		srv.Close()
+		return 1
+	}
+	scheme := "http"
+	if cfg.TLSCertFile != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "authnzerver listening on %s://%s/ (data in %s)\n", scheme, srv.Addr, cfg.AuthDB)
+	if cfg.Secret == "" {
+		fmt.Fprintf(stdout, "Frontends need the shared Fernet key in %s/.authnzerver-secret-key:\n  export AUTHNZERVER_SECRET=$(cat %s/.authnzerver-secret-key) AUTHNZERVER_URL=%s://%s/\n", cfg.AuthDB, cfg.AuthDB, scheme, srv.Addr)
+	}
+	if srv.FirstStart {
+		fmt.Fprintf(stdout, "First start: created the system users; the superuser's email and password are in %s\n", srv.AdminCredentials)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	code := 0
+	select {
+	case <-sig:
+	case <-ctx.Done():
+	case err := <-srv.Done():
+		if err != nil {
+			fmt.Fprintln(stderr, "authnzerver: serve:", err)
+			code = 1
+		}
+	}
+	if err := srv.Close(); err != nil {
+		fmt.Fprintln(stderr, "authnzerver: shutdown:", err)
+		code = 1
+	}
+	return code
+}
+
+// subcommands are the admin commands; each file adds its own.
+var subcommands = map[string]func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int{}

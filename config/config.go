@@ -1,0 +1,243 @@
+// Package config loads authnzerver's configuration from the environment, an
+// envfile and the command line, with the precedence of spec §6.1:
+// environment variable (or envfile) over command-line option over default.
+//
+// It imports nothing of ours and does no I/O beyond reading the envfile and
+// the files that "value or path to a file" items name.
+package config
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the server's configuration. Field comments name the variable.
+type Config struct {
+	AllowedHosts   string        // AUTHNZERVER_ALLOWEDHOSTS, ";"-separated
+	AuthDB         string        // AUTHNZERVER_AUTHDB: the data directory (pebble)
+	BaseDir        string        // AUTHNZERVER_BASEDIR: where the admin credentials file goes
+	DebugMode      int           // AUTHNZERVER_DEBUGMODE
+	Listen         string        // AUTHNZERVER_LISTEN
+	Permissions    string        // AUTHNZERVER_PERMISSIONS: model file; "" = built-in
+	Port           int           // PORT, then AUTHNZERVER_PORT
+	Secret         string        // AUTHNZERVER_SECRET: key list (value or file); "" = generated
+	PIISalt        string        // AUTHNZERVER_PIISALT (value or file); "" = generated
+	SessionExpiry  int           // AUTHNZERVER_SESSIONEXPIRY: days expired sessions are kept
+	UserLockTries  int           // AUTHNZERVER_USERLOCKTRIES
+	UserLockTime   int           // AUTHNZERVER_USERLOCKTIME: seconds
+	PassPolicy     string        // AUTHNZERVER_PASSPOLICY
+	RateLimits     string        // AUTHNZERVER_RATELIMITS; "none" turns them off
+	Workers        int           // AUTHNZERVER_WORKERS: Argon2 workers; 0 = CPUs
+	EmailServer    string        // AUTHNZERVER_EMAILSERVER
+	EmailPort      int           // AUTHNZERVER_EMAILPORT
+	EmailUser      string        // AUTHNZERVER_EMAILUSER
+	EmailPass      string        // AUTHNZERVER_EMAILPASS
+	EmailSender    string        // AUTHNZERVER_EMAILSENDER
+	EmailTLS       string        // AUTHNZERVER_EMAILTLS: starttls (if offered) | required | none
+	TLSCertFile    string        // AUTHNZERVER_TLSCERTFILE
+	TLSCertKey     string        // AUTHNZERVER_TLSCERTKEY
+	TokenMaxAge    time.Duration // AUTHNZERVER_TOKENMAXAGE: seconds; 0 = any age
+	MaxBodyBytes   int           // AUTHNZERVER_MAXBODYBYTES
+	Shards         int           // AUTHNZERVER_SHARDS; 0 = 4×CPUs
+	Durability     string        // AUTHNZERVER_DURABILITY: sync | async
+	HashQueue      int           // AUTHNZERVER_HASHQUEUE: waiting hashes; 0 = 4×workers
+	Argon2         string        // AUTHNZERVER_ARGON2: "t=3,m=65536,p=4"
+	DisposableList string        // AUTHNZERVER_DISPOSABLEDOMAINS: extra list file
+	CommonPassList string        // AUTHNZERVER_COMMONPASSWORDS: extra list file
+	MetricsAddr    string        // AUTHNZERVER_METRICSADDR; "" = off
+	LogFormat      string        // AUTHNZERVER_LOGFORMAT: text | json
+	LogLevel       string        // AUTHNZERVER_LOGLEVEL: debug | info | warn | error
+	MaxConns       int           // AUTHNZERVER_MAXCONNS
+	ServerFQDN     string        // AUTHNZERVER_FQDN; "" = the host name
+
+	// Command-line only.
+	EnvFile string
+}
+
+type item struct {
+	name, env, help, def string
+	envAlt               string // checked first when set (PORT before AUTHNZERVER_PORT)
+	set                  func(c *Config, v string) error
+}
+
+func str(p func(c *Config) *string) func(c *Config, v string) error {
+	return func(c *Config, v string) error { *p(c) = v; return nil }
+}
+
+func integer(name string, p func(c *Config) *int) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("config: %s: not an integer: %q", name, v)
+		}
+		*p(c) = n
+		return nil
+	}
+}
+
+var items = []item{
+	{name: "allowedhosts", env: "AUTHNZERVER_ALLOWEDHOSTS", def: "localhost;127.0.0.1", help: "';'-separated Host names allowed", set: str(func(c *Config) *string { return &c.AllowedHosts })},
+	{name: "authdb", env: "AUTHNZERVER_AUTHDB", def: "./data", help: "data directory of the pebble store", set: str(func(c *Config) *string { return &c.AuthDB })},
+	{name: "basedir", env: "AUTHNZERVER_BASEDIR", def: "", help: "directory for the admin credentials file (default: the data directory)", set: str(func(c *Config) *string { return &c.BaseDir })},
+	{name: "debugmode", env: "AUTHNZERVER_DEBUGMODE", def: "0", help: "1 enables POST /echo", set: integer("debugmode", func(c *Config) *int { return &c.DebugMode })},
+	{name: "listen", env: "AUTHNZERVER_LISTEN", def: "127.0.0.1", help: "bind address", set: str(func(c *Config) *string { return &c.Listen })},
+	{name: "permissions", env: "AUTHNZERVER_PERMISSIONS", def: "", help: "permission model JSON file (default: built in)", set: str(func(c *Config) *string { return &c.Permissions })},
+	{name: "port", env: "AUTHNZERVER_PORT", envAlt: "PORT", def: "13431", help: "TCP port", set: integer("port", func(c *Config) *int { return &c.Port })},
+	{name: "secret", env: "AUTHNZERVER_SECRET", def: "", help: "Fernet key list, comma-separated (first encrypts), or a file holding it; empty: generate one in the data directory", set: str(func(c *Config) *string { return &c.Secret })},
+	{name: "piisalt", env: "AUTHNZERVER_PIISALT", def: "", help: "salt for PII hashes in logs, or a file holding it; 'none' logs plain values; empty: generate", set: str(func(c *Config) *string { return &c.PIISalt })},
+	{name: "sessionexpiry", env: "AUTHNZERVER_SESSIONEXPIRY", def: "30", help: "days an expired session is kept before it is purged", set: integer("sessionexpiry", func(c *Config) *int { return &c.SessionExpiry })},
+	{name: "userlocktries", env: "AUTHNZERVER_USERLOCKTRIES", def: "10", help: "failed password checks before an account is locked", set: integer("userlocktries", func(c *Config) *int { return &c.UserLockTries })},
+	{name: "userlocktime", env: "AUTHNZERVER_USERLOCKTIME", def: "3600", help: "seconds an automatic lock lasts", set: integer("userlocktime", func(c *Config) *int { return &c.UserLockTime })},
+	{name: "passpolicy", env: "AUTHNZERVER_PASSPOLICY", def: "min_pass_length:12; max_unsafe_similarity:50; max_char_frequency:0.3; min_pwned_matches:25", help: "password policy", set: str(func(c *Config) *string { return &c.PassPolicy })},
+	{name: "ratelimits", env: "AUTHNZERVER_RATELIMITS", def: "ipaddr:720; user:480; session:600; apikey:720; burst:150", help: "rate limits per minute; 'none' turns them off", set: str(func(c *Config) *string { return &c.RateLimits })},
+	{name: "workers", env: "AUTHNZERVER_WORKERS", def: "0", help: "Argon2 hasher workers (0: number of CPUs)", set: integer("workers", func(c *Config) *int { return &c.Workers })},
+	{name: "emailserver", env: "AUTHNZERVER_EMAILSERVER", def: "localhost", help: "SMTP host", set: str(func(c *Config) *string { return &c.EmailServer })},
+	{name: "emailport", env: "AUTHNZERVER_EMAILPORT", def: "25", help: "SMTP port", set: integer("emailport", func(c *Config) *int { return &c.EmailPort })},
+	{name: "emailuser", env: "AUTHNZERVER_EMAILUSER", def: "", help: "SMTP user name (empty: no authentication)", set: str(func(c *Config) *string { return &c.EmailUser })},
+	{name: "emailpass", env: "AUTHNZERVER_EMAILPASS", def: "", help: "SMTP password", set: str(func(c *Config) *string { return &c.EmailPass })},
+	{name: "emailsender", env: "AUTHNZERVER_EMAILSENDER", def: "Authnzerver <authnzerver@localhost>", help: "From address of mail", set: str(func(c *Config) *string { return &c.EmailSender })},
+	{name: "emailtls", env: "AUTHNZERVER_EMAILTLS", def: "starttls", help: "starttls (when offered), required, or none", set: str(func(c *Config) *string { return &c.EmailTLS })},
+	{name: "tlscertfile", env: "AUTHNZERVER_TLSCERTFILE", def: "", help: "TLS certificate (PEM); TLS is on when both are set", set: str(func(c *Config) *string { return &c.TLSCertFile })},
+	{name: "tlscertkey", env: "AUTHNZERVER_TLSCERTKEY", def: "", help: "TLS private key (PEM)", set: str(func(c *Config) *string { return &c.TLSCertKey })},
+	{name: "tokenmaxage", env: "AUTHNZERVER_TOKENMAXAGE", def: "120", help: "seconds a request token stays valid (0: any age)", set: func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 {
+			return fmt.Errorf("config: tokenmaxage: not a non-negative integer: %q", v)
+		}
+		c.TokenMaxAge = time.Duration(n) * time.Second
+		return nil
+	}},
+	{name: "maxbodybytes", env: "AUTHNZERVER_MAXBODYBYTES", def: "1048576", help: "largest request body accepted", set: integer("maxbodybytes", func(c *Config) *int { return &c.MaxBodyBytes })},
+	{name: "shards", env: "AUTHNZERVER_SHARDS", def: "0", help: "number of state shards (0: 4×CPUs)", set: integer("shards", func(c *Config) *int { return &c.Shards })},
+	{name: "durability", env: "AUTHNZERVER_DURABILITY", def: "sync", help: "sync (answer after fsync) or async (bounded loss window on a crash)", set: str(func(c *Config) *string { return &c.Durability })},
+	{name: "hashqueue", env: "AUTHNZERVER_HASHQUEUE", def: "0", help: "password hashes allowed to wait (0: 4×workers)", set: integer("hashqueue", func(c *Config) *int { return &c.HashQueue })},
+	{name: "argon2", env: "AUTHNZERVER_ARGON2", def: "t=3,m=65536,p=4", help: "Argon2id parameters for new hashes", set: str(func(c *Config) *string { return &c.Argon2 })},
+	{name: "disposabledomains", env: "AUTHNZERVER_DISPOSABLEDOMAINS", def: "", help: "file of extra disposable email domains", set: str(func(c *Config) *string { return &c.DisposableList })},
+	{name: "commonpasswords", env: "AUTHNZERVER_COMMONPASSWORDS", def: "", help: "file of extra common passwords", set: str(func(c *Config) *string { return &c.CommonPassList })},
+	{name: "metricsaddr", env: "AUTHNZERVER_METRICSADDR", def: "", help: "listen address of the Prometheus /metrics endpoint (empty: off)", set: str(func(c *Config) *string { return &c.MetricsAddr })},
+	{name: "logformat", env: "AUTHNZERVER_LOGFORMAT", def: "text", help: "text or json", set: str(func(c *Config) *string { return &c.LogFormat })},
+	{name: "loglevel", env: "AUTHNZERVER_LOGLEVEL", def: "info", help: "debug, info, warn or error", set: str(func(c *Config) *string { return &c.LogLevel })},
+	{name: "maxconns", env: "AUTHNZERVER_MAXCONNS", def: "10000", help: "concurrent connections", set: integer("maxconns", func(c *Config) *int { return &c.MaxConns })},
+	{name: "fqdn", env: "AUTHNZERVER_FQDN", def: "", help: "server name for the password similarity check (default: host name)", set: str(func(c *Config) *string { return &c.ServerFQDN })},
+}
+
+// Load reads the configuration from args (without the program name) and the
+// environment given by getenv. Empty values fall back to the default.
+func Load(args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+	fs := flag.NewFlagSet("authnzerver", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flagVals := map[string]*string{}
+	for _, it := range items {
+		flagVals[it.name] = fs.String(it.name, "", fmt.Sprintf("%s (env %s; default %q)", it.help, it.env, it.def))
+	}
+	envFile := fs.String("envfile", "", "read the AUTHNZERVER_* variables from this file instead of the environment")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("config: unexpected argument %q", fs.Arg(0))
+	}
+	if *envFile != "" {
+		vals, err := readEnvFile(*envFile)
+		if err != nil {
+			return nil, err
+		}
+		getenv = func(k string) string { return vals[strings.ToUpper(k)] }
+	}
+	c := &Config{EnvFile: *envFile}
+	for _, it := range items {
+		v := ""
+		if it.envAlt != "" {
+			v = strings.TrimSpace(getenv(it.envAlt))
+		}
+		if v == "" {
+			v = strings.TrimSpace(getenv(it.env))
+		}
+		if v == "" {
+			v = strings.TrimSpace(*flagVals[it.name])
+		}
+		if v == "" {
+			v = it.def
+		}
+		if err := it.set(c, v); err != nil {
+			return nil, err
+		}
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Port < 0 || c.Port > 65535: // 0 picks a free port
+		return fmt.Errorf("config: port %d out of range", c.Port)
+	case c.Durability != "sync" && c.Durability != "async":
+		return fmt.Errorf("config: durability must be sync or async, not %q", c.Durability)
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return fmt.Errorf("config: logformat must be text or json, not %q", c.LogFormat)
+	case (c.TLSCertFile == "") != (c.TLSCertKey == ""):
+		return errors.New("config: set both tlscertfile and tlscertkey, or neither")
+	case c.UserLockTries < 1, c.UserLockTime < 1:
+		return errors.New("config: userlocktries and userlocktime must be positive")
+	case c.SessionExpiry < 0:
+		return errors.New("config: sessionexpiry must not be negative")
+	}
+	return nil
+}
+
+// Usage writes the list of items with their variables and defaults.
+func Usage(w io.Writer) {
+	for _, it := range items {
+		fmt.Fprintf(w, "  --%-18s %s\n      env %s; default %q\n", it.name, it.help, it.env, it.def)
+	}
+	fmt.Fprintf(w, "  --%-18s %s\n", "envfile", "read the variables from this file (NAME=value lines) instead of the environment")
+}
+
+// readEnvFile reads NAME=value (or NAME: value) lines. Values are literal,
+// as in the reference's configparser reading (quotes are not removed).
+func readEnvFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: envfile: %w", err)
+	}
+	defer f.Close()
+	vals := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' || line[0] == ';' || line[0] == '[' {
+			continue
+		}
+		i := strings.IndexAny(line, "=:")
+		if i <= 0 {
+			return nil, fmt.Errorf("config: envfile %s line %d: want NAME=value", path, n)
+		}
+		vals[strings.ToUpper(strings.TrimSpace(line[:i]))] = strings.TrimSpace(line[i+1:])
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("config: envfile: %w", err)
+	}
+	return vals, nil
+}
+
+// ValueOrFile returns v, or the content of the file v names (trailing
+// newlines stripped), as the reference does for secret and piisalt.
+func ValueOrFile(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	if st, err := os.Stat(v); err == nil && st.Mode().IsRegular() {
+		b, err := os.ReadFile(v)
+		if err != nil {
+			return "", fmt.Errorf("config: read %s: %w", v, err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	return v, nil
+}

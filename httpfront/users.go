@@ -1,0 +1,32 @@
+package httpfront
+
+import (
+	"github.com/authnzerver/authnzerver/passpolicy"
+	"github.com/authnzerver/authnzerver/perm"
+)
+
+// UserOptions configures the user capabilities: sign-up checks, password
+// policy, permissions and brute-force back-off.
+type UserOptions struct {
+	// Permissions is the permission model used at request time (spec
+	// §3.6). Nil means the built-in default.
+	Permissions *perm.Model
+	// Policy is the password policy (spec §4.1).
+	Policy passpolicy.Policy
+	// Disposable lists the email domains refused at sign-up. Nil means the
+	// built-in list.
+	Disposable *passpolicy.DomainSet
+	// ServerFQDN is compared with passwords by the similarity check.
+	ServerFQDN string
+}
+
+type usersExt struct {
+	opts UserOptions
+}
+
+func (s *Server) perms() *perm.Model {
+	if s.ext.users.opts.Permissions == nil {
+		return perm.Default()
+	}
+	return s.ext.users.opts.Permissions
+}

@@ -1,0 +1,165 @@
+package httpfront
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/shard"
+	"github.com/authnzerver/authnzerver/wire"
+)
+
+// sessionInfo is the 18-key session_info of session-exists (spec §2.A2),
+// encoded without reflection: it is on the hottest path.
+type sessionInfo struct {
+	info  actors.SessionInfo
+	token string
+}
+
+func (v sessionInfo) appendJSON(dst []byte) []byte {
+	u, s := &v.info.User, &v.info.Session
+	dst = append(dst, `{"user_id":`...)
+	dst = strconv.AppendInt(dst, int64(u.ID), 10)
+	dst = append(dst, `,"system_id":`...)
+	dst = appendString(dst, u.SystemID)
+	dst = append(dst, `,"full_name":`...)
+	dst = appendString(dst, u.FullName)
+	dst = append(dst, `,"email":`...)
+	dst = appendString(dst, u.Email)
+	dst = append(dst, `,"extra_info":`...)
+	dst = appendValue(dst, u.ExtraInfo)
+	dst = append(dst, `,"email_verified":`...)
+	dst = strconv.AppendBool(dst, u.EmailVerified)
+	dst = append(dst, `,"emailverify_sent_datetime":`...)
+	dst = wire.AppendTime(dst, u.EmailVerifySent)
+	dst = append(dst, `,"is_active":`...)
+	dst = strconv.AppendBool(dst, u.IsActive)
+	dst = append(dst, `,"last_login_try":`...)
+	dst = wire.AppendTime(dst, u.LastLoginTry)
+	dst = append(dst, `,"last_login_success":`...)
+	dst = wire.AppendTime(dst, u.LastLoginSuccess)
+	dst = append(dst, `,"created_on":`...)
+	dst = wire.AppendTime(dst, u.CreatedOn)
+	dst = append(dst, `,"user_role":`...)
+	dst = appendString(dst, u.Role)
+	dst = append(dst, `,"session_token":`...)
+	dst = appendString(dst, v.token)
+	dst = append(dst, `,"ip_address":`...)
+	dst = appendString(dst, s.IPAddress)
+	dst = append(dst, `,"user_agent":`...)
+	dst = appendString(dst, s.UserAgent)
+	dst = append(dst, `,"created":`...)
+	dst = wire.AppendTime(dst, s.Created)
+	dst = append(dst, `,"expires":`...)
+	dst = wire.AppendTime(dst, s.Expires)
+	dst = append(dst, `,"extra_info_json":`...)
+	dst = appendValue(dst, s.ExtraInfo)
+	return append(dst, '}')
+}
+
+// shortSessionInfo is the 7-key session_info of internal-session-edit
+// (spec §2.H4).
+type shortSessionInfo struct {
+	sess  shard.Session
+	token string
+}
+
+func (v shortSessionInfo) appendJSON(dst []byte) []byte {
+	s := &v.sess
+	dst = append(dst, `{"user_id":`...)
+	dst = strconv.AppendInt(dst, int64(s.UserID), 10)
+	dst = append(dst, `,"session_token":`...)
+	dst = appendString(dst, v.token)
+	dst = append(dst, `,"ip_address":`...)
+	dst = appendString(dst, s.IPAddress)
+	dst = append(dst, `,"user_agent":`...)
+	dst = appendString(dst, s.UserAgent)
+	dst = append(dst, `,"created":`...)
+	dst = wire.AppendTime(dst, s.Created)
+	dst = append(dst, `,"expires":`...)
+	dst = wire.AppendTime(dst, s.Expires)
+	dst = append(dst, `,"extra_info_json":`...)
+	dst = appendValue(dst, s.ExtraInfo)
+	return append(dst, '}')
+}
+
+// userInfo is the 16-key "user info" object of spec §3.1.
+type userInfo struct{ u shard.User }
+
+func (v userInfo) appendJSON(dst []byte) []byte {
+	u := &v.u
+	dst = append(dst, `{"user_id":`...)
+	dst = strconv.AppendInt(dst, int64(u.ID), 10)
+	dst = append(dst, `,"system_id":`...)
+	dst = appendString(dst, u.SystemID)
+	dst = append(dst, `,"full_name":`...)
+	dst = appendString(dst, u.FullName)
+	dst = append(dst, `,"email":`...)
+	dst = appendString(dst, u.Email)
+	dst = append(dst, `,"email_verified":`...)
+	dst = strconv.AppendBool(dst, u.EmailVerified)
+	dst = append(dst, `,"is_active":`...)
+	dst = strconv.AppendBool(dst, u.IsActive)
+	dst = append(dst, `,"last_login_try":`...)
+	dst = wire.AppendTime(dst, u.LastLoginTry)
+	dst = append(dst, `,"last_login_success":`...)
+	dst = wire.AppendTime(dst, u.LastLoginSuccess)
+	dst = append(dst, `,"failed_login_tries":`...)
+	dst = strconv.AppendInt(dst, int64(u.FailedLoginTries), 10)
+	dst = append(dst, `,"created_on":`...)
+	dst = wire.AppendTime(dst, u.CreatedOn)
+	dst = append(dst, `,"last_updated":`...)
+	dst = wire.AppendTime(dst, u.LastUpdated)
+	dst = append(dst, `,"user_role":`...)
+	dst = appendString(dst, u.Role)
+	dst = append(dst, `,"extra_info":`...)
+	dst = appendValue(dst, u.ExtraInfo)
+	dst = append(dst, `,"emailverify_sent_datetime":`...)
+	dst = wire.AppendTime(dst, u.EmailVerifySent)
+	dst = append(dst, `,"emailforgotpass_sent_datetime":`...)
+	dst = wire.AppendTime(dst, u.EmailForgotPassSent)
+	dst = append(dst, `,"emailchangepass_sent_datetime":`...)
+	dst = wire.AppendTime(dst, u.EmailChangePassSent)
+	return append(dst, '}')
+}
+
+// userInfoList is a JSON array of user info objects.
+type userInfoList []shard.User
+
+func (l userInfoList) appendJSON(dst []byte) []byte {
+	dst = append(dst, '[')
+	for i := range l {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = userInfo{l[i]}.appendJSON(dst)
+	}
+	return append(dst, ']')
+}
+
+// deleteMarker is the value that removes a key in an extra-info merge.
+const deleteMarker = "__delete__"
+
+// mergeExtra merges update into the JSON object old (null counts as {}):
+// each key is set, and a key whose value is "__delete__" is removed. Unlike
+// the reference, deleting an absent key is a no-op instead of storing the
+// literal "__delete__" (README, protocol notes).
+func mergeExtra(old json.RawMessage, update map[string]json.RawMessage) (json.RawMessage, error) {
+	m := map[string]json.RawMessage{}
+	if len(old) > 0 && rawKind(old) == '{' {
+		if err := json.Unmarshal(old, &m); err != nil {
+			return nil, err
+		}
+	}
+	for k, v := range update {
+		if rawKind(v) == '"' {
+			var s string
+			if json.Unmarshal(v, &s) == nil && s == deleteMarker {
+				delete(m, k)
+				continue
+			}
+		}
+		m[k] = v
+	}
+	return json.Marshal(m)
+}

@@ -1,0 +1,38 @@
+package authnzerver_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestImportDirection keeps the dependency direction of STYLE.md §1: shard
+// and persist are leaves, and the edges do the I/O.
+func TestImportDirection(t *testing.T) {
+	const mod = "github.com/authnzerver/authnzerver"
+	forbidden := map[string][]string{
+		"./shard/...":      {"sync", "os", "net", "github.com/cockroachdb/pebble", "golang.org/x/crypto/argon2", "github.com/asynkron/protoactor-go", mod + "/actors", mod + "/persist", mod + "/httpfront", mod + "/server"},
+		"./persist/...":    {mod + "/shard", mod + "/actors", mod + "/httpfront", mod + "/server"},
+		"./actors/...":     {mod + "/httpfront", mod + "/server", "github.com/valyala/fasthttp"},
+		"./httpfront/...":  {mod + "/persist", mod + "/server", "github.com/cockroachdb/pebble"},
+		"./wire/...":       {mod + "/"},
+		"./perm/...":       {mod + "/"},
+		"./passpolicy/...": {mod + "/"},
+	}
+	for pattern, bad := range forbidden {
+		out, err := exec.Command("go", "list", "-e", "-f", `{{.ImportPath}} {{join .Imports " "}}`, pattern).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pattern, err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			pkg, imports, _ := strings.Cut(line, " ")
+			for _, imp := range strings.Fields(imports) {
+				for _, b := range bad {
+					if imp == b || strings.HasPrefix(imp, b+"/") || (strings.HasSuffix(b, "/") && strings.HasPrefix(imp, b)) {
+						t.Errorf("%s imports %s: see STYLE.md section 1", pkg, imp)
+					}
+				}
+			}
+		}
+	}
+}

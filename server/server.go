@@ -1,0 +1,435 @@
+// Package server assembles a running authnzerver from its configuration:
+// the pebble store, the shard actors, the hasher pool and the HTTP front,
+// and creates the system users on first start.
+//
+// cmd/authnzerver calls it; so do the end-to-end tests, which start the real
+// server on a loopback port.
+package server
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/config"
+	"github.com/authnzerver/authnzerver/httpfront"
+	"github.com/authnzerver/authnzerver/passpolicy"
+	"github.com/authnzerver/authnzerver/perm"
+	"github.com/authnzerver/authnzerver/persist"
+	"github.com/authnzerver/authnzerver/shard"
+	"github.com/authnzerver/authnzerver/wire"
+)
+
+// Server is a running authnzerver.
+type Server struct {
+	Config *config.Config
+	Codec  *wire.Codec
+	Store  *persist.Store
+	Core   *actors.Core
+	Hasher *actors.Hasher
+	Front  *httpfront.Server
+	Log    *slog.Logger
+	// Addr is the address the server listens on, once Listen returned.
+	Addr     net.Addr
+	system   *actor.ActorSystem
+	listener net.Listener
+	serveErr chan error
+	// FirstStart is true when this start created the system users.
+	FirstStart bool
+	// AdminCredentials is where the superuser's email and password were
+	// written on first start ("" otherwise).
+	AdminCredentials string
+}
+
+// Options are the parts of a start that are not configuration.
+type Options struct {
+	Logger *slog.Logger // nil: built from the config (stderr)
+	Stderr io.Writer    // nil: os.Stderr
+	// Getenv reads AUTHNZERVER_ADMIN_EMAIL and AUTHNZERVER_ADMIN_PASSWORD
+	// (nil: os.Getenv).
+	Getenv func(string) string
+	// Hasher overrides the Argon2 parameters (tests use cheap ones).
+	HashParams *actors.HashParams
+	// Now overrides the clock of the core.
+	Now func() time.Time
+}
+
+// Start opens the store, loads it, and starts the core and the front. It
+// does not listen yet; see Listen.
+func Start(cfg *config.Config, o Options) (*Server, error) {
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	lg := o.Logger
+	if lg == nil {
+		lg = NewLogger(cfg, o.Stderr)
+	}
+	s := &Server{Config: cfg, Log: lg, serveErr: make(chan error, 1)}
+	dataDir := cfg.AuthDB
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: data directory: %w", err)
+	}
+	secret, err := keyOrGenerate(cfg.Secret, filepath.Join(dataDir, ".authnzerver-secret-key"), lg, "secret key")
+	if err != nil {
+		return nil, err
+	}
+	s.Codec, err = wire.NewCodec(wire.ParseKeyList(secret), cfg.TokenMaxAge)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	salt := cfg.PIISalt
+	if !strings.EqualFold(salt, "none") {
+		if salt, err = keyOrGenerate(cfg.PIISalt, filepath.Join(dataDir, ".authnzerver-salt"), lg, "PII salt"); err != nil {
+			return nil, err
+		}
+	}
+	model := perm.Default()
+	if cfg.Permissions != "" {
+		if model, err = perm.LoadFile(cfg.Permissions); err != nil {
+			return nil, fmt.Errorf("server: permission model: %w", err)
+		}
+	}
+	policy, err := passpolicy.ParsePolicy(cfg.PassPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("server: password policy: %w", err)
+	}
+	if cfg.CommonPassList != "" {
+		f, err := os.Open(cfg.CommonPassList)
+		if err != nil {
+			return nil, fmt.Errorf("server: common passwords: %w", err)
+		}
+		policy.Extra, err = passpolicy.LoadCommonList(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("server: common passwords: %w", err)
+		}
+	}
+	disposable := passpolicy.BuiltinDisposable()
+	if cfg.DisposableList != "" {
+		f, err := os.Open(cfg.DisposableList)
+		if err != nil {
+			return nil, fmt.Errorf("server: disposable domains: %w", err)
+		}
+		extra, err := passpolicy.LoadDomainSet(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("server: disposable domains: %w", err)
+		}
+		disposable = disposable.Merge(extra)
+	}
+	params, err := parseArgon2(cfg.Argon2)
+	if err != nil {
+		return nil, err
+	}
+	if o.HashParams != nil {
+		params = *o.HashParams
+	}
+	fqdn := cfg.ServerFQDN
+	if fqdn == "" {
+		fqdn, _ = os.Hostname()
+	}
+
+	s.Store, err = persist.Open(filepath.Join(dataDir, "db"), persist.Options{
+		Logger: lg,
+		Writer: persist.WriterOptions{Async: cfg.Durability == "async"},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.system = actors.NewActorSystem(lg)
+	s.Core, err = actors.Start(s.system, s.Store, s.Store.Writer(), actors.Options{
+		Shards: cfg.Shards,
+		Shard:  shard.Options{SessionRetention: time.Duration(cfg.SessionExpiry) * 24 * time.Hour},
+		Logger: lg,
+		Now:    o.Now,
+	})
+	if err != nil {
+		s.Store.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.Hasher = actors.NewHasher(s.system, actors.HasherOptions{Workers: cfg.Workers, QueueLen: cfg.HashQueue, Params: params})
+	if err := s.bootstrap(o.Getenv, dataDir); err != nil {
+		s.Close()
+		return nil, err
+	}
+	hosts := strings.Split(cfg.AllowedHosts, ";")
+	s.Front, err = httpfront.New(httpfront.Options{
+		AllowedHosts: hosts,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		MaxConns:     cfg.MaxConns,
+		PIISalt:      salt,
+		Logger:       lg,
+		RateLimits:   cfg.RateLimits,
+		Debug:        cfg.DebugMode == 1,
+		Users: httpfront.UserOptions{
+			Permissions: model,
+			Policy:      policy,
+			Disposable:  disposable,
+			ServerFQDN:  fqdn,
+		},
+	}, httpfront.Deps{
+		Codec:   s.Codec,
+		Core:    s.Core,
+		Hasher:  s.Hasher,
+		Healthy: s.Store.Writer().Err,
+	})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	return s, nil
+}
+
+// Listen binds the configured address (port 0 picks a free one) and serves
+// in the background.
+func (s *Server) Listen() error {
+	addr := net.JoinHostPort(s.Config.Listen, strconv.Itoa(s.Config.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("server: listen %s: %w", addr, err)
+	}
+	s.listener = ln
+	s.Addr = ln.Addr()
+	go func() {
+		if s.Config.TLSCertFile != "" {
+			s.serveErr <- s.Front.ServeTLS(ln, s.Config.TLSCertFile, s.Config.TLSCertKey)
+		} else {
+			s.serveErr <- s.Front.Serve(ln)
+		}
+	}()
+	return nil
+}
+
+// Done returns a channel that receives the error that stopped serving.
+func (s *Server) Done() <-chan error { return s.serveErr }
+
+// Close stops serving, waits for open requests, and closes the store after
+// committing what is queued.
+func (s *Server) Close() error {
+	if s.Front != nil && s.listener != nil {
+		s.Front.Shutdown()
+	}
+	if s.Hasher != nil {
+		s.Hasher.Stop()
+	}
+	if s.Core != nil {
+		s.Core.Stop()
+	}
+	var err error
+	if s.Store != nil {
+		err = s.Store.Close()
+	}
+	if s.system != nil {
+		s.system.Shutdown()
+	}
+	return err
+}
+
+// keyOrGenerate returns the configured value (or the file it names); when
+// it is empty, the key stored in path, or a new key written there (0400).
+func keyOrGenerate(configured, path string, lg *slog.Logger, what string) (string, error) {
+	v, err := config.ValueOrFile(configured)
+	if err != nil {
+		return "", err
+	}
+	if v != "" {
+		return v, nil
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	k, err := wire.GenerateKey()
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(k+"\n"), 0o400); err != nil {
+		return "", fmt.Errorf("server: write generated %s: %w", what, err)
+	}
+	lg.Warn("generated a new "+what, "file", path)
+	return k, nil
+}
+
+func parseArgon2(s string) (actors.HashParams, error) {
+	p := actors.DefaultHashParams()
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+		if !ok || err != nil || n == 0 {
+			return p, fmt.Errorf("server: argon2 parameters: bad part %q", part)
+		}
+		switch strings.TrimSpace(k) {
+		case "t":
+			p.TimeCost = uint32(n)
+		case "m":
+			p.MemoryKiB = uint32(n)
+		case "p":
+			if n > 255 {
+				return p, fmt.Errorf("server: argon2 parameters: p=%d too large", n)
+			}
+			p.Threads = uint8(n)
+		default:
+			return p, fmt.Errorf("server: argon2 parameters: unknown %q", k)
+		}
+	}
+	return p, nil
+}
+
+// NewLogger builds the server's slog logger from the config.
+func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	switch strings.ToLower(cfg.LogLevel) {
+	case "debug":
+		lvl = slog.LevelDebug
+	case "warn", "warning":
+		lvl = slog.LevelWarn
+	case "error":
+		lvl = slog.LevelError
+	default:
+		lvl = slog.LevelInfo
+	}
+	ho := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// bootstrap creates the system users of spec §3.1 when the store has no
+// superuser yet, and writes the admin credentials file (spec §6.4).
+func (s *Server) bootstrap(getenv func(string) string, dataDir string) error {
+	if _, err := actors.Do(s.Core, shard.UserRoute(shard.SuperuserID), func(sh *shard.Shard, _ time.Time) (shard.User, []shard.Mutation, error) {
+		u, err := sh.GetUser(shard.SuperuserID)
+		return u, nil, err
+	}); err == nil {
+		return nil
+	} else if !errors.Is(err, shard.ErrUserNotFound) {
+		return fmt.Errorf("server: bootstrap: %w", err)
+	}
+	adminEmail := getenv("AUTHNZERVER_ADMIN_EMAIL")
+	if adminEmail == "" {
+		name := "admin"
+		if u, err := user.Current(); err == nil && u.Username != "" {
+			name = u.Username
+		}
+		adminEmail = name + "@localhost"
+	}
+	adminPass := getenv("AUTHNZERVER_ADMIN_PASSWORD")
+	userGenerated := adminPass != ""
+	if adminPass == "" {
+		adminPass = randomString(16)
+	}
+	systemExtra := []byte(`{"provenance":"auto-created","type":"system-user"}`)
+	lockedExtra := []byte(`{"provenance":"auto-created","type":"locked-user"}`)
+	type sys struct {
+		id       shard.UserID
+		email    string
+		role     string
+		active   bool
+		name     string
+		extra    []byte
+		password string
+	}
+	// The superuser goes last: its presence marks a finished bootstrap, and a
+	// bootstrap cut short by a crash is redone (existing users are kept).
+	users := []sys{
+		{shard.AnonymousID, "anonuser@localhost", "anonymous", true, "The systemwide anonymous user", systemExtra, randomString(32)},
+		{shard.DummyUserID, "dummyuser@localhost", "locked", false, "The systemwide locked user", lockedExtra, randomString(32)},
+		{shard.SuperuserID, passpolicy.NormalizeEmail(adminEmail), "superuser", true, "Superuser account", systemExtra, adminPass},
+	}
+	ops := make([]actors.HashOp, len(users))
+	for i, u := range users {
+		ops[i] = actors.HashOp{Password: u.password}
+	}
+	hashes, err := s.Hasher.Run(ops...)
+	if err != nil {
+		return fmt.Errorf("server: bootstrap: hash system passwords: %w", err)
+	}
+	for i, su := range users {
+		if hashes[i].Err != nil {
+			return fmt.Errorf("server: bootstrap: hash: %w", hashes[i].Err)
+		}
+		u := shard.User{
+			ID: su.id, SystemID: newUUID(), FullName: su.name, PasswordPHC: hashes[i].PHC,
+			Email: su.email, EmailVerified: true, IsActive: su.active, ExtraInfo: su.extra, Role: su.role,
+		}
+		email := su.email
+		res, err := actors.Do(s.Core, shard.EmailRoute(email), func(sh *shard.Shard, _ time.Time) (bool, []shard.Mutation, error) {
+			_, ok, muts := sh.ClaimEmail(email, u.ID)
+			return ok, muts, nil
+		})
+		if err == nil {
+			err = res.Durable()
+		}
+		if err != nil {
+			return fmt.Errorf("server: bootstrap: claim %d: %w", su.id, err)
+		}
+		ures, err := actors.Do(s.Core, shard.UserRoute(u.ID), func(sh *shard.Shard, now time.Time) (shard.User, []shard.Mutation, error) {
+			u.EmailVerifySent = time.Time{}
+			return sh.CreateUser(u, now)
+		})
+		if err == nil {
+			err = ures.Durable()
+		}
+		if err != nil && !errors.Is(err, shard.ErrUserExists) {
+			return fmt.Errorf("server: bootstrap: create user %d: %w", su.id, err)
+		}
+	}
+	s.FirstStart = true
+	credsDir := s.Config.BaseDir
+	if credsDir == "" {
+		credsDir = dataDir
+	}
+	path := filepath.Join(credsDir, ".authnzerver-admin-credentials")
+	if _, err := os.Stat(path); err == nil {
+		path = fmt.Sprintf("%s-%d", path, time.Now().Unix())
+	}
+	super := users[len(users)-1]
+	line := super.email + " " + adminPass + "\n"
+	if userGenerated {
+		line = super.email + " password-was-user-generated\n"
+	}
+	if err := os.WriteFile(path, []byte(line), 0o400); err != nil {
+		return fmt.Errorf("server: write admin credentials: %w", err)
+	}
+	s.AdminCredentials = path
+	return nil
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// newUUID returns a random (version 4) UUID string.
+func newUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

@@ -1,0 +1,191 @@
+// Package servertest starts a real authnzerver on a loopback port for
+// end-to-end tests, with a client that speaks the real wire protocol.
+package servertest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/client"
+	"github.com/authnzerver/authnzerver/config"
+	"github.com/authnzerver/authnzerver/server"
+)
+
+// CheapHash are Argon2id parameters that keep tests fast. Never use them in
+// production.
+var CheapHash = actors.HashParams{TimeCost: 1, MemoryKiB: 64, Threads: 1, KeyLen: 32, SaltLen: 16}
+
+// AdminPassword is the superuser password of test servers.
+const AdminPassword = "correct-horse-battery-staple-42"
+
+// AdminEmail is the superuser email of test servers.
+const AdminEmail = "admin@example.org"
+
+// Server is a running test server.
+type Server struct {
+	t      testing.TB
+	Srv    *server.Server
+	Config *config.Config
+	Client *client.Client
+	URL    string
+	Key    string
+	Log    *LogBuffer
+	env    map[string]string
+	opts   server.Options
+}
+
+// Option changes the configuration variables of a test server.
+type Option func(env map[string]string)
+
+// Env sets one configuration variable.
+func Env(name, value string) Option { return func(env map[string]string) { env[name] = value } }
+
+// Start starts a server on 127.0.0.1 with a fresh data directory and stops
+// it at the end of the test.
+func Start(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	key := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	env := map[string]string{
+		"AUTHNZERVER_AUTHDB":         t.TempDir(),
+		"AUTHNZERVER_PORT":           "0",
+		"AUTHNZERVER_SECRET":         key,
+		"AUTHNZERVER_PIISALT":        "test-pii-salt",
+		"AUTHNZERVER_ADMIN_EMAIL":    AdminEmail,
+		"AUTHNZERVER_ADMIN_PASSWORD": AdminPassword,
+		"AUTHNZERVER_SHARDS":         "4",
+		"AUTHNZERVER_FQDN":           "authnzerver.test",
+	}
+	for _, o := range opts {
+		o(env)
+	}
+	s := &Server{t: t, env: env, Key: strings.Split(env["AUTHNZERVER_SECRET"], ",")[0], Log: &LogBuffer{}}
+	s.start()
+	t.Cleanup(func() { s.Stop() })
+	return s
+}
+
+func (s *Server) start() {
+	s.t.Helper()
+	cfg, err := config.Load(nil, func(k string) string { return s.env[k] }, io.Discard)
+	if err != nil {
+		s.t.Fatalf("config: %v", err)
+	}
+	lg := slog.New(slog.NewTextHandler(io.MultiWriter(s.Log, logSink()), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	hp := CheapHash
+	s.opts = server.Options{Logger: lg, Getenv: func(k string) string { return s.env[k] }, HashParams: &hp}
+	srv, err := server.Start(cfg, s.opts)
+	if err != nil {
+		s.t.Fatalf("start server: %v", err)
+	}
+	if err := srv.Listen(); err != nil {
+		s.t.Fatalf("listen: %v", err)
+	}
+	s.Srv, s.Config = srv, cfg
+	s.URL = "http://" + srv.Addr.String() + "/"
+	c, err := client.New(s.URL, s.Key)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.Client = c
+}
+
+// Stop stops the server (idempotent).
+func (s *Server) Stop() {
+	if s.Srv != nil {
+		if err := s.Srv.Close(); err != nil {
+			s.t.Errorf("close server: %v", err)
+		}
+		s.Srv = nil
+	}
+}
+
+// Restart stops the server and starts it again on the same data directory
+// (on a new port).
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	s.env["AUTHNZERVER_PORT"] = "0"
+	s.start()
+}
+
+// DataDir is the server's data directory.
+func (s *Server) DataDir() string { return s.env["AUTHNZERVER_AUTHDB"] }
+
+// Do sends one request from client IP 127.0.0.1 and fails the test on a
+// transport error.
+func (s *Server) Do(reqType string, body map[string]any) *client.Response {
+	s.t.Helper()
+	if body == nil {
+		body = map[string]any{}
+	}
+	if _, ok := body["client_ipaddr"]; !ok {
+		body["client_ipaddr"] = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := s.Client.Request(ctx, reqType, body)
+	if err != nil {
+		s.t.Fatalf("%s: %v", reqType, err)
+	}
+	return r
+}
+
+// MustSucceed sends a request and fails the test unless it succeeded.
+func (s *Server) MustSucceed(reqType string, body map[string]any) *client.Response {
+	s.t.Helper()
+	r := s.Do(reqType, body)
+	if r.StatusCode != 200 || !r.Success {
+		s.t.Fatalf("%s: status %d success %v failure_reason %q messages %q", reqType, r.StatusCode, r.Success, r.FailureReason, r.Messages)
+	}
+	return r
+}
+
+// NewSession creates a session for user id (0: anonymous) and returns its
+// token.
+func (s *Server) NewSession(userID int64) string {
+	s.t.Helper()
+	var uid any
+	if userID != 0 {
+		uid = userID
+	}
+	r := s.MustSucceed("session-new", map[string]any{
+		"ip_address": "10.1.2.3", "user_agent": "servertest", "user_id": uid,
+		"expires": time.Now().UTC().Add(time.Hour).Format("2006-01-02T15:04:05.000000"), "extra_info_json": nil,
+	})
+	return r.Str("session_token")
+}
+
+func logSink() io.Writer {
+	if os.Getenv("AUTHNZERVER_TEST_LOG") != "" {
+		return os.Stderr
+	}
+	return io.Discard
+}
+
+// LogBuffer keeps everything the server logged, for log-hygiene tests.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+// Write implements io.Writer.
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	return len(p), nil
+}
+
+// String returns everything logged so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.buf)
+}
