@@ -30,3 +30,10 @@ func (s *Server) perms() *perm.Model {
 	}
 	return s.ext.users.opts.Permissions
 }
+
+func (e *usersExt) disposable() *passpolicy.DomainSet {
+	if e.opts.Disposable == nil {
+		return passpolicy.BuiltinDisposable()
+	}
+	return e.opts.Disposable
+}

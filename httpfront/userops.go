@@ -1,0 +1,174 @@
+package httpfront
+
+import (
+	"errors"
+	"time"
+
+	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passpolicy"
+	"github.com/authnzerver/authnzerver/shard"
+)
+
+// Helpers shared by the user requests: lookups across the email and user
+// shards, and password hashing through the pool.
+
+// lookupEmail returns the id of the user that owns email (normalised here:
+// emails match case-insensitively everywhere, spec §8.4 item 11).
+func lookupEmail(s *Server, email string) (shard.UserID, bool, error) {
+	norm := passpolicy.NormalizeEmail(email)
+	res, err := actors.Do(s.deps.Core, shard.EmailRoute(norm), func(sh *shard.Shard, _ time.Time) (shard.UserID, []shard.Mutation, error) {
+		id, ok := sh.LookupEmail(norm)
+		if !ok {
+			return 0, nil, shard.ErrUserNotFound
+		}
+		return id, nil, nil
+	})
+	if errors.Is(err, shard.ErrUserNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return res.Value, true, nil
+}
+
+// userByEmail returns the user that owns email. found is false when there
+// is none (or the index points at a user that no longer owns the address).
+func userByEmail(s *Server, email string) (u shard.User, found bool, err error) {
+	id, ok, err := lookupEmail(s, email)
+	if err != nil || !ok {
+		return shard.User{}, false, err
+	}
+	u, err = getUser(s, id)
+	if errors.Is(err, shard.ErrUserNotFound) {
+		return shard.User{}, false, nil
+	}
+	if err != nil {
+		return shard.User{}, false, err
+	}
+	if u.Email != passpolicy.NormalizeEmail(email) {
+		return shard.User{}, false, nil
+	}
+	return u, true, nil
+}
+
+// verifyPassword checks password against phc, or against the pool's dummy
+// hash when phc is empty (no such user), so that both cost one Argon2
+// verification: response time does not tell whether an email exists.
+func verifyPassword(s *Server, phc, password string) (ok, needsRehash bool, err error) {
+	real := phc != ""
+	if !real {
+		phc = s.deps.Hasher.DummyPHC()
+	}
+	rs, err := s.deps.Hasher.Run(actors.HashOp{Verify: true, PHC: phc, Password: password})
+	if err != nil {
+		return false, false, err
+	}
+	if rs[0].Err != nil {
+		// A stored hash we cannot compute (e.g. argon2d) never matches.
+		s.log.Warn("password verification failed", "err", rs[0].Err)
+		return false, false, nil
+	}
+	return real && rs[0].OK, real && rs[0].NeedsRehash, nil
+}
+
+// hashPassword hashes password with the current parameters.
+func hashPassword(s *Server, password string) (string, error) {
+	rs, err := s.deps.Hasher.Run(actors.HashOp{Password: password})
+	if err != nil {
+		return "", err
+	}
+	if rs[0].Err != nil {
+		return "", rs[0].Err
+	}
+	return rs[0].PHC, nil
+}
+
+// lookupSession returns the live session with token, without its user.
+func lookupSession(s *Server, token string) (shard.Session, bool, error) {
+	d := shard.DigestSession(token)
+	res, err := actors.Do(s.deps.Core, shard.SessionRoute(d), func(sh *shard.Shard, now time.Time) (shard.Session, []shard.Mutation, error) {
+		sess, err := sh.LookupSession(d, now)
+		return sess, nil, err
+	})
+	if errors.Is(err, shard.ErrSessionNotFound) {
+		return shard.Session{}, false, nil
+	}
+	return res.Value, err == nil, err
+}
+
+// deleteSession deletes one session and waits until that is durable.
+func deleteSession(s *Server, token string) (bool, error) {
+	d := shard.DigestSession(token)
+	res, err := actors.Do(s.deps.Core, shard.SessionRoute(d), func(sh *shard.Shard, _ time.Time) (bool, []shard.Mutation, error) {
+		_, muts, err := sh.DeleteSession(d)
+		return err == nil, muts, nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if err := durable(res); err != nil {
+		return false, err
+	}
+	return res.Value, nil
+}
+
+// updateUser runs edit on user id on its shard and waits for durability.
+func updateUser(s *Server, id shard.UserID, edit func(u *shard.User) error) (shard.User, error) {
+	res, err := actors.Do(s.deps.Core, shard.UserRoute(id), func(sh *shard.Shard, now time.Time) (shard.User, []shard.Mutation, error) {
+		return sh.UpdateUser(id, now, edit)
+	})
+	if err != nil {
+		return shard.User{}, err
+	}
+	if err := durable(res); err != nil {
+		return shard.User{}, err
+	}
+	return res.Value, nil
+}
+
+// claimKey claims key (a normalised email, or a system id key) for id in
+// the index and waits until the claim is durable. It returns the current
+// owner when someone else holds it.
+func claimKey(s *Server, key string, id shard.UserID) (owner shard.UserID, claimed bool, err error) {
+	type claim struct {
+		owner shard.UserID
+		ok    bool
+	}
+	res, err := actors.Do(s.deps.Core, shard.EmailRoute(key), func(sh *shard.Shard, _ time.Time) (claim, []shard.Mutation, error) {
+		o, ok, muts := sh.ClaimEmail(key, id)
+		return claim{o, ok}, muts, nil
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	if err := durable(res); err != nil {
+		return 0, false, err
+	}
+	return res.Value.owner, res.Value.ok, nil
+}
+
+// releaseKey releases a claim made by claimKey (best effort: a claim left
+// behind by a failure is dropped at the next start when its user does not
+// exist).
+func releaseKey(s *Server, key string, id shard.UserID) {
+	res, err := actors.Do(s.deps.Core, shard.EmailRoute(key), func(sh *shard.Shard, _ time.Time) (struct{}, []shard.Mutation, error) {
+		return struct{}{}, sh.ReleaseEmail(key, id), nil
+	})
+	if err == nil {
+		err = res.Durable()
+	}
+	if err != nil {
+		s.log.Warn("release index claim", "err", err)
+	}
+}
+
+// systemIDKey is the index key of a client-chosen system id. It shares the
+// email index (a NUL byte never starts a normalised email), so a system id is
+// unique by the same one-actor rule as an email.
+func systemIDKey(id string) string { return "\x00sid:" + id }
+
+// userInactiveOrLocked reports whether a user with a correct password must
+// still be refused (spec §3.2).
+func userInactiveOrLocked(u *shard.User) bool { return !u.IsActive || u.Role == "locked" }
+

@@ -1,0 +1,223 @@
+package httpfront
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/authnzerver/authnzerver/shard"
+)
+
+func init() {
+	register("user-login", []param{arg("session_token", tStr), arg("email", tStr), arg("password", tStr)}, handleUserLogin)
+	register("user-logout", []param{arg("session_token", tStr), arg("user_id", tInt)}, handleUserLogout)
+	register("user-passcheck", []param{arg("session_token", tStr), arg("password", tStr)}, handleUserPasscheck)
+	register("user-passcheck-nosession", []param{arg("email", tStr), arg("password", tStr)}, handleUserPasscheckNoSession)
+}
+
+const (
+	msgBadLogin     = "Sorry, that user ID and password combination didn't work."
+	msgNoSession    = "No session token provided."
+	reasonNoSession = "session does not exist"
+	reasonBadLogin  = "user does not exist or password doesn't match"
+	reasonInactive  = "user exists but is inactive"
+)
+
+// handleUserLogin checks an email and password against the presented
+// (usually anonymous) session and ends that session (spec §2.B1). Every path
+// costs exactly one Argon2 verification: the real hash when an active,
+// verified user has this email, the dummy hash otherwise (the reference
+// costs one or two, which tells whether an account exists, §4.4).
+func handleUserLogin(c *call) result {
+	s := c.s
+	token, email, password := c.str("session_token"), c.str("email"), c.str("password")
+	_, sessionOK, err := lookupSession(s, token)
+	if err != nil {
+		return coreFailure(err)
+	}
+	if !sessionOK {
+		if _, _, err := verifyPassword(s, "", password); err != nil {
+			return coreFailure(err)
+		}
+		return s.loginFailed(c, email, failure(reasonNoSession, msgNoSession).with("user_id", nil))
+	}
+	u, found, err := userByEmail(s, email)
+	if err != nil {
+		return coreFailure(err)
+	}
+	// Only active, verified users can log in (spec §2.B1 step 2).
+	eligible := found && u.IsActive && u.EmailVerified
+	phc := ""
+	if eligible {
+		phc = u.PasswordPHC
+	}
+	ok, rehash, err := verifyPassword(s, phc, password)
+	if err != nil {
+		return coreFailure(err)
+	}
+	// The presented session ends in all cases.
+	if _, err := deleteSession(s, token); err != nil {
+		return coreFailure(err)
+	}
+	if found {
+		s.recordLoginTry(u.ID, ok && eligible)
+	}
+	if !ok {
+		return s.loginFailed(c, email, failure(reasonBadLogin, msgBadLogin).with("user_id", nil))
+	}
+	if rehash {
+		s.rehash(u, password)
+	}
+	if userInactiveOrLocked(&u) {
+		return s.loginFailed(c, email, failure(reasonInactive, msgBadLogin).with("user_id", int64(u.ID)))
+	}
+	s.loginSucceeded(c, email)
+	s.log.Info("login", "user", s.pii(strconv.FormatInt(int64(u.ID), 10)))
+	return success("Login successful.").with("user_id", int64(u.ID)).with("user_role", u.Role)
+}
+
+// rehash stores a new hash of a correct password made with the current
+// parameters (spec §4.2), if the stored hash is still the one verified. A
+// busy pool skips it: the next login tries again.
+func (s *Server) rehash(u shard.User, password string) {
+	phc, err := hashPassword(s, password)
+	if err != nil {
+		return
+	}
+	old := u.PasswordPHC
+	_, err = updateUser(s, u.ID, func(cur *shard.User) error {
+		if cur.PasswordPHC != old {
+			return errNoChange // changed meanwhile: keep the newer one
+		}
+		cur.PasswordPHC = phc
+		return nil
+	})
+	if err != nil && !errors.Is(err, errNoChange) {
+		s.log.Warn("rehash on login", "err", err)
+	}
+}
+
+// recordLoginTry maintains last_login_try and last_login_success (the
+// reference never does, spec §8.4 item 14). It does not delay the answer.
+func (s *Server) recordLoginTry(id shard.UserID, success bool) {
+	_, err := updateUser(s, id, func(u *shard.User) error {
+		now := s.deps.Core.Now()
+		u.LastLoginTry = now
+		if success {
+			u.LastLoginSuccess = now
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("record login try", "err", err)
+	}
+}
+
+// handleUserLogout ends a session that belongs to user_id (spec §2.B2).
+func handleUserLogout(c *call) result {
+	uid, _ := c.int("user_id")
+	fail := func(reason string) result {
+		return failure(reason, "Logout failed. Invalid session_token for user_id.").with("user_id", uid)
+	}
+	token := c.str("session_token")
+	sess, ok, err := lookupSession(c.s, token)
+	if err != nil {
+		return coreFailure(err)
+	}
+	if !ok {
+		return fail(reasonNoSession)
+	}
+	if int64(sess.UserID) != uid {
+		return fail("user does not exist")
+	}
+	deleted, err := deleteSession(c.s, token)
+	if err != nil {
+		return coreFailure(err)
+	}
+	if !deleted {
+		return fail("delete session failed")
+	}
+	return success("Logout successful.").with("user_id", int64(sess.UserID))
+}
+
+// handleUserPasscheck re-checks the password of the session's user (spec
+// §2.B3); it does not end the session.
+func handleUserPasscheck(c *call) result {
+	s := c.s
+	password := c.str("password")
+	sess, ok, err := lookupSession(s, c.str("session_token"))
+	if err != nil {
+		return coreFailure(err)
+	}
+	if !ok {
+		if _, _, err := verifyPassword(s, "", password); err != nil {
+			return coreFailure(err)
+		}
+		return failure(reasonNoSession, msgNoSession).with("user_id", nil)
+	}
+	u, err := getUser(s, sess.UserID)
+	if err != nil && !errors.Is(err, shard.ErrUserNotFound) {
+		return coreFailure(err)
+	}
+	return passcheckAnswer(s, u, err == nil, password)
+}
+
+// handleUserPasscheckNoSession checks an email and password (spec §2.B4),
+// with no active or verified filter; back-off applies.
+func handleUserPasscheckNoSession(c *call) result {
+	email, password := c.str("email"), c.str("password")
+	u, found, err := userByEmail(c.s, email)
+	if err != nil {
+		return coreFailure(err)
+	}
+	r := passcheckAnswer(c.s, u, found, password)
+	if r.status != 0 {
+		return r
+	}
+	if !r.ok {
+		return c.s.loginFailed(c, email, r)
+	}
+	c.s.loginSucceeded(c, email)
+	return r
+}
+
+func passcheckAnswer(s *Server, u shard.User, found bool, password string) result {
+	phc := ""
+	if found {
+		phc = u.PasswordPHC
+	}
+	ok, _, err := verifyPassword(s, phc, password)
+	if err != nil {
+		return coreFailure(err)
+	}
+	if !ok {
+		return failure(reasonBadLogin, msgBadLogin).with("user_id", nil)
+	}
+	if userInactiveOrLocked(&u) {
+		return failure(reasonInactive, msgBadLogin).with("user_id", int64(u.ID))
+	}
+	return success("Verification successful.").with("user_id", int64(u.ID)).with("user_role", u.Role)
+}
+
+// loginFailed and loginSucceeded are where the brute-force back-off of spec
+// §4.5 plugs in (keyed by the email as sent). Until it lands they pass the
+// answer through.
+func (s *Server) loginFailed(c *call, email string, r result) result { return r }
+
+func (s *Server) loginSucceeded(c *call, email string) {}
+
+// newUUID returns a random version-4 UUID string.
+func newUUID() string {
+	var b [16]byte
+	randRead(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	const hx = "0123456789abcdef"
+	out := make([]byte, 0, 36)
+	for i, x := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out = append(out, '-')
+		}
+		out = append(out, hx[x>>4], hx[x&0xf])
+	}
+	return string(out)
+}

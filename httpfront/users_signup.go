@@ -1,0 +1,173 @@
+package httpfront
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passpolicy"
+	"github.com/authnzerver/authnzerver/shard"
+)
+
+func init() {
+	register("user-new", []param{
+		arg("full_name", tStr), arg("email", tStr), arg("password", tStr),
+		kwarg("extra_info", tDict, tNone), kwarg("verify_retry_wait", tInt, tNone), kwarg("system_id", tStr, tNone),
+	}, handleUserNew)
+}
+
+const (
+	msgAccountCreated = "User account created. Please verify your email address to log in."
+	maxSystemIDBytes  = 50 // spec §3.1: string ≤ 50
+)
+
+// handleUserNew signs a user up (spec §2.C1).
+func handleUserNew(c *call) result {
+	s := c.s
+	email := c.str("email")
+	fail := func(reason string, userEmail any, msgs ...string) result {
+		return failure(reason, msgs...).with("user_email", userEmail).with("user_id", nil).with("send_verification", false)
+	}
+	if err := passpolicy.ValidateEmail(email, s.ext.users.disposable()); err != nil {
+		return fail("invalid email", nil, "The email address provided doesn't seem to be a valid email address and cannot be used to sign up for an account on this server.")
+	}
+	norm := passpolicy.NormalizeEmail(email)
+	fullName := passpolicy.NormalizeFullName(c.str("full_name"))
+	if err := passpolicy.CheckFullName(fullName); err != nil {
+		return fail("invalid full name", nil, "The full name provided appears to contain an HTTP link, and cannot be used to sign up for an account on this server.")
+	}
+	sysID := c.str("system_id")
+	if len(sysID) > maxSystemIDBytes {
+		return fail("DB issue with user creation", nil, msgAccountCreated)
+	}
+	retryWait := int64(6)
+	if n, ok := c.int("verify_retry_wait"); ok {
+		retryWait = max(n, 1)
+	}
+	// Hash before the policy check, so a refused password costs the same
+	// time as an accepted one (spec §4.2).
+	password := actors.TruncatePassword(c.str("password"))
+	phc, err := hashPassword(s, password)
+	if err != nil {
+		return coreFailure(err)
+	}
+	if ok, msgs := s.ext.users.opts.Policy.Check(password, norm, fullName, s.ext.users.opts.ServerFQDN); !ok {
+		return fail("invalid password", norm, msgs...)
+	}
+	extra, err := signupExtra(c.raw("extra_info"), retryWait)
+	if err != nil {
+		return fail("DB issue with user creation", nil, msgAccountCreated)
+	}
+
+	// Claim the email on its shard first: one actor decides who gets an
+	// address, so of two racing sign-ups exactly one wins.
+	id := s.deps.Core.NextUserID()
+	owner, claimed, err := claimKey(s, norm, id)
+	if err != nil {
+		return coreFailure(err)
+	}
+	if !claimed {
+		return signupExisting(c, owner, norm, fullName, phc, extra, retryWait)
+	}
+	if sysID == "" {
+		sysID = newUUID()
+	} else if _, ok, err := claimKey(s, systemIDKey(sysID), id); err != nil || !ok {
+		releaseKey(s, norm, id)
+		if err != nil {
+			return coreFailure(err)
+		}
+		return fail("DB issue with user creation", nil, msgAccountCreated)
+	}
+	u := shard.User{
+		ID: id, SystemID: sysID, FullName: fullName, PasswordPHC: phc, Email: norm,
+		ExtraInfo: extra, Role: "locked",
+	}
+	res, err := actors.Do(s.deps.Core, shard.UserRoute(id), func(sh *shard.Shard, now time.Time) (shard.User, []shard.Mutation, error) {
+		u.EmailVerifySent = now
+		user, muts, err := sh.CreateUser(u, now)
+		if err == nil {
+			// The id counter travels with the user, so a restart never hands
+			// out an id again.
+			muts = append(muts, shard.EncodeNextUserID(id+1))
+		}
+		return user, muts, err
+	})
+	if err == nil {
+		err = durable(res)
+	}
+	if err != nil {
+		// Nothing partial is left: give the address back.
+		releaseKey(s, norm, id)
+		if c.has("system_id") {
+			releaseKey(s, systemIDKey(sysID), id)
+		}
+		return coreFailure(err)
+	}
+	s.log.Info("user signed up", "user", s.pii(strconv.FormatInt(int64(id), 10)))
+	return success(msgAccountCreated).
+		with("user_email", norm).with("user_id", int64(id)).
+		with("system_id", sysID).with("send_verification", true)
+}
+
+// signupExisting answers a sign-up for an email that already has a user
+// (spec §2.C1 step 7): the same message as a success; and if the account is
+// still unverified and the last verification mail is older than the retry
+// wait, the sign-up data replaces the old and a new mail may be sent.
+func signupExisting(c *call, owner shard.UserID, norm, fullName, phc string, extra json.RawMessage, retryWait int64) result {
+	resend := false
+	u, err := updateUser(c.s, owner, func(u *shard.User) error {
+		now := c.s.deps.Core.Now()
+		if u.IsActive || (!u.EmailVerifySent.IsZero() && now.Sub(u.EmailVerifySent) <= time.Duration(retryWait)*time.Hour) {
+			return errNoChange
+		}
+		resend = true
+		u.FullName, u.PasswordPHC = fullName, phc
+		u.EmailVerified, u.IsActive, u.Role = false, false, "locked"
+		u.EmailVerifySent = now
+		u.ExtraInfo = extra
+		return nil
+	})
+	if errors.Is(err, errNoChange) {
+		u, err = getUser(c.s, owner)
+	}
+	// The owner may be a sign-up that won the claim a moment ago and is
+	// still writing its user record: wait for it briefly.
+	for i := 0; i < 100 && errors.Is(err, shard.ErrUserNotFound); i++ {
+		time.Sleep(2 * time.Millisecond)
+		u, err = getUser(c.s, owner)
+	}
+	if errors.Is(err, shard.ErrUserNotFound) {
+		return failure("user exists", msgAccountCreated).
+			with("user_email", norm).with("user_id", int64(owner)).
+			with("system_id", nil).with("send_verification", false)
+	}
+	if err != nil {
+		return coreFailure(err)
+	}
+	return failure("user exists", msgAccountCreated).
+		with("user_email", norm).with("user_id", int64(u.ID)).
+		with("system_id", u.SystemID).with("send_verification", resend)
+}
+
+var errNoChange = errors.New("httpfront: no change")
+
+// signupExtra is the request's extra_info updated with the server's keys
+// (spec §2.C1 step 6).
+func signupExtra(raw json.RawMessage, retryWait int64) (json.RawMessage, error) {
+	m := map[string]json.RawMessage{}
+	if rawKind(raw) == '{' {
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, err
+		}
+	}
+	m["provenance"] = json.RawMessage(`"request-created"`)
+	m["type"] = json.RawMessage(`"normal-user"`)
+	m["verify_retry_wait"] = json.RawMessage(strconv.FormatInt(retryWait, 10))
+	out, err := json.Marshal(m)
+	if err == nil && len(out) > maxExtraInfoBytes {
+		err = errTooLarge
+	}
+	return out, err
+}
