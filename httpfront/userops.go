@@ -171,4 +171,3 @@ func systemIDKey(id string) string { return "\x00sid:" + id }
 // userInactiveOrLocked reports whether a user with a correct password must
 // still be refused (spec §3.2).
 func userInactiveOrLocked(u *shard.User) bool { return !u.IsActive || u.Role == "locked" }
-
