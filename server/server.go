@@ -182,6 +182,8 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 			Policy:      policy,
 			Disposable:  disposable,
 			ServerFQDN:  fqdn,
+			LockTries:   cfg.UserLockTries,
+			LockTime:    time.Duration(cfg.UserLockTime) * time.Second,
 		},
 	}, httpfront.Deps{
 		Codec:   s.Codec,
