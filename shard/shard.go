@@ -24,7 +24,7 @@ type Shard struct {
 
 	sessions sessionTable
 	users    map[UserID]*User
-	emails   map[string]UserID // normalised email -> owner (or reserver)
+	emails   map[string]UserID    // normalised email -> owner (or reserver)
 	unlockAt map[UserID]time.Time // users with a pending automatic unlock
 	failures failureTable         // failed password checks by email (spec §4.5)
 }
