@@ -67,4 +67,3 @@ func handleSessionSetInfo(c *call) result {
 	}
 	return success("Session extra_info update successful.").with("session_info", legacySessionInfo{res.Value, token})
 }
-
