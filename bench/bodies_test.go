@@ -19,6 +19,7 @@ func testCodec(t testing.TB) *wire.Codec {
 }
 
 func TestPrepareBodies(t *testing.T) {
+	t.Parallel() // it sleeps a second
 	codec := testCodec(t)
 	gen := func(i int) Call {
 		return Call{Type: "session-exists", Body: map[string]any{"session_token": "tok"}, ClientIP: clientIP(i)}

@@ -65,7 +65,8 @@ type MemoryReport struct {
 	BytesPerSession float64  `json:"rss_bytes_per_session"`
 	HeapPerSession  float64  `json:"heap_bytes_per_session,omitempty"`
 	Load            Stats    `json:"load"`
-	RestartSeconds  float64  `json:"restart_seconds,omitempty"`
+	StopSeconds     float64  `json:"stop_seconds,omitempty"`
+	RestartSeconds  float64  `json:"restart_seconds,omitempty"` // start of a server on the loaded data directory
 	RSSAfterRestart int64    `json:"rss_after_restart_bytes,omitempty"`
 	Verified        bool     `json:"session_survived_restart"`
 	Notes           []string `json:"notes,omitempty"`
@@ -253,8 +254,8 @@ func (r *Report) WriteTable(w io.Writer) {
 		if mr.Skipped != "" {
 			fmt.Fprintf(w, "\nmemory: %s\n", mr.Skipped)
 		} else {
-			fmt.Fprintf(w, "\nmemory: %d sessions, %.0f resident bytes/session (RSS %.1f → %.1f MiB), heap %.0f bytes/session, loaded at %.0f req/s, restart %.2fs, survived restart %v\n",
-				mr.Sessions, mr.BytesPerSession, float64(mr.RSSBefore)/(1<<20), float64(mr.RSSAfter)/(1<<20), mr.HeapPerSession, mr.Load.RPS, mr.RestartSeconds, mr.Verified)
+			fmt.Fprintf(w, "\nmemory: %d sessions, %.0f resident bytes/session (RSS %.1f → %.1f MiB), heap %.0f bytes/session, loaded at %.0f req/s, stop %.2fs, restart (load) %.2fs, survived restart %v\n",
+				mr.Sessions, mr.BytesPerSession, float64(mr.RSSBefore)/(1<<20), float64(mr.RSSAfter)/(1<<20), mr.HeapPerSession, mr.Load.RPS, mr.StopSeconds, mr.RestartSeconds, mr.Verified)
 			for _, n := range mr.Notes {
 				fmt.Fprintf(w, "memory: note: %s\n", n)
 			}
