@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,6 +147,9 @@ func Start(system *actor.ActorSystem, load Loader, writes Enqueuer, opts Options
 	if err := c.load(load); err != nil {
 		return nil, err
 	}
+	// Loading leaves garbage (scan buffers, decoded strings that were
+	// interned); give it back now rather than carry it as resident memory.
+	debug.FreeOSMemory()
 	for i := range opts.Shards {
 		depth := &mailboxDepth{}
 		st := c.states[i]
@@ -168,27 +172,9 @@ func Start(system *actor.ActorSystem, load Loader, writes Enqueuer, opts Options
 func (c *Core) load(l Loader) error {
 	var nextStored shard.UserID
 	if l != nil {
-		n := 0
-		err := l.Scan(nil, func(k, v []byte) error {
-			n++
-			r, ok, err := shard.RouteOfKey(k)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				if string(k) == string(shard.MetaNextUserID) {
-					id, err := shard.DecodeNextUserID(v)
-					if err != nil {
-						return err
-					}
-					nextStored = id
-				}
-				return nil
-			}
-			return c.states[uint64(r)%uint64(len(c.states))].Load(k, v)
-		})
-		if err != nil {
-			return fmt.Errorf("actors: load record %d: %w", n, err)
+		var err error
+		if nextStored, err = c.loadParallel(l); err != nil {
+			return err
 		}
 	}
 	next := max(nextStored, shard.FirstUserID)
@@ -299,4 +285,83 @@ func toOps(muts []shard.Mutation) []persist.Op {
 		ops[i] = persist.Op{Key: m.Key, Value: m.Value}
 	}
 	return ops
+}
+
+// loadParallel scans the store once and hands the records, in batches, to
+// one goroutine per group of shards, which decode and insert them: a restart
+// loads millions of sessions, and decoding is most of the work.
+func (c *Core) loadParallel(l Loader) (shard.UserID, error) {
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(c.states)))
+	type rec struct{ key, value []byte }
+	const batchLen = 512
+	chans := make([]chan []rec, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		chans[w] = make(chan []rec, 4)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for batch := range chans[w] {
+				if errs[w] != nil {
+					continue // drain
+				}
+				for _, r := range batch {
+					route, _, _ := shard.RouteOfKey(r.key)
+					if err := c.stateOf(route).Load(r.key, r.value); err != nil {
+						errs[w] = fmt.Errorf("actors: load %q: %w", r.key[:min(len(r.key), 2)], err)
+						break
+					}
+				}
+			}
+		}()
+	}
+	batches := make([][]rec, workers)
+	var nextStored shard.UserID
+	n := 0
+	err := l.Scan(nil, func(k, v []byte) error {
+		n++
+		r, ok, err := shard.RouteOfKey(k)
+		if err != nil {
+			return fmt.Errorf("actors: load record %d: %w", n, err)
+		}
+		if !ok {
+			if string(k) == string(shard.MetaNextUserID) {
+				id, err := shard.DecodeNextUserID(v)
+				if err != nil {
+					return err
+				}
+				nextStored = id
+			}
+			return nil
+		}
+		// Every record of one shard goes to the same worker, in key order,
+		// so a shard is only ever touched by one goroutine.
+		w := int(uint64(r) % uint64(len(c.states)) % uint64(workers))
+		buf := make([]byte, len(k)+len(v)) // the scan's slices are reused
+		copy(buf, k)
+		copy(buf[len(k):], v)
+		batches[w] = append(batches[w], rec{buf[:len(k):len(k)], buf[len(k):]})
+		if len(batches[w]) == batchLen {
+			chans[w] <- batches[w]
+			batches[w] = make([]rec, 0, batchLen)
+		}
+		return nil
+	})
+	for w := range workers {
+		if len(batches[w]) > 0 {
+			chans[w] <- batches[w]
+		}
+		close(chans[w])
+	}
+	wg.Wait()
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range errs {
+		if e != nil {
+			return 0, e
+		}
+	}
+	return nextStored, nil
 }

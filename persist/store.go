@@ -110,6 +110,13 @@ func (s *Store) Checkpoint(dir string) error {
 // Close commits what is queued and closes the database.
 func (s *Store) Close() error {
 	werr := s.w.Close()
+	// Flush the memtable, so the next start reads sstables instead of
+	// replaying the WAL (a restart loads everything).
+	if werr == nil {
+		if err := s.db.Flush(); err != nil {
+			werr = fmt.Errorf("persist: flush on close: %w", err)
+		}
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("persist: close: %w", err)
 	}
