@@ -25,6 +25,7 @@ type Shard struct {
 	sessions sessionTable
 	users    map[UserID]*User
 	emails   map[string]UserID // normalised email -> owner (or reserver)
+	rate     rateTable         // rate-limit buckets, memory only (ratelimit.go)
 }
 
 // New returns an empty shard.
