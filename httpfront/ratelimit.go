@@ -65,6 +65,13 @@ var aggressiveLimits = map[string]int64{
 	"user-delete":               5,
 }
 
+// emailTiedTypes are the request types of spec §5.3 step 2, limited per
+// email as well as per IP.
+var emailTiedTypes = []string{
+	"user-lookup-email", "user-sendemail-signup", "user-sendemail-forgotpass",
+	"user-set-emailverified", "user-set-emailsent",
+}
+
 // rateConfig is a parsed AUTHNZERVER_RATELIMITS (spec §5.1).
 type rateConfig struct {
 	ipaddr, user, session, apikey, burst int64
@@ -151,6 +158,9 @@ func newLimiter(cfgText string, core *actors.Core) (limiter, error) {
 	for name := range aggressiveLimits {
 		add(name, name)
 	}
+	for _, name := range emailTiedTypes {
+		add(name, name)
+	}
 	for name := range cfg.overrides {
 		add(name, name)
 	}
@@ -209,11 +219,16 @@ const (
 func (l *rateLimiter) allow(reqType, clientIP string, body map[string]json.RawMessage, _ bool) (bool, time.Duration) {
 	r := l.rules[reqType]
 	if r == nil {
-		// A type nobody registered: limited by its prefix group, per IP.
-		// It is answered 400 anyway; its name is bounded so that odd names
-		// cost no more than any other key.
-		r = l.group(reqType)
+		// A type nobody registered: limited by its prefix group, per IP
+		// (and per email if its name says so, as in the reference). It is
+		// answered 400 anyway; its name is bounded so that odd names cost
+		// no more than any other key.
 		reqType = truncateString(reqType, 64)
+		if strings.Contains(reqType, "email") {
+			r = l.ruleOf(reqType)
+		} else {
+			r = l.group(reqType)
+		}
 	} else {
 		reqType = r.name
 	}
