@@ -179,16 +179,10 @@ func (t *rateTable) alloc(key uint64) int32 {
 	return i
 }
 
-// remove drops slot i and puts it on the free list. When the table becomes
-// empty its memory is released, so a flood leaves nothing behind once its
-// buckets have refilled.
+// remove drops slot i and puts it on the free list.
 func (t *rateTable) remove(i int32) {
 	t.unlink(i)
 	delete(t.idx, t.slots[i].key)
-	if len(t.idx) == 0 {
-		*t = rateTable{maxN: t.maxN}
-		return
-	}
 	t.slots[i] = rateSlot{next: t.free, prev: -1}
 	t.free = i
 }
@@ -231,19 +225,24 @@ func init() { sweepers = append(sweepers, sweepRateBuckets) }
 
 // sweepRateBuckets drops full buckets (tat ≤ now: the same as no bucket),
 // looking at no more than limit buckets from the least recently used end,
-// where idle buckets gather. Buckets are memory-only: nothing to persist.
+// where idle buckets gather. When the table becomes empty its memory is
+// released, so a flood leaves nothing behind once its buckets have refilled.
+// Buckets are memory-only: nothing to persist.
 func sweepRateBuckets(s *Shard, now time.Time, limit int) []Mutation {
 	t := &s.rate
 	if t.idx == nil {
 		return nil
 	}
 	n := t.ns(now)
-	for i, seen := t.tail, 0; i >= 0 && seen < limit && t.idx != nil; seen++ {
+	for i, seen := t.tail, 0; i >= 0 && seen < limit; seen++ {
 		prev := t.slots[i].prev
 		if t.slots[i].tat <= n {
 			t.remove(i)
 		}
 		i = prev
+	}
+	if len(t.idx) == 0 {
+		*t = rateTable{maxN: t.maxN}
 	}
 	return nil
 }

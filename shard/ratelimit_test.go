@@ -166,15 +166,33 @@ func TestRateEviction(t *testing.T) {
 	if ok, _ := s.RateTake(0, r, t0); !ok {
 		t.Error("evicted key 0: refused; want a fresh bucket")
 	}
-	// A key in use is kept over idle ones (least recently used goes first).
+	// The least recently used bucket goes first; a refused request does
+	// not refresh a bucket's place.
+	s = New(Options{})
 	s.SetRateBucketCap(3)
 	for _, k := range []uint64{10, 11, 12} {
 		s.RateTake(k, r, t0)
 	}
-	s.RateTake(10, r, t0) // refused, but no touch needed: 10 is refreshed below
-	s.RateTake(13, r, t0) // evicts one
+	s.RateTake(10, r, t0) // refused
+	s.RateTake(13, r, t0) // evicts 10
 	if got := s.RateBuckets(); got != 3 {
 		t.Fatalf("got %d buckets; want 3", got)
+	}
+	if ok, _ := s.RateTake(12, r, t0); ok {
+		t.Error("key 12: passed; want refused (still held)")
+	}
+	if ok, _ := s.RateTake(10, r, t0); !ok {
+		t.Error("key 10: refused; want a fresh bucket (evicted)")
+	}
+	// A cap of one: every new key evicts the last.
+	s.SetRateBucketCap(1)
+	for k := uint64(100); k < 110; k++ {
+		if ok, _ := s.RateTake(k, r, t0); !ok {
+			t.Fatalf("cap 1, key %d: refused; want pass", k)
+		}
+	}
+	if got := s.RateBuckets(); got != 1 {
+		t.Fatalf("cap 1: got %d buckets; want 1", got)
 	}
 }
 
