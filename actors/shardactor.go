@@ -43,6 +43,10 @@ func (a *shardActor) Receive(c actor.Context) {
 		a.checkSession(m)
 	case *fillSessionUser:
 		a.fillSessionUser(m)
+	case *rateMsg:
+		a.rateCheck(m)
+	case *rateRefund:
+		a.state.RateRefund(m.key, m.rate)
 	case sweepTick:
 		muts := a.state.Sweep(a.core.opts.Now(), a.core.opts.SweepLimit)
 		a.enqueue(muts)

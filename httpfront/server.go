@@ -189,6 +189,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.plain(ctx, 405)
 			return
 		}
+		if !s.allowHealth(ctx) {
+			return
+		}
 		s.handleHealth(ctx)
 	case "/echo":
 		if !s.opts.Debug {

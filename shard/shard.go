@@ -27,6 +27,7 @@ type Shard struct {
 	emails   map[string]UserID    // normalised email -> owner (or reserver)
 	unlockAt map[UserID]time.Time // users with a pending automatic unlock
 	failures failureTable         // failed password checks by email (spec §4.5)
+	rate     rateTable            // rate-limit buckets, memory only (ratelimit.go)
 }
 
 // New returns an empty shard.

@@ -8,7 +8,6 @@ import (
 	"time"
 )
 
-var t0 = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 
 func digest(s string) SessionDigest { return DigestSession(s) }
 
