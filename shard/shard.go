@@ -25,6 +25,7 @@ type Shard struct {
 	sessions sessionTable
 	users    map[UserID]*User
 	emails   map[string]UserID // normalised email -> owner (or reserver)
+	apikeys  apiKeyTable       // API keys whose digest routes here (apikey.go)
 }
 
 // New returns an empty shard.
@@ -34,6 +35,7 @@ func New(opts Options) *Shard {
 		sessions: newSessionTable(),
 		users:    make(map[UserID]*User),
 		emails:   make(map[string]UserID),
+		apikeys:  newAPIKeyTable(),
 	}
 }
 
