@@ -2,7 +2,6 @@ package httpfront
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"math"
 	"strconv"
@@ -71,61 +70,6 @@ const maxKeyLifetime = 100 * 365 * 24 * time.Hour
 // in base64url without padding.
 const apiKeyTokenLen = 43
 
-// keyClaims is the part of an apikey_dict the server reads. The other
-// claims are kept raw for a refresh, which copies them.
-type keyClaims struct {
-	uid   int64
-	uidOK bool // uid is a JSON integer
-	tkn   string
-	rol   string
-	okTR  bool // tkn and rol are strings and tkn has the form of our tokens
-	raw   map[string]json.RawMessage
-}
-
-// errClaimsMissing means apikey_dict lacks uid, tkn or rol: the reference
-// answers 400 (spec §2.F2).
-var errClaimsMissing = errors.New("httpfront: apikey_dict lacks uid, tkn or rol")
-
-// decodeKeyClaims reads an apikey_dict. Missing uid/tkn/rol is an error;
-// claims of the wrong type or form decode with uidOK or okTR false, so that
-// the caller refuses them with the structured failure of its request.
-func decodeKeyClaims(raw json.RawMessage) (keyClaims, error) {
-	var cl keyClaims
-	if err := json.Unmarshal(raw, &cl.raw); err != nil || cl.raw == nil {
-		return cl, errClaimsMissing
-	}
-	uid, ok1 := cl.raw["uid"]
-	tkn, ok2 := cl.raw["tkn"]
-	rol, ok3 := cl.raw["rol"]
-	if !ok1 || !ok2 || !ok3 {
-		return cl, errClaimsMissing
-	}
-	if isNumber(rawKind(uid)) && isIntLiteral(uid) {
-		v, err := strconv.ParseInt(string(bytes.TrimSpace(uid)), 10, 64)
-		cl.uid, cl.uidOK = v, err == nil
-	}
-	if rawKind(tkn) == '"' && rawKind(rol) == '"' &&
-		json.Unmarshal(tkn, &cl.tkn) == nil && json.Unmarshal(rol, &cl.rol) == nil {
-		cl.okTR = isAPIKeyToken(cl.tkn) && cl.rol != ""
-	}
-	return cl, nil
-}
-
-// isAPIKeyToken reports whether s has the form of the tokens we issue, so a
-// foreign or truncated token is refused without a shard hop.
-func isAPIKeyToken(s string) bool {
-	if len(s) != apiKeyTokenLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
 // claimsOrBadRequest decodes the request's apikey_dict; ok false means the
 // returned result (HTTP 400) is the answer.
 func claimsOrBadRequest(c *call) (keyClaims, result, bool) {
@@ -150,27 +94,29 @@ func apikeyPolicy(c *call, uid int64, role, action string, owner int64) bool {
 // exists, is active and has role; the owner exists and is active. The two
 // lookups run at once when the owner is someone else.
 func apikeyUsersValid(c *call, uid int64, role string, owner int64) (bool, error) {
-	actorOK := func() (bool, error) {
-		u, err := getUser(c.s, shard.UserID(uid))
-		if errors.Is(err, shard.ErrUserNotFound) {
-			return false, nil
-		}
-		return err == nil && u.IsActive && u.Role == role, err
-	}
 	if owner == uid {
-		return actorOK()
+		return userActive(c, uid, role)
 	}
-	a, errA, o, errO := both(actorOK, func() (bool, error) {
-		u, err := getUser(c.s, shard.UserID(owner))
-		if errors.Is(err, shard.ErrUserNotFound) {
-			return false, nil
-		}
-		return err == nil && u.IsActive, err
-	})
+	a, errA, o, errO := both(
+		func() (bool, error) { return userActive(c, uid, role) },
+		func() (bool, error) { return userActive(c, owner, "") },
+	)
 	if errA != nil {
 		return false, errA
 	}
 	return a && o, errO
+}
+
+// userActive reports whether user id exists, is active and, unless role is
+// "", has that role. It answers a bool rather than the user: a copy of the
+// whole record would cost an allocation on the verify path.
+func userActive(c *call, id int64, role string) (bool, error) {
+	uid := shard.UserID(id)
+	res, err := actors.Do(c.s.deps.Core, shard.UserRoute(uid), func(s *shard.Shard, _ time.Time) (bool, []shard.Mutation, error) {
+		u, err := s.GetUser(uid)
+		return err == nil && u.IsActive && (role == "" || u.Role == role), nil, nil
+	})
+	return res.Value, err
 }
 
 // apikeyAllowed is the whole permission check: policy, then users.
@@ -405,68 +351,6 @@ func issueKey(c *call, n shard.NewAPIKey) (tkn string, key shard.APIKey, err err
 	return "", key, shard.ErrAPIKeyExists
 }
 
-// claims holds the values of a key's claims JSON (spec §2.F table). iss,
-// ver, aud and sub are JSON values, carried exactly.
-type claims struct {
-	iss, ver, aud, sub []byte
-	uid                int64
-	rol                string
-	usa                *string // session-tied keys only
-	ipa                string
-	tkn                string
-	key                *shard.APIKey
-}
-
-// appendJSON writes the claims in the reference's order: iss, ver, uid,
-// rol, [usa,] aud, sub, ipa, tkn, iat, nbf, exp.
-func (k *claims) appendJSON(dst []byte) []byte {
-	dst = append(dst, `{"iss":`...)
-	dst = append(dst, k.iss...)
-	dst = append(dst, `,"ver":`...)
-	dst = append(dst, k.ver...)
-	dst = append(dst, `,"uid":`...)
-	dst = strconv.AppendInt(dst, k.uid, 10)
-	dst = append(dst, `,"rol":`...)
-	dst = appendString(dst, k.rol)
-	if k.usa != nil {
-		dst = append(dst, `,"usa":`...)
-		dst = appendString(dst, *k.usa)
-	}
-	dst = append(dst, `,"aud":`...)
-	dst = append(dst, k.aud...)
-	dst = append(dst, `,"sub":`...)
-	dst = append(dst, k.sub...)
-	dst = append(dst, `,"ipa":`...)
-	dst = appendString(dst, k.ipa)
-	dst = append(dst, `,"tkn":`...)
-	dst = appendString(dst, k.tkn)
-	dst = append(dst, `,"iat":`...)
-	dst = wire.AppendTime(dst, k.key.Issued)
-	dst = append(dst, `,"nbf":`...)
-	dst = wire.AppendTime(dst, k.key.NotBefore)
-	dst = append(dst, `,"exp":`...)
-	dst = wire.AppendTime(dst, k.key.Expires)
-	return append(dst, '}')
-}
-
-func (k *claims) String() string { return string(k.appendJSON(nil)) }
-
-// claimValue returns a claim value as compact JSON: strings re-encoded as
-// we encode strings, anything else compacted. An absent value is null.
-func claimValue(raw json.RawMessage) []byte {
-	if rawKind(raw) == '"' {
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			return appendString(nil, s)
-		}
-	}
-	var b bytes.Buffer
-	if len(raw) == 0 || json.Compact(&b, raw) != nil {
-		return []byte("null")
-	}
-	return b.Bytes()
-}
-
 func handleAPIKeyNew(c *call) result {
 	uid, role := keyActor(c)
 	noKey := func(r result) result { return r.with("apikey", nil).with("expires", nil) }
@@ -570,10 +454,8 @@ func handleAPIKeyRefresh(c *call) result {
 	if !ok {
 		return bad
 	}
-	for _, name := range []string{"iss", "ver", "aud", "sub"} {
-		if _, ok := cl.raw[name]; !ok {
-			return result{status: 400} // the reference's KeyError when it copies them
-		}
+	if cl.iss == nil || cl.ver == nil || cl.aud == nil || cl.sub == nil {
+		return result{status: 400} // the reference's KeyError when it copies them
 	}
 	noRefresh := failure("provided API key has no stored refresh token, probably invalid", msgRefreshFailed)
 	if !cl.uidOK || !cl.okTR {
@@ -619,8 +501,8 @@ func handleAPIKeyRefresh(c *call) result {
 	// Issue first, then revoke: a crash in between leaves two keys rather
 	// than none. The revocation is conditional on the refresh hash just
 	// verified, so of two concurrent refreshes exactly one keeps its new key.
-	res, key, issued := noSessionKey(c, uid, role, claimValue(cl.raw["iss"]), claimValue(cl.raw["ver"]),
-		claimValue(cl.raw["aud"]), claimValue(cl.raw["sub"]))
+	res, key, issued := noSessionKey(c, uid, role, claimValue(cl.iss), claimValue(cl.ver),
+		claimValue(cl.aud), claimValue(cl.sub))
 	if !issued {
 		return res
 	}
