@@ -475,13 +475,19 @@ func handleAPIKeyRefresh(c *call) result {
 		return coreFailure(err)
 	}
 	old := found.Value
-	// Step 2: the refresh token against its Argon2id hash.
-	hs, err := c.s.deps.Hasher.Run(actors.HashOp{Verify: true, PHC: old.RefreshPHC, Password: c.str("refresh_token")})
+	// Step 2: the refresh token against its Argon2id hash. A token not of
+	// the form we issue cannot match and costs no hashing.
+	badRefresh := failure("provided refresh token does not match stored refresh token", msgRefreshFailed)
+	rt := c.str("refresh_token")
+	if !isAPIKeyToken(rt) {
+		return badRefresh
+	}
+	hs, err := c.s.deps.Hasher.Run(actors.HashOp{Verify: true, PHC: old.RefreshPHC, Password: rt})
 	if err != nil {
 		return coreFailure(err)
 	}
 	if !hs[0].OK {
-		return failure("provided refresh token does not match stored refresh token", msgRefreshFailed)
+		return badRefresh
 	}
 	// Steps 3–4. Both permissions are checked before anything changes, so a
 	// refused refresh leaves the old key in place (the reference revokes it

@@ -358,6 +358,12 @@ func TestAPIKeyRefresh(t *testing.T) {
 	if r.Success || r.FailureReason != "provided refresh token does not match stored refresh token" || r.Messages[0] != msgRefresh {
 		t.Errorf("wrong refresh token: %v %q %q", r.Success, r.FailureReason, r.Messages)
 	}
+	for _, bad := range []string{rt[:20], "", rt + "A", c["tkn"].(string)} {
+		r := ts.Do("apikey-refresh-nosession", refreshBody(c, bad, 1, "superuser"))
+		if r.Success || r.FailureReason != "provided refresh token does not match stored refresh token" {
+			t.Errorf("refresh token %q: %v %q", bad, r.Success, r.FailureReason)
+		}
+	}
 	// A refresh token is not a key.
 	asKey := map[string]any{"uid": 1, "rol": "superuser", "tkn": rt}
 	if ok, _ := verifyOK(t, ts, "apikey-verify-nosession", asKey, 1, "superuser"); ok {
