@@ -28,6 +28,7 @@ type Shard struct {
 	unlockAt map[UserID]time.Time // users with a pending automatic unlock
 	failures failureTable         // failed password checks by email (spec §4.5)
 	rate     rateTable            // rate-limit buckets, memory only (ratelimit.go)
+	apikeys  apiKeyTable          // API keys whose digest routes here (apikey.go)
 }
 
 // New returns an empty shard.
@@ -39,6 +40,7 @@ func New(opts Options) *Shard {
 		emails:   make(map[string]UserID),
 		unlockAt: make(map[UserID]time.Time),
 		failures: newFailureTable(),
+		apikeys:  newAPIKeyTable(),
 	}
 }
 

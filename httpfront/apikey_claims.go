@@ -1,0 +1,255 @@
+package httpfront
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+
+	"github.com/authnzerver/authnzerver/shard"
+	"github.com/authnzerver/authnzerver/wire"
+)
+
+// keyClaims is the part of an apikey_dict the server reads. Raw values are
+// slices of the request's body.
+type keyClaims struct {
+	uid   int64
+	uidOK bool // uid is a JSON integer that fits in int64
+	tkn   string
+	rol   string
+	okTR  bool // tkn and rol are strings, rol is not empty and tkn has the form of our tokens
+	// The claims a refresh copies into the new key (nil when absent).
+	iss, ver, aud, sub json.RawMessage
+}
+
+// errClaimsMissing means apikey_dict is not an object or lacks uid, tkn or
+// rol: the reference answers 400 (spec §2.F2).
+var errClaimsMissing = errors.New("httpfront: apikey_dict lacks uid, tkn or rol")
+
+// decodeKeyClaims reads an apikey_dict. Missing uid/tkn/rol is an error;
+// claims of the wrong type or form decode with uidOK or okTR false, so that
+// the caller refuses them with the structured failure of its request.
+//
+// It walks the object itself rather than unmarshalling into a map: this is
+// on the apikey-verify hot path, and a map costs some thirty allocations.
+// Keys match exactly (as in Python, unlike encoding/json's case-insensitive
+// struct fields); of duplicate keys the last wins, as in both.
+func decodeKeyClaims(raw json.RawMessage) (keyClaims, error) {
+	var cl keyClaims
+	if !json.Valid(raw) {
+		return cl, errClaimsMissing
+	}
+	var uid, tkn, rol json.RawMessage
+	ok := eachMember(raw, func(key, value []byte) {
+		switch jsonKey(key) {
+		case "uid":
+			uid = value
+		case "tkn":
+			tkn = value
+		case "rol":
+			rol = value
+		case "iss":
+			cl.iss = value
+		case "ver":
+			cl.ver = value
+		case "aud":
+			cl.aud = value
+		case "sub":
+			cl.sub = value
+		}
+	})
+	if !ok || uid == nil || tkn == nil || rol == nil {
+		return cl, errClaimsMissing
+	}
+	if isNumber(rawKind(uid)) && isIntLiteral(uid) {
+		v, err := strconv.ParseInt(string(uid), 10, 64)
+		cl.uid, cl.uidOK = v, err == nil
+	}
+	var okT, okR bool
+	cl.tkn, okT = jsonString(tkn)
+	cl.rol, okR = jsonString(rol)
+	cl.okTR = okT && okR && isAPIKeyToken(cl.tkn) && cl.rol != ""
+	return cl, nil
+}
+
+// eachMember calls fn with the raw key (with its quotes) and raw value of
+// each member of the JSON object obj, which must be valid JSON. It returns
+// false if obj is not an object.
+func eachMember(obj []byte, fn func(key, value []byte)) bool {
+	i := skipSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return false
+	}
+	i = skipSpace(obj, i+1)
+	if i < len(obj) && obj[i] == '}' {
+		return true
+	}
+	for i < len(obj) {
+		kEnd := skipValue(obj, i) // the key is a string
+		key := obj[i:kEnd]
+		i = skipSpace(obj, kEnd)
+		if i >= len(obj) || obj[i] != ':' {
+			return false
+		}
+		vStart := skipSpace(obj, i+1)
+		vEnd := skipValue(obj, vStart)
+		fn(key, obj[vStart:vEnd])
+		i = skipSpace(obj, vEnd)
+		if i >= len(obj) || obj[i] != ',' {
+			return true
+		}
+		i = skipSpace(obj, i+1)
+	}
+	return true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the valid JSON value that starts at b[i].
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\r', '\n':
+			return i
+		}
+	}
+	return i
+}
+
+// skipString returns the index after the string that starts at b[i].
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// jsonKey returns a raw object key as a string; only a key with escapes
+// costs a decode.
+func jsonKey(raw []byte) string {
+	s, _ := jsonString(raw)
+	return s
+}
+
+// jsonString decodes a raw JSON string value; ok is false for any other
+// kind of value.
+func jsonString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), true
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err == nil
+}
+
+// isAPIKeyToken reports whether s has the form of the tokens we issue, so a
+// foreign or truncated token is refused without a shard hop.
+func isAPIKeyToken(s string) bool {
+	if len(s) != apiKeyTokenLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// claims holds the values of a key's claims JSON (spec §2.F table). iss,
+// ver, aud and sub are JSON values, carried exactly.
+type claims struct {
+	iss, ver, aud, sub []byte
+	uid                int64
+	rol                string
+	usa                *string // session-tied keys only
+	ipa                string
+	tkn                string
+	key                *shard.APIKey
+}
+
+// appendJSON writes the claims in the reference's order: iss, ver, uid,
+// rol, [usa,] aud, sub, ipa, tkn, iat, nbf, exp.
+func (k *claims) appendJSON(dst []byte) []byte {
+	dst = append(dst, `{"iss":`...)
+	dst = append(dst, k.iss...)
+	dst = append(dst, `,"ver":`...)
+	dst = append(dst, k.ver...)
+	dst = append(dst, `,"uid":`...)
+	dst = strconv.AppendInt(dst, k.uid, 10)
+	dst = append(dst, `,"rol":`...)
+	dst = appendString(dst, k.rol)
+	if k.usa != nil {
+		dst = append(dst, `,"usa":`...)
+		dst = appendString(dst, *k.usa)
+	}
+	dst = append(dst, `,"aud":`...)
+	dst = append(dst, k.aud...)
+	dst = append(dst, `,"sub":`...)
+	dst = append(dst, k.sub...)
+	dst = append(dst, `,"ipa":`...)
+	dst = appendString(dst, k.ipa)
+	dst = append(dst, `,"tkn":`...)
+	dst = appendString(dst, k.tkn)
+	dst = append(dst, `,"iat":`...)
+	dst = wire.AppendTime(dst, k.key.Issued)
+	dst = append(dst, `,"nbf":`...)
+	dst = wire.AppendTime(dst, k.key.NotBefore)
+	dst = append(dst, `,"exp":`...)
+	dst = wire.AppendTime(dst, k.key.Expires)
+	return append(dst, '}')
+}
+
+func (k *claims) String() string { return string(k.appendJSON(nil)) }
+
+// claimValue returns a claim value as compact JSON: strings re-encoded as
+// we encode strings, anything else compacted. An absent value is null.
+func claimValue(raw json.RawMessage) []byte {
+	if s, ok := jsonString(raw); ok {
+		return appendString(nil, s)
+	}
+	var b bytes.Buffer
+	if len(raw) == 0 || json.Compact(&b, raw) != nil {
+		return []byte("null")
+	}
+	return b.Bytes()
+}

@@ -1,0 +1,533 @@
+package httpfront
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/perm"
+	"github.com/authnzerver/authnzerver/shard"
+	"github.com/authnzerver/authnzerver/wire"
+)
+
+// API keys (spec §2.F). The server hands out a key's claims as a JSON
+// string; the frontend seals it, checks aud/sub/ipa/usa/iss/ver itself on
+// use, and passes the decoded claims back as apikey_dict. The server checks
+// tkn, uid, rol, the validity window and, for a session-tied key, that its
+// session is still live. Only the SHA-256 digest of tkn is stored (see
+// shard/apikey.go).
+
+func init() {
+	keyDict := []param{arg("apikey_dict", tDict), arg("user_id", tInt), arg("user_role", tStr)}
+	register("apikey-new", []param{
+		arg("issuer", tStr), arg("audience", tStr), arg("subject", tStr), arg("apiversion", tStr, tInt),
+		arg("expires_days", tInt), arg("not_valid_before", tFloat, tInt), arg("user_id", tInt),
+		arg("user_role", tStr), arg("ip_address", tStr), arg("user_agent", tStr), arg("session_token", tStr),
+	}, handleAPIKeyNew)
+	register("apikey-verify", keyDict, func(c *call) result { return handleAPIKeyVerify(c, shard.KeySession) })
+	register("apikey-revoke", keyDict, func(c *call) result { return handleAPIKeyRevoke(c, shard.KeySession) })
+	register("apikey-new-nosession", []param{
+		arg("issuer", tStr), arg("audience", tStr), arg("subject", tStr), arg("apiversion", tStr, tInt),
+		arg("expires_seconds", tInt), arg("not_valid_before", tFloat, tInt), arg("user_id", tInt),
+		arg("user_role", tStr), arg("ip_address", tStr), arg("refresh_expires", tInt), arg("refresh_nbf", tFloat, tInt),
+	}, handleAPIKeyNewNoSession)
+	register("apikey-verify-nosession", keyDict, func(c *call) result { return handleAPIKeyVerify(c, shard.KeyNoSession) })
+	register("apikey-revoke-nosession", keyDict, func(c *call) result { return handleAPIKeyRevoke(c, shard.KeyNoSession) })
+	register("apikey-revokeall-nosession", keyDict, handleAPIKeyRevokeAll)
+	register("apikey-refresh-nosession", []param{
+		arg("apikey_dict", tDict), arg("user_id", tInt), arg("user_role", tStr), arg("refresh_token", tStr),
+		arg("ip_address", tStr), arg("expires_seconds", tInt), arg("not_valid_before", tInt, tFloat),
+		arg("refresh_expires", tInt), arg("refresh_nbf", tInt, tFloat),
+	}, handleAPIKeyRefresh)
+}
+
+// Answers of spec §2.F.
+const (
+	msgKeyNotAllowedIssue  = "API key issuance failed. You are not allowed to issue an API key."
+	msgKeyNotAllowedVerify = "API key verification failed. You are not allowed to operate on this API key."
+	msgKeyNotAllowedRevoke = "API key revocation failed. You are not allowed to operate on this API key."
+	reasonKeyNotAllowedOp  = "originating user is not allowed to operate on this API key"
+	reasonKeyInvalid       = "key validation failed, provided key does not match stored key or has expired"
+	msgKeyInvalid          = "API key could not be verified."
+	msgKeyRevoked          = "API key revocation processed."
+	reasonKeyLifetime      = "invalid API key lifetime or not-before value"
+	msgKeyLifetime         = "API key issuance failed. The requested key lifetime is out of range."
+	msgRefreshFailed       = "API key refresh failed. The API key presented does not have a valid refresh token. You may need to login again to generate a new API key."
+	// The reference's steps 3–4 join the sentences without a space.
+	msgRefreshFailedJoined = "API key refresh failed. The API key presented does not have a valid refresh token.You may need to login again to generate a new API key."
+)
+
+// maxKeyLifetime bounds every lifetime and not-before offset of a key or
+// refresh token (either sign), so that expiry times stay printable and
+// time.Duration never overflows. The reference fails with an overflow
+// somewhere beyond this.
+const maxKeyLifetime = 100 * 365 * 24 * time.Hour
+
+// apiKeyTokenLen is the length of tkn and refresh tokens: 32 random bytes
+// in base64url without padding.
+const apiKeyTokenLen = 43
+
+// claimsOrBadRequest decodes the request's apikey_dict; ok false means the
+// returned result (HTTP 400) is the answer.
+func claimsOrBadRequest(c *call) (keyClaims, result, bool) {
+	cl, err := decodeKeyClaims(c.raw("apikey_dict"))
+	if err != nil {
+		return cl, result{status: 400}, false
+	}
+	return cl, result{}, true
+}
+
+// apikeyPolicy is the policy half of the user-check-access evaluation of
+// spec §2.F: may user uid with role do action to the private API key of
+// owner? An unknown role is a refusal.
+func apikeyPolicy(c *call, uid int64, role, action string, owner int64) bool {
+	ok, err := c.s.perms().CheckAccess(perm.AccessQuery{
+		UserID: uid, Role: role, Action: action, Target: "apikey", Owner: owner, Visibility: "private",
+	})
+	return err == nil && ok
+}
+
+// apikeyUsersValid is the other half (spec §2.G1 steps 2–3): the acting user
+// exists, is active and has role; the owner exists and is active. The two
+// lookups run at once when the owner is someone else.
+func apikeyUsersValid(c *call, uid int64, role string, owner int64) (bool, error) {
+	if owner == uid {
+		return userActive(c, uid, role)
+	}
+	a, errA, o, errO := both(
+		func() (bool, error) { return userActive(c, uid, role) },
+		func() (bool, error) { return userActive(c, owner, "") },
+	)
+	if errA != nil {
+		return false, errA
+	}
+	return a && o, errO
+}
+
+// userActive reports whether user id exists, is active and, unless role is
+// "", has that role. It answers a bool rather than the user: a copy of the
+// whole record would cost an allocation on the verify path.
+func userActive(c *call, id int64, role string) (bool, error) {
+	uid := shard.UserID(id)
+	res, err := actors.Do(c.s.deps.Core, shard.UserRoute(uid), func(s *shard.Shard, _ time.Time) (bool, []shard.Mutation, error) {
+		u, err := s.GetUser(uid)
+		return err == nil && u.IsActive && (role == "" || u.Role == role), nil, nil
+	})
+	return res.Value, err
+}
+
+// apikeyAllowed is the whole permission check: policy, then users.
+func apikeyAllowed(c *call, uid int64, role, action string, owner int64) (bool, error) {
+	if !apikeyPolicy(c, uid, role, action, owner) {
+		return false, nil
+	}
+	return apikeyUsersValid(c, uid, role, owner)
+}
+
+// both runs fa and fb at once and returns both outcomes: two shard hops
+// cost the latency of one.
+func both[A, B any](fa func() (A, error), fb func() (B, error)) (a A, errA error, b B, errB error) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b, errB = fb()
+	}()
+	a, errA = fa()
+	<-done
+	return a, errA, b, errB
+}
+
+// lookupKey verifies a key on its shard.
+func lookupKey(c *call, kind shard.APIKeyKind, cl *keyClaims) (shard.APIKey, error) {
+	d := shard.DigestAPIKey(cl.tkn)
+	uid, role := shard.UserID(cl.uid), cl.rol
+	res, err := actors.Do(c.s.deps.Core, shard.APIKeyRoute(d), func(s *shard.Shard, now time.Time) (shard.APIKey, []shard.Mutation, error) {
+		k, err := s.VerifyAPIKey(kind, d, uid, role, now)
+		return k, nil, err
+	})
+	return res.Value, err
+}
+
+// sessionLive reports whether the session of a session-tied key is live.
+// The spec's foreign-key cascade (ending a session removes its keys) cannot
+// be one transaction here, as key and session live on different shards; a
+// key is therefore valid only while its session is, and a key found without
+// its session is deleted on the spot.
+func sessionLive(c *call, k *shard.APIKey) (bool, error) {
+	sd := k.Session
+	res, err := actors.Do(c.s.deps.Core, shard.SessionRoute(sd), func(s *shard.Shard, now time.Time) (bool, []shard.Mutation, error) {
+		_, err := s.LookupSession(sd, now)
+		return err == nil, nil, nil
+	})
+	if err != nil || res.Value {
+		return res.Value, err
+	}
+	d := k.Digest
+	// Best effort: the sweep deletes it later anyway, so neither an error
+	// nor durability is waited for.
+	_, _ = actors.Do(c.s.deps.Core, shard.APIKeyRoute(d), func(s *shard.Shard, _ time.Time) (struct{}, []shard.Mutation, error) {
+		return struct{}{}, s.DeleteAPIKey(shard.KeySession, d), nil
+	})
+	return false, nil
+}
+
+// verifyClaims is the validity check shared by verify and revoke-all: the
+// key of kind named by cl is stored for uid/rol, inside its window and, if
+// session-tied, its session is live. With users, it checks the permission
+// (action on cl.uid by the request's user) at the same time as the key.
+func verifyClaims(c *call, kind shard.APIKeyKind, cl *keyClaims, action string) (allowed bool, key shard.APIKey, valid bool, err error) {
+	uid, role := keyActor(c)
+	if !cl.uidOK || !apikeyPolicy(c, uid, role, action, cl.uid) {
+		return false, key, false, nil
+	}
+	if !cl.okTR {
+		allowed, err = apikeyUsersValid(c, uid, role, cl.uid)
+		return allowed, key, false, err
+	}
+	allowed, errU, key, errK := both(
+		func() (bool, error) { return apikeyUsersValid(c, uid, role, cl.uid) },
+		func() (shard.APIKey, error) { return lookupKey(c, kind, cl) },
+	)
+	if errU != nil {
+		return false, key, false, errU
+	}
+	if errors.Is(errK, shard.ErrAPIKeyInvalid) || !allowed {
+		return allowed, key, false, nil
+	}
+	if errK != nil {
+		return allowed, key, false, errK
+	}
+	if kind == shard.KeySession {
+		live, err := sessionLive(c, &key)
+		return allowed, key, live, err
+	}
+	return allowed, key, true, nil
+}
+
+// keyActor returns the acting user of an API key request: user_id and
+// user_role of the body (the schema has checked both).
+func keyActor(c *call) (int64, string) {
+	uid, _ := c.int("user_id")
+	return uid, c.str("user_role")
+}
+
+func handleAPIKeyVerify(c *call, kind shard.APIKeyKind) result {
+	cl, bad, ok := claimsOrBadRequest(c)
+	if !ok {
+		return bad
+	}
+	allowed, key, valid, err := verifyClaims(c, kind, &cl, "view")
+	switch {
+	case err != nil:
+		return coreFailure(err)
+	case !allowed:
+		return failure(reasonKeyNotAllowedOp, msgKeyNotAllowedVerify)
+	case !valid:
+		return failure(reasonKeyInvalid, msgKeyInvalid)
+	}
+	msg := "API key verified successfully. Expires: "
+	if kind == shard.KeyNoSession {
+		msg = "No-session API key verified successfully. Expires: "
+	}
+	return success(msg + wire.FormatTime(key.Expires) + ".")
+}
+
+func handleAPIKeyRevoke(c *call, kind shard.APIKeyKind) result {
+	cl, bad, ok := claimsOrBadRequest(c)
+	if !ok {
+		return bad
+	}
+	uid, role := keyActor(c)
+	if !cl.uidOK {
+		return failure(reasonKeyNotAllowedOp, msgKeyNotAllowedRevoke)
+	}
+	allowed, err := apikeyAllowed(c, uid, role, "delete", cl.uid)
+	if err != nil {
+		return coreFailure(err)
+	}
+	if !allowed {
+		return failure(reasonKeyNotAllowedOp, msgKeyNotAllowedRevoke)
+	}
+	if !cl.okTR {
+		return result{messages: []string{msgKeyRevoked}}
+	}
+	revoked, err := revokeKey(c, kind, &cl, "")
+	if err != nil {
+		return coreFailure(err)
+	}
+	if !revoked {
+		return result{messages: []string{msgKeyRevoked}}
+	}
+	return success(msgKeyRevoked)
+}
+
+// revokeKey deletes the key named by cl (and, for a refresh, only if its
+// refresh hash is refreshPHC) and waits until the deletion is durable. The
+// key stops verifying as soon as the shard has run the deletion.
+func revokeKey(c *call, kind shard.APIKeyKind, cl *keyClaims, refreshPHC string) (bool, error) {
+	d := shard.DigestAPIKey(cl.tkn)
+	uid, role := shard.UserID(cl.uid), cl.rol
+	res, err := actors.Do(c.s.deps.Core, shard.APIKeyRoute(d), func(s *shard.Shard, _ time.Time) (bool, []shard.Mutation, error) {
+		ok, muts := s.RevokeAPIKey(kind, d, uid, role, refreshPHC)
+		return ok, muts, nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if err := durable(res); err != nil {
+		return false, err
+	}
+	return res.Value, nil
+}
+
+func handleAPIKeyRevokeAll(c *call) result {
+	cl, bad, ok := claimsOrBadRequest(c)
+	if !ok {
+		return bad
+	}
+	allowed, _, valid, err := verifyClaims(c, shard.KeyNoSession, &cl, "delete")
+	switch {
+	case err != nil:
+		return coreFailure(err)
+	case !allowed:
+		return failure("originating user is not allowed to delete API keys", "All API keys revocation failed. You are not allowed to delete API keys.")
+	case !valid:
+		return failure("provided API key is invalid, revoke-all operation requires a valid key to start with", "All API keys revocation failed. The API key presented is invalid.")
+	}
+	uid, role := shard.UserID(cl.uid), cl.rol
+	rs, err := actors.DoAll(c.s.deps.Core, func(s *shard.Shard, _ time.Time) (int, []shard.Mutation, error) {
+		n, muts := s.RevokeUserAPIKeys(uid, role)
+		return n, muts, nil
+	})
+	if err != nil {
+		return coreFailure(err)
+	}
+	if err := actors.WaitAll(rs); err != nil {
+		return coreFailure(errUnwritable)
+	}
+	n := 0
+	for _, r := range rs {
+		n += r.Value
+	}
+	return success("All API keys revocation processed.").with("revoked_keys", n)
+}
+
+// keySeconds reads a lifetime or offset in seconds (int or float) within
+// maxKeyLifetime.
+func keySeconds(c *call, name string) (time.Duration, bool) {
+	f, err := strconv.ParseFloat(string(bytes.TrimSpace(c.raw(name))), 64)
+	if err != nil || math.IsNaN(f) || math.Abs(f) > maxKeyLifetime.Seconds() {
+		return 0, false
+	}
+	return time.Duration(f * float64(time.Second)), true
+}
+
+// newKeyToken draws a key token; keyIssue retries on the (2^-128) chance
+// that its digest index is taken.
+func issueKey(c *call, n shard.NewAPIKey) (tkn string, key shard.APIKey, err error) {
+	for range 3 {
+		tkn, err = wire.RandomToken(32)
+		if err != nil {
+			return "", key, err
+		}
+		d := shard.DigestAPIKey(tkn)
+		res, err := actors.Do(c.s.deps.Core, shard.APIKeyRoute(d), func(s *shard.Shard, now time.Time) (shard.APIKey, []shard.Mutation, error) {
+			return s.CreateAPIKey(d, n, now)
+		})
+		if errors.Is(err, shard.ErrAPIKeyExists) {
+			continue
+		}
+		if err != nil {
+			return "", key, err
+		}
+		if err := durable(res); err != nil {
+			return "", key, err
+		}
+		return tkn, res.Value, nil
+	}
+	return "", key, shard.ErrAPIKeyExists
+}
+
+func handleAPIKeyNew(c *call) result {
+	uid, role := keyActor(c)
+	noKey := func(r result) result { return r.with("apikey", nil).with("expires", nil) }
+	allowed, err := apikeyAllowed(c, uid, role, "create", uid)
+	if err != nil {
+		return coreFailure(err)
+	}
+	if !allowed {
+		return failure("user not allowed to issue API key", msgKeyNotAllowedIssue)
+	}
+	days, _ := c.int("expires_days")
+	nbf, ok := keySeconds(c, "not_valid_before")
+	if !ok || days < -int64(maxKeyLifetime/(24*time.Hour)) || days > int64(maxKeyLifetime/(24*time.Hour)) {
+		return noKey(failure(reasonKeyLifetime, msgKeyLifetime))
+	}
+	const reasonSession = "invalid session for user requesting API key issuance"
+	sd := shard.DigestSession(c.str("session_token"))
+	info, err := actors.CheckSession(c.s.deps.Core, sd)
+	if errors.Is(err, shard.ErrSessionNotFound) {
+		return noKey(failure(reasonSession, "Invalid session token for API key issuance request."))
+	}
+	if err != nil {
+		return coreFailure(err)
+	}
+	ip, ua := c.str("ip_address"), c.str("user_agent")
+	if int64(info.Session.UserID) != uid || info.Session.IPAddress != ip || info.Session.UserAgent != ua || info.User.Role != role {
+		return noKey(failure(reasonSession, "DB session user_id, ip_address, user_agent, user_role does not match provided session info."))
+	}
+	tkn, key, err := issueKey(c, shard.NewAPIKey{
+		Kind: shard.KeySession, UserID: shard.UserID(uid), Role: role,
+		Lifetime: time.Duration(days) * 24 * time.Hour, NotBefore: nbf,
+		Session: sd, SessionExpires: info.Session.Expires,
+	})
+	if err != nil {
+		return coreFailure(err)
+	}
+	cl := claims{
+		iss: claimValue(c.raw("issuer")), ver: claimValue(c.raw("apiversion")),
+		aud: claimValue(c.raw("audience")), sub: claimValue(c.raw("subject")),
+		uid: uid, rol: role, usa: &ua, ipa: ip, tkn: tkn, key: &key,
+	}
+	exp := wire.FormatTime(key.Expires)
+	return success("API key generated successfully, expires: "+exp+".").
+		with("apikey", cl.String()).with("expires", exp)
+}
+
+// noSessionKey is the issue half of apikey-new-nosession and
+// apikey-refresh-nosession: lifetimes from the request, a new refresh token
+// hashed with Argon2id (spec §2.F4), and the success answer. It does not
+// check permissions.
+func noSessionKey(c *call, uid int64, role string, iss, ver, aud, sub []byte) (result, shard.APIKey, bool) {
+	life, ok1 := keySeconds(c, "expires_seconds")
+	nbf, ok2 := keySeconds(c, "not_valid_before")
+	rlife, ok3 := keySeconds(c, "refresh_expires")
+	rnbf, ok4 := keySeconds(c, "refresh_nbf")
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return failure(reasonKeyLifetime, msgKeyLifetime).with("apikey", nil).with("expires", nil), shard.APIKey{}, false
+	}
+	rt, err := wire.RandomToken(32)
+	if err != nil {
+		return coreFailure(err), shard.APIKey{}, false
+	}
+	hs, err := c.s.deps.Hasher.Run(actors.HashOp{Password: rt})
+	if err != nil {
+		return coreFailure(err), shard.APIKey{}, false
+	}
+	if hs[0].Err != nil || !hs[0].OK {
+		return coreFailure(hs[0].Err), shard.APIKey{}, false
+	}
+	tkn, key, err := issueKey(c, shard.NewAPIKey{
+		Kind: shard.KeyNoSession, UserID: shard.UserID(uid), Role: role,
+		Lifetime: life, NotBefore: nbf,
+		RefreshPHC: hs[0].PHC, RefreshLifetime: rlife, RefreshNotBefore: rnbf,
+	})
+	if err != nil {
+		return coreFailure(err), shard.APIKey{}, false
+	}
+	cl := claims{iss: iss, ver: ver, aud: aud, sub: sub, uid: uid, rol: role, ipa: c.str("ip_address"), tkn: tkn, key: &key}
+	exp := wire.FormatTime(key.Expires)
+	return success("API key generated successfully, expires: "+exp+".").
+		with("apikey", cl.String()).with("expires", exp).
+		with("refresh_token", rt).with("refresh_token_expires", wire.FormatTime(key.RefreshExpires)), key, true
+}
+
+func handleAPIKeyNewNoSession(c *call) result {
+	uid, role := keyActor(c)
+	allowed, err := apikeyAllowed(c, uid, role, "create", uid)
+	if err != nil {
+		return coreFailure(err)
+	}
+	if !allowed {
+		return failure("originating user is not allowed to issue an API key", msgKeyNotAllowedIssue)
+	}
+	res, _, _ := noSessionKey(c, uid, role, claimValue(c.raw("issuer")), claimValue(c.raw("apiversion")),
+		claimValue(c.raw("audience")), claimValue(c.raw("subject")))
+	return res
+}
+
+func handleAPIKeyRefresh(c *call) result {
+	cl, bad, ok := claimsOrBadRequest(c)
+	if !ok {
+		return bad
+	}
+	if cl.iss == nil || cl.ver == nil || cl.aud == nil || cl.sub == nil {
+		return result{status: 400} // the reference's KeyError when it copies them
+	}
+	noRefresh := failure("provided API key has no stored refresh token, probably invalid", msgRefreshFailed)
+	if !cl.uidOK || !cl.okTR {
+		return noRefresh
+	}
+	// Step 1: the stored key with an open refresh window.
+	d := shard.DigestAPIKey(cl.tkn)
+	owner, ownerRole := shard.UserID(cl.uid), cl.rol
+	found, err := actors.Do(c.s.deps.Core, shard.APIKeyRoute(d), func(s *shard.Shard, now time.Time) (shard.APIKey, []shard.Mutation, error) {
+		k, err := s.RefreshableAPIKey(d, owner, ownerRole, now)
+		return k, nil, err
+	})
+	if errors.Is(err, shard.ErrAPIKeyNoRefresh) {
+		return noRefresh
+	}
+	if err != nil {
+		return coreFailure(err)
+	}
+	old := found.Value
+	// Step 2: the refresh token against its Argon2id hash. A token not of
+	// the form we issue cannot match and costs no hashing.
+	badRefresh := failure("provided refresh token does not match stored refresh token", msgRefreshFailed)
+	rt := c.str("refresh_token")
+	if !isAPIKeyToken(rt) {
+		return badRefresh
+	}
+	hs, err := c.s.deps.Hasher.Run(actors.HashOp{Verify: true, PHC: old.RefreshPHC, Password: rt})
+	if err != nil {
+		return coreFailure(err)
+	}
+	if !hs[0].OK {
+		return badRefresh
+	}
+	// Steps 3–4. Both permissions are checked before anything changes, so a
+	// refused refresh leaves the old key in place (the reference revokes it
+	// first and may then refuse the new one).
+	uid, role := keyActor(c)
+	notRevoke := failure("user from provided API key not allowed to revoke old key", msgRefreshFailedJoined)
+	allowed, err := apikeyAllowed(c, uid, role, "delete", cl.uid)
+	if err != nil {
+		return coreFailure(err)
+	}
+	if !allowed {
+		return notRevoke
+	}
+	if !apikeyPolicy(c, uid, role, "create", uid) {
+		return failure("user from provided API key not allowed to issue new key", msgRefreshFailedJoined)
+	}
+	// Issue first, then revoke: a crash in between leaves two keys rather
+	// than none. The revocation is conditional on the refresh hash just
+	// verified, so of two concurrent refreshes exactly one keeps its new key.
+	res, key, issued := noSessionKey(c, uid, role, claimValue(cl.iss), claimValue(cl.ver),
+		claimValue(cl.aud), claimValue(cl.sub))
+	if !issued {
+		return res
+	}
+	revoked, err := revokeKey(c, shard.KeyNoSession, &cl, old.RefreshPHC)
+	if err != nil || !revoked {
+		nd := key.Digest
+		dres, derr := actors.Do(c.s.deps.Core, shard.APIKeyRoute(nd), func(s *shard.Shard, _ time.Time) (struct{}, []shard.Mutation, error) {
+			return struct{}{}, s.DeleteAPIKey(shard.KeyNoSession, nd), nil
+		})
+		if derr == nil {
+			derr = durable(dres)
+		}
+		if err == nil {
+			err = derr
+		}
+		if err != nil {
+			return coreFailure(err)
+		}
+		return notRevoke
+	}
+	return res
+}
