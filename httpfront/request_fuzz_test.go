@@ -193,4 +193,3 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
-
