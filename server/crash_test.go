@@ -209,8 +209,27 @@ func buildBinary(t *testing.T) string {
 type proc struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	done   chan struct{}
+}
+
+// syncBuffer is the child's stderr, written by exec's copier while the
+// test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // freePort returns a loopback port that was free a moment ago.
@@ -244,7 +263,7 @@ func startProc(t *testing.T, bin, dataDir string, env ...string) *proc {
 			"AUTHNZERVER_LOGLEVEL=warn",
 		)
 		cmd.Env = append(cmd.Env, env...)
-		p := &proc{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d/", port), stderr: &bytes.Buffer{}, done: make(chan struct{})}
+		p := &proc{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d/", port), stderr: &syncBuffer{}, done: make(chan struct{})}
 		cmd.Stderr = p.stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
