@@ -116,6 +116,9 @@ func TestMaxConnsRefusesBeyondCap(t *testing.T) {
 		status, _ := readStatus(c, 10*time.Second)
 		c.Close()
 		refused = status == 503 || status == 0
+		if refused {
+			t.Logf("connection %d: status %d (0: closed)", n+1, status)
+		}
 		if !refused {
 			time.Sleep(20 * time.Millisecond) // the held connections may not be accepted yet
 		}
@@ -211,6 +214,7 @@ func TestHugeBodyRefusedEarly(t *testing.T) {
 	if err != nil {
 		t.Fatalf("huge chunked body: %v", err)
 	}
+	t.Logf("huge chunked body: status %d (0: closed)", status)
 	if status != 413 && status != 0 {
 		t.Errorf("huge chunked body: status %d; want 413 or a closed connection", status)
 	}
