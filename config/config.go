@@ -55,6 +55,9 @@ type Config struct {
 	LogFormat      string        // AUTHNZERVER_LOGFORMAT: text | json
 	LogLevel       string        // AUTHNZERVER_LOGLEVEL: debug | info | warn | error
 	MaxConns       int           // AUTHNZERVER_MAXCONNS
+	ReadTimeout    time.Duration // AUTHNZERVER_READTIMEOUT: seconds or a Go duration
+	WriteTimeout   time.Duration // AUTHNZERVER_WRITETIMEOUT: seconds or a Go duration
+	MaxShardQueue  int           // AUTHNZERVER_MAXSHARDQUEUE; negative: no bound
 	ServerFQDN     string        // AUTHNZERVER_FQDN; "" = the host name
 
 	// Command-line only.
@@ -78,6 +81,26 @@ func integer(name string, p func(c *Config) *int) func(c *Config, v string) erro
 			return fmt.Errorf("config: %s: not an integer: %q", name, v)
 		}
 		*p(c) = n
+		return nil
+	}
+}
+
+// duration parses a positive number of seconds or a Go duration ("500ms").
+func duration(name string, p func(c *Config) *time.Duration) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		v = strings.TrimSpace(v)
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			n, nerr := strconv.ParseFloat(v, 64)
+			if nerr != nil {
+				return fmt.Errorf("config: %s: not seconds or a duration: %q", name, v)
+			}
+			d = time.Duration(n * float64(time.Second))
+		}
+		if d <= 0 {
+			return fmt.Errorf("config: %s: must be positive: %q", name, v)
+		}
+		*p(c) = d
 		return nil
 	}
 }
@@ -125,6 +148,9 @@ var items = []item{
 	{name: "logformat", env: "AUTHNZERVER_LOGFORMAT", def: "text", help: "text or json", set: str(func(c *Config) *string { return &c.LogFormat })},
 	{name: "loglevel", env: "AUTHNZERVER_LOGLEVEL", def: "info", help: "debug, info, warn or error", set: str(func(c *Config) *string { return &c.LogLevel })},
 	{name: "maxconns", env: "AUTHNZERVER_MAXCONNS", def: "10000", help: "concurrent connections", set: integer("maxconns", func(c *Config) *int { return &c.MaxConns })},
+	{name: "readtimeout", env: "AUTHNZERVER_READTIMEOUT", def: "10", help: "seconds (or a duration such as 500ms) a client may take to send a request; slower clients are disconnected", set: duration("readtimeout", func(c *Config) *time.Duration { return &c.ReadTimeout })},
+	{name: "writetimeout", env: "AUTHNZERVER_WRITETIMEOUT", def: "10", help: "seconds (or a duration) a client may take to read an answer", set: duration("writetimeout", func(c *Config) *time.Duration { return &c.WriteTimeout })},
+	{name: "maxshardqueue", env: "AUTHNZERVER_MAXSHARDQUEUE", def: "4096", help: "messages waiting for one shard beyond which requests are answered 503 (negative: no bound)", set: integer("maxshardqueue", func(c *Config) *int { return &c.MaxShardQueue })},
 	{name: "fqdn", env: "AUTHNZERVER_FQDN", def: "", help: "server name for the password similarity check (default: host name)", set: str(func(c *Config) *string { return &c.ServerFQDN })},
 }
 

@@ -36,6 +36,10 @@ type Options struct {
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// MaxConns caps concurrent connections. Default 10000.
 	MaxConns int
+	// MaxShardQueue bounds the messages waiting in one shard's mailbox;
+	// beyond it every request is answered 503 at once (overload.go).
+	// Default 4096; negative: no bound.
+	MaxShardQueue int
 	// PIISalt keys the hashes that stand for personal data in logs (spec
 	// §6.5). "none" logs plain values.
 	PIISalt string
@@ -69,6 +73,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxConns <= 0 {
 		o.MaxConns = 10000
 	}
+	if o.MaxShardQueue == 0 {
+		o.MaxShardQueue = 4096
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -101,7 +108,8 @@ type Server struct {
 // extensions holds the state of the capabilities that plug into the server
 // (users, keys, limits, mail). Each capability's file adds its own field.
 type extensions struct {
-	users usersExt
+	users    usersExt
+	overload overloadExt
 }
 
 // New returns a server. It does not listen; see [Server.Serve].
@@ -303,6 +311,8 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 	var res result
 	if probs := validate(ep.params, params); len(probs) > 0 {
 		res = invalidParams(reqType, probs)
+	} else if err := s.admit(ep, c.now); err != nil {
+		res = coreFailure(err)
 	} else {
 		res = ep.handle(c)
 	}

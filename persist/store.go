@@ -107,25 +107,66 @@ func (s *Store) Checkpoint(dir string) error {
 	return nil
 }
 
-// Close commits what is queued and closes the database.
-func (s *Store) Close() error {
+// Close commits what is queued and closes the database. After a failed
+// commit pebble may refuse to close cleanly; Close then reports the error
+// rather than panicking, and a restart recovers from the WAL.
+func (s *Store) Close() (err error) {
 	werr := s.w.Close()
+	defer func() {
+		if r := recover(); r != nil {
+			err = errors.Join(werr, fmt.Errorf("persist: close: %w", panicError(r)))
+		}
+	}()
 	// Flush the memtable, so the next start reads sstables instead of
 	// replaying the WAL (a restart loads everything).
 	if werr == nil {
-		if err := s.db.Flush(); err != nil {
-			werr = fmt.Errorf("persist: flush on close: %w", err)
+		if ferr := s.db.Flush(); ferr != nil {
+			werr = fmt.Errorf("persist: flush on close: %w", ferr)
 		}
 	}
 	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("persist: close: %w", err)
+		return errors.Join(werr, fmt.Errorf("persist: close: %w", err))
 	}
 	return werr
 }
 
+// Healthy returns nil while the store accepts writes, and the sticky commit
+// error once a write or sync has failed (a restart is needed then).
+func (s *Store) Healthy() error { return s.w.Err() }
+
+// ErrFatal wraps a fatal error reported by pebble (a failed WAL write or
+// sync, a failed MANIFEST update). The store accepts no more writes after
+// one; restart the process once the disk is healthy.
+var ErrFatal = errors.New("persist: fatal store error")
+
+// fatalPanic is the value pebbleLogger.Fatalf panics with, so recover sites
+// can tell pebble's fatal errors from other panics.
+type fatalPanic struct{ msg string }
+
+func panicError(r any) error {
+	if f, ok := r.(fatalPanic); ok {
+		return fmt.Errorf("%w: %s", ErrFatal, f.msg)
+	}
+	if e, ok := r.(error); ok {
+		return fmt.Errorf("%w: panic: %w", ErrFatal, e)
+	}
+	return fmt.Errorf("%w: panic: %v", ErrFatal, r)
+}
+
 type pebbleSink struct{ db *pebble.DB }
 
-func (p pebbleSink) commit(ops []Op, sync bool) error {
+// commit writes ops as one batch. pebble treats a failed WAL write or sync
+// as fatal (Logger.Fatalf, which panics through [pebbleLogger]) because its
+// commit pipeline cannot go on; commit turns that panic back into an error,
+// so the writer's error becomes sticky and the server refuses writes and
+// keeps serving reads instead of dying. No commit is tried after one failed:
+// the writer's error is sticky, so the broken pipeline is never used again.
+func (p pebbleSink) commit(ops []Op, sync bool) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = panicError(r)
+		}
+	}()
 	b := p.db.NewBatchWithSize(len(ops) * 64)
 	defer b.Close()
 	for _, op := range ops {
@@ -171,5 +212,5 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.l.Error(msg, "component", "pebble")
-	panic(msg)
+	panic(fatalPanic{msg})
 }

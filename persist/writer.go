@@ -96,6 +96,9 @@ type Writer struct {
 
 	// Shared: atomics.
 	batches, records, syncNanos atomic.Uint64
+	// failed holds the sticky error once set, so Err (asked by every
+	// mutating request) does not contend for mu with the writer.
+	failed atomic.Pointer[error]
 
 	stopped chan struct{} // closed when run returns
 }
@@ -140,11 +143,12 @@ func (w *Writer) Enqueue(ops ...Op) *Ticket {
 	return w.waiting
 }
 
-// Err returns the sticky commit error, if any.
+// Err returns the sticky commit error, if any. It takes no lock.
 func (w *Writer) Err() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
+	if p := w.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Stats returns the writer's counters.
@@ -202,6 +206,7 @@ func (w *Writer) run() {
 				w.mu.Lock()
 				if w.err == nil {
 					w.err = err
+					w.failed.Store(&err)
 				}
 				w.mu.Unlock()
 			}

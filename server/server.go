@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/config"
@@ -65,6 +66,9 @@ type Options struct {
 	HashParams *actors.HashParams
 	// Now overrides the clock of the core.
 	Now func() time.Time
+	// StoreFS overrides the filesystem of the pebble store (nil: the OS's).
+	// Fault-injection tests pass a vfs/errorfs wrapper.
+	StoreFS vfs.FS
 }
 
 // Start opens the store, loads it, and starts the core and the front. It
@@ -147,6 +151,7 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 
 	s.Store, err = persist.Open(filepath.Join(dataDir, "db"), persist.Options{
 		Logger: lg,
+		FS:     o.StoreFS,
 		Writer: persist.WriterOptions{Async: cfg.Durability == "async"},
 	})
 	if err != nil {
@@ -177,6 +182,12 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		Logger:       lg,
 		RateLimits:   cfg.RateLimits,
 		Debug:        cfg.DebugMode == 1,
+
+		// Hostile clients and overload (docs/reliability.md).
+		ReadTimeout:   cfg.ReadTimeout,
+		WriteTimeout:  cfg.WriteTimeout,
+		MaxShardQueue: cfg.MaxShardQueue,
+
 		Users: httpfront.UserOptions{
 			Permissions: model,
 			Policy:      policy,

@@ -269,23 +269,3 @@ func TestSweepUnlocksOnlyWhatItLocked(t *testing.T) {
 		t.Errorf("the sweep changed user 5, which no lock changed: %+v", u5)
 	}
 }
-
-func FuzzLoad(f *testing.F) {
-	s := New(Options{})
-	_, m, _ := s.CreateUser(User{ID: 4, Email: "a@b.org"}, t0)
-	_, sm := s.CreateSession(digest("x"), NewSession{UserID: 4, Expires: t0}, t0)
-	for _, mm := range append(m, sm...) {
-		f.Add(mm.Key, mm.Value)
-	}
-	f.Add([]byte("e/a@b.org"), []byte("4"))
-	f.Add([]byte("f/a@b.org"), []byte(`{"n":2,"last":"2026-01-01T00:00:00Z"}`))
-	f.Fuzz(func(t *testing.T, key, value []byte) {
-		s := New(Options{})
-		if _, _, err := RouteOfKey(key); err != nil {
-			return
-		}
-		_ = s.Load(key, value) // an error is fine; a panic is not
-		s.Sweep(t0, 0)
-		s.ListUsers(0, 10, nil)
-	})
-}
