@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -48,6 +49,8 @@ type Options struct {
 	Debug bool
 	// Users configures sign-up, passwords and permissions.
 	Users UserOptions
+	// Observer receives per-request metrics (observe.go); nil: none.
+	Observer Observer
 }
 
 func (o Options) withDefaults() Options {
@@ -101,7 +104,8 @@ type Server struct {
 // extensions holds the state of the capabilities that plug into the server
 // (users, keys, limits, mail). Each capability's file adds its own field.
 type extensions struct {
-	users usersExt
+	users   usersExt
+	observe observeExt
 }
 
 // New returns a server. It does not listen; see [Server.Serve].
@@ -140,6 +144,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,
 		Logger:                        fastLogger{s.log},
+		TLSConfig:                     &tls.Config{MinVersion: tls.VersionTLS12}, // spec §1.9
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			// fasthttp stops reading a body over the bound before it is all
 			// in memory; say why with 413.
@@ -184,6 +189,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		s.handleAPI(ctx)
+		s.observeResponse(ctx)
 	case "/health":
 		if !ctx.IsGet() {
 			s.plain(ctx, 405)
@@ -244,6 +250,7 @@ type envelope struct {
 
 // handleAPI runs the pipeline of spec §1.5 for POST /.
 func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
 	body := ctx.PostBody()
 	if len(body) > s.opts.MaxBodyBytes {
 		s.plain(ctx, 413)
@@ -298,6 +305,7 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 	}
 	c := &call{s: s, reqType: ep.name, body: params, clientIP: clientIP, now: time.Now()}
 	var res result
+	defer s.finish(ep, c, &res, env.ReqID, start)
 	if probs := validate(ep.params, params); len(probs) > 0 {
 		res = invalidParams(reqType, probs)
 	} else {
