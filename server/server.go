@@ -52,6 +52,7 @@ type Server struct {
 	// AdminCredentials is where the superuser's email and password were
 	// written on first start ("" otherwise).
 	AdminCredentials string
+	ops              opsState // ops.go: metrics listener, backups
 }
 
 // Options are the parts of a start that are not configuration.
@@ -177,6 +178,7 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		Logger:       lg,
 		RateLimits:   cfg.RateLimits,
 		Debug:        cfg.DebugMode == 1,
+		Observer:     s.observer(),
 		Users: httpfront.UserOptions{
 			Permissions: model,
 			Policy:      policy,
@@ -199,6 +201,9 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 // Listen binds the configured address (port 0 picks a free one) and serves
 // in the background.
 func (s *Server) Listen() error {
+	if err := s.listenMetrics(); err != nil {
+		return err
+	}
 	addr := net.JoinHostPort(s.Config.Listen, strconv.Itoa(s.Config.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -222,6 +227,7 @@ func (s *Server) Done() <-chan error { return s.serveErr }
 // Close stops serving, waits for open requests, and closes the store after
 // committing what is queued.
 func (s *Server) Close() error {
+	s.closeMetrics()
 	if s.Front != nil && s.listener != nil {
 		s.Front.Shutdown()
 	}
