@@ -2,6 +2,7 @@ package httpfront
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"time"
@@ -163,7 +164,7 @@ func (s *Server) finish(ep *endpoint, c *call, res *result, reqID []byte, start 
 		slog.String("type", c.reqType),
 		slog.String("outcome", outcome.String()),
 		slog.Duration("elapsed", elapsed),
-		slog.String("reqid", truncateString(string(reqID), 64)),
+		slog.String("reqid", logReqID(reqID)),
 		slog.String("client", s.pii(c.clientIP)),
 	)
 	if res.status != 0 {
@@ -201,4 +202,14 @@ func (s *Server) observeResponse(ctx *fasthttp.RequestCtx) {
 	s.log.LogAttrs(bg, slog.LevelInfo, "refused",
 		slog.Int("status", status),
 		slog.String("remote", s.pii(ctx.RemoteIP().String())))
+}
+
+// logReqID returns the reqid for a log line: a JSON string unquoted, any
+// other JSON value as its text, at most 64 bytes either way.
+func logReqID(raw []byte) string {
+	var s string
+	if rawKind(raw) == '"' && json.Unmarshal(raw, &s) == nil {
+		return truncateString(s, 64)
+	}
+	return truncateString(string(raw), 64)
 }
