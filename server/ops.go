@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -147,8 +148,8 @@ func (s *Server) BackupTo(dest string) error {
 // differs, so a restore never silently changes the Fernet key.
 func Restore(backup, dataDir string) error {
 	src := filepath.Join(backup, storeDir)
-	if _, err := os.Stat(filepath.Join(src, "CURRENT")); err != nil {
-		return fmt.Errorf("server: restore: %s does not hold a backup (no %s/CURRENT)", backup, storeDir)
+	if !isStore(src) {
+		return fmt.Errorf("server: restore: %s does not hold a backup (no pebble store in %s)", backup, src)
 	}
 	dst := filepath.Join(dataDir, storeDir)
 	if ents, err := os.ReadDir(dst); err == nil && len(ents) > 0 {
@@ -198,6 +199,25 @@ func Restore(backup, dataDir string) error {
 		}
 	}
 	return nil
+}
+
+// HasStore reports whether dataDir holds a store (a data directory the
+// server has run on), so that admin commands do not create one by mistake.
+func HasStore(dataDir string) bool { return isStore(filepath.Join(dataDir, storeDir)) }
+
+// isStore reports whether dir looks like a pebble database: it has a
+// manifest (pebble v2 points to it with a marker file; v1 used CURRENT).
+func isStore(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if n := e.Name(); strings.HasPrefix(n, "MANIFEST-") || strings.HasPrefix(n, "marker.manifest.") || n == "CURRENT" {
+			return true
+		}
+	}
+	return false
 }
 
 // copyFile copies src to a new file dst with mode perm and syncs it.

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -137,7 +136,7 @@ func (a *adminCtx) open() (*server.Server, error) {
 	if a.srv != nil {
 		return a.srv, nil
 	}
-	if _, err := os.Stat(filepath.Join(a.cfg.AuthDB, "db", "CURRENT")); err != nil {
+	if !server.HasStore(a.cfg.AuthDB) {
 		return nil, fmt.Errorf("no authnzerver store in %s (check --authdb or AUTHNZERVER_AUTHDB; start the server once to create one)", a.cfg.AuthDB)
 	}
 	if a.preStart != nil {
@@ -361,13 +360,18 @@ func setupPurgeSessions(fs *flag.FlagSet) func(a *adminCtx) error {
 		if *days < 0 {
 			return fmt.Errorf("%w: --older-than must not be negative", errUsage)
 		}
-		a.preStart = func(cfg *config.Config) { cfg.SessionExpiry = *days }
+		// The shards keep expired sessions for their retention period (zero
+		// means the 30-day default), so fix it at one day and sweep as of
+		// a shifted clock: the cutoff is then now - older-than days.
+		const retention = 24 * time.Hour
+		a.preStart = func(cfg *config.Config) { cfg.SessionExpiry = 1 }
 		srv, err := a.open()
 		if err != nil {
 			return err
 		}
+		shift := retention - time.Duration(*days)*24*time.Hour
 		rs, err := actors.DoAll(srv.Core, func(s *shard.Shard, now time.Time) (int, []shard.Mutation, error) {
-			muts := s.SweepSessions(now, 0)
+			muts := s.SweepSessions(now.Add(shift), 0)
 			return len(muts), muts, nil
 		})
 		if err == nil {
