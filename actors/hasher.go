@@ -124,6 +124,7 @@ type Hasher struct {
 	// Shared: atomics.
 	inflight atomic.Int32   // invariant 1
 	load     []atomic.Int32 // invariant 2; len(load) == len(pids)
+	stats    hasherStats    // opsstats.go
 
 	mu       sync.RWMutex
 	stopped  bool // guarded by mu
@@ -236,6 +237,7 @@ func (h *Hasher) Run(ops ...HashOp) ([]HashResult, error) {
 	}
 	if !h.admit() {
 		h.mu.RUnlock()
+		h.stats.refused.Add(1)
 		return nil, ErrHasherBusy
 	}
 	h.root.Send(h.pids[h.pick()], job) // unbounded mailbox: does not block
@@ -307,9 +309,11 @@ func (w *hashWorker) Receive(c actor.Context) {
 		return // lifecycle messages
 	}
 	res := make([]HashResult, job.n)
+	start := time.Now()
 	for i := range res {
 		res[i] = w.h.runOp(job.ops[i])
 	}
+	w.h.stats.record(job.n, time.Since(start))
 	// Free the slot before replying, so a caller that runs again at once
 	// finds it free.
 	w.h.load[w.idx].Add(-1)

@@ -52,6 +52,7 @@ type Config struct {
 	DisposableList string        // AUTHNZERVER_DISPOSABLEDOMAINS: extra list file
 	CommonPassList string        // AUTHNZERVER_COMMONPASSWORDS: extra list file
 	MetricsAddr    string        // AUTHNZERVER_METRICSADDR; "" = off
+	BackupDir      string        // AUTHNZERVER_BACKUPDIR: where SIGUSR1 writes checkpoints; "" = off
 	LogFormat      string        // AUTHNZERVER_LOGFORMAT: text | json
 	LogLevel       string        // AUTHNZERVER_LOGLEVEL: debug | info | warn | error
 	MaxConns       int           // AUTHNZERVER_MAXCONNS
@@ -145,6 +146,7 @@ var items = []item{
 	{name: "disposabledomains", env: "AUTHNZERVER_DISPOSABLEDOMAINS", def: "", help: "file of extra disposable email domains", set: str(func(c *Config) *string { return &c.DisposableList })},
 	{name: "commonpasswords", env: "AUTHNZERVER_COMMONPASSWORDS", def: "", help: "file of extra common passwords", set: str(func(c *Config) *string { return &c.CommonPassList })},
 	{name: "metricsaddr", env: "AUTHNZERVER_METRICSADDR", def: "", help: "listen address of the Prometheus /metrics endpoint (empty: off)", set: str(func(c *Config) *string { return &c.MetricsAddr })},
+	{name: "backupdir", env: "AUTHNZERVER_BACKUPDIR", def: "", help: "directory where the running server writes a backup on SIGUSR1 (empty: off)", set: str(func(c *Config) *string { return &c.BackupDir })},
 	{name: "logformat", env: "AUTHNZERVER_LOGFORMAT", def: "text", help: "text or json", set: str(func(c *Config) *string { return &c.LogFormat })},
 	{name: "loglevel", env: "AUTHNZERVER_LOGLEVEL", def: "info", help: "debug, info, warn or error", set: str(func(c *Config) *string { return &c.LogLevel })},
 	{name: "maxconns", env: "AUTHNZERVER_MAXCONNS", def: "10000", help: "concurrent connections", set: integer("maxconns", func(c *Config) *int { return &c.MaxConns })},

@@ -15,6 +15,8 @@ type result struct {
 	// status, when not zero, answers with that HTTP status and its text
 	// instead of an envelope (for busy and internal errors).
 	status int
+	// cause is the error behind a status answer, for logs and metrics.
+	cause error
 }
 
 type field struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -52,6 +53,8 @@ type Options struct {
 	Debug bool
 	// Users configures sign-up, passwords and permissions.
 	Users UserOptions
+	// Observer receives per-request metrics (observe.go); nil: none.
+	Observer Observer
 }
 
 func (o Options) withDefaults() Options {
@@ -110,6 +113,7 @@ type Server struct {
 type extensions struct {
 	users    usersExt
 	overload overloadExt
+	observe  observeExt
 }
 
 // New returns a server. It does not listen; see [Server.Serve].
@@ -148,6 +152,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,
 		Logger:                        fastLogger{s.log},
+		TLSConfig:                     &tls.Config{MinVersion: tls.VersionTLS12}, // spec §1.9
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			// fasthttp stops reading a body over the bound before it is all
 			// in memory; say why with 413.
@@ -192,6 +197,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		s.handleAPI(ctx)
+		s.observeResponse(ctx)
 	case "/health":
 		if !ctx.IsGet() {
 			s.plain(ctx, 405)
@@ -255,6 +261,7 @@ type envelope struct {
 
 // handleAPI runs the pipeline of spec §1.5 for POST /.
 func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
 	body := ctx.PostBody()
 	if len(body) > s.opts.MaxBodyBytes {
 		s.plain(ctx, 413)
@@ -309,6 +316,7 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 	}
 	c := &call{s: s, reqType: ep.name, body: params, clientIP: clientIP, now: time.Now()}
 	var res result
+	defer s.finish(ep, c, &res, env.ReqID, start)
 	if probs := validate(ep.params, params); len(probs) > 0 {
 		res = invalidParams(reqType, probs)
 	} else if err := s.admit(ep, c.now); err != nil {

@@ -45,7 +45,7 @@ func durable[R any](r actors.Result[R]) error {
 
 // coreFailure turns an error of the core (timeout, stopped, store) into the
 // status answer.
-func coreFailure(err error) result { return result{status: statusOf(err)} }
+func coreFailure(err error) result { return result{status: statusOf(err), cause: err} }
 
 func handleSessionNew(c *call) result {
 	fail := failure("DB error when making new session", "Could not create a new session.").

@@ -41,7 +41,7 @@ func seal(t *testing.T, ts *servertest.Server, plain string) []byte {
 }
 
 func TestProtocolErrors(t *testing.T) {
-	ts := servertest.Start(t)
+	ts := servertest.Start(t, servertest.DefaultRateLimits())
 	other, _ := wire.GenerateKey()
 	foreign, _ := wire.NewCodec([]string{other}, 0)
 	foreignBody, _ := foreign.Seal([]byte(`{"request":"session-exists","body":{"session_token":"x"},"reqid":1,"client_ipaddr":"1.2.3.4"}`))

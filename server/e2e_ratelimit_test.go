@@ -141,7 +141,7 @@ func TestRateLimitAggressiveAndOverrides(t *testing.T) {
 // address: only the aggressive limit's worth gets past the limiter, which
 // runs before the handler, so no more than that can reach the hasher pool.
 func TestRateLimitFloodBeforeHasher(t *testing.T) {
-	ts := servertest.Start(t)
+	ts := servertest.Start(t, servertest.DefaultRateLimits())
 	var passed, limited atomic.Int64
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -197,7 +197,7 @@ func TestRateLimitConcurrentCannotExceed(t *testing.T) {
 }
 
 func TestRateLimitEmailTied(t *testing.T) {
-	ts := servertest.Start(t)
+	ts := servertest.Start(t, servertest.DefaultRateLimits())
 	// No email at all: 429 at once (spec §5.3 step 2), before validation.
 	r := ts.Do("user-lookup-email", withIP(nil, "192.0.2.5"))
 	if r.StatusCode != 429 || r.Header.Get("Retry-After") == "" {
@@ -227,7 +227,7 @@ func TestRateLimitEmailTied(t *testing.T) {
 }
 
 func TestRateLimitMissingClientIP(t *testing.T) {
-	ts := servertest.Start(t)
+	ts := servertest.Start(t, servertest.DefaultRateLimits())
 	for _, ip := range []any{nil, "", false, 0} {
 		body := map[string]any{"session_token": "x"}
 		if ip != nil {

@@ -53,6 +53,7 @@ type Server struct {
 	// AdminCredentials is where the superuser's email and password were
 	// written on first start ("" otherwise).
 	AdminCredentials string
+	ops              opsState // ops.go: metrics listener, backups
 }
 
 // Options are the parts of a start that are not configuration.
@@ -182,6 +183,7 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		Logger:       lg,
 		RateLimits:   cfg.RateLimits,
 		Debug:        cfg.DebugMode == 1,
+		Observer:     s.observer(),
 
 		// Hostile clients and overload (docs/reliability.md).
 		ReadTimeout:   cfg.ReadTimeout,
@@ -212,6 +214,9 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 // Listen binds the configured address (port 0 picks a free one) and serves
 // in the background.
 func (s *Server) Listen() error {
+	if err := s.listenMetrics(); err != nil {
+		return err
+	}
 	addr := net.JoinHostPort(s.Config.Listen, strconv.Itoa(s.Config.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -235,6 +240,7 @@ func (s *Server) Done() <-chan error { return s.serveErr }
 // Close stops serving, waits for open requests, and closes the store after
 // committing what is queued.
 func (s *Server) Close() error {
+	s.closeMetrics()
 	if s.Front != nil && s.listener != nil {
 		s.Front.Shutdown()
 	}

@@ -25,6 +25,7 @@ const usage = `authnzerver: a fast authentication and authorization server.
 Usage:
   authnzerver [options]          serve (POST / with the Fernet protocol, GET /health)
   authnzerver keygen             print a new Fernet key
+  authnzerver COMMAND --help     help on an admin command (listed below)
   authnzerver --help             this text
 
 Options (each may also be set by its environment variable, which wins):
@@ -36,6 +37,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case "-h", "--help", "-help", "help":
 			fmt.Fprint(stdout, usage)
 			config.Usage(stdout)
+			fmt.Fprint(stdout, adminUsage)
 			return 0
 		case "keygen":
 			k, err := wire.GenerateKey()
@@ -76,6 +78,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if srv.FirstStart {
 		fmt.Fprintf(stdout, "First start: created the system users; the superuser's email and password are in %s\n", srv.AdminCredentials)
 	}
+	if a := srv.MetricsAddr(); a != nil {
+		fmt.Fprintf(stdout, "Prometheus metrics on http://%s/metrics\n", a)
+	}
+	defer watchBackupSignal(srv, stderr)()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)

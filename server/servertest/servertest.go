@@ -44,6 +44,11 @@ type Server struct {
 // Option changes the configuration variables of a test server.
 type Option func(env map[string]string)
 
+// DefaultRateLimits turns on the server's default rate limits (spec §5.1).
+func DefaultRateLimits() Option {
+	return Env("AUTHNZERVER_RATELIMITS", "ipaddr:720; user:480; session:600; apikey:720; burst:150")
+}
+
 // Env sets one configuration variable.
 func Env(name, value string) Option { return func(env map[string]string) { env[name] = value } }
 
@@ -61,6 +66,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 		"AUTHNZERVER_ADMIN_PASSWORD": AdminPassword,
 		"AUTHNZERVER_SHARDS":         "4",
 		"AUTHNZERVER_FQDN":           "authnzerver.test",
+		// Functional tests make more sign-ups and logins from one address
+		// than the default limits allow; the rate-limit tests set their own.
+		"AUTHNZERVER_RATELIMITS": "none",
 	}
 	for _, o := range opts {
 		o(env)
