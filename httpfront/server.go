@@ -48,6 +48,8 @@ type Options struct {
 	Debug bool
 	// Users configures sign-up, passwords and permissions.
 	Users UserOptions
+	// Mail configures the email requests (email.go).
+	Mail MailOptions
 }
 
 func (o Options) withDefaults() Options {
@@ -80,6 +82,8 @@ type Deps struct {
 	Codec  *wire.Codec
 	Core   *actors.Core
 	Hasher *actors.Hasher
+	// Mailer sends the email requests' mail (nil: every send fails).
+	Mailer *actors.Mailer
 	// Healthy reports whether the store accepts writes (nil: always).
 	Healthy func() error
 }
@@ -102,6 +106,7 @@ type Server struct {
 // (users, keys, limits, mail). Each capability's file adds its own field.
 type extensions struct {
 	users usersExt
+	mail  mailExt
 }
 
 // New returns a server. It does not listen; see [Server.Serve].

@@ -40,6 +40,7 @@ type Server struct {
 	Store  *persist.Store
 	Core   *actors.Core
 	Hasher *actors.Hasher
+	Mailer *actors.Mailer
 	Front  *httpfront.Server
 	Log    *slog.Logger
 	// Addr is the address the server listens on, once Listen returned.
@@ -168,6 +169,12 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	mailTLS, err := actors.ParseMailTLS(cfg.EmailTLS)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.Mailer = actors.NewMailer(s.system, actors.MailerOptions{})
 	hosts := strings.Split(cfg.AllowedHosts, ";")
 	s.Front, err = httpfront.New(httpfront.Options{
 		AllowedHosts: hosts,
@@ -183,10 +190,17 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 			Disposable:  disposable,
 			ServerFQDN:  fqdn,
 		},
+		Mail: httpfront.MailOptions{
+			SMTP: actors.SMTPSettings{Host: cfg.EmailServer, Port: cfg.EmailPort,
+				User: cfg.EmailUser, Pass: cfg.EmailPass, TLS: mailTLS},
+			Sender:   cfg.EmailSender,
+			TokenKey: httpfront.DeriveMailKey(wire.ParseKeyList(secret)[0]),
+		},
 	}, httpfront.Deps{
 		Codec:   s.Codec,
 		Core:    s.Core,
 		Hasher:  s.Hasher,
+		Mailer:  s.Mailer,
 		Healthy: s.Store.Writer().Err,
 	})
 	if err != nil {
@@ -227,6 +241,9 @@ func (s *Server) Close() error {
 	}
 	if s.Hasher != nil {
 		s.Hasher.Stop()
+	}
+	if s.Mailer != nil {
+		s.Mailer.Stop()
 	}
 	if s.Core != nil {
 		s.Core.Stop()

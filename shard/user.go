@@ -45,6 +45,9 @@ type User struct {
 	CreatedOn           time.Time       `json:"created_on"`
 	LastUpdated         time.Time       `json:"last_updated"`
 	Role                string          `json:"role"`
+	// EmailTokens are the user's outstanding emailed codes (emailtoken.go).
+	// Edits must replace the slice, never write into it: copies share it.
+	EmailTokens []EmailToken `json:"email_tokens,omitempty"`
 }
 
 // CreateUser stores a new user. The id must be unused.
