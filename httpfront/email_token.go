@@ -62,6 +62,11 @@ func mintToken(key []byte, c emailClaims) (string, error) {
 		return "", err
 	}
 	c.Nonce = base64.RawURLEncoding.EncodeToString(n[:])
+	return signToken(key, c)
+}
+
+// signToken encodes and signs the claims as they are.
+func signToken(key []byte, c emailClaims) (string, error) {
 	js, err := json.Marshal(c)
 	if err != nil {
 		return "", err
@@ -94,11 +99,13 @@ func parseToken(key []byte, code string) (emailClaims, error) {
 	if !ok || !isServerToken(code) {
 		return c, errTokenInvalid
 	}
-	mac, err := base64.RawURLEncoding.DecodeString(sig)
+	// Strict: no second spelling of the same signature (unused trailing
+	// bits), so a code has exactly one valid form.
+	mac, err := base64.RawURLEncoding.Strict().DecodeString(sig)
 	if err != nil || !hmac.Equal(mac, tokenMAC(key, tokenPrefix+body)) {
 		return c, errTokenInvalid
 	}
-	js, err := base64.RawURLEncoding.DecodeString(body)
+	js, err := base64.RawURLEncoding.Strict().DecodeString(body)
 	if err != nil || json.Unmarshal(js, &c) != nil {
 		return c, errTokenInvalid
 	}
