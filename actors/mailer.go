@@ -30,10 +30,31 @@ var (
 )
 
 // MailError is a mail that could not be delivered after the allowed
-// attempts. Err is the last attempt's error.
+// attempts. Err is the last attempt's error. Its text may hold addresses
+// (the library and SMTP replies name recipients): log [MailError.Class]
+// instead.
 type MailError struct {
 	Attempts int
 	Err      error
+}
+
+// Class describes the failure without personal data, for logs: "network",
+// "smtp <code>", "timeout", or "refused" (TLS or address policy, AUTH).
+func (e *MailError) Class() string {
+	var te *textproto.Error
+	var se *mail.SendError
+	var ne net.Error
+	switch {
+	case errors.As(e.Err, &te):
+		return fmt.Sprintf("smtp %d", te.Code)
+	case errors.As(e.Err, &se) && se.ErrorCode() > 0:
+		return fmt.Sprintf("smtp %d", se.ErrorCode())
+	case errors.Is(e.Err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.As(e.Err, &ne):
+		return "network"
+	}
+	return "refused"
 }
 
 func (e *MailError) Error() string {

@@ -276,6 +276,17 @@ func composeAndSend(c *call, r mailRequest, purpose string, u shard.User, sess s
 	return code, err
 }
 
+// logMailFailure logs why a mail was not sent, without the error text
+// (which can name the recipient).
+func logMailFailure(c *call, what string, u *shard.User, err error) {
+	class, attempts := "timeout", 0
+	var me *actors.MailError
+	if errors.As(err, &me) {
+		class, attempts = me.Class(), me.Attempts
+	}
+	c.s.log.Warn(what+" mail not sent", "user", c.s.pii(u.Email), "class", class, "attempts", attempts)
+}
+
 // mailSendError reports whether err is the mail server's fault (answered
 // with the spec's failure) rather than ours (answered with a status).
 func mailSendError(err error) bool {
@@ -350,7 +361,7 @@ func handleSendEmailSignup(c *call) result {
 	code, err := composeAndSend(c, r, purposeSignup, u, sess, verifyURL)
 	if err != nil {
 		if mailSendError(err) {
-			c.s.log.Warn("signup verification mail not sent", "user", c.s.pii(u.Email), "err", err)
+			logMailFailure(c, "sign-up verification", &u, err)
 			return fail("verification email could not be sent because of an email server problem", "Could not send email for the verify email request.")
 		}
 		return mailerFailure(err)
@@ -425,7 +436,7 @@ func handleSendEmailForgotPass(c *call) result {
 	code, err := composeAndSend(c, r, purposeForgotPass, u, sess, c.str("password_forgot_url"))
 	if err != nil {
 		if mailSendError(err) {
-			c.s.log.Warn("password reset mail not sent", "user", c.s.pii(u.Email), "err", err)
+			logMailFailure(c, "password reset", &u, err)
 			return fail("forgot-pass verification email could not be sent because email server issue",
 				"Could not send email to "+recipients+" for the user password reset request.")
 		}

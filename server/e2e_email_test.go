@@ -435,6 +435,15 @@ func TestEmailServerDown(t *testing.T) {
 	if sink.count() != 1 {
 		t.Errorf("mails %d; want 1", sink.count())
 	}
+	logs := ts.Log.String()
+	if !strings.Contains(logs, "mail not sent") {
+		t.Error("failed mail not logged")
+	}
+	for _, secret := range []string{email, active, codeOf(t, sink.last(t))} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("log holds %q", secret)
+		}
+	}
 }
 
 func TestEmailTLSRequired(t *testing.T) {
