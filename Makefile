@@ -5,7 +5,7 @@ PKGS    := ./...
 # Packages with concurrency run under the race detector in `make test`.
 RACE_PKGS := ./actors/... ./persist/... ./httpfront/... ./server/... ./client/... ./bench/...
 
-.PHONY: all build run test race fuzz fuzz-short bench lint crash-long ci clean
+.PHONY: all build run test race fuzz fuzz-short bench gobench lint crash-long ci clean
 
 all: build
 
@@ -32,7 +32,14 @@ fuzz-short:
 fuzz:
 	@./scripts/fuzz-all.sh 60s
 
+# A short run of the benchmark suite (docs/bench.md): table and JSON in
+# bench/results/ (not committed). `make gobench` runs the Go benchmarks.
+BENCHFLAGS ?= -d 3s -runs 3 -n 100000
 bench:
+	@mkdir -p bench/results
+	$(GO) run ./bench/cmd/authnzbench $(BENCHFLAGS) -q -json bench/results/latest.json | tee bench/results/latest.txt
+
+gobench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=5 $(PKGS) | tee bench.txt
 
 lint:

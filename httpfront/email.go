@@ -513,6 +513,7 @@ func handleSetEmailVerified(c *call) result {
 			x.Role = roleAfterVerify(x)
 			x.IsActive = true
 			x.EmailVerified = true
+			x.AutoUnlockAt = time.Time{} // active now: no unlock pending
 		}
 		return nil
 	})

@@ -1,6 +1,8 @@
 package httpfront
 
 import (
+	"time"
+
 	"github.com/authnzerver/authnzerver/passpolicy"
 	"github.com/authnzerver/authnzerver/perm"
 )
@@ -18,6 +20,11 @@ type UserOptions struct {
 	Disposable *passpolicy.DomainSet
 	// ServerFQDN is compared with passwords by the similarity check.
 	ServerFQDN string
+	// LockTries is the number of failed password checks after which an
+	// account is locked (spec §4.5). Default 10.
+	LockTries int
+	// LockTime is how long an automatic lock lasts. Default 1 hour.
+	LockTime time.Duration
 }
 
 type usersExt struct {

@@ -28,6 +28,10 @@ const (
 // verified user has this email, the dummy hash otherwise (the reference
 // costs one or two, which tells whether an account exists, §4.4).
 func handleUserLogin(c *call) result {
+	return c.s.withBackoff(c, c.str("email"), func() result { return userLogin(c) })
+}
+
+func userLogin(c *call) result {
 	s := c.s
 	token, email, password := c.str("session_token"), c.str("email"), c.str("password")
 	_, sessionOK, err := lookupSession(s, token)
@@ -38,11 +42,14 @@ func handleUserLogin(c *call) result {
 		if _, _, err := verifyPassword(s, "", password); err != nil {
 			return coreFailure(err)
 		}
-		return s.loginFailed(c, email, failure(reasonNoSession, msgNoSession).with("user_id", nil))
+		return failure(reasonNoSession, msgNoSession).with("user_id", nil)
 	}
 	u, found, err := userByEmail(s, email)
 	if err != nil {
 		return coreFailure(err)
+	}
+	if found {
+		u = s.unlockIfDue(u)
 	}
 	// Only active, verified users can log in (spec §2.B1 step 2).
 	eligible := found && u.IsActive && u.EmailVerified
@@ -62,15 +69,14 @@ func handleUserLogin(c *call) result {
 		s.recordLoginTry(u.ID, ok && eligible)
 	}
 	if !ok {
-		return s.loginFailed(c, email, failure(reasonBadLogin, msgBadLogin).with("user_id", nil))
+		return failure(reasonBadLogin, msgBadLogin).with("user_id", nil)
 	}
 	if rehash {
 		s.rehash(u, password)
 	}
 	if userInactiveOrLocked(&u) {
-		return s.loginFailed(c, email, failure(reasonInactive, msgBadLogin).with("user_id", int64(u.ID)))
+		return failure(reasonInactive, msgBadLogin).with("user_id", int64(u.ID))
 	}
-	s.loginSucceeded(c, email)
 	s.log.Info("login", "user", s.pii(strconv.FormatInt(int64(u.ID), 10)))
 	return success("Login successful.").with("user_id", int64(u.ID)).with("user_role", u.Role)
 }
@@ -165,19 +171,16 @@ func handleUserPasscheck(c *call) result {
 // with no active or verified filter; back-off applies.
 func handleUserPasscheckNoSession(c *call) result {
 	email, password := c.str("email"), c.str("password")
-	u, found, err := userByEmail(c.s, email)
-	if err != nil {
-		return coreFailure(err)
-	}
-	r := passcheckAnswer(c.s, u, found, password)
-	if r.status != 0 {
-		return r
-	}
-	if !r.ok {
-		return c.s.loginFailed(c, email, r)
-	}
-	c.s.loginSucceeded(c, email)
-	return r
+	return c.s.withBackoff(c, email, func() result {
+		u, found, err := userByEmail(c.s, email)
+		if err != nil {
+			return coreFailure(err)
+		}
+		if found {
+			u = c.s.unlockIfDue(u)
+		}
+		return passcheckAnswer(c.s, u, found, password)
+	})
 }
 
 func passcheckAnswer(s *Server, u shard.User, found bool, password string) result {
@@ -197,13 +200,6 @@ func passcheckAnswer(s *Server, u shard.User, found bool, password string) resul
 	}
 	return success("Verification successful.").with("user_id", int64(u.ID)).with("user_role", u.Role)
 }
-
-// loginFailed and loginSucceeded are where the brute-force back-off of spec
-// §4.5 plugs in (keyed by the email as sent). Until it lands they pass the
-// answer through.
-func (s *Server) loginFailed(c *call, email string, r result) result { return r }
-
-func (s *Server) loginSucceeded(c *call, email string) {}
 
 // newUUID returns a random version-4 UUID string.
 func newUUID() string {

@@ -146,3 +146,16 @@ func TestSessionsSurviveRestart(t *testing.T) {
 		t.Errorf("restart bootstrapped again")
 	}
 }
+
+func TestLegacySessionSetInfo(t *testing.T) {
+	ts := servertest.Start(t)
+	tok := ts.NewSession(0)
+	r := ts.MustSucceed("session-setinfo", map[string]any{"session_token": tok, "extra_info": map[string]any{"a": 1}})
+	if info := r.Map("session_info"); len(info) != 6 || info["extra_info_json"].(map[string]any)["a"] != float64(1) {
+		t.Errorf("session_info = %v", info)
+	}
+	r = ts.MustSucceed("session-exists", map[string]any{"session_token": tok})
+	if extra := r.Map("session_info")["extra_info_json"].(map[string]any); extra["a"] != float64(1) {
+		t.Errorf("extra after setinfo = %v", extra)
+	}
+}

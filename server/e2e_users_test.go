@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -230,7 +231,7 @@ func TestHasherBusyAnswersAtOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := ts.Do("user-passcheck-nosession", map[string]any{"email": "nobody@example.org", "password": "whatever"})
+			r := ts.Do("user-passcheck-nosession", map[string]any{"email": fmt.Sprintf("nobody%d@example.org", i), "password": "whatever"})
 			statuses <- r.StatusCode
 		}()
 	}

@@ -189,6 +189,8 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 			Policy:      policy,
 			Disposable:  disposable,
 			ServerFQDN:  fqdn,
+			LockTries:   cfg.UserLockTries,
+			LockTime:    time.Duration(cfg.UserLockTime) * time.Second,
 		},
 		Mail: httpfront.MailOptions{
 			SMTP: actors.SMTPSettings{Host: cfg.EmailServer, Port: cfg.EmailPort,

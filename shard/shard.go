@@ -24,7 +24,9 @@ type Shard struct {
 
 	sessions sessionTable
 	users    map[UserID]*User
-	emails   map[string]UserID // normalised email -> owner (or reserver)
+	emails   map[string]UserID    // normalised email -> owner (or reserver)
+	unlockAt map[UserID]time.Time // users with a pending automatic unlock
+	failures failureTable         // failed password checks by email (spec §4.5)
 }
 
 // New returns an empty shard.
@@ -34,6 +36,8 @@ func New(opts Options) *Shard {
 		sessions: newSessionTable(),
 		users:    make(map[UserID]*User),
 		emails:   make(map[string]UserID),
+		unlockAt: make(map[UserID]time.Time),
+		failures: newFailureTable(),
 	}
 }
 

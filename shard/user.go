@@ -45,6 +45,9 @@ type User struct {
 	CreatedOn           time.Time       `json:"created_on"`
 	LastUpdated         time.Time       `json:"last_updated"`
 	Role                string          `json:"role"`
+	// AutoUnlockAt, when set, is when an automatic lock (spec §4.5) ends.
+	// It is stored with the user, so a restart does not lose the unlock.
+	AutoUnlockAt time.Time `json:"auto_unlock_at,omitzero"`
 	// EmailTokens are the user's outstanding emailed codes (emailtoken.go).
 	// Edits must replace the slice, never write into it: copies share it.
 	EmailTokens []EmailToken `json:"email_tokens,omitempty"`
@@ -62,6 +65,7 @@ func (s *Shard) CreateUser(u User, now time.Time) (User, []Mutation, error) {
 	u.LastUpdated = micro(now)
 	cp := u
 	s.users[u.ID] = &cp
+	s.indexUnlock(&cp)
 	return u, []Mutation{putUser(&cp)}, nil
 }
 
@@ -90,6 +94,7 @@ func (s *Shard) UpdateUser(id UserID, now time.Time, edit func(u *User) error) (
 	cp.ID = id // the id is the key; edit may not move the record
 	cp.LastUpdated = micro(now)
 	s.users[id] = &cp
+	s.indexUnlock(&cp)
 	return cp, []Mutation{putUser(&cp)}, nil
 }
 
@@ -100,6 +105,7 @@ func (s *Shard) DeleteUser(id UserID) (User, []Mutation, error) {
 		return User{}, nil, ErrUserNotFound
 	}
 	delete(s.users, id)
+	delete(s.unlockAt, id)
 	return *u, []Mutation{{Key: userKey(id)}}, nil
 }
 
@@ -151,6 +157,7 @@ func (s *Shard) loadUser(key, value []byte) error {
 		return fmt.Errorf("%w: user key %d holds id %d", ErrBadRecord, id, u.ID)
 	}
 	s.users[id] = &u
+	s.indexUnlock(&u)
 	return nil
 }
 

@@ -1,0 +1,66 @@
+// Command authnzbench runs the authnzerver benchmark suite (docs/bench.md)
+// against our server started in process, or against any
+// authnzerver-compatible server on this machine given by -url and -key.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/authnzerver/authnzerver/bench"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "authnzbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var cfg bench.Config
+	var scen, jsonPath string
+	var quiet bool
+	flag.StringVar(&cfg.URL, "url", "", "external server URL (loopback only); empty starts our server in process")
+	flag.StringVar(&cfg.Key, "key", os.Getenv("AUTHNZERVER_SECRET"), "Fernet key of the external server (default $AUTHNZERVER_SECRET)")
+	flag.StringVar(&cfg.URL2, "url2", "", "external server with rate limits on, for ratelimit-check")
+	flag.IntVar(&cfg.ServerPID, "server-pid", 0, "external server's pid, for the memory scenario")
+	flag.StringVar(&scen, "scenarios", strings.Join(bench.DefaultScenarios, ","), "comma-separated scenarios to run")
+	flag.IntVar(&cfg.Conns, "c", 32, "keep-alive connections per measurement")
+	flag.DurationVar(&cfg.Duration, "d", 5*time.Second, "measured window of each run")
+	flag.DurationVar(&cfg.Warmup, "warmup", time.Second, "unrecorded warm-up run of each measurement")
+	flag.IntVar(&cfg.Runs, "runs", 3, "rounds; figures are medians over them")
+	flag.Float64Var(&cfg.Rate, "rate", 0, "open loop at this many requests/s (0: closed loop)")
+	flag.IntVar(&cfg.Sample, "sample", 64, "fully decrypt and check one answer in this many")
+	flag.IntVar(&cfg.Pool, "pool", 1000, "live sessions for the session scenarios")
+	flag.IntVar(&cfg.LoginConns, "login-conns", 16, "connections of the login storm")
+	flag.IntVar(&cfg.LoginSessions, "login-sessions", 1000, "fresh sessions made for each login run (bounds it)")
+	flag.IntVar(&cfg.MemoryN, "n", 1_000_000, "sessions loaded by the memory scenario")
+	flag.BoolVar(&cfg.CheapHash, "cheap-hash", false, "in-process servers use tiny Argon2 parameters (not for login figures)")
+	flag.IntVar(&cfg.Shards, "shards", 0, "in-process servers: AUTHNZERVER_SHARDS (0: default)")
+	flag.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
+	flag.BoolVar(&quiet, "q", false, "no progress line")
+	flag.Parse()
+	cfg.Scenarios = strings.Split(scen, ",")
+	cfg.Log = os.Stderr
+	if !quiet {
+		cfg.Progress = os.Stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := bench.Run(ctx, cfg)
+	if rep != nil {
+		rep.WriteTable(os.Stdout)
+		if jsonPath != "" {
+			if werr := rep.WriteJSON(jsonPath); werr != nil && err == nil {
+				err = werr
+			}
+		}
+	}
+	return err
+}

@@ -1,0 +1,18 @@
+// Package bench is authnzerver's benchmark suite: a load generator that
+// speaks the real wire protocol (Fernet-sealed JSON envelopes over HTTP
+// keep-alive connections) to any authnzerver-compatible server on this
+// machine, the named scenarios of docs/bench.md, two baselines (a bare
+// fasthttp "ok" and a codec-only server) measured in the same rounds, and
+// the table and JSON reports.
+//
+// The load generator seals every request body before the measured window
+// (re-sealing in the background to stay inside the server's freshness
+// window), checks the HTTP status of every answer and fully decrypts a
+// sample, and records latency in an HDR histogram: closed loop (fixed
+// connections) or open loop (fixed rate, latency from the intended send
+// time). Targets are loopback only.
+//
+// bench may import everything (it starts our server in process); nothing
+// imports bench. Drive and Run may be called from several goroutines; a
+// Bodies value is safe for concurrent Get while it refreshes.
+package bench

@@ -1,0 +1,278 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is everything one suite run measured.
+type Report struct {
+	Started   time.Time         `json:"started"`
+	Machine   Machine           `json:"machine"`
+	Settings  Settings          `json:"settings"`
+	Baselines []*Measurement    `json:"baselines"`
+	Scenarios []*ScenarioReport `json:"scenarios"`
+	Memory    *MemoryReport     `json:"memory,omitempty"`
+	Targets   []TargetCheck     `json:"targets"`
+}
+
+// Settings are the knobs of the run, recorded with its figures.
+type Settings struct {
+	Target    string  `json:"target"` // "in-process" or the URL
+	Conns     int     `json:"conns"`
+	Seconds   float64 `json:"seconds_per_run"`
+	Runs      int     `json:"runs"`
+	Rate      float64 `json:"open_loop_rate,omitempty"`
+	Mode      string  `json:"mode"`
+	Sample    int     `json:"sample_every"`
+	Pool      int     `json:"session_pool"`
+	CheapHash bool    `json:"cheap_hash"`
+	MemoryN   int     `json:"memory_sessions"`
+}
+
+// Measurement is one named figure of a scenario over the rounds.
+type Measurement struct {
+	Name   string  `json:"name"`
+	Runs   []Stats `json:"runs"`
+	Median Stats   `json:"median"`
+	// VsHello and VsCodec are the medians over rounds of this figure's
+	// req/s divided by the baseline's req/s measured in the same round.
+	VsHello float64 `json:"rps_vs_hello"`
+	VsCodec float64 `json:"rps_vs_codec_only"`
+	hello   []float64
+	codec   []float64
+}
+
+// ScenarioReport is a scenario's measurements and derived figures.
+type ScenarioReport struct {
+	Name         string             `json:"name"`
+	Skipped      string             `json:"skipped,omitempty"`
+	Notes        []string           `json:"notes,omitempty"`
+	Measurements []*Measurement     `json:"measurements,omitempty"`
+	Derived      map[string]float64 `json:"derived,omitempty"`
+}
+
+// MemoryReport is the memory scenario's result.
+type MemoryReport struct {
+	Skipped         string   `json:"skipped,omitempty"`
+	Sessions        int      `json:"sessions"`
+	RSSBefore       int64    `json:"rss_before_bytes"`
+	RSSAfter        int64    `json:"rss_after_bytes"`
+	BytesPerSession float64  `json:"rss_bytes_per_session"`
+	HeapPerSession  float64  `json:"heap_bytes_per_session,omitempty"`
+	Load            Stats    `json:"load"`
+	StopSeconds     float64  `json:"stop_seconds,omitempty"`
+	RestartSeconds  float64  `json:"restart_seconds,omitempty"` // start of a server on the loaded data directory
+	RSSAfterRestart int64    `json:"rss_after_restart_bytes,omitempty"`
+	Verified        bool     `json:"session_survived_restart"`
+	Notes           []string `json:"notes,omitempty"`
+}
+
+// TargetCheck is one of the issue's targets, measured (never asserted).
+type TargetCheck struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Goal  string  `json:"goal"`
+	Met   bool    `json:"met"`
+	Note  string  `json:"note,omitempty"`
+}
+
+func newReport(cfg Config) *Report {
+	st := Settings{Target: "in-process", Conns: cfg.Conns, Seconds: cfg.Duration.Seconds(), Runs: cfg.Runs, Rate: cfg.Rate,
+		Mode: "closed-loop", Sample: cfg.Sample, Pool: cfg.Pool, CheapHash: cfg.CheapHash, MemoryN: cfg.MemoryN}
+	if cfg.URL != "" {
+		st.Target = cfg.URL
+	}
+	if cfg.Rate > 0 {
+		st.Mode = "open-loop"
+	}
+	return &Report{Started: time.Now().UTC(), Machine: describeMachine(), Settings: st,
+		Baselines: []*Measurement{{Name: "hello"}, {Name: "codec-only"}}}
+}
+
+func (r *Report) addBaselines(h, c Stats) {
+	r.Baselines[0].add(h, h, c)
+	r.Baselines[1].add(c, h, c)
+}
+
+func (m *Measurement) add(s, hello, codec Stats) {
+	m.Runs = append(m.Runs, s)
+	m.hello = append(m.hello, ratio(s.RPS, hello.RPS))
+	m.codec = append(m.codec, ratio(s.RPS, codec.RPS))
+}
+
+func (m *Measurement) finish() {
+	m.Median = medianStats(m.Runs)
+	m.VsHello = median(m.hello)
+	m.VsCodec = median(m.codec)
+}
+
+func (sr *ScenarioReport) add(name string, s, hello, codec Stats) {
+	for _, m := range sr.Measurements {
+		if m.Name == name {
+			m.add(s, hello, codec)
+			return
+		}
+	}
+	m := &Measurement{Name: name}
+	m.add(s, hello, codec)
+	sr.Measurements = append(sr.Measurements, m)
+}
+
+func (sr *ScenarioReport) finish() {
+	for _, m := range sr.Measurements {
+		m.finish()
+	}
+}
+
+func (sr *ScenarioReport) medians() map[string]Stats {
+	out := map[string]Stats{}
+	for _, m := range sr.Measurements {
+		out[m.Name] = m.Median
+	}
+	return out
+}
+
+func (r *Report) scenario(name string) *ScenarioReport {
+	for _, s := range r.Scenarios {
+		if s.Name == name && s.Skipped == "" {
+			return s
+		}
+	}
+	return nil
+}
+
+func (r *Report) measurement(scen, name string) *Measurement {
+	s := r.scenario(scen)
+	if s == nil {
+		return nil
+	}
+	for _, m := range s.Measurements {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// finish computes the medians of the baselines and checks the targets of
+// issue 4 that this run has figures for.
+func (r *Report) finish() {
+	for _, b := range r.Baselines {
+		b.finish()
+	}
+	r.Targets = nil
+	if m := r.measurement("session-check", "session-exists"); m != nil {
+		note := ""
+		if r.Settings.Conns != 32 {
+			note = fmt.Sprintf("target is stated at 32 connections; this run used %d", r.Settings.Conns)
+		}
+		r.Targets = append(r.Targets,
+			TargetCheck{Name: "session-check req/s vs hello", Value: m.VsHello, Goal: ">= 0.40", Met: m.VsHello >= 0.40, Note: note},
+			TargetCheck{Name: "session-check p99 (ms)", Value: m.Median.P99, Goal: "< 2", Met: m.Median.P99 < 2, Note: note})
+		if n := r.measurement("session-new", "session-new"); n != nil {
+			v := ratio(n.Median.RPS, m.Median.RPS)
+			r.Targets = append(r.Targets, TargetCheck{Name: "session-new req/s vs session-check", Value: v, Goal: ">= 0.50", Met: v >= 0.5})
+		}
+	}
+	if s := r.scenario("isolation"); s != nil {
+		if v, ok := s.Derived["p99_ratio_storm_vs_alone"]; ok {
+			r.Targets = append(r.Targets, TargetCheck{Name: "isolation p99 during login storm vs alone", Value: v, Goal: "<= 2", Met: v <= 2})
+		}
+	}
+	if s := r.scenario("ratelimit-check"); s != nil {
+		if v, ok := s.Derived["rps_limits_on_vs_off"]; ok {
+			r.Targets = append(r.Targets, TargetCheck{Name: "session-exists req/s limits on vs off", Value: v, Goal: ">= 0.90", Met: v >= 0.9})
+		}
+	}
+	if m := r.Memory; m != nil && m.Skipped == "" {
+		note := ""
+		if m.Sessions != 1_000_000 {
+			note = fmt.Sprintf("target is stated at 1,000,000 sessions; this run loaded %d", m.Sessions)
+		}
+		r.Targets = append(r.Targets, TargetCheck{Name: "memory bytes resident per session", Value: m.BytesPerSession, Goal: "<= 300", Met: m.BytesPerSession <= 300, Note: note})
+		if m.RestartSeconds > 0 {
+			r.Targets = append(r.Targets, TargetCheck{Name: "restart load time (s)", Value: m.RestartSeconds, Goal: "< 3", Met: m.RestartSeconds < 3, Note: note})
+		}
+	}
+}
+
+// WriteJSON writes the report as indented JSON to path.
+func (r *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("bench: encode report: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("bench: write report: %w", err)
+	}
+	return nil
+}
+
+// WriteTable writes the human summary: one row per figure (medians over
+// the rounds), then the derived figures, the memory result and the targets.
+func (r *Report) WriteTable(w io.Writer) {
+	m := r.Machine
+	fmt.Fprintf(w, "authnzbench %s  %s, %d cores, %s, load at start %s\n", r.Started.Format(time.RFC3339), m.CPU, m.Cores, m.GoVersion, m.LoadAvg)
+	st := r.Settings
+	fmt.Fprintf(w, "target %s, %s, %d conns, %d runs x %.0fs (medians)\n\n", st.Target, st.Mode, st.Conns, st.Runs, st.Seconds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tfigure\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t×hello\t×codec\tbusy\t429\terrors\tbad\t")
+	row := func(scen string, ms *Measurement) {
+		d := ms.Median
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\t%.1f\t%.2f\t%.2f\t%d\t%d\t%d\t%d/%d\t\n",
+			scen, ms.Name, d.RPS, d.P50, d.P90, d.P99, d.P999, d.Max, ms.VsHello, ms.VsCodec, d.Busy, d.Limited, d.Errors, d.BadAns, d.Sampled)
+	}
+	for _, b := range r.Baselines {
+		if len(b.Runs) > 0 {
+			row("baseline", b)
+		}
+	}
+	for _, s := range r.Scenarios {
+		for _, ms := range s.Measurements {
+			row(s.Name, ms)
+		}
+	}
+	tw.Flush()
+	for _, s := range r.Scenarios {
+		if s.Skipped != "" {
+			fmt.Fprintf(w, "\n%s: %s", s.Name, s.Skipped)
+		}
+		for _, k := range sortedKeys(s.Derived) {
+			fmt.Fprintf(w, "\n%s: %s = %.3f", s.Name, k, s.Derived[k])
+		}
+		for _, n := range s.Notes {
+			fmt.Fprintf(w, "\n%s: note: %s", s.Name, n)
+		}
+	}
+	fmt.Fprintln(w)
+	if mr := r.Memory; mr != nil {
+		if mr.Skipped != "" {
+			fmt.Fprintf(w, "\nmemory: %s\n", mr.Skipped)
+		} else {
+			fmt.Fprintf(w, "\nmemory: %d sessions, %.0f resident bytes/session (RSS %.1f → %.1f MiB), heap %.0f bytes/session, loaded at %.0f req/s, stop %.2fs, restart (load) %.2fs, survived restart %v\n",
+				mr.Sessions, mr.BytesPerSession, float64(mr.RSSBefore)/(1<<20), float64(mr.RSSAfter)/(1<<20), mr.HeapPerSession, mr.Load.RPS, mr.StopSeconds, mr.RestartSeconds, mr.Verified)
+			for _, n := range mr.Notes {
+				fmt.Fprintf(w, "memory: note: %s\n", n)
+			}
+		}
+	}
+	if len(r.Targets) > 0 {
+		fmt.Fprintln(w, "\ntargets (measured, not asserted):")
+		for _, t := range r.Targets {
+			met := "MET"
+			if !t.Met {
+				met = "not met"
+			}
+			note := ""
+			if t.Note != "" {
+				note = " (" + t.Note + ")"
+			}
+			fmt.Fprintf(w, "  %-45s %10.3f  goal %-7s %s%s\n", t.Name, t.Value, t.Goal, met, note)
+		}
+	}
+}

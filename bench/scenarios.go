@@ -1,0 +1,518 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/authnzerver/authnzerver/wire"
+)
+
+func init() {
+	register("session-check", setupSessionCheck)
+	register("apikey-check", setupAPIKeyCheck)
+	register("access-check", setupAccessCheck)
+	register("ratelimit-check", setupRateLimitCheck)
+	register("session-new", setupSessionNew)
+	register("login", setupLogin)
+	register("isolation", setupIsolation)
+	register("mixed", setupMixed)
+	register("memory", nil) // run apart, after the rounds: see Suite.memory
+}
+
+// userAgents are ten 100-character user agents: sessions share a few
+// browsers, as real traffic does (and as the memory target assumes).
+var userAgents = func() []string {
+	out := make([]string, 10)
+	for i := range out {
+		ua := fmt.Sprintf("Mozilla/5.0 (X11; Linux x86_64; bench %d) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36", i)
+		out[i] = (ua + strings.Repeat(".", 100))[:100]
+	}
+	return out
+}()
+
+// expiresIn renders an absolute expiry as frontends send it.
+func expiresIn(d time.Duration) string {
+	return time.Now().UTC().Add(d).Format("2006-01-02T15:04:05.000000")
+}
+
+// sessionNew is a session-new call for user uid (nil: anonymous).
+func sessionNew(i int, uid any) Call {
+	return Call{Type: "session-new", ClientIP: clientIP(i), Body: map[string]any{
+		"ip_address": clientIP(i), "user_agent": userAgents[i%len(userAgents)], "user_id": uid,
+		"expires": expiresIn(24 * time.Hour), "extra_info_json": nil,
+	}}
+}
+
+// makeSessions creates n live sessions of user uid on the caller's server.
+func makeSessions(c *caller, n int, uid any) ([]string, error) {
+	ans, err := c.many(n, 16, func(i int) Call { return sessionNew(i, uid) })
+	if err != nil {
+		return nil, err
+	}
+	toks := make([]string, n)
+	for i, a := range ans {
+		if toks[i] = a.str("session_token"); toks[i] == "" {
+			return nil, fmt.Errorf("bench: session-new answered no session_token")
+		}
+	}
+	return toks, nil
+}
+
+// sessionPool is the suite's pool of live sessions of the superuser on the
+// server under test, made once.
+func (s *Suite) sessionPool() ([]string, error) {
+	if s.pool == nil {
+		p, err := makeSessions(s.mainCall, s.cfg.Pool, 1)
+		if err != nil {
+			return nil, err
+		}
+		s.pool = p
+	}
+	return s.pool, nil
+}
+
+// prepare seals n bodies from gen for t and keeps them fresh in the
+// background for as long as the suite runs.
+func (s *Suite) prepare(t *Target, n int, gen Gen) (*Bodies, error) {
+	b, err := PrepareBodies(t.Codec, max(n, 256), gen)
+	if err != nil {
+		return nil, err
+	}
+	b.StartRefresh(wire.DefaultMaxAge / 2)
+	s.closers = append(s.closers, b.Close)
+	return b, nil
+}
+
+// simple is a workload of one figure: bodies sent to t.
+func (s *Suite) simple(name string, t *Target, b *Bodies, exp Expect) measure {
+	return measure{name: name, run: func(ctx context.Context, label string) (map[string]Stats, error) {
+		st, err := s.runOn(ctx, t, b, exp, label, 0)
+		return map[string]Stats{name: st}, err
+	}}
+}
+
+func sessionExistsBodies(s *Suite, t *Target, pool []string) (*Bodies, error) {
+	return s.prepare(t, len(pool), func(i int) Call {
+		return Call{Type: "session-exists", ClientIP: clientIP(i), Body: map[string]any{"session_token": pool[i%len(pool)]}}
+	})
+}
+
+// session-check: session-exists on a pool of live sessions (Config.Pool,
+// default 1000) of the superuser: the frontends' per-page call.
+func setupSessionCheck(ctx context.Context, s *Suite) (*workload, error) {
+	pool, err := s.sessionPool()
+	if err != nil {
+		return nil, err
+	}
+	b, err := sessionExistsBodies(s, s.main, pool)
+	if err != nil {
+		return nil, err
+	}
+	return &workload{measures: []measure{s.simple("session-exists", s.main, b, Expect{})}}, nil
+}
+
+// access-check: user-check-access for the superuser on items of several
+// visibilities, all granted.
+func setupAccessCheck(ctx context.Context, s *Suite) (*workload, error) {
+	gen := func(i int) Call {
+		vis := []string{"public", "private", "shared", "unlisted"}[i%4]
+		return Call{Type: "user-check-access", ClientIP: clientIP(i), Body: map[string]any{
+			"user_id": 1, "user_role": "superuser", "action": []string{"view", "edit"}[i%2%2],
+			"target_name": "dataset", "target_owner": 1, "target_visibility": vis, "target_sharedwith": "",
+		}}
+	}
+	if _, err := s.mainCall.must(gen(0)); err != nil {
+		return nil, err
+	}
+	b, err := s.prepare(s.main, 256, gen)
+	if err != nil {
+		return nil, err
+	}
+	return &workload{measures: []measure{s.simple("user-check-access", s.main, b, Expect{})}}, nil
+}
+
+func checkLimitCall(i int) Call {
+	return Call{Type: "user-check-limit", ClientIP: clientIP(i), Body: map[string]any{
+		"user_id": 1, "user_role": "superuser", "limit_name": "max_requests", "value_to_check": i % 100,
+	}}
+}
+
+// ratelimit-check: user-check-limit, and session-exists on a server with
+// rate limits off (the one under test) and on (a second in-process server
+// with limits high enough never to refuse the benchmark, or -url2).
+func setupRateLimitCheck(ctx context.Context, s *Suite) (*workload, error) {
+	w := &workload{}
+	if _, err := s.mainCall.must(checkLimitCall(0)); err != nil {
+		if !isSkip(err) {
+			return nil, err
+		}
+		w.notes = append(w.notes, "user-check-limit left out: "+err.Error())
+	} else {
+		b, err := s.prepare(s.main, 256, checkLimitCall)
+		if err != nil {
+			return nil, err
+		}
+		// Values over the limit answer success false by design.
+		w.measures = append(w.measures, s.simple("user-check-limit", s.main, b, Expect{FailureOK: true}))
+	}
+	pool, err := s.sessionPool()
+	if err != nil {
+		return nil, err
+	}
+	off, err := sessionExistsBodies(s, s.main, pool)
+	if err != nil {
+		return nil, err
+	}
+	w.measures = append(w.measures, s.simple("session-exists limits off", s.main, off, Expect{}))
+	on := s.limitsOn
+	if on == nil && s.cfg.URL == "" {
+		l, err := s.startLocal(map[string]string{"AUTHNZERVER_RATELIMITS": s.cfg.RateLimitsOn})
+		if err != nil {
+			return nil, err
+		}
+		on = l.Target
+	}
+	if on == nil {
+		w.notes = append(w.notes, "no limits-on server (give -url2): limits on vs off not measured")
+		return w, nil
+	}
+	c := newCaller(on, 16)
+	defer c.close()
+	onPool, err := makeSessions(c, s.cfg.Pool, 1)
+	if err != nil {
+		return nil, fmt.Errorf("limits-on server: %w", err)
+	}
+	onBodies, err := sessionExistsBodies(s, on, onPool)
+	if err != nil {
+		return nil, err
+	}
+	w.measures = append(w.measures, s.simple("session-exists limits on", on, onBodies, Expect{}))
+	w.derive = func(med map[string]Stats) map[string]float64 {
+		a, b := med["session-exists limits on"], med["session-exists limits off"]
+		return map[string]float64{"rps_limits_on_vs_off": ratio(a.RPS, b.RPS), "p99_limits_on_vs_off": ratio(a.P99, b.P99)}
+	}
+	return w, nil
+}
+
+// session-new: anonymous sessions created as fast as the server
+// acknowledges them durably (fsync per group commit with the default
+// AUTHNZERVER_DURABILITY=sync).
+func setupSessionNew(ctx context.Context, s *Suite) (*workload, error) {
+	gen := func(i int) Call { return sessionNew(i, nil) }
+	if _, err := s.mainCall.must(gen(0)); err != nil {
+		return nil, err
+	}
+	// The same body may be sent many times: each one creates a new
+	// session (the server draws the token).
+	b, err := s.prepare(s.main, 1024, gen)
+	if err != nil {
+		return nil, err
+	}
+	return &workload{measures: []measure{s.simple("session-new", s.main, b, Expect{})}}, nil
+}
+
+// apikey-check: apikey-verify-nosession (and apikey-verify, with a
+// session-tied key) of a key issued to the superuser in setup (spec §2.F).
+func setupAPIKeyCheck(ctx context.Context, s *Suite) (*workload, error) {
+	claims := func(a Answer) (map[string]any, error) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(a.str("apikey")), &m); err != nil {
+			return nil, fmt.Errorf("bench: apikey is not a JSON claims string: %w", err)
+		}
+		return m, nil
+	}
+	a, err := s.mainCall.must(Call{Type: "apikey-new-nosession", Body: map[string]any{
+		"issuer": "authnzbench", "audience": "bench", "subject": "/api", "apiversion": 1,
+		"expires_seconds": 86400, "not_valid_before": -5, "user_id": 1, "user_role": "superuser",
+		"ip_address": "127.0.0.1", "refresh_expires": 86400, "refresh_nbf": 0,
+	}})
+	if err != nil {
+		return nil, err
+	}
+	ns, err := claims(a)
+	if err != nil {
+		return nil, err
+	}
+	verify := func(typ string, dict map[string]any) Gen {
+		return func(i int) Call {
+			return Call{Type: typ, ClientIP: clientIP(i), Body: map[string]any{"apikey_dict": dict, "user_id": 1, "user_role": "superuser"}}
+		}
+	}
+	if _, err := s.mainCall.must(verify("apikey-verify-nosession", ns)(0)); err != nil {
+		return nil, err
+	}
+	w := &workload{}
+	b, err := s.prepare(s.main, 256, verify("apikey-verify-nosession", ns))
+	if err != nil {
+		return nil, err
+	}
+	w.measures = append(w.measures, s.simple("apikey-verify-nosession", s.main, b, Expect{}))
+
+	// The session-tied key needs a session whose ip and agent match.
+	sess, err := s.mainCall.must(Call{Type: "session-new", Body: map[string]any{
+		"ip_address": "127.0.0.1", "user_agent": "authnzbench", "user_id": 1, "expires": expiresIn(24 * time.Hour), "extra_info_json": nil,
+	}})
+	if err != nil {
+		return nil, err
+	}
+	a, err = s.mainCall.must(Call{Type: "apikey-new", Body: map[string]any{
+		"issuer": "authnzbench", "audience": "bench", "subject": "/api", "apiversion": 1, "expires_days": 1,
+		"not_valid_before": -5, "user_id": 1, "user_role": "superuser", "ip_address": "127.0.0.1",
+		"user_agent": "authnzbench", "session_token": sess.str("session_token"),
+	}})
+	if err != nil {
+		w.notes = append(w.notes, "apikey-verify left out: "+err.Error())
+		return w, nil
+	}
+	st, err := claims(a)
+	if err != nil {
+		return nil, err
+	}
+	b2, err := s.prepare(s.main, 256, verify("apikey-verify", st))
+	if err != nil {
+		return nil, err
+	}
+	w.measures = append(w.measures, s.simple("apikey-verify", s.main, b2, Expect{}))
+	return w, nil
+}
+
+// loginUser is the active, verified user the login scenarios log in as.
+type loginUser struct {
+	email, password string
+}
+
+// ensureLoginUser signs up a user (user-new) and activates it
+// (internal-user-edit), once per suite.
+func (s *Suite) ensureLoginUser() (*loginUser, error) {
+	if s.loginUser != nil {
+		return s.loginUser, nil
+	}
+	tok, _ := wire.RandomToken(6)
+	u := &loginUser{email: "bench-" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(tok)) + "@example.com", password: "Qv7#tLm2!pXz9wRb-" + tok}
+	a, err := s.mainCall.must(Call{Type: "user-new", Body: map[string]any{"full_name": "Bench Login", "email": u.email, "password": u.password}})
+	if err != nil {
+		return nil, err
+	}
+	id, ok := a.Response["user_id"].(float64)
+	if !ok {
+		return nil, fmt.Errorf("bench: user-new answered no user_id")
+	}
+	if _, err := s.mainCall.must(Call{Type: "internal-user-edit", Body: map[string]any{
+		"target_userid": int64(id), "update_dict": map[string]any{"is_active": true, "email_verified": true},
+	}}); err != nil {
+		return nil, err
+	}
+	s.loginUser = u
+	return u, nil
+}
+
+// loginBodies makes n fresh anonymous sessions and one user-login body for
+// each (a login consumes its session, so bodies are single use).
+func (s *Suite) loginBodies(n int) (*Bodies, error) {
+	u, err := s.ensureLoginUser()
+	if err != nil {
+		return nil, err
+	}
+	toks, err := makeSessions(s.mainCall, n, nil)
+	if err != nil {
+		return nil, err
+	}
+	return PrepareBodies(s.main.Codec, n, func(i int) Call {
+		return Call{Type: "user-login", ClientIP: clientIP(i), Body: map[string]any{"session_token": toks[i], "email": u.email, "password": u.password}}
+	})
+}
+
+// runLogins runs a login storm: LoginConns connections of correct logins,
+// each on a fresh session, for d or until the sessions run out.
+func (s *Suite) runLogins(ctx context.Context, label string, d time.Duration) (Stats, error) {
+	b, err := s.loginBodies(s.cfg.LoginSessions)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer b.Close()
+	return Drive(ctx, s.main, b, Expect{BusyOK: true}, RunOptions{
+		Label: label, Conns: s.cfg.LoginConns, Duration: d, MaxReqs: int64(b.Len()), SampleEvery: 1, Progress: s.cfg.Progress,
+	})
+}
+
+func isSkip(err error) bool { return errors.Is(err, ErrSkip) }
+
+// login: correct passwords on fresh sessions with more connections than
+// the hasher pool has workers plus queue, so it saturates: 503 answers are
+// expected and counted as busy.
+func setupLogin(ctx context.Context, s *Suite) (*workload, error) {
+	if _, err := s.ensureLoginUser(); err != nil {
+		return nil, err
+	}
+	return &workload{measures: []measure{{name: "user-login", run: func(ctx context.Context, label string) (map[string]Stats, error) {
+		st, err := s.runLogins(ctx, label, s.window(ctx))
+		return map[string]Stats{"user-login": st}, err
+	}}}}, nil
+}
+
+// isolation: session-exists timed alone, then while a login storm runs on
+// the same server; the p99 ratio says how much password hashing hurts the
+// hot path.
+func setupIsolation(ctx context.Context, s *Suite) (*workload, error) {
+	if _, err := s.ensureLoginUser(); err != nil {
+		return nil, err
+	}
+	pool, err := s.sessionPool()
+	if err != nil {
+		return nil, err
+	}
+	b, err := sessionExistsBodies(s, s.main, pool)
+	if err != nil {
+		return nil, err
+	}
+	alone := s.simple("session-exists alone", s.main, b, Expect{})
+	storm := measure{name: "storm", run: func(ctx context.Context, label string) (map[string]Stats, error) {
+		d := s.window(ctx)
+		// Sessions for the storm are made before either run starts.
+		lb, err := s.loginBodies(s.cfg.LoginSessions)
+		if err != nil {
+			return nil, err
+		}
+		defer lb.Close()
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var (
+			wg     sync.WaitGroup
+			logins Stats
+			lerr   error
+		)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			logins, lerr = Drive(sctx, s.main, lb, Expect{BusyOK: true}, RunOptions{
+				Label: label + " logins", Conns: s.cfg.LoginConns, Duration: d + time.Second, MaxReqs: int64(lb.Len()), SampleEvery: 1,
+			})
+		}()
+		time.Sleep(300 * time.Millisecond) // let the hasher pool fill up first
+		st, err := s.runOn(ctx, s.main, b, Expect{}, label, 0)
+		cancel()
+		wg.Wait()
+		if lerr != nil && lerr != context.Canceled {
+			return nil, lerr
+		}
+		if err != nil {
+			return nil, err
+		}
+		return map[string]Stats{"session-exists during login storm": st, "user-login storm": logins}, nil
+	}}
+	return &workload{
+		measures: []measure{alone, storm},
+		derive: func(med map[string]Stats) map[string]float64 {
+			a, d := med["session-exists alone"], med["session-exists during login storm"]
+			return map[string]float64{"p99_ratio_storm_vs_alone": ratio(d.P99, a.P99), "rps_ratio_storm_vs_alone": ratio(d.RPS, a.RPS)}
+		},
+	}, nil
+}
+
+// mixShare is one request type's share of the mixed workload.
+type mixShare struct {
+	typ     string
+	percent int
+}
+
+// frontendMix is what a typical web frontend sends: a session check on
+// every page view, an access check on pages showing owned items, a new
+// anonymous session for new visitors, API-key checks from API clients and
+// a few limit checks. Logins are left out: they are hasher-bound and single
+// use, and the login and isolation scenarios price them.
+var frontendMix = []mixShare{
+	{"session-exists", 80},
+	{"user-check-access", 8},
+	{"session-new", 5},
+	{"apikey-verify-nosession", 4},
+	{"user-check-limit", 3},
+}
+
+// mixed: frontendMix over the request types the server knows; missing ones
+// are dropped and the others' shares scaled up (the notes say which).
+func setupMixed(ctx context.Context, s *Suite) (*workload, error) {
+	pool, err := s.sessionPool()
+	if err != nil {
+		return nil, err
+	}
+	var keyDict map[string]any
+	gens := map[string]Gen{
+		"session-exists": func(i int) Call {
+			return Call{Type: "session-exists", ClientIP: clientIP(i), Body: map[string]any{"session_token": pool[i%len(pool)]}}
+		},
+		"user-check-access": func(i int) Call {
+			return Call{Type: "user-check-access", ClientIP: clientIP(i), Body: map[string]any{
+				"user_id": 1, "user_role": "superuser", "action": "view", "target_name": "dataset", "target_owner": 1,
+				"target_visibility": "public", "target_sharedwith": "",
+			}}
+		},
+		"session-new":      func(i int) Call { return sessionNew(i, nil) },
+		"user-check-limit": checkLimitCall,
+		"apikey-verify-nosession": func(i int) Call {
+			return Call{Type: "apikey-verify-nosession", ClientIP: clientIP(i), Body: map[string]any{"apikey_dict": keyDict, "user_id": 1, "user_role": "superuser"}}
+		},
+	}
+	w := &workload{}
+	var used []mixShare
+	total := 0
+	for _, m := range frontendMix {
+		if m.typ == "apikey-verify-nosession" {
+			a, err := s.mainCall.must(Call{Type: "apikey-new-nosession", Body: map[string]any{
+				"issuer": "authnzbench", "audience": "bench", "subject": "/api", "apiversion": 1,
+				"expires_seconds": 86400, "not_valid_before": -5, "user_id": 1, "user_role": "superuser",
+				"ip_address": "127.0.0.1", "refresh_expires": 86400, "refresh_nbf": 0,
+			}})
+			if err == nil {
+				err = json.Unmarshal([]byte(a.str("apikey")), &keyDict)
+			}
+			if err != nil {
+				w.notes = append(w.notes, fmt.Sprintf("%s (%d%%) left out: %v", m.typ, m.percent, err))
+				continue
+			}
+		}
+		if _, err := s.mainCall.must(gens[m.typ](0)); err != nil {
+			if !isSkip(err) {
+				return nil, err
+			}
+			w.notes = append(w.notes, fmt.Sprintf("%s (%d%%) left out: %v", m.typ, m.percent, err))
+			continue
+		}
+		used = append(used, m)
+		total += m.percent
+	}
+	if len(used) == 0 {
+		return nil, skipf("no request type of the mix is supported")
+	}
+	var desc []string
+	for _, m := range used {
+		desc = append(desc, fmt.Sprintf("%s %.1f%%", m.typ, 100*float64(m.percent)/float64(total)))
+	}
+	w.notes = append(w.notes, "mix sent: "+strings.Join(desc, ", "))
+	// Body i takes its type from slot perm[i%total] of the cumulative
+	// shares: the shares are exact over every total consecutive bodies and
+	// the types are interleaved, not sent in blocks.
+	perm := rand.New(rand.NewPCG(4, 4)).Perm(total)
+	typeOf := func(i int) string {
+		slot := perm[i%total]
+		for _, m := range used {
+			if slot < m.percent {
+				return m.typ
+			}
+			slot -= m.percent
+		}
+		return used[0].typ
+	}
+	b, err := s.prepare(s.main, 1000, func(i int) Call { return gens[typeOf(i)](i) })
+	if err != nil {
+		return nil, err
+	}
+	// user-check-limit answers success false for values over the limit.
+	w.measures = []measure{s.simple("mix", s.main, b, Expect{FailureOK: true})}
+	return w, nil
+}

@@ -1,0 +1,416 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/authnzerver/authnzerver/wire"
+)
+
+// Config is one suite run.
+type Config struct {
+	// URL and Key name an external authnzerver-compatible server; empty URL
+	// starts our server in this process on a temporary data directory.
+	URL, Key string
+	// URL2 is an external server with rate limits on, for ratelimit-check
+	// (same key). Empty with an external URL: that measurement is left out.
+	URL2 string
+	// ServerPID is the external server's process, for the memory scenario's
+	// resident-size figures (0: memory is skipped for external servers).
+	ServerPID int
+
+	Scenarios []string      // names to run, in order (nil: DefaultScenarios)
+	Conns     int           // keep-alive connections per measurement
+	Duration  time.Duration // measured window of one run
+	Warmup    time.Duration // unrecorded run before the first round
+	Runs      int           // rounds; every figure is the median over them
+	Rate      float64       // open loop at this many req/s; 0 closed loop
+	Sample    int           // decrypt and check one answer in Sample
+
+	Pool          int    // live sessions for the session scenarios
+	LoginConns    int    // connections of the login storm
+	LoginSessions int    // pre-login sessions made for each login run (bounds it)
+	MemoryN       int    // sessions loaded by the memory scenario
+	CheapHash     bool   // in-process servers: tiny Argon2 parameters
+	Shards        int    // in-process servers: AUTHNZERVER_SHARDS (0 default)
+	RateLimitsOn  string // in-process limits-on server: AUTHNZERVER_RATELIMITS
+	TempDir       string // parent of in-process data directories ("" = os.TempDir)
+	Progress      io.Writer
+	Log           io.Writer // setup and skip messages; nil: discarded
+}
+
+// DefaultScenarios are run when Config.Scenarios is empty. memory is last
+// because it loads the most state and restarts its own server.
+var DefaultScenarios = []string{"session-check", "apikey-check", "access-check", "ratelimit-check", "session-new", "login", "isolation", "mixed", "memory"}
+
+// Defaults fills the zero fields of c.
+func (c *Config) Defaults() {
+	if len(c.Scenarios) == 0 {
+		c.Scenarios = DefaultScenarios
+	}
+	if c.Conns <= 0 {
+		c.Conns = 32
+	}
+	if c.Duration <= 0 {
+		c.Duration = 5 * time.Second
+	}
+	if c.Runs <= 0 {
+		c.Runs = 3
+	}
+	if c.Sample <= 0 {
+		c.Sample = 64
+	}
+	if c.Pool <= 0 {
+		c.Pool = 1000
+	}
+	if c.LoginConns <= 0 {
+		c.LoginConns = 16
+	}
+	if c.LoginSessions <= 0 {
+		c.LoginSessions = 1000
+	}
+	if c.MemoryN <= 0 {
+		c.MemoryN = 1_000_000
+	}
+	if c.RateLimitsOn == "" {
+		// High enough that the benchmark's own traffic is never refused:
+		// the figure prices the limiter's bookkeeping, not its refusals.
+		c.RateLimitsOn = "ipaddr:100000000; user:100000000; session:100000000; apikey:100000000; burst:100000000"
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+}
+
+// Suite is a running suite: its targets and the state its scenarios set up.
+type Suite struct {
+	cfg      Config
+	main     *Target // server under test
+	limitsOn *Target // same server kind with rate limits on (nil: not available)
+	hello    *Target
+	codec    *Target
+	closers  []func()
+	mainCall *caller
+
+	pool      []string // live sessions on main (lazy)
+	loginUser *loginUser
+}
+
+// scenario is a named workload.
+type scenario struct {
+	name  string
+	setup func(ctx context.Context, s *Suite) (*workload, error)
+}
+
+// workload is a set up scenario: its measurements run once per round.
+type workload struct {
+	measures []measure
+	// derive computes scenario figures from the median stats of each
+	// measurement (by name).
+	derive func(med map[string]Stats) map[string]float64
+	notes  []string
+	close  func()
+}
+
+// measure is one measured run; it may report more than one figure (the
+// isolation storm reports the logins it ran alongside).
+type measure struct {
+	name string
+	run  func(ctx context.Context, label string) (map[string]Stats, error)
+}
+
+var scenarios = map[string]scenario{}
+
+func register(name string, setup func(ctx context.Context, s *Suite) (*workload, error)) {
+	scenarios[name] = scenario{name: name, setup: setup}
+}
+
+// Run runs the suite and returns its report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg.Defaults()
+	for _, n := range cfg.Scenarios {
+		if _, ok := scenarios[n]; !ok {
+			return nil, fmt.Errorf("bench: unknown scenario %q (known: %s)", n, strings.Join(DefaultScenarios, ", "))
+		}
+	}
+	s := &Suite{cfg: cfg}
+	defer s.close()
+	rep := newReport(cfg)
+	if err := s.startTargets(); err != nil {
+		return nil, err
+	}
+
+	// Set every scenario up before the first round, so rounds interleave
+	// scenarios and baselines: a burst of machine noise then spreads over
+	// all figures instead of spoiling one.
+	type live struct {
+		name string
+		w    *workload
+		rep  *ScenarioReport
+	}
+	var lives []live
+	for _, name := range cfg.Scenarios {
+		if name == "memory" {
+			continue
+		}
+		sr := &ScenarioReport{Name: name}
+		rep.Scenarios = append(rep.Scenarios, sr)
+		fmt.Fprintf(cfg.Log, "setup %s\n", name)
+		w, err := scenarios[name].setup(ctx, s)
+		if errors.Is(err, ErrSkip) {
+			sr.Skipped = err.Error()
+			fmt.Fprintf(cfg.Log, "%s: %v\n", name, err)
+			continue
+		}
+		if err != nil {
+			return rep, fmt.Errorf("bench: %s setup: %w", name, err)
+		}
+		if w.close != nil {
+			s.closers = append(s.closers, w.close)
+		}
+		sr.Notes = w.notes
+		lives = append(lives, live{name, w, sr})
+	}
+
+	baseBodies, err := s.baselineBodies()
+	if err != nil {
+		return rep, err
+	}
+	defer baseBodies.Close()
+	baseline := func(t *Target, label string) (Stats, error) {
+		return s.runOn(ctx, t, baseBodies, Expect{Plain: t.Codec == nil}, label, 0)
+	}
+	if cfg.Warmup > 0 && len(lives) > 0 {
+		for _, t := range []*Target{s.hello, s.codec} {
+			if _, err := s.runFor(ctx, t, baseBodies, Expect{Plain: t.Codec == nil}, "warmup "+t.Name, cfg.Warmup); err != nil {
+				return rep, err
+			}
+		}
+		for _, l := range lives {
+			for _, m := range l.w.measures {
+				if _, err := m.run(withWarmup(ctx, cfg.Warmup), "warmup "+l.name+" "+m.name); err != nil {
+					return rep, fmt.Errorf("bench: warmup %s: %w", l.name, err)
+				}
+			}
+		}
+	}
+
+	for round := range cfg.Runs {
+		if len(lives) == 0 {
+			break
+		}
+		tag := fmt.Sprintf("[%d/%d] ", round+1, cfg.Runs)
+		h, err := baseline(s.hello, tag+"hello")
+		if err != nil {
+			return rep, err
+		}
+		c, err := baseline(s.codec, tag+"codec-only")
+		if err != nil {
+			return rep, err
+		}
+		rep.addBaselines(h, c)
+		for _, l := range lives {
+			for _, m := range l.w.measures {
+				got, err := m.run(ctx, tag+l.name+" "+m.name)
+				if err != nil {
+					return rep, fmt.Errorf("bench: %s %s: %w", l.name, m.name, err)
+				}
+				for _, name := range sortedKeys(got) {
+					l.rep.add(name, got[name], h, c)
+				}
+			}
+		}
+	}
+	for _, l := range lives {
+		l.rep.finish()
+		if l.w.derive != nil {
+			l.rep.Derived = l.w.derive(l.rep.medians())
+		}
+	}
+	if slices.Contains(cfg.Scenarios, "memory") {
+		mr, err := s.memory(ctx)
+		if errors.Is(err, ErrSkip) {
+			rep.Memory = &MemoryReport{Skipped: err.Error()}
+		} else if err != nil {
+			return rep, fmt.Errorf("bench: memory: %w", err)
+		} else {
+			rep.Memory = mr
+		}
+	}
+	rep.finish()
+	return rep, nil
+}
+
+type warmupKey struct{}
+
+// withWarmup marks ctx so a measure runs for d instead of the configured
+// window (warmup runs are not recorded).
+func withWarmup(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, warmupKey{}, d)
+}
+
+// window is the measured window of a run under ctx.
+func (s *Suite) window(ctx context.Context) time.Duration {
+	if d, ok := ctx.Value(warmupKey{}).(time.Duration); ok {
+		return d
+	}
+	return s.cfg.Duration
+}
+
+// runOn runs bodies against t with the suite's connections, window and
+// mode; maxReqs bounds it by count too (0: no bound).
+func (s *Suite) runOn(ctx context.Context, t *Target, b *Bodies, exp Expect, label string, maxReqs int64) (Stats, error) {
+	return Drive(ctx, t, b, exp, RunOptions{
+		Label: label, Conns: s.cfg.Conns, Duration: s.window(ctx), MaxReqs: maxReqs, Rate: s.cfg.Rate,
+		SampleEvery: s.cfg.Sample, Progress: s.cfg.Progress,
+	})
+}
+
+func (s *Suite) runFor(ctx context.Context, t *Target, b *Bodies, exp Expect, label string, d time.Duration) (Stats, error) {
+	return s.runOn(withWarmup(ctx, d), t, b, exp, label, 0)
+}
+
+func (s *Suite) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}
+
+// startTargets starts the baselines and (unless an external URL is given)
+// our server in this process.
+func (s *Suite) startTargets() error {
+	h, hb, err := startHello()
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, hb.close)
+	s.hello = h
+	key := s.cfg.Key
+	if s.cfg.URL == "" {
+		key = benchKey
+	}
+	if key == "" {
+		return fmt.Errorf("bench: a key is needed with an external URL")
+	}
+	c, cb, err := startCodecOnly(key)
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, cb.close)
+	s.codec = c
+	if s.cfg.URL != "" {
+		if s.main, err = NewTarget("authnzerver", s.cfg.URL, key); err != nil {
+			return err
+		}
+		if s.cfg.URL2 != "" {
+			if s.limitsOn, err = NewTarget("authnzerver-limits-on", s.cfg.URL2, key); err != nil {
+				return err
+			}
+		}
+	} else {
+		l, err := s.startLocal(nil)
+		if err != nil {
+			return err
+		}
+		s.main = l.Target
+	}
+	s.mainCall = newCaller(s.main, 16)
+	s.closers = append(s.closers, s.mainCall.close)
+	return nil
+}
+
+// startLocal starts an in-process server with extra configuration env; it
+// is closed with the suite and its data directory removed.
+func (s *Suite) startLocal(env map[string]string) (*Local, error) {
+	dir, err := os.MkdirTemp(s.cfg.TempDir, "authnzbench-*")
+	if err != nil {
+		return nil, fmt.Errorf("bench: data dir: %w", err)
+	}
+	e := map[string]string{}
+	if s.cfg.Shards > 0 {
+		e["AUTHNZERVER_SHARDS"] = fmt.Sprint(s.cfg.Shards)
+	}
+	for k, v := range env {
+		e[k] = v
+	}
+	l, err := StartLocal(LocalOptions{DataDir: dir, Env: e, CheapHash: s.cfg.CheapHash})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { l.Close(); os.RemoveAll(dir) })
+	return l, nil
+}
+
+// baselineBodies are session-exists requests with made-up tokens: the
+// baselines never look inside, and the same size keeps the comparison fair.
+func (s *Suite) baselineBodies() (*Bodies, error) {
+	b, err := PrepareBodies(s.codec.Codec, 1024, func(i int) Call {
+		tok, _ := wire.RandomToken(32)
+		return Call{Type: "session-exists", Body: map[string]any{"session_token": tok}, ClientIP: clientIP(i)}
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.StartRefresh(wire.DefaultMaxAge / 2)
+	return b, nil
+}
+
+// clientIP spreads requests over 4096 end-user addresses, as a frontend
+// serving many users would.
+func clientIP(i int) string {
+	return fmt.Sprintf("10.%d.%d.%d", (i>>16)&255, (i>>8)&15, i&255)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// Machine describes where the figures were taken.
+type Machine struct {
+	CPU        string  `json:"cpu"`
+	Cores      int     `json:"cores"`
+	GOMAXPROCS int     `json:"gomaxprocs"`
+	GoVersion  string  `json:"go_version"`
+	OS         string  `json:"os"`
+	Kernel     string  `json:"kernel"`
+	LoadAvg    string  `json:"loadavg_at_start"`
+	MemTotalGB float64 `json:"mem_total_gb"`
+}
+
+func describeMachine() Machine {
+	m := Machine{Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m.LoadAvg = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb float64
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %f kB", &kb); err == nil {
+			m.MemTotalGB = kb / (1 << 20)
+		}
+	}
+	return m
+}

@@ -1,0 +1,69 @@
+package httpfront
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/shard"
+	"github.com/authnzerver/authnzerver/wire"
+)
+
+// Legacy request names of spec §9 that need their own handler because
+// their bodies differ from the current request's. Names that only changed
+// are registered as aliases next to the current handler.
+
+func init() {
+	register("session-setinfo", []param{arg("session_token", tStr), arg("extra_info", tDict, tNone)}, handleSessionSetInfo)
+}
+
+// legacySessionInfo is the 6-key session_info of the 0.0.x session-setinfo.
+type legacySessionInfo struct {
+	sess  shard.Session
+	token string
+}
+
+func (v legacySessionInfo) appendJSON(dst []byte) []byte {
+	s := &v.sess
+	dst = append(dst, `{"session_token":`...)
+	dst = appendString(dst, v.token)
+	dst = append(dst, `,"ip_address":`...)
+	dst = appendString(dst, s.IPAddress)
+	dst = append(dst, `,"user_agent":`...)
+	dst = appendString(dst, s.UserAgent)
+	dst = append(dst, `,"created":`...)
+	dst = wire.AppendTime(dst, s.Created)
+	dst = append(dst, `,"expires":`...)
+	dst = wire.AppendTime(dst, s.Expires)
+	dst = append(dst, `,"extra_info_json":`...)
+	dst = appendValue(dst, s.ExtraInfo)
+	return append(dst, '}')
+}
+
+// handleSessionSetInfo replaces a live session's extra info as a whole (the
+// 0.0.x behaviour; internal-session-edit merges instead).
+func handleSessionSetInfo(c *call) result {
+	token := c.str("session_token")
+	extra := c.raw("extra_info")
+	if rawKind(extra) != '{' {
+		extra = nil
+	}
+	if len(extra) > maxExtraInfoBytes {
+		return failure("DB error when updating session info", "Session info update failed.")
+	}
+	d := shard.DigestSession(token)
+	res, err := actors.Do(c.s.deps.Core, shard.SessionRoute(d), func(s *shard.Shard, now time.Time) (shard.Session, []shard.Mutation, error) {
+		return s.EditSessionExtra(d, now, func(json.RawMessage) (json.RawMessage, error) { return extra, nil })
+	})
+	if errors.Is(err, shard.ErrSessionNotFound) {
+		return failure("no such session", "Session extra_info update failed.")
+	}
+	if err != nil {
+		return coreFailure(err)
+	}
+	if err := durable(res); err != nil {
+		return coreFailure(err)
+	}
+	return success("Session extra_info update successful.").with("session_info", legacySessionInfo{res.Value, token})
+}

@@ -1,0 +1,269 @@
+package httpfront
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passpolicy"
+	"github.com/authnzerver/authnzerver/shard"
+)
+
+func init() {
+	changepass := []param{arg("user_id", tInt), arg("session_token", tStr), arg("full_name", tStr), arg("email", tStr), arg("current_password", tStr), arg("new_password", tStr)}
+	register("user-changepass", changepass, handleUserChangepass)
+	register("user-changepass-nosession", []param{arg("user_id", tInt), arg("full_name", tStr), arg("email", tStr), arg("current_password", tStr), arg("new_password", tStr)}, handleUserChangepass)
+	register("user-resetpass", []param{arg("email_address", tStr), arg("new_password", tStr), arg("session_token", tStr)}, handleUserResetpass)
+	register("user-resetpass-nosession", []param{arg("email_address", tStr), arg("new_password", tStr), arg("required_active", tBool)}, handleUserResetpass)
+	register("user-delete", []param{arg("email", tStr), arg("user_id", tInt), arg("password", tStr)}, handleUserDelete)
+	register("user-validatepass", []param{
+		arg("password", tStr), arg("email", tStr), arg("full_name", tStr),
+		kwarg("min_pass_length", tInt), kwarg("max_unsafe_similarity", tInt),
+		kwarg("max_character_frequency", tFloat), kwarg("min_pwned_matches", tInt),
+	}, handleUserValidatepass)
+}
+
+const msgPassChanged = "Password changed successfully."
+
+// insecureMessage is the closing message of a refused new password. The
+// reference hard-codes "12"; this names the configured minimum.
+func (e *usersExt) insecureMessage() string {
+	n := e.opts.Policy.MinLength
+	if n <= 0 {
+		n = passpolicy.DefaultMinLength
+	}
+	return fmt.Sprintf("The new password you entered is insecure. It must be at least %d characters long and be sufficiently complex.", n)
+}
+
+// handleUserChangepass changes a password after checking the current one
+// (spec §2.D1, §2.D2). Unlike the reference, user-changepass checks that its
+// session is live and belongs to user_id; and both forms end every other
+// session of the user once the new password is stored.
+func handleUserChangepass(c *call) result {
+	s := c.s
+	uid, _ := c.int("user_id")
+	email := c.str("email")
+	fail := func(reason string, msgs ...string) result {
+		return failure(reason, msgs...).with("user_id", uid).with("email", email)
+	}
+	const msgNoMatch = "Your current password did not match the stored password."
+	withSession := c.reqType == "user-changepass"
+	var keep *shard.SessionDigest
+	if withSession {
+		token := c.str("session_token")
+		sess, ok, err := lookupSession(s, token)
+		if err != nil {
+			return coreFailure(err)
+		}
+		if !ok || int64(sess.UserID) != uid {
+			return fail("session does not exist or does not belong to user_id", "Invalid session for password change request.")
+		}
+		d := shard.DigestSession(token)
+		keep = &d
+	}
+	u, err := getUser(s, shard.UserID(uid))
+	if err != nil && !errors.Is(err, shard.ErrUserNotFound) {
+		return coreFailure(err)
+	}
+	found := err == nil && u.IsActive && u.Email == passpolicy.NormalizeEmail(email)
+	phc := s.deps.Hasher.DummyPHC()
+	if found {
+		phc = u.PasswordPHC
+	}
+	current := actors.TruncatePassword(c.str("current_password"))
+	next := actors.TruncatePassword(c.str("new_password"))
+	// One pool job: verify the current password, check the new one is not
+	// the same, and hash the new one (hashing before the policy check keeps
+	// a refused password as slow as an accepted one).
+	rs, err := s.deps.Hasher.Run(
+		actors.HashOp{Verify: true, PHC: phc, Password: current},
+		actors.HashOp{Verify: true, PHC: phc, Password: next},
+		actors.HashOp{Password: next},
+	)
+	if err != nil {
+		return coreFailure(err)
+	}
+	if !found {
+		return fail("user does not exist", msgNoMatch)
+	}
+	if rs[0].Err != nil || !rs[0].OK {
+		return fail("user password does not match", msgNoMatch)
+	}
+	if rs[1].OK {
+		return fail("password did not change", "Your new password cannot be the same as your old password.")
+	}
+	if rs[2].Err != nil {
+		return coreFailure(rs[2].Err)
+	}
+	if ok, msgs := s.ext.users.opts.Policy.Check(next, passpolicy.NormalizeEmail(email), c.str("full_name"), s.ext.users.opts.ServerFQDN); !ok {
+		return fail("new password is insecure", append(msgs, s.ext.users.insecureMessage())...)
+	}
+	if _, err := setPassword(s, u.ID, u.PasswordPHC, rs[2].PHC); err != nil {
+		if errors.Is(err, errNoChange) {
+			return fail("DB error when updating password", "Password could not be changed.")
+		}
+		return coreFailure(err)
+	}
+	if _, err := deleteUserSessions(c, u.ID, keep); err != nil {
+		return coreFailure(err)
+	}
+	s.log.Info("password changed", "user", s.pii(strconv.FormatInt(uid, 10)))
+	r := success(msgPassChanged)
+	if withSession {
+		r.messages = append(r.messages, "For security purposes, you have been logged out of all other sessions.")
+	}
+	return r.with("user_id", uid).with("email", email)
+}
+
+// setPassword stores a new hash if the stored one is still oldPHC (when
+// oldPHC is not empty), so two racing changes cannot interleave.
+func setPassword(s *Server, id shard.UserID, oldPHC, newPHC string) (shard.User, error) {
+	return updateUser(s, id, func(u *shard.User) error {
+		if oldPHC != "" && u.PasswordPHC != oldPHC {
+			return errNoChange
+		}
+		u.PasswordPHC = newPHC
+		return nil
+	})
+}
+
+// handleUserResetpass sets a new password without the current one (spec
+// §2.D3, §2.D4): the frontend has verified a reset token. Every session of
+// the user ends (the reference ended none).
+func handleUserResetpass(c *call) result {
+	s := c.s
+	withSession := c.reqType == "user-resetpass"
+	email := c.str("email_address")
+	msgBadUser, reasonBadUser := "Invalid user for password reset request.", "user does not exist"
+	msgInsecure, reasonInsecure := "Insecure password for password reset request.", "invalid password"
+	if !withSession {
+		reasonBadUser = "user does not exist or is_active was not as required"
+		msgInsecure, reasonInsecure = "Insecure new password for password reset request.", "invalid new password"
+	}
+	if withSession {
+		if _, ok, err := lookupSession(s, c.str("session_token")); err != nil {
+			return coreFailure(err)
+		} else if !ok {
+			return failure("session does not exist", "Invalid session token for password reset request.")
+		}
+	}
+	u, found, err := userByEmail(s, email)
+	if err != nil {
+		return coreFailure(err)
+	}
+	if withSession {
+		found = found && u.IsActive
+	} else {
+		found = found && u.IsActive == c.boolean("required_active")
+	}
+	next := actors.TruncatePassword(c.str("new_password"))
+	phc, err := hashPassword(s, next)
+	if err != nil {
+		return coreFailure(err)
+	}
+	if !found {
+		return failure(reasonBadUser, msgBadUser)
+	}
+	if ok, msgs := s.ext.users.opts.Policy.Check(next, u.Email, u.FullName, s.ext.users.opts.ServerFQDN); !ok {
+		return failure(reasonInsecure, append([]string{msgInsecure}, msgs...)...)
+	}
+	if _, err := setPassword(s, u.ID, "", phc); err != nil {
+		if errors.Is(err, shard.ErrUserNotFound) {
+			return failure("password update failed in DB", "Password could not be changed.")
+		}
+		return coreFailure(err)
+	}
+	if _, err := deleteAllUserSessions(s, u.ID); err != nil {
+		return coreFailure(err)
+	}
+	s.log.Info("password reset", "user", s.pii(strconv.FormatInt(int64(u.ID), 10)))
+	return success(msgPassChanged)
+}
+
+// handleUserDelete deletes the caller's own account after checking its
+// password (spec §2.C2).
+func handleUserDelete(c *call) result {
+	s := c.s
+	uid, _ := c.int("user_id")
+	email := c.str("email")
+	fail := func(reason, msg string) result {
+		return failure(reason, msg).with("user_id", uid).with("email", email)
+	}
+	const msgNoVerify = "We could not verify your email address or password."
+	u, err := getUser(s, shard.UserID(uid))
+	if err != nil && !errors.Is(err, shard.ErrUserNotFound) {
+		return coreFailure(err)
+	}
+	found := err == nil && u.Email == passpolicy.NormalizeEmail(email)
+	phc := ""
+	if found {
+		phc = u.PasswordPHC
+	}
+	ok, _, err := verifyPassword(s, phc, c.str("password"))
+	if err != nil {
+		return coreFailure(err)
+	}
+	switch {
+	case !found:
+		return fail("invalid email", msgNoVerify)
+	case !ok:
+		return fail("invalid password", msgNoVerify)
+	case u.Role == "superuser" || u.ID <= shard.DummyUserID:
+		return fail("can't delete superusers", "Can't delete superusers.")
+	}
+	if err := removeUser(s, u); err != nil {
+		if errors.Is(err, shard.ErrUserNotFound) {
+			return fail("user deletion failed in DB", "Could not delete user from DB.")
+		}
+		return coreFailure(err)
+	}
+	return success("User successfully deleted from DB.").with("user_id", uid).with("email", email)
+}
+
+// removeUser deletes a user, all their sessions and their index entries.
+// When it returns, no session of the user passes a check.
+func removeUser(s *Server, u shard.User) error {
+	res, err := actors.Do(s.deps.Core, shard.UserRoute(u.ID), func(sh *shard.Shard, _ time.Time) (shard.User, []shard.Mutation, error) {
+		return sh.DeleteUser(u.ID)
+	})
+	if err != nil {
+		return err
+	}
+	if err := durable(res); err != nil {
+		return err
+	}
+	if _, err := deleteAllUserSessions(s, u.ID); err != nil {
+		return err
+	}
+	releaseKey(s, u.Email, u.ID)
+	releaseKey(s, systemIDKey(u.SystemID), u.ID)
+	s.log.Info("user deleted", "user", s.pii(strconv.FormatInt(int64(u.ID), 10)))
+	return nil
+}
+
+// handleUserValidatepass dry-runs the password policy (spec §2.D5). Unlike
+// the reference, the request's kwargs take effect when given (§8.4 item 13);
+// the server's policy supplies the rest.
+func handleUserValidatepass(c *call) result {
+	p := c.s.ext.users.opts.Policy
+	if n, ok := c.int("min_pass_length"); ok && n > 0 {
+		p.MinLength = int(n)
+	}
+	if n, ok := c.int("max_unsafe_similarity"); ok && n > 0 {
+		p.MaxSimilarity = int(n)
+	}
+	if raw := c.raw("max_character_frequency"); raw != nil {
+		var f float64
+		if json.Unmarshal(raw, &f) == nil && f > 0 {
+			p.MaxCharFrequency = f
+		}
+	}
+	ok, msgs := p.Check(c.str("password"), passpolicy.NormalizeEmail(c.str("email")), c.str("full_name"), c.s.ext.users.opts.ServerFQDN)
+	if !ok {
+		return failure("password is insecure or invalid", msgs...)
+	}
+	return success(msgs...)
+}

@@ -1,0 +1,445 @@
+package httpfront
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passpolicy"
+	"github.com/authnzerver/authnzerver/shard"
+	"github.com/authnzerver/authnzerver/wire"
+)
+
+func init() {
+	page := []param{kwarg("page_after", tInt), kwarg("page_size", tInt)}
+	register("user-list", append([]param{arg("user_id", tInt, tNone)}, page...), handleUserList)
+	register("user-lookup-email", []param{arg("email", tStr)}, handleUserLookupEmail)
+	register("user-lookup-match", append([]param{arg("by", tStr), arg("match", tAny)}, page...), handleUserLookupMatch)
+	register("user-edit", []param{arg("user_id", tInt), arg("user_role", tStr), arg("session_token", tStr), arg("target_userid", tInt), arg("update_dict", tDict)}, handleUserEdit)
+	register("user-lock", []param{arg("user_id", tInt), arg("user_role", tStr), arg("session_token", tStr), arg("target_userid", tInt), arg("action", tStr)}, handleUserLock)
+	register("internal-user-lock", []param{arg("target_userid", tInt), arg("action", tStr)}, handleInternalUserLock)
+	register("internal-user-delete", []param{arg("target_userid", tInt)}, handleInternalUserDelete)
+}
+
+// Paging of user-list and user-lookup-match: a large user base must not
+// produce a giant answer. Callers page with the extra kwargs page_after
+// (the last user_id seen) and page_size; the answer carries
+// next_page_after (null on the last page).
+const (
+	defaultPageSize = 500
+	maxPageSize     = 1000
+)
+
+func pageOf(c *call) (after shard.UserID, size int) {
+	size = defaultPageSize
+	if n, ok := c.int("page_size"); ok && n > 0 {
+		size = int(min(n, maxPageSize))
+	}
+	if n, ok := c.int("page_after"); ok && n > 0 {
+		after = shard.UserID(n)
+	}
+	return after, size
+}
+
+// listUsers gathers one page of users matching match from every shard, in
+// id order.
+func listUsers(s *Server, after shard.UserID, size int, match func(u *shard.User) bool) ([]shard.User, any, error) {
+	type page struct {
+		users []shard.User
+		more  bool
+	}
+	rs, err := actors.DoAll(s.deps.Core, func(sh *shard.Shard, _ time.Time) (page, []shard.Mutation, error) {
+		us, more := sh.ListUsers(after, size, match)
+		return page{us, more}, nil, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var all []shard.User
+	more := false
+	for _, r := range rs {
+		all = append(all, r.Value.users...)
+		more = more || r.Value.more
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
+	if len(all) > size {
+		all, more = all[:size], true
+	}
+	var next any
+	if more && len(all) > 0 {
+		next = int64(all[len(all)-1].ID)
+	}
+	return all, next, nil
+}
+
+func handleUserList(c *call) result {
+	after, size := pageOf(c)
+	if id, ok := c.int("user_id"); ok {
+		u, err := getUser(c.s, shard.UserID(id))
+		if errors.Is(err, shard.ErrUserNotFound) {
+			return success("User look up successful.").with("user_info", userInfoList{}).with("next_page_after", nil)
+		}
+		if err != nil {
+			return coreFailure(err)
+		}
+		return success("User look up successful.").with("user_info", userInfoList{u}).with("next_page_after", nil)
+	}
+	users, next, err := listUsers(c.s, after, size, nil)
+	if err != nil {
+		return coreFailure(err)
+	}
+	return success("User look up successful.").with("user_info", userInfoList(users)).with("next_page_after", next)
+}
+
+func handleUserLookupEmail(c *call) result {
+	u, found, err := userByEmail(c.s, c.str("email"))
+	if err != nil {
+		return coreFailure(err)
+	}
+	if !found {
+		return failure("user email not found in DB", "User look up failed.").with("user_info", nil)
+	}
+	return success("User look up successful.").with("user_info", userInfo{u})
+}
+
+// handleUserLookupMatch finds users whose column equals a value (spec
+// §2.C5). Only the documented columns may be matched (never the password).
+func handleUserLookupMatch(c *call) result {
+	by, match := c.str("by"), c.raw("match")
+	if (by == "extra_info") != (rawKind(match) == '{') {
+		return failure("invalid request: 'by' is 'extra_info' but 'match' is not a dict or 'match' is a dict and 'by' is not 'extra_info'", "Invalid match condition provided.").with("user_info", nil)
+	}
+	pred, err := matcher(by, match)
+	if err != nil {
+		return failure("exception in DB access", "User look up failed.").with("user_info", nil)
+	}
+	after, size := pageOf(c)
+	users, next, err := listUsers(c.s, after, size, pred)
+	if err != nil {
+		return coreFailure(err)
+	}
+	return success("User look up successful.").with("user_info", userInfoList(users)).with("next_page_after", next)
+}
+
+var errBadMatch = errors.New("httpfront: bad match")
+
+// matcher returns a predicate for user-lookup-match. It runs on shard
+// goroutines, so it only reads its argument.
+func matcher(by string, match json.RawMessage) (func(u *shard.User) bool, error) {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(match))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return nil, errBadMatch
+	}
+	str := func() (string, error) {
+		s, ok := v.(string)
+		if !ok {
+			return "", errBadMatch
+		}
+		return s, nil
+	}
+	switch by {
+	case "user_id":
+		n, ok := v.(json.Number)
+		id, err := n.Int64()
+		if !ok || err != nil {
+			return nil, errBadMatch
+		}
+		return func(u *shard.User) bool { return int64(u.ID) == id }, nil
+	case "system_id", "full_name", "user_role":
+		s, err := str()
+		if err != nil {
+			return nil, err
+		}
+		return func(u *shard.User) bool {
+			switch by {
+			case "system_id":
+				return u.SystemID == s
+			case "full_name":
+				return u.FullName == s
+			}
+			return u.Role == s
+		}, nil
+	case "email":
+		s, err := str()
+		if err != nil {
+			return nil, err
+		}
+		norm := passpolicy.NormalizeEmail(s)
+		return func(u *shard.User) bool { return u.Email == norm }, nil
+	case "is_active":
+		b, ok := v.(bool)
+		if !ok {
+			return nil, errBadMatch
+		}
+		return func(u *shard.User) bool { return u.IsActive == b }, nil
+	case "created_on", "last_login_try", "last_login_success":
+		s, err := str()
+		if err != nil {
+			return nil, err
+		}
+		t, err := wire.ParseTime(s)
+		if err != nil {
+			return nil, errBadMatch
+		}
+		return func(u *shard.User) bool {
+			f := u.CreatedOn
+			switch by {
+			case "last_login_try":
+				f = u.LastLoginTry
+			case "last_login_success":
+				f = u.LastLoginSuccess
+			}
+			return f.Equal(t)
+		}, nil
+	case "extra_info":
+		want := map[string]json.RawMessage{}
+		if err := json.Unmarshal(match, &want); err != nil {
+			return nil, errBadMatch
+		}
+		canon := map[string]string{}
+		for k, x := range want {
+			canon[k] = canonicalJSON(x)
+		}
+		return func(u *shard.User) bool {
+			var have map[string]json.RawMessage
+			if json.Unmarshal(u.ExtraInfo, &have) != nil {
+				return false
+			}
+			for k, w := range canon {
+				h, ok := have[k]
+				if !ok || canonicalJSON(h) != w {
+					return false
+				}
+			}
+			return true
+		}, nil
+	}
+	return nil, errBadMatch
+}
+
+func canonicalJSON(raw json.RawMessage) string {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return string(raw)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// orderedKeys returns the keys of a JSON object in the order given.
+func orderedKeys(raw json.RawMessage) []string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	var keys []string
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return keys
+		}
+		k, _ := t.(string)
+		keys = append(keys, k)
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return keys
+		}
+	}
+	return keys
+}
+
+// pyList renders strings as a Python list repr.
+func pyList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = "'" + s + "'"
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// sessionMatches checks that token is a live session of an active user with
+// this id and role.
+func sessionMatches(s *Server, token string, uid int64, role string) (bool, error) {
+	info, err := actors.CheckSession(s.deps.Core, shard.DigestSession(token))
+	if errors.Is(err, shard.ErrSessionNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return int64(info.User.ID) == uid && info.User.Role == role && info.User.IsActive, nil
+}
+
+// handleUserEdit lets a user edit their own name and email, and a
+// superuser edit anyone's (spec §2.C6).
+func handleUserEdit(c *call) result {
+	s := c.s
+	uid, _ := c.int("user_id")
+	target, _ := c.int("target_userid")
+	role := c.str("user_role")
+	fail := func(reason, msg string) result { return failure(reason, msg).with("user_info", nil) }
+	if target == int64(shard.AnonymousID) || target == int64(shard.DummyUserID) {
+		return fail("invalid request: can't edit anonymous/locked users", "Editing anonymous/locked user accounts not allowed.")
+	}
+	raw := c.raw("update_dict")
+	var update map[string]json.RawMessage
+	if json.Unmarshal(raw, &update) != nil || len(update) == 0 {
+		return fail("invalid request: missing 'update_dict' in request", "Invalid user-edit request: missing or invalid parameters.")
+	}
+	keys := orderedKeys(raw)
+	switch {
+	case target == uid && (role == "authenticated" || role == "staff"):
+		ok, err := sessionMatches(s, c.str("session_token"), uid, role)
+		if err != nil {
+			return coreFailure(err)
+		}
+		if !ok {
+			return fail("no valid session found for originating user_id", "User session info not available for this user edit attempt.")
+		}
+		for _, k := range keys {
+			if k != "full_name" && k != "email" {
+				return fail("role '"+role+"' can't edit anything other than 'full_name', 'email'", "extra elements in update_dict not allowed")
+			}
+		}
+	case role == "superuser":
+		ok, err := sessionMatches(s, c.str("session_token"), uid, role)
+		if err != nil {
+			return coreFailure(err)
+		}
+		if !ok {
+			return fail("invalid session for edit attempt", "Superuser session info not available for this user edit attempt.")
+		}
+		allowed := map[string]bool{"full_name": true, "email": true, "is_active": true, "user_role": true, "email_verified": true}
+		for _, k := range keys {
+			if !allowed[k] {
+				return fail("role: 'superuser' is not allowed to edit items: '"+pyList(keys)+"'", "extra elements in update_dict not allowed")
+			}
+		}
+		if r, ok := update["user_role"]; ok {
+			var nr string
+			if json.Unmarshal(r, &nr) != nil || !s.perms().HasRole(nr) {
+				return fail("role change requested is not valid", "unknown role change request in update_dict")
+			}
+		}
+	default:
+		return fail("invalid session for edit attempt", "user_id or session info not available for this user edit attempt.")
+	}
+	u, err := editUser(s, shard.UserID(target), update)
+	switch {
+	case errors.Is(err, shard.ErrUserNotFound), errors.Is(err, errEditValue):
+		return fail("exception when trying to update user", "User update failed.")
+	case err != nil:
+		return coreFailure(err)
+	}
+	return success("User update successful.").with("user_info", userInfo{u})
+}
+
+// handleUserLock lets a superuser lock or unlock another user (spec §2.C7).
+func handleUserLock(c *call) result {
+	uid, _ := c.int("user_id")
+	target, _ := c.int("target_userid")
+	role, action := c.str("user_role"), c.str("action")
+	fail := func(reason, msg string) result { return failure(reason, msg).with("user_info", nil) }
+	switch {
+	case role != "superuser":
+		return fail("user role is not 'superuser', required to toggle locks", "You don't have lock/unlock privileges.")
+	case target == uid:
+		return fail("can't toggle a lock state on self", "You can't lock/unlock your own user account.")
+	case action != "lock" && action != "unlock":
+		return fail("action must be one of 'lock', 'unlock'", "Unknown action requested for toggle_user_lock.")
+	case target == int64(shard.AnonymousID) || target == int64(shard.DummyUserID):
+		return fail("can't toggle lock state for system anonymous/locked accounts", "Editing anonymous/locked user accounts not allowed.")
+	}
+	ok, err := sessionMatches(c.s, c.str("session_token"), uid, role)
+	if err != nil {
+		return coreFailure(err)
+	}
+	if !ok {
+		return fail("invalid session for user attempting lock toggle", "Superuser session info not available for this user edit attempt.")
+	}
+	return toggleLock(c.s, shard.UserID(target), action)
+}
+
+func handleInternalUserLock(c *call) result {
+	target, _ := c.int("target_userid")
+	action := c.str("action")
+	if action != "lock" && action != "unlock" {
+		return failure("action must be either 'lock' or 'unlock'", "Unknown action requested for toggle_user_lock.").with("user_info", nil)
+	}
+	if target == int64(shard.AnonymousID) || target == int64(shard.DummyUserID) {
+		return failure("can't edit anonymous/locked users", "Editing anonymous/locked user accounts not allowed.").with("user_info", nil)
+	}
+	return toggleLock(c.s, shard.UserID(target), action)
+}
+
+// toggleLock locks (ending every session of the user) or unlocks a user
+// (spec §2.H1). A manual lock or unlock cancels a pending automatic unlock,
+// and an unlock forgets the user's failed password checks.
+func toggleLock(s *Server, id shard.UserID, action string) result {
+	changed := true
+	u, err := updateUser(s, id, func(u *shard.User) error {
+		var err error
+		if action == "lock" {
+			err = shard.LockUser(u, time.Time{})
+		} else {
+			err = shard.UnlockUser(u)
+		}
+		if errors.Is(err, shard.ErrNoChange) {
+			changed = false
+			return errNoChange
+		}
+		return err
+	})
+	if errors.Is(err, errNoChange) {
+		u, err = getUser(s, id)
+	}
+	if errors.Is(err, shard.ErrUserNotFound) {
+		return failure("exception encountered when trying lock toggle action", "User lock toggle failed.").with("user_info", nil)
+	}
+	if err != nil {
+		return coreFailure(err)
+	}
+	if changed && action == "lock" {
+		if _, err := deleteAllUserSessions(s, id); err != nil {
+			return coreFailure(err)
+		}
+	}
+	if changed && action == "unlock" {
+		s.forgetFailures(u.Email)
+	}
+	if changed {
+		s.log.Info("user lock toggled", "user", s.pii(strconv.FormatInt(int64(id), 10)), "action", action)
+	}
+	return success("User lock toggle successful.").with("user_info", userInfo{u})
+}
+
+// handleInternalUserDelete deletes a user and their sessions (spec §2.H2).
+// Unlike the reference, the system users 1–3 are protected and an unknown
+// user is a failure (§8.4 item 9).
+func handleInternalUserDelete(c *call) result {
+	target, _ := c.int("target_userid")
+	if target >= 1 && target <= int64(shard.DummyUserID) {
+		return failure("can't delete system users", "Could not delete user from DB.").with("user_id", target)
+	}
+	u, err := getUser(c.s, shard.UserID(target))
+	if errors.Is(err, shard.ErrUserNotFound) {
+		return failure("no such user", "Could not delete user from DB.").with("user_id", target)
+	}
+	if err != nil {
+		return coreFailure(err)
+	}
+	if err := removeUser(c.s, u); err != nil {
+		if errors.Is(err, shard.ErrUserNotFound) {
+			return failure("no such user", "Could not delete user from DB.").with("user_id", target)
+		}
+		return coreFailure(err)
+	}
+	return success("User successfully deleted from DB.").with("user_id", target)
+}
