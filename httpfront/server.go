@@ -55,6 +55,8 @@ type Options struct {
 	Users UserOptions
 	// Observer receives per-request metrics (observe.go); nil: none.
 	Observer Observer
+	// Mail configures the email requests (email.go).
+	Mail MailOptions
 }
 
 func (o Options) withDefaults() Options {
@@ -90,6 +92,8 @@ type Deps struct {
 	Codec  *wire.Codec
 	Core   *actors.Core
 	Hasher *actors.Hasher
+	// Mailer sends the email requests' mail (nil: every send fails).
+	Mailer *actors.Mailer
 	// Healthy reports whether the store accepts writes (nil: always).
 	Healthy func() error
 }
@@ -114,6 +118,7 @@ type extensions struct {
 	users    usersExt
 	overload overloadExt
 	observe  observeExt
+	mail     mailExt
 }
 
 // New returns a server. It does not listen; see [Server.Serve].

@@ -41,6 +41,7 @@ type Server struct {
 	Store  *persist.Store
 	Core   *actors.Core
 	Hasher *actors.Hasher
+	Mailer *actors.Mailer
 	Front  *httpfront.Server
 	Log    *slog.Logger
 	// Addr is the address the server listens on, once Listen returned.
@@ -174,6 +175,12 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	mailTLS, err := actors.ParseMailTLS(cfg.EmailTLS)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.Mailer = actors.NewMailer(s.system, actors.MailerOptions{})
 	hosts := strings.Split(cfg.AllowedHosts, ";")
 	s.Front, err = httpfront.New(httpfront.Options{
 		AllowedHosts: hosts,
@@ -198,10 +205,17 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 			LockTries:   cfg.UserLockTries,
 			LockTime:    time.Duration(cfg.UserLockTime) * time.Second,
 		},
+		Mail: httpfront.MailOptions{
+			SMTP: actors.SMTPSettings{Host: cfg.EmailServer, Port: cfg.EmailPort,
+				User: cfg.EmailUser, Pass: cfg.EmailPass, TLS: mailTLS},
+			Sender:   cfg.EmailSender,
+			TokenKey: httpfront.DeriveMailKey(wire.ParseKeyList(secret)[0]),
+		},
 	}, httpfront.Deps{
 		Codec:   s.Codec,
 		Core:    s.Core,
 		Hasher:  s.Hasher,
+		Mailer:  s.Mailer,
 		Healthy: s.Store.Writer().Err,
 	})
 	if err != nil {
@@ -246,6 +260,9 @@ func (s *Server) Close() error {
 	}
 	if s.Hasher != nil {
 		s.Hasher.Stop()
+	}
+	if s.Mailer != nil {
+		s.Mailer.Stop()
 	}
 	if s.Core != nil {
 		s.Core.Stop()

@@ -48,6 +48,9 @@ type User struct {
 	// AutoUnlockAt, when set, is when an automatic lock (spec §4.5) ends.
 	// It is stored with the user, so a restart does not lose the unlock.
 	AutoUnlockAt time.Time `json:"auto_unlock_at,omitzero"`
+	// EmailTokens are the user's outstanding emailed codes (emailtoken.go).
+	// Edits must replace the slice, never write into it: copies share it.
+	EmailTokens []EmailToken `json:"email_tokens,omitempty"`
 }
 
 // CreateUser stores a new user. The id must be unused.
