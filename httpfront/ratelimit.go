@@ -63,13 +63,14 @@ var aggressiveLimits = map[string]int64{
 	"user-changepass-nosession": 5,
 	"user-resetpass-nosession":  5,
 	"user-delete":               5,
+	"user-verify-emailtoken":    5,
 }
 
 // emailTiedTypes are the request types of spec §5.3 step 2, limited per
 // email as well as per IP.
 var emailTiedTypes = []string{
 	"user-lookup-email", "user-sendemail-signup", "user-sendemail-forgotpass",
-	"user-set-emailverified", "user-set-emailsent",
+	"user-set-emailverified", "user-set-emailsent", "user-verify-emailtoken",
 }
 
 // rateConfig is a parsed AUTHNZERVER_RATELIMITS (spec §5.1).

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -293,8 +294,18 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 	}
 	clientIP := clientKey(env.ClientIP)
 	if s.limits != nil {
-		if clientIP == "" {
-			s.plain(ctx, 400)
+		// Rate limits need the end user's address (spec §1.5 step 4). The
+		// reference answers a bare 400; this 400 carries a sealed envelope
+		// that says what is wrong, and a value that is not an IP address is
+		// refused too (the reference took any truthy value).
+		var ok bool
+		if clientIP, ok = canonicalIP(clientIP); !ok {
+			reason := "invalid request: missing client_ipaddr"
+			if len(env.ClientIP) > 0 && !falsy(env.ClientIP) {
+				reason = "invalid request: client_ipaddr is not an IP address"
+			}
+			res := failure(reason, "The request could not be serviced: the end user's IP address is required.")
+			s.seal(ctx, 400, &res, env.ReqID)
 			return
 		}
 	}
@@ -378,6 +389,16 @@ func clientKey(raw json.RawMessage) string {
 		}
 	}
 	return truncateString(string(bytes.TrimSpace(raw)), 128)
+}
+
+// canonicalIP returns the canonical text of an IP address (IPv4-mapped IPv6
+// as IPv4), so one client has one rate-limit key.
+func canonicalIP(s string) (string, bool) {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil {
+		return "", false
+	}
+	return a.Unmap().WithZone("").String(), true
 }
 
 func truncateString(s string, n int) string {

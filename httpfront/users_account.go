@@ -16,8 +16,10 @@ func init() {
 	changepass := []param{arg("user_id", tInt), arg("session_token", tStr), arg("full_name", tStr), arg("email", tStr), arg("current_password", tStr), arg("new_password", tStr)}
 	register("user-changepass", changepass, handleUserChangepass)
 	register("user-changepass-nosession", []param{arg("user_id", tInt), arg("full_name", tStr), arg("email", tStr), arg("current_password", tStr), arg("new_password", tStr)}, handleUserChangepass)
-	register("user-resetpass", []param{arg("email_address", tStr), arg("new_password", tStr), arg("session_token", tStr)}, handleUserResetpass)
-	register("user-resetpass-nosession", []param{arg("email_address", tStr), arg("new_password", tStr), arg("required_active", tBool)}, handleUserResetpass)
+	// verification_token (an extension): the code of a forgot-password mail,
+	// checked and used up in the same step as the new password is stored.
+	register("user-resetpass", []param{arg("email_address", tStr), arg("new_password", tStr), arg("session_token", tStr), kwarg("verification_token", tStr, tNone)}, handleUserResetpass)
+	register("user-resetpass-nosession", []param{arg("email_address", tStr), arg("new_password", tStr), arg("required_active", tBool), kwarg("verification_token", tStr, tNone)}, handleUserResetpass)
 	register("user-delete", []param{arg("email", tStr), arg("user_id", tInt), arg("password", tStr)}, handleUserDelete)
 	register("user-validatepass", []param{
 		arg("password", tStr), arg("email", tStr), arg("full_name", tStr),
@@ -150,6 +152,16 @@ func handleUserResetpass(c *call) result {
 			return failure("session does not exist", "Invalid session token for password reset request.")
 		}
 	}
+	key := s.ext.mail.opts.TokenKey
+	code := normalizeCode(c.str("verification_token"))
+	if code != "" {
+		switch err := precheckCode(key, code, purposeForgotPass, email, c.now); {
+		case errors.Is(err, errTokenExpired):
+			return failure("verification token expired", "The verification code is not valid.")
+		case err != nil:
+			return failure("invalid verification token", "The verification code is not valid.")
+		}
+	}
 	u, found, err := userByEmail(s, email)
 	if err != nil {
 		return coreFailure(err)
@@ -170,10 +182,23 @@ func handleUserResetpass(c *call) result {
 	if ok, msgs := s.ext.users.opts.Policy.Check(next, u.Email, u.FullName, s.ext.users.opts.ServerFQDN); !ok {
 		return failure(reasonInsecure, append([]string{msgInsecure}, msgs...)...)
 	}
-	if _, err := setPassword(s, u.ID, "", phc); err != nil {
-		if errors.Is(err, shard.ErrUserNotFound) {
-			return failure("password update failed in DB", "Password could not be changed.")
+	_, err = updateUser(s, u.ID, func(x *shard.User) error {
+		if code != "" {
+			if err := useCode(key, x, code, purposeForgotPass, c.now); err != nil {
+				return err
+			}
 		}
+		x.PasswordPHC = phc
+		return nil
+	})
+	switch {
+	case errors.Is(err, errTokenExpired):
+		return failure("verification token expired", "The verification code is not valid.")
+	case errors.Is(err, errTokenInvalid):
+		return failure("invalid verification token", "The verification code is not valid.")
+	case errors.Is(err, shard.ErrUserNotFound):
+		return failure("password update failed in DB", "Password could not be changed.")
+	case err != nil:
 		return coreFailure(err)
 	}
 	if _, err := deleteAllUserSessions(s, u.ID); err != nil {

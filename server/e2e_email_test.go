@@ -334,17 +334,37 @@ func TestEmailForgotPassword(t *testing.T) {
 	if r.Success || r.FailureReason != "invalid verification token" {
 		t.Errorf("reused reset code: success %v reason %q", r.Success, r.FailureReason)
 	}
-	// Then the password is reset (user-resetpass-nosession, when present).
+	// Then the password is reset.
 	const newPassword = "Tr0ub4dor&3-Horse!"
-	r = ts.Do("user-resetpass-nosession", map[string]any{"email_address": email, "new_password": newPassword, "required_active": true})
-	if r.FailureReason == "unknown request type" {
-		t.Log("user-resetpass-nosession not in this build; reset step skipped")
-		return
-	}
-	if !r.Success {
-		t.Fatalf("reset: reason %q messages %q", r.FailureReason, r.Messages)
-	}
+	ts.MustSucceed("user-resetpass-nosession", map[string]any{"email_address": email, "new_password": newPassword, "required_active": true})
 	ts.MustSucceed("user-login", map[string]any{"session_token": ts.NewSession(0), "email": email, "password": newPassword})
+}
+
+func TestResetWithCodeInOneStep(t *testing.T) {
+	sink := startSMTP(t)
+	ts := startWithMail(t, sink.port)
+	const email = "onestep@example.org"
+	ts.NewUser(email, goodPassword)
+	ts.MustSucceed("user-sendemail-forgotpass", forgotMailBody(email, ts.NewSession(0)))
+	code := codeOf(t, sink.last(t))
+	const newPassword = "Tr0ub4dor&3-Horse!"
+	body := func(tok string) map[string]any {
+		return map[string]any{"email_address": email, "new_password": newPassword, "session_token": ts.NewSession(0), "verification_token": tok}
+	}
+	altered := code[:len(code)-2] + "xx"
+	if r := ts.Do("user-resetpass", body(altered)); r.Success || r.FailureReason != "invalid verification token" {
+		t.Errorf("altered code: success %v reason %q", r.Success, r.FailureReason)
+	}
+	if !login(ts, email, goodPassword) {
+		t.Fatal("a refused reset changed the password")
+	}
+	ts.MustSucceed("user-resetpass", body(code))
+	if r := ts.Do("user-resetpass", body(code)); r.Success || r.FailureReason != "invalid verification token" {
+		t.Errorf("reused code: success %v reason %q", r.Success, r.FailureReason)
+	}
+	if !login(ts, email, newPassword) {
+		t.Error("new password does not log in")
+	}
 }
 
 func TestEmailRefusals(t *testing.T) {

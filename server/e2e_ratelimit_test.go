@@ -228,7 +228,7 @@ func TestRateLimitEmailTied(t *testing.T) {
 
 func TestRateLimitMissingClientIP(t *testing.T) {
 	ts := servertest.Start(t, servertest.DefaultRateLimits())
-	for _, ip := range []any{nil, "", false, 0} {
+	for _, ip := range []any{nil, "", false, 0, "not-an-ip", "01.2.3.4", true, 7} {
 		body := map[string]any{"session_token": "x"}
 		if ip != nil {
 			body["client_ipaddr"] = ip
@@ -239,6 +239,16 @@ func TestRateLimitMissingClientIP(t *testing.T) {
 		}
 		if r.StatusCode != 400 {
 			t.Errorf("client_ipaddr %#v: got status %d; want 400", ip, r.StatusCode)
+		}
+		// The 400 carries a sealed envelope that says why.
+		if r.Raw == nil || r.Success || !strings.HasPrefix(r.FailureReason, "invalid request: ") {
+			t.Errorf("client_ipaddr %#v: failure_reason %q; want a structured answer", ip, r.FailureReason)
+		}
+	}
+	// An IPv4-mapped address is the same client as its IPv4 form.
+	for _, ip := range []string{"::ffff:198.51.100.2", " 198.51.100.2 "} {
+		if r := ts.Do("session-exists", map[string]any{"session_token": "x", "client_ipaddr": ip}); r.StatusCode != 200 {
+			t.Errorf("client_ipaddr %q: status %d; want 200", ip, r.StatusCode)
 		}
 	}
 }

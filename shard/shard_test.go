@@ -8,7 +8,6 @@ import (
 	"time"
 )
 
-
 func digest(s string) SessionDigest { return DigestSession(s) }
 
 // replay loads every mutation into a fresh shard, as a restart does, and
