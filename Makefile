@@ -2,8 +2,6 @@
 GO      ?= go
 BIN     := bin/authnzerver
 PKGS    := ./...
-# Packages with concurrency run under the race detector in `make test`.
-RACE_PKGS := ./actors/... ./persist/... ./httpfront/... ./server/... ./client/... ./bench/...
 
 .PHONY: all build run test race fuzz fuzz-short bench gobench lint crash-long ci clean
 
@@ -15,11 +13,10 @@ build:
 run: build
 	./$(BIN)
 
-# Every test: lint, the unit and end-to-end tests (race detector on the
-# concurrent packages), and each fuzz target for a few seconds.
+# Every test: lint, the unit and end-to-end tests of every package under
+# the race detector, and each fuzz target for a few seconds.
 test: lint
-	$(GO) test -shuffle=on -count=1 $(PKGS)
-	$(GO) test -race -shuffle=on -count=1 $(RACE_PKGS)
+	$(GO) test -race -shuffle=on -count=1 $(PKGS)
 	$(MAKE) fuzz-short
 
 race:
