@@ -11,8 +11,7 @@ import (
 // visits each shard once through its mailbox (a [DoAll]), so it is meant for
 // metrics scrapes and admin commands, not for the request path.
 //
-// NB: when shard.Counts gains a field (API keys, rate buckets), add it to
-// the sum below.
+// NB: when shard.Counts gains a field, add it to the sum below.
 func (c *Core) Counts() (shard.Counts, error) {
 	rs, err := DoAll(c, func(s *shard.Shard, _ time.Time) (shard.Counts, []shard.Mutation, error) {
 		return s.Counts(), nil, nil
@@ -22,6 +21,7 @@ func (c *Core) Counts() (shard.Counts, error) {
 		sum.Sessions += r.Value.Sessions
 		sum.Users += r.Value.Users
 		sum.Emails += r.Value.Emails
+		sum.APIKeys += r.Value.APIKeys
 	}
 	return sum, err
 }

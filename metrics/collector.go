@@ -11,10 +11,10 @@ import (
 type coreCollector struct {
 	src Sources
 
-	mailbox, hashQueue                  *prometheus.Desc
-	hashTime, hashRefused               *prometheus.Desc
-	batchSize, commitTime, pending      *prometheus.Desc
-	sessions, users, emails, countError *prometheus.Desc
+	mailbox, hashQueue                           *prometheus.Desc
+	hashTime, hashRefused                        *prometheus.Desc
+	batchSize, commitTime, pending               *prometheus.Desc
+	sessions, users, emails, apikeys, countError *prometheus.Desc
 }
 
 func newCoreCollector(src Sources) *coreCollector {
@@ -32,6 +32,7 @@ func newCoreCollector(src Sources) *coreCollector {
 		pending:     d("persist_pending_records", "Records waiting for the next batch."),
 		sessions:    d("sessions", "Sessions held in memory (live, and expired ones not yet swept)."),
 		users:       d("users", "User accounts, including the three system users."),
+		apikeys:     d("apikeys", "API keys held in memory (session-bound and session-less, until swept)."),
 		emails:      d("emails", "Entries of the email-to-user index."),
 		countError:  d("count_errors_total", "Scrapes where a shard did not answer the table-size query (the size gauges are then left out)."),
 	}
@@ -40,7 +41,7 @@ func newCoreCollector(src Sources) *coreCollector {
 // Describe implements [prometheus.Collector].
 func (c *coreCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.mailbox, c.hashQueue, c.hashTime, c.hashRefused,
-		c.batchSize, c.commitTime, c.pending, c.sessions, c.users, c.emails} {
+		c.batchSize, c.commitTime, c.pending, c.sessions, c.users, c.emails, c.apikeys} {
 		ch <- d
 	}
 }
@@ -64,11 +65,11 @@ func (c *coreCollector) Collect(ch chan<- prometheus.Metric) {
 		for i, n := range core.MailboxDepths() {
 			ch <- prometheus.MustNewConstMetric(c.mailbox, prometheus.GaugeValue, float64(n), strconv.Itoa(i))
 		}
-		// TODO(api keys): export Keys once shard.Counts has it.
 		if n, err := core.Counts(); err == nil {
 			ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(n.Sessions))
 			ch <- prometheus.MustNewConstMetric(c.users, prometheus.GaugeValue, float64(n.Users))
 			ch <- prometheus.MustNewConstMetric(c.emails, prometheus.GaugeValue, float64(n.Emails))
+			ch <- prometheus.MustNewConstMetric(c.apikeys, prometheus.GaugeValue, float64(n.APIKeys))
 		}
 	}
 }

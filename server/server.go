@@ -162,7 +162,9 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 	s.system = actors.NewActorSystem(lg)
 	s.Core, err = actors.Start(s.system, s.Store, s.Store.Writer(), actors.Options{
 		Shards: cfg.Shards,
-		Shard:  shard.Options{SessionRetention: time.Duration(cfg.SessionExpiry) * 24 * time.Hour},
+		// 0 days keeps no expired session (a zero Options field would
+		// mean the 30-day default).
+		Shard:  shard.Options{SessionRetention: max(time.Duration(cfg.SessionExpiry)*24*time.Hour, time.Nanosecond)},
 		Logger: lg,
 		Now:    o.Now,
 	})

@@ -49,11 +49,13 @@ type Counts struct {
 	Sessions int
 	Users    int
 	Emails   int
+	APIKeys  int // session-bound and session-less
 }
 
 // Counts reports the sizes of the shard's tables.
 func (s *Shard) Counts() Counts {
-	return Counts{Sessions: len(s.sessions.byDigest), Users: len(s.users), Emails: len(s.emails)}
+	ks, kn := s.APIKeyCounts()
+	return Counts{Sessions: len(s.sessions.byDigest), Users: len(s.users), Emails: len(s.emails), APIKeys: ks + kn}
 }
 
 // micro truncates t to the microsecond, the precision of the wire format
