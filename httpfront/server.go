@@ -259,10 +259,10 @@ func (s *Server) plain(ctx *fasthttp.RequestCtx, status int) {
 // envelope is the decrypted request envelope (spec §1.4). Raw fields are
 // slices of the plaintext, which the request owns.
 type envelope struct {
-	Request  json.RawMessage `json:"request"`
-	Body     json.RawMessage `json:"body"`
-	ReqID    json.RawMessage `json:"reqid"`
-	ClientIP json.RawMessage `json:"client_ipaddr"`
+	Request  json.RawMessage            `json:"request"`
+	Body     map[string]json.RawMessage `json:"body"`
+	ReqID    json.RawMessage            `json:"reqid"`
+	ClientIP json.RawMessage            `json:"client_ipaddr"`
 }
 
 // handleAPI runs the pipeline of spec §1.5 for POST /.
@@ -278,9 +278,20 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plain(ctx, 401)
 		return
 	}
+	if rawKind(plain) != '{' {
+		s.plain(ctx, 400) // a JSON value that is not an envelope
+		return
+	}
+	// One pass over the plaintext decodes the envelope and the body's
+	// top-level parameters.
 	var env envelope
-	if err := json.Unmarshal(plain, &env); err != nil || rawKind(plain) != '{' {
-		s.plain(ctx, 400)
+	if err := json.Unmarshal(plain, &env); err != nil {
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) {
+			s.plain(ctx, 401) // spec §1.3: a plaintext that is not JSON
+		} else {
+			s.plain(ctx, 400) // a field of the wrong type
+		}
 		return
 	}
 	var reqType string
@@ -309,13 +320,9 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	if rawKind(env.Body) != '{' {
-		s.plain(ctx, 400)
-		return
-	}
-	var params map[string]json.RawMessage
-	if err := json.Unmarshal(env.Body, &params); err != nil {
-		s.plain(ctx, 400)
+	params := env.Body
+	if params == nil {
+		s.plain(ctx, 400) // body missing, null or not an object
 		return
 	}
 	ep := endpoints[reqType]

@@ -58,7 +58,7 @@ func TestProtocolErrors(t *testing.T) {
 		{"stale token", staleBody, 401, ""},
 		{"falsy payload", seal(t, ts, `{}`), 401, ""},
 		{"null payload", seal(t, ts, `null`), 401, ""},
-		{"not JSON", seal(t, ts, `{"request":`), 400, ""},
+		{"not JSON", seal(t, ts, `{"request":`), 401, ""},
 		{"array payload", seal(t, ts, `[1,2]`), 400, ""},
 		{"echo on /", seal(t, ts, `{"request":"echo","body":{},"reqid":1,"client_ipaddr":"1.2.3.4"}`), 400, "HTTP 400: Could not service this request because of invalid request parameters."},
 		{"missing reqid", seal(t, ts, `{"request":"session-exists","body":{"session_token":"x"},"client_ipaddr":"1.2.3.4"}`), 400, ""},
