@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +38,7 @@ const crashKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 // fact is one acknowledged write, as the check that proves it survived.
 type fact struct {
-	what  string // log-safe description
+	kind  string // the request type that was acknowledged
 	check func(ctx context.Context, c *client.Client) error
 	seen  int // restarts it has survived so far
 }
@@ -49,22 +50,35 @@ type worker struct {
 	id    int
 	c     *client.Client
 	rng   *rand.Rand
-	facts map[string]*fact // key: record id (token, email, key id)
-	live  []string         // session tokens acknowledged as existing
-	n     int              // writes attempted, for unique values
-	acked int
+	facts map[string]*fact      // key: record id (token, email, key id)
+	live  []string              // session tokens acknowledged as existing
+	users map[string]*crashUser // active users with a known password, by email
+	keys  []*crashAPIKey        // API keys acknowledged as issued and not revoked
+	n     int                   // writes attempted, for unique values
+	acked map[string]int        // acknowledged writes per request type
 }
 
-// know records an acknowledged write: check must pass after every restart.
-func (w *worker) know(key, what string, check func(ctx context.Context, c *client.Client) error) {
-	w.facts[key] = &fact{what: what, check: check}
-	w.acked++
+// know records an acknowledged write of request type kind: check must pass
+// after every restart.
+func (w *worker) know(key, kind string, check func(ctx context.Context, c *client.Client) error) {
+	w.facts[key] = &fact{kind: kind, check: check}
+	w.acked[kind]++
 }
 
 // forget drops what is known of a record whose write got no answer: it may
-// or may not have happened, and both are correct.
+// or may not have happened, and both are correct. A user or key whose state
+// is unknown is no longer used by later writes either.
 func (w *worker) forget(key string) {
 	delete(w.facts, key)
+	if email, ok := userOfFact(key); ok {
+		delete(w.users, email)
+	}
+	for i, k := range w.keys {
+		if k.tkn == key {
+			w.keys = append(w.keys[:i], w.keys[i+1:]...)
+			break
+		}
+	}
 	for i, t := range w.live {
 		if t == key {
 			w.live = append(w.live[:i], w.live[i+1:]...)
@@ -85,13 +99,19 @@ func (w *worker) pickLive() string {
 // sign-up, password change, API-key revocation) is one function: do the
 // write, and on an acknowledged answer record with w.know the check that
 // proves it survived; on no answer, w.forget the record.
-var writeKinds = []struct {
-	name string
-	do   func(ctx context.Context, w *worker) error
-}{
+var writeKinds = []writeKind{
 	{"session-new", writeSessionNew},
 	{"session-delete", writeSessionDelete},
 	{"internal-session-edit", writeSessionEdit},
+	{"user-new", writeUserNew},
+	{"user-changepass-nosession", writeChangepass},
+	{"apikey-new-nosession", writeAPIKeyNew},
+	{"apikey-revoke-nosession", writeAPIKeyRevoke},
+}
+
+type writeKind struct {
+	name string
+	do   func(ctx context.Context, w *worker) error
 }
 
 // acked reports whether r is an acknowledged success; an error status (503
@@ -110,7 +130,7 @@ func writeSessionNew(ctx context.Context, w *worker) error {
 	}
 	tok := r.Str("session_token")
 	w.live = append(w.live, tok)
-	w.know(tok, "session created", sessionHas(tok, float64(w.n)))
+	w.know(tok, "session-new", sessionHas(tok, float64(w.n)))
 	return nil
 }
 
@@ -124,7 +144,7 @@ func writeSessionDelete(ctx context.Context, w *worker) error {
 	if !acked(r, err) {
 		return err
 	}
-	w.know(tok, "session deleted", sessionGone(tok))
+	w.know(tok, "session-delete", sessionGone(tok))
 	return nil
 }
 
@@ -142,7 +162,7 @@ func writeSessionEdit(ctx context.Context, w *worker) error {
 		return err
 	}
 	w.live = append(w.live, tok)
-	w.know(tok, "session edited", sessionHas(tok, float64(w.n)))
+	w.know(tok, "internal-session-edit", sessionHas(tok, float64(w.n)))
 	return nil
 }
 
@@ -312,6 +332,21 @@ func (p *proc) kill() {
 type crashRun struct {
 	cycles, acked, checked, lost int
 	lostPerCycle                 []int
+	ackedByKind, lostByKind      map[string]int
+}
+
+// byKind formats per-request-type acknowledged/lost counts.
+func (r crashRun) byKind() string {
+	var b strings.Builder
+	for _, k := range writeKinds {
+		fmt.Fprintf(&b, "\n  %-26s acknowledged %6d  lost %5d", k.name, r.ackedByKind[k.name], r.lostByKind[k.name])
+	}
+	for kind, n := range r.ackedByKind { // kinds written as a step of another
+		if !slices.ContainsFunc(writeKinds, func(k writeKind) bool { return k.name == kind }) {
+			fmt.Fprintf(&b, "\n  %-26s acknowledged %6d  lost %5d (step of another kind)", kind, n, r.lostByKind[kind])
+		}
+	}
+	return b.String()
 }
 
 // runCrashCycles runs the workload through cycles kill/restart cycles and
@@ -324,9 +359,12 @@ func runCrashCycles(t *testing.T, cycles int, seed uint64, env []string, report 
 	const nWorkers = 6
 	workers := make([]*worker, nWorkers)
 	for i := range workers {
-		workers[i] = &worker{id: i, rng: rand.New(rand.NewPCG(seed, uint64(i+1))), facts: map[string]*fact{}}
+		workers[i] = &worker{
+			id: i, rng: rand.New(rand.NewPCG(seed, uint64(i+1))), facts: map[string]*fact{},
+			users: map[string]*crashUser{}, acked: map[string]int{},
+		}
 	}
-	var run crashRun
+	run := crashRun{ackedByKind: map[string]int{}, lostByKind: map[string]int{}}
 	p := startProc(t, bin, dataDir, env...)
 	defer func() { p.kill() }()
 	for cycle := 0; cycle < cycles; cycle++ {
@@ -363,22 +401,36 @@ func runCrashCycles(t *testing.T, cycles int, seed uint64, env []string, report 
 		c, _ = client.New(p.url, crashKey)
 		lost := 0
 		ctx, cancel = context.WithTimeout(context.Background(), 2*time.Minute)
+		// Workers are checked at once: a lost password change costs a
+		// failed password check, which the brute-force back-off delays.
+		var mu sync.Mutex
 		for _, w := range workers {
-			for key, f := range w.facts {
-				run.checked++
-				if err := f.check(ctx, c); err != nil {
-					lost++
-					report("cycle %d: worker %d: acknowledged write lost (%s): %v", cycle, w.id, f.what, err)
-					w.forget(key) // count each loss once
-					continue
+			wg.Add(1)
+			go func(w *worker) {
+				defer wg.Done()
+				for key, f := range w.facts {
+					err := f.check(ctx, c)
+					mu.Lock()
+					run.checked++
+					if err != nil {
+						lost++
+						run.lostByKind[f.kind]++
+						report("cycle %d: worker %d: acknowledged write lost (%s): %v", cycle, w.id, f.kind, err)
+					}
+					mu.Unlock()
+					if err != nil {
+						w.forget(key) // count each loss once
+						continue
+					}
+					// A fact that survived three restarts has proven itself;
+					// retire it so the long form's checks stay linear.
+					if f.seen++; f.seen >= 3 {
+						delete(w.facts, key)
+					}
 				}
-				// A fact that survived three restarts has proven itself;
-				// retire it so the long form's checks stay linear.
-				if f.seen++; f.seen >= 3 {
-					delete(w.facts, key)
-				}
-			}
+			}(w)
 		}
+		wg.Wait()
 		cancel()
 		if strings.Contains(p.stderr.String(), "level=ERROR") {
 			t.Errorf("cycle %d: the restarted server logged errors:\n%s", cycle, p.stderr)
@@ -388,7 +440,10 @@ func runCrashCycles(t *testing.T, cycles int, seed uint64, env []string, report 
 		run.lostPerCycle = append(run.lostPerCycle, lost)
 	}
 	for _, w := range workers {
-		run.acked += w.acked
+		for kind, n := range w.acked {
+			run.acked += n
+			run.ackedByKind[kind] += n
+		}
 	}
 	return run
 }
@@ -416,7 +471,7 @@ func TestCrashSync(t *testing.T) {
 	seed := crashSeed()
 	t.Logf("AUTHNZERVER_CRASH_SEED=%d", seed)
 	run := runCrashCycles(t, crashCycles(), seed, []string{"AUTHNZERVER_DURABILITY=sync"}, t.Errorf)
-	t.Logf("durability=sync: %d cycles, %d acknowledged writes, %d checks, %d lost", run.cycles, run.acked, run.checked, run.lost)
+	t.Logf("durability=sync: %d cycles, %d acknowledged writes, %d checks, %d lost%s", run.cycles, run.acked, run.checked, run.lost, run.byKind())
 	if run.acked == 0 {
 		t.Errorf("no write was acknowledged: the test did not test anything")
 	}
@@ -436,6 +491,6 @@ func TestCrashAsync(t *testing.T) {
 	for _, n := range run.lostPerCycle {
 		maxLost = max(maxLost, n)
 	}
-	t.Logf("durability=async: %d cycles, %d acknowledged writes, %d checks, %d lost in all (at most %d in one crash; per cycle %v)",
-		run.cycles, run.acked, run.checked, run.lost, maxLost, run.lostPerCycle)
+	t.Logf("durability=async: %d cycles, %d acknowledged writes, %d checks, %d lost in all (at most %d in one crash; per cycle %v)%s",
+		run.cycles, run.acked, run.checked, run.lost, maxLost, run.lostPerCycle, run.byKind())
 }
