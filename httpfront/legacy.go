@@ -7,7 +7,6 @@ import (
 
 	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/shard"
-	"github.com/authnzerver/authnzerver/wire"
 )
 
 // Legacy request names of spec §9 that need their own handler because
@@ -25,19 +24,8 @@ type legacySessionInfo struct {
 }
 
 func (v legacySessionInfo) appendJSON(dst []byte) []byte {
-	s := &v.sess
-	dst = append(dst, `{"session_token":`...)
-	dst = appendString(dst, v.token)
-	dst = append(dst, `,"ip_address":`...)
-	dst = appendString(dst, s.IPAddress)
-	dst = append(dst, `,"user_agent":`...)
-	dst = appendString(dst, s.UserAgent)
-	dst = append(dst, `,"created":`...)
-	dst = wire.AppendTime(dst, s.Created)
-	dst = append(dst, `,"expires":`...)
-	dst = wire.AppendTime(dst, s.Expires)
-	dst = append(dst, `,"extra_info_json":`...)
-	dst = appendValue(dst, s.ExtraInfo)
+	dst = append(dst, '{')
+	dst = appendSessionFields(dst, v.token, &v.sess)
 	return append(dst, '}')
 }
 

@@ -42,18 +42,8 @@ func (v sessionInfo) appendJSON(dst []byte) []byte {
 	dst = wire.AppendTime(dst, u.CreatedOn)
 	dst = append(dst, `,"user_role":`...)
 	dst = appendString(dst, u.Role)
-	dst = append(dst, `,"session_token":`...)
-	dst = appendString(dst, v.token)
-	dst = append(dst, `,"ip_address":`...)
-	dst = appendString(dst, s.IPAddress)
-	dst = append(dst, `,"user_agent":`...)
-	dst = appendString(dst, s.UserAgent)
-	dst = append(dst, `,"created":`...)
-	dst = wire.AppendTime(dst, s.Created)
-	dst = append(dst, `,"expires":`...)
-	dst = wire.AppendTime(dst, s.Expires)
-	dst = append(dst, `,"extra_info_json":`...)
-	dst = appendValue(dst, s.ExtraInfo)
+	dst = append(dst, ',')
+	dst = appendSessionFields(dst, v.token, s)
 	return append(dst, '}')
 }
 
@@ -68,18 +58,8 @@ func (v shortSessionInfo) appendJSON(dst []byte) []byte {
 	s := &v.sess
 	dst = append(dst, `{"user_id":`...)
 	dst = strconv.AppendInt(dst, int64(s.UserID), 10)
-	dst = append(dst, `,"session_token":`...)
-	dst = appendString(dst, v.token)
-	dst = append(dst, `,"ip_address":`...)
-	dst = appendString(dst, s.IPAddress)
-	dst = append(dst, `,"user_agent":`...)
-	dst = appendString(dst, s.UserAgent)
-	dst = append(dst, `,"created":`...)
-	dst = wire.AppendTime(dst, s.Created)
-	dst = append(dst, `,"expires":`...)
-	dst = wire.AppendTime(dst, s.Expires)
-	dst = append(dst, `,"extra_info_json":`...)
-	dst = appendValue(dst, s.ExtraInfo)
+	dst = append(dst, ',')
+	dst = appendSessionFields(dst, v.token, s)
 	return append(dst, '}')
 }
 
@@ -162,4 +142,22 @@ func mergeExtra(old json.RawMessage, update map[string]json.RawMessage) (json.Ra
 		m[k] = v
 	}
 	return json.Marshal(m)
+}
+
+// appendSessionFields appends the session's own fields, in the order all
+// three session_info shapes share: session_token, ip_address, user_agent,
+// created, expires, extra_info_json.
+func appendSessionFields(dst []byte, token string, s *shard.Session) []byte {
+	dst = append(dst, `"session_token":`...)
+	dst = appendString(dst, token)
+	dst = append(dst, `,"ip_address":`...)
+	dst = appendString(dst, s.IPAddress)
+	dst = append(dst, `,"user_agent":`...)
+	dst = appendString(dst, s.UserAgent)
+	dst = append(dst, `,"created":`...)
+	dst = wire.AppendTime(dst, s.Created)
+	dst = append(dst, `,"expires":`...)
+	dst = wire.AppendTime(dst, s.Expires)
+	dst = append(dst, `,"extra_info_json":`...)
+	return appendValue(dst, s.ExtraInfo)
 }
