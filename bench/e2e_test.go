@@ -149,6 +149,7 @@ func TestSuiteSmoke(t *testing.T) {
 	}
 	var sb strings.Builder
 	rep.WriteTable(&sb)
+	t.Logf("log:\n%s\ntable:\n%s", log.String(), sb.String())
 	if !strings.Contains(sb.String(), "session-exists") {
 		t.Errorf("table lacks session-exists:\n%s", sb.String())
 	}

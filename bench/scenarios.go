@@ -304,7 +304,7 @@ func (s *Suite) ensureLoginUser() (*loginUser, error) {
 		return nil, fmt.Errorf("bench: user-new answered no user_id")
 	}
 	if _, err := s.mainCall.must(Call{Type: "internal-user-edit", Body: map[string]any{
-		"target_userid": int64(id), "update_dict": map[string]any{"is_active": true, "email_verified": true},
+		"target_userid": int64(id), "update_dict": map[string]any{"is_active": true, "email_verified": true, "user_role": "authenticated"},
 	}}); err != nil {
 		return nil, err
 	}
