@@ -39,7 +39,7 @@ func recordLatency(h *hdrhistogram.Histogram, d time.Duration) {
 type Stats struct {
 	Requests int64   `json:"requests"`   // answers received (any status) plus transport errors
 	OK       int64   `json:"ok"`         // answers with the expected HTTP status
-	Busy     int64   `json:"busy"`       // 503 answers where the scenario expects them (hasher pool full)
+	Busy     int64   `json:"busy"`       // 503 answers where the scenario expects them (hasher pool full); with RunOptions.BusyRetry, refused sends that were retried
 	Limited  int64   `json:"limited"`    // 429 answers (rate limited)
 	Errors   int64   `json:"errors"`     // unexpected status or transport error
 	Sampled  int64   `json:"sampled"`    // answers fully decrypted and checked
