@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -183,6 +184,15 @@ func TestSuiteSmoke(t *testing.T) {
 	}
 	if err := rep.WriteJSON(t.TempDir() + "/r.json"); err != nil {
 		t.Error(err)
+	}
+	var page strings.Builder
+	if err := rep.RenderHTML(&page); err != nil {
+		t.Error(err)
+	} else if n := strings.Count(page.String(), "<svg"); n != 2+len(rep.Scenarios) {
+		t.Errorf("HTML report of the smoke run has %d charts; want %d (throughput, ratios, one per scenario)", n, 2+len(rep.Scenarios))
+	}
+	if dir := os.Getenv("AUTHNZBENCH_SMOKE_HTML"); dir != "" {
+		_ = rep.WriteHTML(dir) // for looking at a real report by eye
 	}
 }
 
