@@ -88,7 +88,11 @@ func curve(h *hdrhistogram.Histogram) []Pct {
 		if 100/(100-p) > float64(n) {
 			break
 		}
-		out = append(out, Pct{P: p, Ms: ms(h.ValueAtQuantile(p))})
+		v := h.ValueAtQuantile(p)
+		if p == 0 {
+			v = h.Min() // ValueAtQuantile(0) answers 0, not the fastest request
+		}
+		out = append(out, Pct{P: p, Ms: ms(v)})
 	}
 	if n > 1 {
 		last := 100 - 100/float64(n)

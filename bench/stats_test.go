@@ -157,6 +157,9 @@ func TestCurve(t *testing.T) {
 			t.Errorf("curve point %d %v after %v; want increasing", i, c[i], c[i-1])
 		}
 	}
+	if got := c[0].Ms; math.Abs(got-1) > 0.01 { // p0: the fastest
+		t.Errorf("curve p0 = %v ms; want 1", got)
+	}
 	if got := c[4].Ms; math.Abs(got-900) > 1 { // p90
 		t.Errorf("curve p90 = %v ms; want 900", got)
 	}
