@@ -29,12 +29,12 @@ fuzz-short:
 fuzz:
 	@./scripts/fuzz-all.sh 60s
 
-# A short run of the benchmark suite (docs/bench.md): table and JSON in
+# A short run of the benchmark suite (docs/bench.md): table, JSON and HTML in
 # bench/results/ (not committed). `make gobench` runs the Go benchmarks.
 BENCHFLAGS ?= -d 3s -runs 3 -n 100000
 bench:
 	@mkdir -p bench/results
-	$(GO) run ./bench/cmd/authnzbench $(BENCHFLAGS) -q -json bench/results/latest.json | tee bench/results/latest.txt
+	$(GO) run ./bench/cmd/authnzbench $(BENCHFLAGS) -q -json bench/results/latest.json -html bench/results/latest.html | tee bench/results/latest.txt
 
 gobench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=5 $(PKGS) | tee bench.txt

@@ -143,3 +143,31 @@ func (a Answer) str(key string) string {
 	s, _ := a.Response[key].(string)
 	return s
 }
+
+// limiterOn tells whether c's server applies rate limits: with limits on a
+// request without client_ipaddr is refused with 400 (spec §5.3); with
+// them off it is answered.
+func limiterOn(c *caller) (bool, error) {
+	sealed, err := c.t.Codec.Seal([]byte(`{"request":"session-exists","body":{"session_token":"x"},"reqid":1}`))
+	if err != nil {
+		return false, err
+	}
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(c.t.URL)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.SetBodyRaw(sealed)
+	if err := c.hc.DoTimeout(req, resp, 60*time.Second); err != nil {
+		return false, fmt.Errorf("bench: limiter probe: %w", err)
+	}
+	switch code := resp.StatusCode(); code {
+	case fasthttp.StatusBadRequest:
+		return true, nil
+	case fasthttp.StatusOK:
+		return false, nil
+	default:
+		return false, fmt.Errorf("bench: limiter probe answered HTTP %d", code)
+	}
+}

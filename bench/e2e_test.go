@@ -2,9 +2,16 @@ package bench
 
 import (
 	"context"
+	"os"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/authnzerver/authnzerver/wire"
 )
 
 func startTestLocal(t testing.TB) *Local {
@@ -106,8 +113,8 @@ func TestBaselines(t *testing.T) {
 }
 
 // TestSuiteSmoke runs every scenario for a moment against our server in
-// process: scenarios whose requests the server does not know yet must skip
-// with a message, the others must measure with no error.
+// process: every request type exists now, so none may skip, and every
+// figure must come with no error and no bad sample.
 func TestSuiteSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
@@ -123,22 +130,45 @@ func TestSuiteSmoke(t *testing.T) {
 	if len(rep.Scenarios) != len(DefaultScenarios)-1 {
 		t.Fatalf("%d scenario reports; want %d", len(rep.Scenarios), len(DefaultScenarios)-1)
 	}
+	want := map[string][]string{
+		"session-check":   {"session-exists"},
+		"apikey-check":    {"apikey-verify-nosession", "apikey-verify"},
+		"access-check":    {"user-check-access"},
+		"ratelimit-check": {"user-check-limit", "session-exists limits off", "session-exists limits on"},
+		"session-new":     {"session-new"},
+		"login":           {"user-login"},
+		"isolation":       {"session-exists alone", "session-exists during login storm", "user-login storm"},
+		"mixed":           {"mix"},
+	}
 	for _, s := range rep.Scenarios {
 		if s.Skipped != "" {
-			if !strings.Contains(s.Skipped, "does not support") {
-				t.Errorf("%s skipped with %q; want a 'does not support' message", s.Name, s.Skipped)
-			}
+			t.Errorf("%s skipped: %s; want every scenario to run", s.Name, s.Skipped)
 			continue
 		}
-		if len(s.Measurements) == 0 {
-			t.Errorf("%s: no measurement", s.Name)
-		}
+		var got []string
 		for _, m := range s.Measurements {
+			got = append(got, m.Name)
 			d := m.Median
-			if d.Requests == 0 || d.Errors != 0 || d.BadAns != 0 {
-				t.Errorf("%s %s: %+v; want requests, no errors, no bad samples", s.Name, m.Name, d)
+			if d.Requests == 0 || d.OK == 0 || d.Errors != 0 || d.BadAns != 0 || d.Limited != 0 {
+				t.Errorf("%s %s: %+v; want answers, no errors, no 429, no bad samples", s.Name, m.Name, d)
 			}
 		}
+		for _, n := range want[s.Name] {
+			if !slices.Contains(got, n) {
+				t.Errorf("%s: figures %q; want %q among them", s.Name, got, n)
+			}
+		}
+		if len(s.Notes) > 0 && s.Name != "mixed" {
+			t.Errorf("%s: notes %q; want none (something was left out)", s.Name, s.Notes)
+		}
+	}
+	for _, d := range []struct{ scen, name string }{{"ratelimit-check", "rps_limits_on_vs_off"}, {"isolation", "p99_ratio_storm_vs_alone"}} {
+		if s := rep.scenario(d.scen); s == nil || s.Derived[d.name] <= 0 {
+			t.Errorf("%s: no derived %s", d.scen, d.name)
+		}
+	}
+	if s := rep.scenario("mixed"); s == nil || len(s.Notes) != 1 || strings.Contains(s.Notes[0], "left out") {
+		t.Errorf("mixed notes: %v; want only the mix sent, nothing left out", s)
 	}
 	if rep.scenario("session-check") == nil || rep.scenario("session-new") == nil {
 		t.Error("session-check and session-new must run against our server")
@@ -154,5 +184,53 @@ func TestSuiteSmoke(t *testing.T) {
 	}
 	if err := rep.WriteJSON(t.TempDir() + "/r.json"); err != nil {
 		t.Error(err)
+	}
+	var page strings.Builder
+	if err := rep.RenderHTML(&page); err != nil {
+		t.Error(err)
+	} else if n := strings.Count(page.String(), "<svg"); n != 2+len(rep.Scenarios) {
+		t.Errorf("HTML report of the smoke run has %d charts; want %d (throughput, ratios, one per scenario)", n, 2+len(rep.Scenarios))
+	}
+	if dir := os.Getenv("AUTHNZBENCH_SMOKE_HTML"); dir != "" {
+		_ = rep.WriteHTML(dir) // for looking at a real report by eye
+	}
+}
+
+// TestBusyRetry: with BusyRetry, a 503 is counted as busy and the same body
+// is sent again; the request counts once, when it is answered.
+func TestBusyRetry(t *testing.T) {
+	ln, err := listenLoopback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if n.Add(1) <= 3 {
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			return
+		}
+		ctx.SetBodyString("ok")
+	}}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Shutdown()
+	tg, err := NewTarget("busy", "http://"+ln.Addr().String()+"/", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := wire.NewCodec([]string{benchKey}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := PrepareBodies(codec, 2, func(int) Call { return Call{Type: "x"} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	st, err := Drive(context.Background(), tg, b, Expect{Plain: true, BusyOK: true}, RunOptions{Conns: 1, MaxReqs: 2, SampleEvery: 1, BusyRetry: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Requests != 2 || st.OK != 2 || st.Busy != 3 || st.Errors != 0 || st.BadAns != 0 {
+		t.Errorf("got %+v; want 2 requests answered ok after 3 busy answers", st)
 	}
 }

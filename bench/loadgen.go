@@ -95,6 +95,14 @@ type RunOptions struct {
 	// checked (0: 64). Every answer's HTTP status is always checked.
 	SampleEvery int
 	Progress    io.Writer // live progress line once a second; nil: none
+	// BusyRetry (with Expect.BusyOK): a 503 answer is counted in Busy and
+	// the same body is sent again after this pause, as a frontend told
+	// "busy, retry later" would, instead of moving on to the next body.
+	// Single-use bodies (logins consume their session) are then not burnt
+	// by fast 503s. The request counts once, when it is answered otherwise;
+	// its latency runs from its first send, so the time spent refused is
+	// charged. 0: a 503 ends the request like any answer.
+	BusyRetry time.Duration
 }
 
 // client returns a fasthttp client with conns keep-alive connections.
@@ -192,6 +200,17 @@ func Drive(ctx context.Context, t *Target, bodies *Bodies, exp Expect, opts RunO
 					due = sent
 				}
 				err := hc.Do(req, resp)
+				for err == nil && opts.BusyRetry > 0 && exp.BusyOK && resp.StatusCode() == fasthttp.StatusServiceUnavailable {
+					c.busy.Add(1)
+					if ctx.Err() != nil || time.Now().Add(opts.BusyRetry).After(deadline) {
+						break
+					}
+					time.Sleep(opts.BusyRetry)
+					err = hc.Do(req, resp)
+				}
+				if err == nil && opts.BusyRetry > 0 && exp.BusyOK && resp.StatusCode() == fasthttp.StatusServiceUnavailable {
+					continue // the run ended while it was refused: counted in Busy only
+				}
 				recordLatency(h, time.Since(due))
 				c.reqs.Add(1)
 				if err != nil {

@@ -219,7 +219,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	m := r.Machine
 	fmt.Fprintf(w, "authnzbench %s  %s, %d cores, %s, load at start %s\n", r.Started.Format(time.RFC3339), m.CPU, m.Cores, m.GoVersion, m.LoadAvg)
 	st := r.Settings
-	fmt.Fprintf(w, "target %s, %s, %d conns, %d runs x %.0fs (medians)\n\n", st.Target, st.Mode, st.Conns, st.Runs, st.Seconds)
+	fmt.Fprintf(w, "target %s, %s, %d conns, %d runs x %gs (medians)\n\n", st.Target, st.Mode, st.Conns, st.Runs, st.Seconds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tfigure\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t×hello\t×codec\tbusy\t429\terrors\tbad\t")
 	row := func(scen string, ms *Measurement) {

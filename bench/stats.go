@@ -39,7 +39,7 @@ func recordLatency(h *hdrhistogram.Histogram, d time.Duration) {
 type Stats struct {
 	Requests int64   `json:"requests"`   // answers received (any status) plus transport errors
 	OK       int64   `json:"ok"`         // answers with the expected HTTP status
-	Busy     int64   `json:"busy"`       // 503 answers where the scenario expects them (hasher pool full)
+	Busy     int64   `json:"busy"`       // 503 answers where the scenario expects them (hasher pool full); with RunOptions.BusyRetry, refused sends that were retried
 	Limited  int64   `json:"limited"`    // 429 answers (rate limited)
 	Errors   int64   `json:"errors"`     // unexpected status or transport error
 	Sampled  int64   `json:"sampled"`    // answers fully decrypted and checked
@@ -52,6 +52,84 @@ type Stats struct {
 	P99      float64 `json:"p99_ms"`
 	P999     float64 `json:"p999_ms"`
 	Max      float64 `json:"max_ms"`
+	// Curve is the latency percentile curve of the run (for the HTML
+	// report's plots): percentiles from 0 up to the last one the count
+	// resolves, on a log scale of 1/(1−p).
+	Curve []Pct `json:"percentile_curve,omitempty"`
+}
+
+// Pct is one point of a latency percentile curve.
+type Pct struct {
+	P  float64 `json:"p"`  // percentile, 0–100
+	Ms float64 `json:"ms"` // latency at or below which P % of requests completed
+}
+
+// curvePercentiles are the curve's points: four a decade of 1/(1−p), from
+// 0 % to 99.9999 %. curve keeps those the sample count resolves.
+var curvePercentiles = func() []float64 {
+	out := []float64{0}
+	for k := 1; k <= 24; k++ {
+		out = append(out, 100*(1-math.Pow(10, -float64(k)/4)))
+	}
+	return out
+}()
+
+// curve reads the percentile curve of h: the points of curvePercentiles up
+// to 1/(1−p) ≤ count (beyond, the histogram only repeats its maximum), then
+// the maximum at 100 − 100/count.
+func curve(h *hdrhistogram.Histogram) []Pct {
+	n := h.TotalCount()
+	if n == 0 {
+		return nil
+	}
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	var out []Pct
+	for _, p := range curvePercentiles {
+		if 100/(100-p) > float64(n) {
+			break
+		}
+		v := h.ValueAtQuantile(p)
+		if p == 0 {
+			v = h.Min() // ValueAtQuantile(0) answers 0, not the fastest request
+		}
+		out = append(out, Pct{P: p, Ms: ms(v)})
+	}
+	if n > 1 {
+		last := 100 - 100/float64(n)
+		if out[len(out)-1].P < last {
+			out = append(out, Pct{P: last, Ms: ms(h.Max())})
+		}
+	}
+	return out
+}
+
+// medianCurve is the point-wise median of curves (they share their
+// percentiles up to the shortest one's length).
+func medianCurve(runs []Stats) []Pct {
+	if len(runs) == 0 {
+		return nil
+	}
+	// The common prefix: runs of different counts end on different
+	// last points.
+	n := len(runs[0].Curve)
+	for _, r := range runs {
+		n = min(n, len(r.Curve))
+		for i := range n {
+			if r.Curve[i].P != runs[0].Curve[i].P {
+				n = i
+				break
+			}
+		}
+	}
+	out := make([]Pct, n)
+	xs := make([]float64, len(runs))
+	for i := range n {
+		for j, r := range runs {
+			xs[j] = r.Curve[i].Ms
+		}
+		out[i] = Pct{P: runs[0].Curve[i].P, Ms: median(xs)}
+	}
+	return out
 }
 
 // fill sets the rate and the latency figures from h over the window d.
@@ -70,6 +148,7 @@ func (s *Stats) fill(h *hdrhistogram.Histogram, d time.Duration) {
 	s.P99 = ms(h.ValueAtQuantile(99))
 	s.P999 = ms(h.ValueAtQuantile(99.9))
 	s.Max = ms(h.Max())
+	s.Curve = curve(h)
 }
 
 // median returns the middle value of xs (the mean of the two middle values
@@ -120,6 +199,7 @@ func medianStats(runs []Stats) Stats {
 		P99:      pick(func(s Stats) float64 { return s.P99 }),
 		P999:     pick(func(s Stats) float64 { return s.P999 }),
 		Max:      pick(func(s Stats) float64 { return s.Max }),
+		Curve:    medianCurve(runs),
 	}
 }
 

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"math"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -37,7 +38,7 @@ func TestMedianStats(t *testing.T) {
 	if got.Requests != 200 || got.RPS != 20 || got.P99 != 3 || got.Errors != 1 {
 		t.Errorf("medianStats = %+v; want requests 200, rps 20, p99 3, errors 1", got)
 	}
-	if z := medianStats(nil); z != (Stats{}) {
+	if z := medianStats(nil); !reflect.DeepEqual(z, Stats{}) {
 		t.Errorf("medianStats(nil) = %+v; want zero", z)
 	}
 }
@@ -137,5 +138,42 @@ func TestCheckLoopback(t *testing.T) {
 	}
 	if _, err := NewTarget("x", "http://10.1.2.3:8080/", ""); err == nil {
 		t.Error("NewTarget accepted a non-loopback URL")
+	}
+}
+
+func TestCurve(t *testing.T) {
+	h := newHist()
+	for i := 1; i <= 1000; i++ {
+		recordLatency(h, time.Duration(i)*time.Millisecond)
+	}
+	c := curve(h)
+	// 1000 samples resolve 1/(1−p) up to 1000: 0 %, then 4 points a decade
+	// up to 99.9 %.
+	if len(c) != 13 || c[0].P != 0 || math.Abs(c[len(c)-1].P-99.9) > 1e-9 {
+		t.Fatalf("curve has %d points from %v to %v; want 13 from 0 to 99.9", len(c), c[0], c[len(c)-1])
+	}
+	for i := 1; i < len(c); i++ {
+		if c[i].P <= c[i-1].P || c[i].Ms < c[i-1].Ms {
+			t.Errorf("curve point %d %v after %v; want increasing", i, c[i], c[i-1])
+		}
+	}
+	if got := c[0].Ms; math.Abs(got-1) > 0.01 { // p0: the fastest
+		t.Errorf("curve p0 = %v ms; want 1", got)
+	}
+	if got := c[4].Ms; math.Abs(got-900) > 1 { // p90
+		t.Errorf("curve p90 = %v ms; want 900", got)
+	}
+	if got := curve(newHist()); got != nil {
+		t.Errorf("curve of an empty histogram = %v; want nil", got)
+	}
+
+	runs := []Stats{
+		{Curve: []Pct{{0, 1}, {90, 5}, {99, 9}}},
+		{Curve: []Pct{{0, 3}, {90, 7}}},
+		{Curve: []Pct{{0, 2}, {90, 6}, {99, 8}}},
+	}
+	want := []Pct{{0, 2}, {90, 6}}
+	if got := medianCurve(runs); !reflect.DeepEqual(got, want) {
+		t.Errorf("medianCurve = %v; want %v (point-wise median of the common prefix)", got, want)
 	}
 }

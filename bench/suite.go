@@ -82,7 +82,10 @@ func (c *Config) Defaults() {
 	if c.RateLimitsOn == "" {
 		// High enough that the benchmark's own traffic is never refused:
 		// the figure prices the limiter's bookkeeping, not its refusals.
-		c.RateLimitsOn = "ipaddr:100000000; user:100000000; session:100000000; apikey:100000000; burst:100000000"
+		// 1,000,000 is inside the limiter's range (values above 2^20 are
+		// clamped); over 4096 client addresses that is far more than a run
+		// sends.
+		c.RateLimitsOn = "ipaddr:1000000; user:1000000; session:1000000; apikey:1000000; burst:1000000"
 	}
 	if c.Log == nil {
 		c.Log = io.Discard
@@ -99,8 +102,8 @@ type Suite struct {
 	closers  []func()
 	mainCall *caller
 
-	pool      []string // live sessions on main (lazy)
-	loginUser *loginUser
+	pool  []string    // live sessions on main (lazy)
+	users []benchUser // real users (lazy): ensureUsers
 }
 
 // scenario is a named workload.

@@ -24,7 +24,7 @@ func main() {
 
 func run() error {
 	var cfg bench.Config
-	var scen, jsonPath string
+	var scen, jsonPath, htmlPath string
 	var quiet bool
 	flag.StringVar(&cfg.URL, "url", "", "external server URL (loopback only); empty starts our server in process")
 	flag.StringVar(&cfg.Key, "key", os.Getenv("AUTHNZERVER_SECRET"), "Fernet key of the external server (default $AUTHNZERVER_SECRET)")
@@ -44,6 +44,7 @@ func run() error {
 	flag.BoolVar(&cfg.CheapHash, "cheap-hash", false, "in-process servers use tiny Argon2 parameters (not for login figures)")
 	flag.IntVar(&cfg.Shards, "shards", 0, "in-process servers: AUTHNZERVER_SHARDS (0: default)")
 	flag.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
+	flag.StringVar(&htmlPath, "html", "", "also write a self-contained HTML report with charts to this file")
 	flag.BoolVar(&quiet, "q", false, "no progress line")
 	flag.Parse()
 	cfg.Scenarios = strings.Split(scen, ",")
@@ -58,6 +59,11 @@ func run() error {
 		rep.WriteTable(os.Stdout)
 		if jsonPath != "" {
 			if werr := rep.WriteJSON(jsonPath); werr != nil && err == nil {
+				err = werr
+			}
+		}
+		if htmlPath != "" {
+			if werr := rep.WriteHTML(htmlPath); werr != nil && err == nil {
 				err = werr
 			}
 		}
