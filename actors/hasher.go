@@ -56,6 +56,12 @@ type HasherOptions struct {
 	// Timeout bounds how long Run waits for a reply. Default 10 s.
 	Timeout time.Duration
 
+	// Process, when set, is the command of an isolated hash worker process
+	// (one that calls [ServeHashWorker] on its stdin and stdout); the
+	// hashes are computed there, under `nice -n 19` when nice exists (see
+	// hashproc.go). Nil computes them in this process.
+	Process []string
+
 	// testHook, if set, is called by a worker before each operation.
 	testHook func(HashOp)
 }
@@ -120,6 +126,7 @@ type Hasher struct {
 	capacity int32 // Workers + QueueLen
 	timeout  time.Duration
 	testHook func(HashOp)
+	proc     *hashProc // nil: compute in this process
 
 	// Shared: atomics.
 	inflight atomic.Int32   // invariant 1
@@ -183,6 +190,9 @@ func NewHasher(system *actor.ActorSystem, opts HasherOptions) *Hasher {
 		timeout:  opts.Timeout,
 		testHook: opts.testHook,
 		load:     make([]atomic.Int32, opts.Workers),
+	}
+	if len(opts.Process) > 0 {
+		h.proc = newHashProc(opts.Process, 2*opts.Timeout)
 	}
 	for i := range h.pids {
 		props := actor.PropsFromProducer(func() actor.Actor { return &hashWorker{h: h, idx: i} })
@@ -298,6 +308,9 @@ func (h *Hasher) Stop() {
 		for _, f := range futures {
 			_ = f.Wait() // a timeout leaves the worker draining; nothing more to do
 		}
+		if h.proc != nil {
+			h.proc.close()
+		}
 	})
 }
 
@@ -332,12 +345,10 @@ func (h *Hasher) runOp(op HashOp) (res HashResult) {
 	if h.testHook != nil {
 		h.testHook(op)
 	}
-	if !op.Verify {
-		phc, err := hashPassword(h.params, op.Password, rand.Reader)
-		return HashResult{OK: err == nil, PHC: phc, Err: err}
+	if h.proc != nil {
+		return h.proc.run(op, h.params)
 	}
-	ok, parsed, err := verifyPassword(op.PHC, op.Password)
-	return HashResult{OK: ok, NeedsRehash: ok && parsed.NeedsRehash(h.params), Err: err}
+	return computeOp(op, h.params)
 }
 
 // hashPassword hashes the first 256 characters of password with Argon2id,

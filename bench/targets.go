@@ -146,6 +146,11 @@ func StartLocal(o LocalOptions) (*Local, error) {
 	return l, nil
 }
 
+// HashWorkerCommand, when set, starts the isolated Argon2 process of
+// in-process servers (as the authnzerver binary does); authnzbench sets it
+// to itself. Nil hashes in the benchmark's own process.
+var HashWorkerCommand []string
+
 func (l *Local) start() error {
 	getenv := func(k string) string { return l.env[k] }
 	cfg, err := config.Load(nil, getenv, io.Discard)
@@ -153,7 +158,7 @@ func (l *Local) start() error {
 		return fmt.Errorf("bench: server config: %w", err)
 	}
 	lg := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.Start(cfg, server.Options{Logger: lg, Getenv: getenv, HashParams: l.hash, Stderr: io.Discard})
+	srv, err := server.Start(cfg, server.Options{Logger: lg, Getenv: getenv, HashParams: l.hash, Stderr: io.Discard, HashWorkerCommand: HashWorkerCommand})
 	if err != nil {
 		return fmt.Errorf("bench: start server: %w", err)
 	}

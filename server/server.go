@@ -68,6 +68,11 @@ type Options struct {
 	HashParams *actors.HashParams
 	// Now overrides the clock of the core.
 	Now func() time.Time
+	// HashWorkerCommand starts an isolated hash worker process (a binary
+	// that runs actors.ServeHashWorker for the sub-command given), used when
+	// AUTHNZERVER_HASHISOLATION is "process". Nil hashes in this process
+	// (tests, which have no such binary).
+	HashWorkerCommand []string
 	// StoreFS overrides the filesystem of the pebble store (nil: the OS's).
 	// Fault-injection tests pass a vfs/errorfs wrapper.
 	StoreFS vfs.FS
@@ -172,7 +177,11 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		s.Store.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s.Hasher = actors.NewHasher(s.system, actors.HasherOptions{Workers: cfg.Workers, QueueLen: cfg.HashQueue, Params: params})
+	hopts := actors.HasherOptions{Workers: cfg.Workers, QueueLen: cfg.HashQueue, Params: params}
+	if cfg.HashIsolation == "process" {
+		hopts.Process = o.HashWorkerCommand
+	}
+	s.Hasher = actors.NewHasher(s.system, hopts)
 	if err := s.bootstrap(o.Getenv, dataDir); err != nil {
 		s.Close()
 		return nil, err

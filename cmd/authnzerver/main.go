@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/config"
 	"github.com/authnzerver/authnzerver/server"
 	"github.com/authnzerver/authnzerver/wire"
@@ -39,6 +40,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			config.Usage(stdout)
 			fmt.Fprint(stdout, adminUsage)
 			return 0
+		case "hash-worker":
+			// The isolated Argon2 process the server starts itself
+			// (AUTHNZERVER_HASHISOLATION=process); not for people.
+			if err := actors.ServeHashWorker(os.Stdin, os.Stdout); err != nil {
+				fmt.Fprintln(stderr, "authnzerver hash-worker:", err)
+				return 1
+			}
+			return 0
 		case "keygen":
 			k, err := wire.GenerateKey()
 			if err != nil {
@@ -57,7 +66,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "authnzerver:", err)
 		return 2
 	}
-	srv, err := server.Start(cfg, server.Options{Stderr: stderr, Getenv: getenv})
+	sopts := server.Options{Stderr: stderr, Getenv: getenv}
+	if exe, err := os.Executable(); err == nil {
+		sopts.HashWorkerCommand = []string{exe, "hash-worker"}
+	}
+	srv, err := server.Start(cfg, sopts)
 	if err != nil {
 		fmt.Fprintln(stderr, "authnzerver:", err)
 		return 1

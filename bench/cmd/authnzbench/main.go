@@ -12,10 +12,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/bench"
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "hash-worker" {
+		// The isolated Argon2 process of the in-process server.
+		if err := actors.ServeHashWorker(os.Stdin, os.Stdout); err != nil {
+			os.Exit(1)
+		}
+		return
+	}
+	if exe, err := os.Executable(); err == nil {
+		bench.HashWorkerCommand = []string{exe, "hash-worker"}
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "authnzbench:", err)
 		os.Exit(1)

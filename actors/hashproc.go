@@ -1,0 +1,251 @@
+package actors
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+)
+
+// An isolated hash worker process.
+//
+// Argon2 is CPU-bound and x/crypto runs each hash's lanes on p goroutines,
+// so in one process a login storm takes every core away from the session
+// checks: the Go scheduler has no priorities. Run in a child process started
+// under `nice -n 19`, the hashes get only the CPU the front leaves idle, and
+// session checks keep their latency while logins are hashed (DESIGN.md, "The
+// hasher pool and load shedding"). The pool's admission, bound and routing
+// stay in this process; the child only computes.
+//
+// Frames on the child's stdin and stdout: a 4-byte big-endian length, then a
+// JSON object. Passwords cross the pipe to our own child and nowhere else.
+
+// maxHashFrame bounds a frame: a password of 256 characters and a PHC
+// string of at most 512 bytes, with room to spare.
+const maxHashFrame = 64 << 10
+
+type hashProcRequest struct {
+	ID     uint64     `json:"id"`
+	Op     HashOp     `json:"op"`
+	Params HashParams `json:"params"`
+}
+
+type hashProcReply struct {
+	ID          uint64 `json:"id"`
+	OK          bool   `json:"ok"`
+	PHC         string `json:"phc,omitempty"`
+	NeedsRehash bool   `json:"rehash,omitempty"`
+	Err         string `json:"err,omitempty"`
+}
+
+// ErrHashProcess reports that the hash worker process failed; the next
+// operation starts a new one.
+var ErrHashProcess = errors.New("actors: hash worker process failed")
+
+func writeFrame(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if len(b) > maxHashFrame {
+		return fmt.Errorf("actors: hash frame of %d bytes", len(b))
+	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(b)))
+	if _, err := w.Write(append(hdr[:], b...)); err != nil {
+		return err
+	}
+	return nil
+}
+
+func readFrame(r io.Reader, v any) error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > maxHashFrame {
+		return fmt.Errorf("actors: hash frame of %d bytes", n)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// ServeHashWorker is the body of the hash worker process: it computes the
+// operations read from r, concurrently, and writes their results to w until
+// r ends. The parent bounds how many are in flight.
+func ServeHashWorker(r io.Reader, w io.Writer) error {
+	br := bufio.NewReader(r)
+	var mu sync.Mutex // serialises writes to w
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		var req hashProcRequest
+		if err := readFrame(br, &req); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("actors: hash worker: read: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := computeOp(req.Op, req.Params.withDefaults())
+			rep := hashProcReply{ID: req.ID, OK: res.OK, PHC: res.PHC, NeedsRehash: res.NeedsRehash}
+			if res.Err != nil {
+				rep.Err = res.Err.Error()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			_ = writeFrame(w, rep) // a broken pipe means the parent is gone
+		}()
+	}
+}
+
+// computeOp performs one operation in this process.
+func computeOp(op HashOp, params HashParams) HashResult {
+	if !op.Verify {
+		phc, err := hashPassword(params, op.Password, rand.Reader)
+		return HashResult{OK: err == nil, PHC: phc, Err: err}
+	}
+	ok, parsed, err := verifyPassword(op.PHC, op.Password)
+	return HashResult{OK: ok, NeedsRehash: ok && parsed.NeedsRehash(params), Err: err}
+}
+
+// hashProc is the parent's end: one child process, started on first use
+// and again after it fails, serving every worker actor.
+type hashProc struct {
+	// Static.
+	command []string
+	timeout time.Duration
+
+	mu      sync.Mutex // guards the fields below
+	stdin   io.WriteCloser
+	cmd     *exec.Cmd
+	pending map[uint64]chan hashProcReply
+	nextID  uint64
+	closed  bool
+}
+
+// niceCommand prefixes command with `nice -n 19` when nice exists.
+func niceCommand(command []string) []string {
+	if p, err := exec.LookPath("nice"); err == nil {
+		return append([]string{p, "-n", "19"}, command...)
+	}
+	return command
+}
+
+func newHashProc(command []string, timeout time.Duration) *hashProc {
+	return &hashProc{command: niceCommand(command), timeout: timeout, pending: map[uint64]chan hashProcReply{}}
+}
+
+// startLocked starts the child. REQUIRES: p.mu held.
+func (p *hashProc) startLocked() error {
+	cmd := exec.Command(p.command[0], p.command[1:]...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("actors: start hash worker %q: %w", p.command, err)
+	}
+	p.cmd, p.stdin = cmd, stdin
+	go p.readReplies(cmd, bufio.NewReader(stdout))
+	return nil
+}
+
+// readReplies delivers the child's replies until it exits, then fails what
+// is still pending so that no caller waits for a dead child.
+func (p *hashProc) readReplies(cmd *exec.Cmd, r io.Reader) {
+	for {
+		var rep hashProcReply
+		if err := readFrame(r, &rep); err != nil {
+			break
+		}
+		p.mu.Lock()
+		ch := p.pending[rep.ID]
+		delete(p.pending, rep.ID)
+		p.mu.Unlock()
+		if ch != nil {
+			ch <- rep
+		}
+	}
+	_ = cmd.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == cmd {
+		p.cmd, p.stdin = nil, nil
+		for id, ch := range p.pending {
+			ch <- hashProcReply{ID: id, Err: ErrHashProcess.Error()}
+			delete(p.pending, id)
+		}
+	}
+}
+
+func (p *hashProc) run(op HashOp, params HashParams) HashResult {
+	ch := make(chan hashProcReply, 1)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return HashResult{Err: ErrHasherStopped}
+	}
+	if p.cmd == nil {
+		if err := p.startLocked(); err != nil {
+			p.mu.Unlock()
+			return HashResult{Err: err}
+		}
+	}
+	p.nextID++
+	id := p.nextID
+	p.pending[id] = ch
+	err := writeFrame(p.stdin, hashProcRequest{ID: id, Op: op, Params: params})
+	if err != nil {
+		delete(p.pending, id)
+		p.mu.Unlock()
+		return HashResult{Err: fmt.Errorf("%w: %v", ErrHashProcess, err)}
+	}
+	p.mu.Unlock()
+	t := time.NewTimer(p.timeout)
+	defer t.Stop()
+	select {
+	case rep := <-ch:
+		res := HashResult{OK: rep.OK, PHC: rep.PHC, NeedsRehash: rep.NeedsRehash}
+		if rep.Err != "" {
+			res.Err = errors.New(rep.Err)
+			if rep.Err == ErrHashProcess.Error() {
+				res.Err = ErrHashProcess
+			}
+		}
+		return res
+	case <-t.C:
+		p.mu.Lock()
+		delete(p.pending, id)
+		p.mu.Unlock()
+		return HashResult{Err: ErrHasherTimeout}
+	}
+}
+
+// close ends the child (it exits when its stdin closes).
+func (p *hashProc) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	if p.stdin != nil {
+		p.stdin.Close()
+	}
+}
