@@ -21,7 +21,7 @@ import (
 // Config is the server's configuration. Field comments name the variable.
 type Config struct {
 	AllowedHosts   string        // AUTHNZERVER_ALLOWEDHOSTS, ";"-separated
-	AuthDB         string        // AUTHNZERVER_AUTHDB: the data directory (pebble)
+	AuthDB         string        // AUTHNZERVER_DATADIR (or AUTHNZERVER_AUTHDB): the data directory (pebble)
 	BaseDir        string        // AUTHNZERVER_BASEDIR: where the admin credentials file goes
 	DebugMode      int           // AUTHNZERVER_DEBUGMODE
 	Listen         string        // AUTHNZERVER_LISTEN
@@ -69,6 +69,7 @@ type Config struct {
 type item struct {
 	name, env, help, def string
 	envAlt               string // checked first when set (PORT before AUTHNZERVER_PORT)
+	envAlias, flagAlias  string // older names, checked after env and name
 	set                  func(c *Config, v string) error
 }
 
@@ -109,13 +110,13 @@ func duration(name string, p func(c *Config) *time.Duration) func(c *Config, v s
 
 var items = []item{
 	{name: "allowedhosts", env: "AUTHNZERVER_ALLOWEDHOSTS", def: "localhost;127.0.0.1", help: "';'-separated Host names allowed", set: str(func(c *Config) *string { return &c.AllowedHosts })},
-	{name: "authdb", env: "AUTHNZERVER_AUTHDB", def: "./data", help: "data directory of the pebble store", set: str(func(c *Config) *string { return &c.AuthDB })},
+	{name: "datadir", env: "AUTHNZERVER_DATADIR", envAlias: "AUTHNZERVER_AUTHDB", flagAlias: "authdb", def: "./data", help: "data directory of the pebble store (also AUTHNZERVER_AUTHDB / --authdb, the reference's name)", set: str(func(c *Config) *string { return &c.AuthDB })},
 	{name: "basedir", env: "AUTHNZERVER_BASEDIR", def: "", help: "directory for the admin credentials file (default: the data directory)", set: str(func(c *Config) *string { return &c.BaseDir })},
 	{name: "debugmode", env: "AUTHNZERVER_DEBUGMODE", def: "0", help: "1 enables POST /echo", set: integer("debugmode", func(c *Config) *int { return &c.DebugMode })},
 	{name: "listen", env: "AUTHNZERVER_LISTEN", def: "127.0.0.1", help: "bind address", set: str(func(c *Config) *string { return &c.Listen })},
 	{name: "permissions", env: "AUTHNZERVER_PERMISSIONS", def: "", help: "permission model JSON file (default: built in)", set: str(func(c *Config) *string { return &c.Permissions })},
 	{name: "port", env: "AUTHNZERVER_PORT", envAlt: "PORT", def: "13431", help: "TCP port", set: integer("port", func(c *Config) *int { return &c.Port })},
-	{name: "secret", env: "AUTHNZERVER_SECRET", def: "", help: "Fernet key list, comma-separated (first encrypts), or a file holding it; empty: generate one in the data directory", set: str(func(c *Config) *string { return &c.Secret })},
+	{name: "secret", env: "AUTHNZERVER_SECRET", envAlias: "AUTHNZERVER_SECRETKEY", def: "", help: "Fernet key list, comma-separated (first encrypts), or a file holding it; empty: generate one in the data directory", set: str(func(c *Config) *string { return &c.Secret })},
 	{name: "piisalt", env: "AUTHNZERVER_PIISALT", def: "", help: "salt for PII hashes in logs, or a file holding it; 'none' logs plain values; empty: generate", set: str(func(c *Config) *string { return &c.PIISalt })},
 	{name: "sessionexpiry", env: "AUTHNZERVER_SESSIONEXPIRY", def: "30", help: "days an expired session is kept before it is purged", set: integer("sessionexpiry", func(c *Config) *int { return &c.SessionExpiry })},
 	{name: "userlocktries", env: "AUTHNZERVER_USERLOCKTRIES", def: "10", help: "failed password checks before an account is locked", set: integer("userlocktries", func(c *Config) *int { return &c.UserLockTries })},
@@ -166,6 +167,9 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Config,
 	flagVals := map[string]*string{}
 	for _, it := range items {
 		flagVals[it.name] = fs.String(it.name, "", fmt.Sprintf("%s (env %s; default %q)", it.help, it.env, it.def))
+		if it.flagAlias != "" {
+			flagVals[it.flagAlias] = fs.String(it.flagAlias, "", "same as --"+it.name)
+		}
 	}
 	envFile := fs.String("envfile", "", "read the AUTHNZERVER_* variables from this file instead of the environment")
 	if err := fs.Parse(args); err != nil {
@@ -190,8 +194,14 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Config,
 		if v == "" {
 			v = strings.TrimSpace(getenv(it.env))
 		}
+		if v == "" && it.envAlias != "" {
+			v = strings.TrimSpace(getenv(it.envAlias))
+		}
 		if v == "" {
 			v = strings.TrimSpace(*flagVals[it.name])
+		}
+		if v == "" && it.flagAlias != "" {
+			v = strings.TrimSpace(*flagVals[it.flagAlias])
 		}
 		if v == "" {
 			v = it.def

@@ -134,7 +134,12 @@ func TestSessionsSurviveRestart(t *testing.T) {
 	wg.Wait()
 	deleted := toks[0]
 	ts.MustSucceed("session-delete", map[string]any{"session_token": deleted})
+	// Restart with another shard count: records are re-routed as they load.
+	ts.SetEnv("AUTHNZERVER_SHARDS", "7")
 	ts.Restart()
+	if n := ts.Srv.Core.NumShards(); n != 7 {
+		t.Fatalf("shards after restart = %d; want 7", n)
+	}
 	for _, tok := range toks[1:] {
 		ts.MustSucceed("session-exists", map[string]any{"session_token": tok})
 	}

@@ -126,6 +126,9 @@ func (s *Server) Restart() {
 	s.start()
 }
 
+// SetEnv changes a configuration variable for the next Restart.
+func (s *Server) SetEnv(name, value string) { s.env[name] = value }
+
 // DataDir is the server's data directory.
 func (s *Server) DataDir() string { return s.env["AUTHNZERVER_AUTHDB"] }
 
