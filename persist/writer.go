@@ -57,7 +57,10 @@ func FailedTicket(err error) *Ticket {
 // sink commits one batch. The pebble store is the real one; tests use fakes
 // (the pattern of pebble's commitEnv: test the pipeline without a DB).
 type sink interface {
-	commit(ops []Op, sync bool) error
+	// apply writes ops in order. With sync it may return before they are
+	// on disk; wait then blocks until they are (or failed). Batches are
+	// applied in the order of the calls and become durable in that order.
+	apply(ops []Op, sync bool) (wait func() error, err error)
 }
 
 // WriterOptions configures a Writer. Zero fields mean the defaults.
@@ -169,8 +172,14 @@ func (w *Writer) Close() error {
 	return w.Err()
 }
 
+// run takes the queued records batch by batch and applies them; it does not
+// wait for a batch's fsync before applying the next (pebble syncs them
+// together), which is how one sync serves several batches. The syncer
+// releases the tickets, in order, as the syncs complete.
 func (w *Writer) run() {
-	defer close(w.stopped)
+	syncq := make(chan syncItem, maxSyncsInFlight) // bounded: a full one stalls run, and so Enqueue
+	go w.syncer(syncq)
+	defer close(syncq)
 	for {
 		w.mu.Lock()
 		for len(w.pending) == 0 && !w.closed {
@@ -195,25 +204,59 @@ func (w *Writer) run() {
 		w.cond.Broadcast() // room for blocked Enqueues
 		w.mu.Unlock()
 
+		item := syncItem{ticket: t, records: len(batch), start: time.Now(), err: err}
 		if err == nil {
-			start := time.Now()
-			err = w.sink.commit(batch, !w.opts.Async)
-			w.syncNanos.Add(uint64(time.Since(start)))
-			w.batches.Add(1)
-			w.records.Add(uint64(len(batch)))
-			if err != nil {
-				err = fmt.Errorf("persist: commit %d records: %w", len(batch), err)
-				w.mu.Lock()
-				if w.err == nil {
-					w.err = err
-					w.failed.Store(&err)
-				}
-				w.mu.Unlock()
+			item.wait, item.err = w.sink.apply(batch, !w.opts.Async)
+			if item.err != nil {
+				w.fail(fmt.Errorf("persist: commit %d records: %w", len(batch), item.err))
 			}
 		}
-		if t != nil {
-			t.err = err
-			close(t.done)
+		syncq <- item
+	}
+}
+
+// maxSyncsInFlight bounds the batches applied and waiting for their fsync.
+const maxSyncsInFlight = 8
+
+type syncItem struct {
+	wait    func() error // nil when nothing is to be waited for
+	err     error        // set when the batch was not applied
+	ticket  *Ticket      // nil when the batch holds no ticket's last record
+	records int
+	start   time.Time
+}
+
+// syncer waits for each applied batch's fsync, in order, and releases its
+// ticket. It ends when run closes syncq, after which the writer is stopped.
+func (w *Writer) syncer(syncq <-chan syncItem) {
+	defer close(w.stopped)
+	for it := range syncq {
+		err := it.err
+		if err == nil && it.wait != nil {
+			if werr := it.wait(); werr != nil {
+				err = fmt.Errorf("persist: sync %d records: %w", it.records, werr)
+				w.fail(err)
+			}
 		}
+		if err == nil {
+			err = w.Err() // a batch applied after a failed sync is not trusted
+		}
+		w.syncNanos.Add(uint64(time.Since(it.start)))
+		w.batches.Add(1)
+		w.records.Add(uint64(it.records))
+		if it.ticket != nil {
+			it.ticket.err = err
+			close(it.ticket.done)
+		}
+	}
+}
+
+// fail records the first commit error; it is sticky.
+func (w *Writer) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+		w.failed.Store(&err)
 	}
 }
