@@ -17,6 +17,7 @@ type Report struct {
 	Baselines []*Measurement    `json:"baselines"`
 	Scenarios []*ScenarioReport `json:"scenarios"`
 	Memory    *MemoryReport     `json:"memory,omitempty"`
+	Soak      *SoakReport       `json:"soak,omitempty"`
 	Targets   []TargetCheck     `json:"targets"`
 }
 
@@ -260,6 +261,9 @@ func (r *Report) WriteTable(w io.Writer) {
 				fmt.Fprintf(w, "memory: note: %s\n", n)
 			}
 		}
+	}
+	if r.Soak != nil {
+		r.Soak.writeTable(w)
 	}
 	if len(r.Targets) > 0 {
 		fmt.Fprintln(w, "\ntargets (measured, not asserted):")
