@@ -222,6 +222,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	st := r.Settings
 	fmt.Fprintf(w, "target %s, %s, %d conns, %d runs x %gs (medians)\n\n", st.Target, st.Mode, st.Conns, st.Runs, st.Seconds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if len(r.Baselines[0].Runs) == 0 && len(r.Scenarios) == 0 {
+		tw = tabwriter.NewWriter(io.Discard, 0, 0, 2, ' ', 0) // no rounds ran (soak or memory alone): no table
+	}
 	fmt.Fprintln(tw, "scenario\tfigure\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t×hello\t×codec\tbusy\t429\terrors\tbad\t")
 	row := func(scen string, ms *Measurement) {
 		d := ms.Median

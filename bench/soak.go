@@ -3,10 +3,12 @@ package bench
 import (
 	"context"
 	"fmt"
+	"html/template"
 	"io"
 	"math"
 	"runtime/metrics"
 	"strconv"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -338,7 +340,7 @@ func (sr *SoakReport) writeTable(w io.Writer) {
 		return
 	}
 	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
-	fmt.Fprintf(w, "\nsoak: %gs open loop at %.0f req/s = %.2f × the mix's closed-loop maximum %.0f req/s (%gs probe, p99 %.3f ms)\n",
+	fmt.Fprintf(w, "\nsoak: %gs open loop at %.0f req/s = %.2f × the mix's closed-loop maximum %.0f req/s (%.1fs probe, p99 %.3f ms)\n",
 		sr.Seconds, sr.Rate, sr.Load, sr.MaxRPS, sr.Probe.Seconds, sr.Probe.P99)
 	r := sr.Run
 	fmt.Fprintf(w, "soak: %d requests (%.0f req/s), %d errors, bad samples %d/%d; statuses %s; classes %s\n",
@@ -353,10 +355,10 @@ func (sr *SoakReport) writeTable(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "window\tfrom s\treq/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\tstatus classes\tRSS MiB\theap MiB\t")
+	fmt.Fprintln(tw, "window\tfrom s\tdue req/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\tstatus classes\tRSS MiB\theap MiB\t")
 	for i, x := range sr.Windows {
-		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%.1f\t%d\t%s\t%.1f\t%.1f\t\n",
-			i+1, x.Start, x.RPS, x.P50, x.P90, x.P99, x.Max, x.Errors, countsString(x.Classes), mib(x.RSS), mib(x.HeapLive))
+		fmt.Fprintf(tw, "%d\t%.1f\t%.0f\t%.3f\t%.3f\t%.3f\t%.1f\t%d\t%s\t%.1f\t%.1f\t\n",
+			i, x.Start, x.RPS, x.P50, x.P90, x.P99, x.Max, x.Errors, countsString(x.Classes), mib(x.RSS), mib(x.HeapLive))
 	}
 	tw.Flush()
 	for _, n := range sr.Notes {
@@ -377,4 +379,96 @@ func countsString(m map[string]int64) string {
 		out += fmt.Sprintf("%s:%d", k, m[k])
 	}
 	return out
+}
+
+// series is one line of a lineSVG chart.
+type series struct {
+	name   string
+	values []float64
+}
+
+// soakCharts draws the soak's per-window charts for the HTML report:
+// latency (p50, p99, max) and memory (RSS, and the Go live heap in
+// process). x is the end of each window in minutes (seconds for runs under
+// ten minutes).
+func (sr *SoakReport) soakCharts() (latency, memory template.HTML) {
+	if sr == nil || sr.Skipped != "" || len(sr.Windows) == 0 {
+		return "", ""
+	}
+	unit, div := "s", 1.0
+	if sr.Seconds >= 600 {
+		unit, div = "min", 60
+	}
+	var xs, p50, p99, mx, rss, heap []float64
+	for _, w := range sr.Windows {
+		xs = append(xs, (w.Start+w.Seconds)/div)
+		p50, p99, mx = append(p50, w.P50), append(p99, w.P99), append(mx, w.Max)
+		rss, heap = append(rss, float64(w.RSS)/(1<<20)), append(heap, float64(w.HeapLive)/(1<<20))
+	}
+	latency = lineSVG("soak: latency per window (ms)", "end of window ("+unit+")", xs,
+		[]series{{"p50", p50}, {"p99", p99}, {"max", mx}}, "%.3g")
+	mem := []series{{"RSS", rss}}
+	if sr.HeapStart > 0 {
+		mem = append(mem, series{"Go live heap", heap})
+	}
+	memory = lineSVG("soak: memory per window (MiB)", "end of window ("+unit+")", xs, mem, "%.1f")
+	return latency, memory
+}
+
+// lineSVG draws a small line chart of series over xs on linear axes, y from
+// 0, with a dot (and its value as a tooltip) per point.
+func lineSVG(title, xLabel string, xs []float64, ss []series, format string) template.HTML {
+	const (
+		left, right, top, bottom = 64, 130, 28, 40
+		plotW, plotH             = 560, 200
+	)
+	width, height := left+plotW+right, top+plotH+bottom
+	maxX, maxY := 0.0, 0.0
+	for _, x := range xs {
+		maxX = max(maxX, x)
+	}
+	for _, s := range ss {
+		for _, v := range s.values {
+			maxY = max(maxY, v)
+		}
+	}
+	if maxX <= 0 {
+		maxX = 1
+	}
+	if maxY <= 0 {
+		maxY = 1
+	}
+	maxY *= 1.1
+	px := func(x float64) float64 { return left + plotW*x/maxX }
+	py := func(y float64) float64 { return top + plotH*(1-y/maxY) }
+	var sb strings.Builder
+	fmt.Fprintf(&sb, `<svg class="chart" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="%s">`, width, height, width, height, esc(title))
+	fmt.Fprintf(&sb, `<text x="4" y="16" class="title">%s</text>`, esc(title))
+	for i := 0; i <= 4; i++ {
+		y := maxY * float64(i) / 4
+		fmt.Fprintf(&sb, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" class="grid"/><text x="%d" y="%.1f" text-anchor="end">%s</text>`,
+			left, py(y), left+plotW, py(y), left-6, py(y)+4, esc(fmt.Sprintf(format, y)))
+		x := maxX * float64(i) / 4
+		fmt.Fprintf(&sb, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`, px(x), top+plotH+16, esc(fmt.Sprintf("%.3g", x)))
+	}
+	fmt.Fprintf(&sb, `<text x="%d" y="%d" text-anchor="middle">%s</text>`, left+plotW/2, top+plotH+34, esc(xLabel))
+	fmt.Fprintf(&sb, `<rect x="%d" y="%d" width="%d" height="%d" class="frame"/>`, left, top, plotW, plotH)
+	for i, s := range ss {
+		colour := palette[i%len(palette)]
+		var pts []string
+		for j, v := range s.values {
+			if j >= len(xs) {
+				break
+			}
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(xs[j]), py(v)))
+			fmt.Fprintf(&sb, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"><title>%s</title></circle>`, px(xs[j]), py(v), colour,
+				esc(fmt.Sprintf("%s at %.3g: "+format, s.name, xs[j], v)))
+		}
+		fmt.Fprintf(&sb, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"><title>%s</title></polyline>`, strings.Join(pts, " "), colour, esc(s.name))
+		ly := top + 10 + i*16
+		fmt.Fprintf(&sb, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"/><text x="%d" y="%d">%s</text>`,
+			left+plotW+10, ly, left+plotW+28, ly, colour, left+plotW+32, ly+4, esc(s.name))
+	}
+	sb.WriteString(`</svg>`)
+	return template.HTML(sb.String()) // every text above went through esc
 }

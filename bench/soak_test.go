@@ -2,6 +2,9 @@ package bench
 
 import (
 	"context"
+	"encoding/xml"
+	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -111,6 +114,19 @@ func TestSoakSmoke(t *testing.T) {
 	for _, want := range []string{"<h2>Soak</h2>", "soak: latency per window", "soak: memory per window"} {
 		if !strings.Contains(page.String(), want) {
 			t.Errorf("HTML report lacks %q", want)
+		}
+	}
+	for i, svg := range regexp.MustCompile(`(?s)<svg.*?</svg>`).FindAllString(page.String(), -1) {
+		d := xml.NewDecoder(strings.NewReader(svg))
+		for {
+			_, err := d.Token()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Errorf("svg %d is not well-formed: %v\n%.300s", i, err, svg)
+				break
+			}
 		}
 	}
 }
