@@ -103,6 +103,9 @@ type RunOptions struct {
 	// its latency runs from its first send, so the time spent refused is
 	// charged. 0: a 503 ends the request like any answer.
 	BusyRetry time.Duration
+	// windows (soak) also records every request's latency and status in
+	// the time window its due time falls in; nil: not recorded.
+	windows *windowed
 }
 
 // client returns a fasthttp client with conns keep-alive connections.
@@ -176,6 +179,8 @@ func Drive(ctx context.Context, t *Target, bodies *Bodies, exp Expect, opts RunO
 			req.SetRequestURI(t.URL)
 			req.Header.SetMethod(fasthttp.MethodPost)
 			req.Header.SetContentType("text/plain; charset=UTF-8")
+			win := opts.windows.worker()
+			defer win.flush()
 			for ctx.Err() == nil {
 				n := ticket.Add(1) - 1
 				if opts.MaxReqs > 0 && n >= opts.MaxReqs {
@@ -211,7 +216,15 @@ func Drive(ctx context.Context, t *Target, bodies *Bodies, exp Expect, opts RunO
 				if err == nil && opts.BusyRetry > 0 && exp.BusyOK && resp.StatusCode() == fasthttp.StatusServiceUnavailable {
 					continue // the run ended while it was refused: counted in Busy only
 				}
-				recordLatency(h, time.Since(due))
+				lat := time.Since(due)
+				recordLatency(h, lat)
+				if win != nil {
+					code := 0 // transport error
+					if err == nil {
+						code = resp.StatusCode()
+					}
+					win.record(due.Sub(start), lat, code)
+				}
 				c.reqs.Add(1)
 				if err != nil {
 					c.errs.Add(1)

@@ -17,6 +17,7 @@ type Report struct {
 	Baselines []*Measurement    `json:"baselines"`
 	Scenarios []*ScenarioReport `json:"scenarios"`
 	Memory    *MemoryReport     `json:"memory,omitempty"`
+	Soak      *SoakReport       `json:"soak,omitempty"`
 	Targets   []TargetCheck     `json:"targets"`
 }
 
@@ -221,6 +222,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	st := r.Settings
 	fmt.Fprintf(w, "target %s, %s, %d conns, %d runs x %gs (medians)\n\n", st.Target, st.Mode, st.Conns, st.Runs, st.Seconds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if len(r.Baselines[0].Runs) == 0 && len(r.Scenarios) == 0 {
+		tw = tabwriter.NewWriter(io.Discard, 0, 0, 2, ' ', 0) // no rounds ran (soak or memory alone): no table
+	}
 	fmt.Fprintln(tw, "scenario\tfigure\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t×hello\t×codec\tbusy\t429\terrors\tbad\t")
 	row := func(scen string, ms *Measurement) {
 		d := ms.Median
@@ -260,6 +264,9 @@ func (r *Report) WriteTable(w io.Writer) {
 				fmt.Fprintf(w, "memory: note: %s\n", n)
 			}
 		}
+	}
+	if r.Soak != nil {
+		r.Soak.writeTable(w)
 	}
 	if len(r.Targets) > 0 {
 		fmt.Fprintln(w, "\ntargets (measured, not asserted):")

@@ -80,6 +80,7 @@ func (r *Report) RenderHTML(w io.Writer) error {
 		"Ratios":     barSVG("Throughput as a ratio to the baselines of the same round", ratios, []string{"× hello", "× codec-only"}, "%.2f", 1),
 		"Curves":     curves,
 	}
+	data["SoakLatency"], data["SoakMemory"] = r.Soak.soakCharts()
 	if err := htmlReport.Execute(w, data); err != nil {
 		return fmt.Errorf("bench: render HTML report: %w", err)
 	}
@@ -315,6 +316,31 @@ One answer in {{.R.Settings.Sample}} fully checked; session pool {{.R.Settings.P
 </table>
 {{range .Notes}}<p class="note">{{.}}</p>
 {{end}}{{end}}{{end}}
+{{with .R.Soak}}<h2>Soak</h2>
+{{if .Skipped}}<p>{{.Skipped}}</p>{{else}}<p>{{.Seconds}} s in open loop at {{f "%.0f" .Rate}} req/s: {{f "%.2f" .Load}} × the mix's closed-loop maximum of {{f "%.0f" .MaxRPS}} req/s
+(measured for {{.Probe.Seconds | f "%.1f"}} s just before); latency from each request's due time; windows of {{.WindowSeconds}} s.</p>
+<table>
+<tr><th>requests (req/s)</th><td class="n">{{.Run.Requests}} ({{f "%.0f" .Run.RPS}})</td></tr>
+<tr><th>errors (not 200)</th><td class="n">{{.Errors}}</td></tr>
+<tr><th>statuses</th><td>{{range $k, $v := .Statuses}}{{$k}}: {{$v}} {{end}}</td></tr>
+<tr><th>status classes</th><td>{{range $k, $v := .Classes}}{{$k}}: {{$v}} {{end}}</td></tr>
+<tr><th>bad / sampled answers</th><td class="n">{{.Run.BadAns}} / {{.Run.Sampled}}</td></tr>
+<tr><th>p50 / p99 / p99.9 / max over the run (ms)</th><td class="n">{{f "%.3f" .Run.P50}} / {{f "%.3f" .Run.P99}} / {{f "%.3f" .Run.P999}} / {{f "%.1f" .Run.Max}}</td></tr>
+<tr><th>p50 drift, last window ÷ first</th><td class="n">{{f "%.2f" .P50Drift}}</td></tr>
+<tr><th>p99 drift, last window ÷ first</th><td class="n">{{f "%.2f" .P99Drift}}</td></tr>
+{{if .RSSStart}}<tr><th>RSS start → end (MiB)</th><td class="n">{{mib .RSSStart}} → {{mib .RSSEnd}}</td></tr>
+<tr><th>RSS growth</th><td class="n">{{f "%+.1f" .RSSGrowthMiB}} MiB ({{f "%+.1f" .RSSGrowthPct}} %)</td></tr>
+{{end}}{{if .HeapStart}}<tr><th>Go live heap start → end (MiB)</th><td class="n">{{mib .HeapStart}} → {{mib .HeapEnd}}</td></tr>
+{{end}}<tr><th>sessions made by the mix's session-new</th><td class="n">{{.SessionsCreated}}</td></tr>
+</table>
+{{range .Notes}}<p class="note">{{.}}</p>
+{{end}}{{$.SoakLatency}}
+{{$.SoakMemory}}
+<table>
+<tr><th>window</th><th>from s</th><th>req/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th><th>errors</th><th>status classes</th><th>RSS MiB</th><th>heap MiB</th></tr>
+{{range $i, $w := .Windows}}<tr><td class="n">{{$i}}</td><td class="n">{{f "%.1f" $w.Start}}</td><td class="n">{{f "%.0f" $w.RPS}}</td><td class="n">{{f "%.3f" $w.P50}}</td><td class="n">{{f "%.3f" $w.P90}}</td><td class="n">{{f "%.3f" $w.P99}}</td><td class="n">{{f "%.1f" $w.Max}}</td><td class="n">{{$w.Errors}}</td><td>{{range $k, $v := $w.Classes}}{{$k}}: {{$v}} {{end}}</td><td class="n">{{mib $w.RSS}}</td><td class="n">{{mib $w.HeapLive}}</td></tr>
+{{end}}</table>
+{{end}}{{end}}
 {{if .R.Targets}}<h2>Targets (measured, never asserted)</h2>
 <table>
 <tr><th>target</th><th>measured</th><th>goal</th><th>met?</th><th>note</th></tr>

@@ -22,6 +22,7 @@ func init() {
 	register("login", setupLogin)
 	register("isolation", setupIsolation)
 	register("mixed", setupMixed)
+	register("soak", nil)   // run apart, after the rounds: see Suite.soak
 	register("memory", nil) // run apart, after the rounds: see Suite.memory
 }
 
@@ -530,6 +531,37 @@ var frontendMix = []mixShare{
 // mixed: frontendMix over the request types the server knows; missing ones
 // are dropped and the others' shares scaled up (the notes say which).
 func setupMixed(ctx context.Context, s *Suite) (*workload, error) {
+	m, err := s.prepareMix()
+	if err != nil {
+		return nil, err
+	}
+	// Every request of the mix is one that succeeds (checked in setup).
+	return &workload{notes: m.notes, measures: []measure{s.simple("mix", s.main, m.bodies, Expect{})}}, nil
+}
+
+// mix is frontendMix set up on the server under test: its bodies, the
+// shares actually sent and notes on what was left out.
+type mix struct {
+	bodies *Bodies
+	used   []mixShare
+	total  int // sum of the used shares' percents
+	notes  []string
+}
+
+// share is the fraction of the mix's requests of type typ (0: not sent).
+func (m *mix) share(typ string) float64 {
+	for _, u := range m.used {
+		if u.typ == typ {
+			return float64(u.percent) / float64(m.total)
+		}
+	}
+	return 0
+}
+
+// prepareMix sets frontendMix up on the server under test (shared by the
+// mixed and soak scenarios): each request type is checked once and dropped
+// (with a note) when the server does not know it.
+func (s *Suite) prepareMix() (*mix, error) {
 	pool, err := s.sessionPool()
 	if err != nil {
 		return nil, err
@@ -553,7 +585,7 @@ func setupMixed(ctx context.Context, s *Suite) (*workload, error) {
 			return Call{Type: "apikey-verify-nosession", ClientIP: clientIP(i), Body: map[string]any{"apikey_dict": keyDict, "user_id": 1, "user_role": "superuser"}}
 		},
 	}
-	w := &workload{}
+	var notes []string
 	var used []mixShare
 	total := 0
 	for _, m := range frontendMix {
@@ -567,7 +599,7 @@ func setupMixed(ctx context.Context, s *Suite) (*workload, error) {
 				err = json.Unmarshal([]byte(a.str("apikey")), &keyDict)
 			}
 			if err != nil {
-				w.notes = append(w.notes, fmt.Sprintf("%s (%d%%) left out: %v", m.typ, m.percent, err))
+				notes = append(notes, fmt.Sprintf("%s (%d%%) left out: %v", m.typ, m.percent, err))
 				continue
 			}
 		}
@@ -575,7 +607,7 @@ func setupMixed(ctx context.Context, s *Suite) (*workload, error) {
 			if !isSkip(err) {
 				return nil, err
 			}
-			w.notes = append(w.notes, fmt.Sprintf("%s (%d%%) left out: %v", m.typ, m.percent, err))
+			notes = append(notes, fmt.Sprintf("%s (%d%%) left out: %v", m.typ, m.percent, err))
 			continue
 		}
 		used = append(used, m)
@@ -588,7 +620,7 @@ func setupMixed(ctx context.Context, s *Suite) (*workload, error) {
 	for _, m := range used {
 		desc = append(desc, fmt.Sprintf("%s %.1f%%", m.typ, 100*float64(m.percent)/float64(total)))
 	}
-	w.notes = append(w.notes, "mix sent: "+strings.Join(desc, ", "))
+	notes = append(notes, "mix sent: "+strings.Join(desc, ", "))
 	// Body i takes its type from slot perm[i%total] of the cumulative
 	// shares: the shares are exact over every total consecutive bodies and
 	// the types are interleaved, not sent in blocks.
@@ -607,7 +639,5 @@ func setupMixed(ctx context.Context, s *Suite) (*workload, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Every request of the mix is one that succeeds (checked in setup).
-	w.measures = []measure{s.simple("mix", s.main, b, Expect{})}
-	return w, nil
+	return &mix{bodies: b, used: used, total: total, notes: notes}, nil
 }

@@ -34,20 +34,23 @@ type Config struct {
 	Rate      float64       // open loop at this many req/s; 0 closed loop
 	Sample    int           // decrypt and check one answer in Sample
 
-	Pool          int    // live sessions for the session scenarios
-	LoginConns    int    // connections of the login storm
-	LoginSessions int    // pre-login sessions made for each login run (bounds it)
-	MemoryN       int    // sessions loaded by the memory scenario
-	CheapHash     bool   // in-process servers: tiny Argon2 parameters
-	Shards        int    // in-process servers: AUTHNZERVER_SHARDS (0 default)
-	RateLimitsOn  string // in-process limits-on server: AUTHNZERVER_RATELIMITS
-	TempDir       string // parent of in-process data directories ("" = os.TempDir)
+	Pool          int           // live sessions for the session scenarios
+	LoginConns    int           // connections of the login storm
+	LoginSessions int           // pre-login sessions made for each login run (bounds it)
+	MemoryN       int           // sessions loaded by the memory scenario
+	Soak          time.Duration // open-loop run of the soak scenario (0: 10 minutes)
+	SoakLoad      float64       // soak rate as a fraction of the mix's closed-loop maximum (0: 0.8)
+	CheapHash     bool          // in-process servers: tiny Argon2 parameters
+	Shards        int           // in-process servers: AUTHNZERVER_SHARDS (0 default)
+	RateLimitsOn  string        // in-process limits-on server: AUTHNZERVER_RATELIMITS
+	TempDir       string        // parent of in-process data directories ("" = os.TempDir)
 	Progress      io.Writer
 	Log           io.Writer // setup and skip messages; nil: discarded
 }
 
 // DefaultScenarios are run when Config.Scenarios is empty. memory is last
-// because it loads the most state and restarts its own server.
+// because it loads the most state and restarts its own server. soak is not
+// among them: it runs for minutes (Config.Soak); ask for it by name.
 var DefaultScenarios = []string{"session-check", "apikey-check", "access-check", "ratelimit-check", "session-new", "login", "isolation", "mixed", "memory"}
 
 // Defaults fills the zero fields of c.
@@ -78,6 +81,12 @@ func (c *Config) Defaults() {
 	}
 	if c.MemoryN <= 0 {
 		c.MemoryN = 1_000_000
+	}
+	if c.Soak <= 0 {
+		c.Soak = 10 * time.Minute
+	}
+	if c.SoakLoad <= 0 {
+		c.SoakLoad = 0.8
 	}
 	if c.RateLimitsOn == "" {
 		// High enough that the benchmark's own traffic is never refused:
@@ -140,7 +149,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg.Defaults()
 	for _, n := range cfg.Scenarios {
 		if _, ok := scenarios[n]; !ok {
-			return nil, fmt.Errorf("bench: unknown scenario %q (known: %s)", n, strings.Join(DefaultScenarios, ", "))
+			return nil, fmt.Errorf("bench: unknown scenario %q (known: %s)", n, strings.Join(sortedKeys(scenarios), ", "))
 		}
 	}
 	s := &Suite{cfg: cfg}
@@ -160,8 +169,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	var lives []live
 	for _, name := range cfg.Scenarios {
-		if name == "memory" {
-			continue
+		if name == "memory" || name == "soak" {
+			continue // run apart, after the rounds
 		}
 		sr := &ScenarioReport{Name: name}
 		rep.Scenarios = append(rep.Scenarios, sr)
@@ -235,6 +244,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		l.rep.finish()
 		if l.w.derive != nil {
 			l.rep.Derived = l.w.derive(l.rep.medians())
+		}
+	}
+	// soak before memory: memory's server stays up until the suite ends
+	// and would count in the in-process soak's resident size.
+	if slices.Contains(cfg.Scenarios, "soak") {
+		sr, err := s.soak(ctx)
+		switch {
+		case errors.Is(err, ErrSkip):
+			rep.Soak = &SoakReport{Skipped: err.Error()}
+		case err != nil && sr != nil: // interrupted: keep what was measured
+			rep.Soak = sr
+			rep.finish()
+			return rep, fmt.Errorf("bench: soak: %w", err)
+		case err != nil:
+			return rep, fmt.Errorf("bench: soak: %w", err)
+		default:
+			rep.Soak = sr
 		}
 	}
 	if slices.Contains(cfg.Scenarios, "memory") {
