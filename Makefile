@@ -29,7 +29,7 @@ fuzz-short:
 fuzz:
 	@./scripts/fuzz-all.sh 60s
 
-# A short run of the benchmark suite (docs/bench.md): table, JSON and HTML in
+# A short run of the benchmark suite (README.md, "Benchmark suite"): table, JSON and HTML in
 # bench/results/ (not committed). `make gobench` runs the Go benchmarks.
 BENCHFLAGS ?= -d 3s -runs 3 -n 100000
 bench:

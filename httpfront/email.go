@@ -20,7 +20,7 @@ import (
 
 // Email requests (spec §2.E): the server sends sign-up verification and
 // forgotten-password mail through the mailer, with a single-use code, and
-// records verification. Protocol choices are in docs/email.md.
+// records verification. Protocol choices are in README.md, "Email".
 
 func init() {
 	smtpKwargs := []param{
@@ -572,7 +572,7 @@ func handleSetEmailSent(c *call) result {
 }
 
 // handleVerifyEmailToken checks a mailed code server-side and uses it up
-// (an extension, docs/email.md): for a frontend that lets the user enter
+// (an extension, README.md, "Email"): for a frontend that lets the user enter
 // the code on one page and acts on it with a later request.
 func handleVerifyEmailToken(c *call) result {
 	email := c.str("email")

@@ -16,7 +16,7 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-// Emailed verification codes (docs/email.md).
+// Emailed verification codes (README.md, "Email").
 //
 // A code the server mints is
 //

@@ -10,7 +10,7 @@ import (
 //
 //   - A request that may change durable state is refused with 503 while the
 //     store refuses writes (a failed WAL write or sync is sticky: see
-//     docs/reliability.md). Checking before the handler means a refused
+//     README.md, "Reliability"). Checking before the handler means a refused
 //     write changes no memory either, so what the server answers stays what
 //     a restart will load. Reads keep being answered from memory.
 //   - Every request is refused with 503 while a shard's mailbox holds more

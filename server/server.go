@@ -203,7 +203,7 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		Debug:        cfg.DebugMode == 1,
 		Observer:     s.observer(),
 
-		// Hostile clients and overload (docs/reliability.md).
+		// Hostile clients and overload (README.md, "Reliability").
 		ReadTimeout:   cfg.ReadTimeout,
 		WriteTimeout:  cfg.WriteTimeout,
 		MaxShardQueue: cfg.MaxShardQueue,

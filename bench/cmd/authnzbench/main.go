@@ -1,4 +1,4 @@
-// Command authnzbench runs the authnzerver benchmark suite (docs/bench.md)
+// Command authnzbench runs the authnzerver benchmark suite (README.md, "Benchmark suite")
 // against our server started in process, or against any
 // authnzerver-compatible server on this machine given by -url and -key.
 package main
