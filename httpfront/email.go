@@ -489,11 +489,8 @@ func handleSetEmailVerified(c *call) result {
 	code := normalizeCode(c.str("verification_token"))
 	withCode := c.has("verification_token")
 	if withCode {
-		switch err := precheckCode(key, code, purposeSignup, email, c.now); {
-		case errors.Is(err, errTokenExpired):
-			return fail("verification token expired")
-		case err != nil:
-			return fail("invalid verification token")
+		if reason := codeReason(precheckCode(key, code, purposeSignup, email, c.now)); reason != "" {
+			return fail(reason)
 		}
 	}
 	id, ok, err := lookupEmail(c.s, email)
@@ -585,11 +582,8 @@ func handleVerifyEmailToken(c *call) result {
 	}
 	key := c.s.ext.mail.opts.TokenKey
 	code := normalizeCode(c.str("verification_token"))
-	switch err := precheckCode(key, code, purpose, email, c.now); {
-	case errors.Is(err, errTokenExpired):
-		return fail("verification token expired")
-	case err != nil:
-		return fail("invalid verification token")
+	if reason := codeReason(precheckCode(key, code, purpose, email, c.now)); reason != "" {
+		return fail(reason)
 	}
 	id, ok, err := lookupEmail(c.s, email)
 	if err != nil {

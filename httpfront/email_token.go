@@ -186,3 +186,17 @@ func DeriveMailKey(secret string) []byte {
 	m.Write([]byte("authnzerver mailed verification code v1"))
 	return m.Sum(nil)
 }
+
+// codeReason is the failure_reason for an error of precheckCode or useCode
+// ("" when err is nil or is not about the code).
+func codeReason(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, errTokenExpired):
+		return "verification token expired"
+	case errors.Is(err, errTokenInvalid):
+		return "invalid verification token"
+	}
+	return ""
+}

@@ -155,11 +155,8 @@ func handleUserResetpass(c *call) result {
 	key := s.ext.mail.opts.TokenKey
 	code := normalizeCode(c.str("verification_token"))
 	if code != "" {
-		switch err := precheckCode(key, code, purposeForgotPass, email, c.now); {
-		case errors.Is(err, errTokenExpired):
-			return failure("verification token expired", "The verification code is not valid.")
-		case err != nil:
-			return failure("invalid verification token", "The verification code is not valid.")
+		if reason := codeReason(precheckCode(key, code, purposeForgotPass, email, c.now)); reason != "" {
+			return failure(reason, "The verification code is not valid.")
 		}
 	}
 	u, found, err := userByEmail(s, email)
@@ -191,11 +188,10 @@ func handleUserResetpass(c *call) result {
 		x.PasswordPHC = phc
 		return nil
 	})
+	if reason := codeReason(err); reason != "" {
+		return failure(reason, "The verification code is not valid.")
+	}
 	switch {
-	case errors.Is(err, errTokenExpired):
-		return failure("verification token expired", "The verification code is not valid.")
-	case errors.Is(err, errTokenInvalid):
-		return failure("invalid verification token", "The verification code is not valid.")
 	case errors.Is(err, shard.ErrUserNotFound):
 		return failure("password update failed in DB", "Password could not be changed.")
 	case err != nil:
