@@ -135,6 +135,7 @@ func TestSuiteSmoke(t *testing.T) {
 		"apikey-check":    {"apikey-verify-nosession", "apikey-verify"},
 		"access-check":    {"user-check-access"},
 		"ratelimit-check": {"user-check-limit", "session-exists limits off", "session-exists limits on"},
+		"metrics-check":   {"session-exists metrics off", "session-exists metrics on"},
 		"session-new":     {"session-new"},
 		"login":           {"user-login"},
 		"isolation":       {"session-exists alone", "session-exists during login storm", "user-login storm"},

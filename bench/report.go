@@ -190,6 +190,11 @@ func (r *Report) finish() {
 			r.Targets = append(r.Targets, TargetCheck{Name: "session-exists req/s limits on vs off", Value: v, Goal: ">= 0.90", Met: v >= 0.9})
 		}
 	}
+	if s := r.scenario("metrics-check"); s != nil {
+		if v, ok := s.Derived["rps_metrics_on_vs_off"]; ok {
+			r.Targets = append(r.Targets, TargetCheck{Name: "session-exists req/s metrics on vs off", Value: v, Goal: ">= 0.95", Met: v >= 0.95})
+		}
+	}
 	if m := r.Memory; m != nil && m.Skipped == "" {
 		note := ""
 		if m.Sessions != 1_000_000 {

@@ -18,6 +18,7 @@ func init() {
 	register("apikey-check", setupAPIKeyCheck)
 	register("access-check", setupAccessCheck)
 	register("ratelimit-check", setupRateLimitCheck)
+	register("metrics-check", setupMetricsCheck)
 	register("session-new", setupSessionNew)
 	register("login", setupLogin)
 	register("isolation", setupIsolation)
@@ -640,4 +641,45 @@ func (s *Suite) prepareMix() (*mix, error) {
 		return nil, err
 	}
 	return &mix{bodies: b, used: used, total: total, notes: notes}, nil
+}
+
+// metrics-check: session-exists on our server with the Prometheus endpoint
+// off (the main server) and on (a second in-process server with
+// AUTHNZERVER_METRICSADDR set), in the same rounds: the cost of metrics on
+// the hot path. Only for in-process servers.
+func setupMetricsCheck(ctx context.Context, s *Suite) (*workload, error) {
+	w := &workload{}
+	if s.cfg.URL != "" {
+		w.notes = append(w.notes, "external server: metrics on vs off is measured only in process")
+		return w, nil
+	}
+	pool, err := s.sessionPool()
+	if err != nil {
+		return nil, err
+	}
+	off, err := sessionExistsBodies(s, s.main, pool)
+	if err != nil {
+		return nil, err
+	}
+	w.measures = append(w.measures, s.simple("session-exists metrics off", s.main, off, Expect{}))
+	l, err := s.startLocal(map[string]string{"AUTHNZERVER_METRICSADDR": "127.0.0.1:0"})
+	if err != nil {
+		return nil, err
+	}
+	c := newCaller(l.Target, 16)
+	defer c.close()
+	onPool, err := makeSessions(c, s.cfg.Pool, 1)
+	if err != nil {
+		return nil, fmt.Errorf("metrics-on server: %w", err)
+	}
+	onBodies, err := sessionExistsBodies(s, l.Target, onPool)
+	if err != nil {
+		return nil, err
+	}
+	w.measures = append(w.measures, s.simple("session-exists metrics on", l.Target, onBodies, Expect{}))
+	w.derive = func(med map[string]Stats) map[string]float64 {
+		a, b := med["session-exists metrics on"], med["session-exists metrics off"]
+		return map[string]float64{"rps_metrics_on_vs_off": ratio(a.RPS, b.RPS), "p99_metrics_on_vs_off": ratio(a.P99, b.P99)}
+	}
+	return w, nil
 }

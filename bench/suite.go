@@ -51,7 +51,7 @@ type Config struct {
 // DefaultScenarios are run when Config.Scenarios is empty. memory is last
 // because it loads the most state and restarts its own server. soak is not
 // among them: it runs for minutes (Config.Soak); ask for it by name.
-var DefaultScenarios = []string{"session-check", "apikey-check", "access-check", "ratelimit-check", "session-new", "login", "isolation", "mixed", "memory"}
+var DefaultScenarios = []string{"session-check", "apikey-check", "access-check", "ratelimit-check", "metrics-check", "session-new", "login", "isolation", "mixed", "memory"}
 
 // Defaults fills the zero fields of c.
 func (c *Config) Defaults() {
