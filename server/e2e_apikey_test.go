@@ -354,7 +354,13 @@ func TestAPIKeyRefresh(t *testing.T) {
 	ts := servertest.Start(t)
 	c, rt := newFreeKey(t, ts, 1, "superuser", 600, 0, 3600, 0)
 
-	r := ts.Do("apikey-refresh-nosession", refreshBody(c, rt[:42]+"A", 1, "superuser"))
+	// Another token of the same form: change the last character (one of the
+	// 16 that end a 32-byte base64url string) to a different one.
+	wrong := rt[:42] + "A"
+	if wrong == rt {
+		wrong = rt[:42] + "E"
+	}
+	r := ts.Do("apikey-refresh-nosession", refreshBody(c, wrong, 1, "superuser"))
 	if r.Success || r.FailureReason != "provided refresh token does not match stored refresh token" || r.Messages[0] != msgRefresh {
 		t.Errorf("wrong refresh token: %v %q %q", r.Success, r.FailureReason, r.Messages)
 	}
