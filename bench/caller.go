@@ -40,15 +40,12 @@ func newCaller(t *Target, conns int) *caller { return &caller{t: t, hc: t.client
 
 func (c *caller) close() { c.hc.CloseIdleConnections() }
 
-// call sends one request and decrypts the answer.
-func (c *caller) call(call Call) (Answer, error) {
-	plain, err := envelope(call, 1)
-	if err != nil {
-		return Answer{}, err
-	}
+// post seals plain, sends it to POST / and returns the answer's status and
+// a copy of its body.
+func (c *caller) post(plain []byte) (int, []byte, error) {
 	sealed, err := c.t.Codec.Seal(plain)
 	if err != nil {
-		return Answer{}, err
+		return 0, nil, err
 	}
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
@@ -58,12 +55,25 @@ func (c *caller) call(call Call) (Answer, error) {
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.SetBodyRaw(sealed)
 	if err := c.hc.DoTimeout(req, resp, 60*time.Second); err != nil {
+		return 0, nil, err
+	}
+	return resp.StatusCode(), append([]byte(nil), resp.Body()...), nil
+}
+
+// call sends one request and decrypts the answer.
+func (c *caller) call(call Call) (Answer, error) {
+	plain, err := envelope(call, 1)
+	if err != nil {
+		return Answer{}, err
+	}
+	status, body, err := c.post(plain)
+	if err != nil {
 		return Answer{}, fmt.Errorf("bench: %s: %w", call.Type, err)
 	}
-	a := Answer{Status: resp.StatusCode()}
-	opened, err := c.t.Codec.Open(resp.Body())
+	a := Answer{Status: status}
+	opened, err := c.t.Codec.Open(body)
 	if err != nil {
-		a.Reason = string(resp.Body())
+		a.Reason = string(body)
 		return a, nil
 	}
 	var env wire.Response
@@ -148,21 +158,11 @@ func (a Answer) str(key string) string {
 // request without client_ipaddr is refused with 400 (spec §5.3); with
 // them off it is answered.
 func limiterOn(c *caller) (bool, error) {
-	sealed, err := c.t.Codec.Seal([]byte(`{"request":"session-exists","body":{"session_token":"x"},"reqid":1}`))
+	code, _, err := c.post([]byte(`{"request":"session-exists","body":{"session_token":"x"},"reqid":1}`))
 	if err != nil {
-		return false, err
-	}
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(c.t.URL)
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.SetBodyRaw(sealed)
-	if err := c.hc.DoTimeout(req, resp, 60*time.Second); err != nil {
 		return false, fmt.Errorf("bench: limiter probe: %w", err)
 	}
-	switch code := resp.StatusCode(); code {
+	switch code {
 	case fasthttp.StatusBadRequest:
 		return true, nil
 	case fasthttp.StatusOK:

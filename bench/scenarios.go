@@ -221,26 +221,22 @@ func setupRateLimitCheck(ctx context.Context, s *Suite) (*workload, error) {
 		w.notes = append(w.notes, "no limits-on server (give -url2): limits on vs off not measured")
 		return w, nil
 	}
-	c := newCaller(on, 16)
-	defer c.close()
 	// A server whose limiter is off answers a request without
 	// client_ipaddr; with limits on it is refused with 400 (spec §5.3).
 	// Without this check a misconfigured "limits on" server would compare
 	// two identical servers.
-	if limited, err := limiterOn(c); err != nil {
-		return nil, fmt.Errorf("limits-on server: %w", err)
-	} else if !limited {
-		return nil, fmt.Errorf("limits-on server %s answers requests without client_ipaddr: its rate limits are off", on.URL)
-	}
-	onPool, err := makeSessions(c, s.cfg.Pool, 1)
+	m, err := s.sessionExistsOn("session-exists limits on", on, func(c *caller) error {
+		if limited, err := limiterOn(c); err != nil {
+			return err
+		} else if !limited {
+			return fmt.Errorf("%s answers requests without client_ipaddr: its rate limits are off", on.URL)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("limits-on server: %w", err)
 	}
-	onBodies, err := sessionExistsBodies(s, on, onPool)
-	if err != nil {
-		return nil, err
-	}
-	w.measures = append(w.measures, s.simple("session-exists limits on", on, onBodies, Expect{}))
+	w.measures = append(w.measures, m)
 	w.derive = func(med map[string]Stats) map[string]float64 {
 		a, b := med["session-exists limits on"], med["session-exists limits off"]
 		return map[string]float64{"rps_limits_on_vs_off": ratio(a.RPS, b.RPS), "p99_limits_on_vs_off": ratio(a.P99, b.P99)}
@@ -666,20 +662,36 @@ func setupMetricsCheck(ctx context.Context, s *Suite) (*workload, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := newCaller(l.Target, 16)
-	defer c.close()
-	onPool, err := makeSessions(c, s.cfg.Pool, 1)
+	m, err := s.sessionExistsOn("session-exists metrics on", l.Target, nil)
 	if err != nil {
 		return nil, fmt.Errorf("metrics-on server: %w", err)
 	}
-	onBodies, err := sessionExistsBodies(s, l.Target, onPool)
-	if err != nil {
-		return nil, err
-	}
-	w.measures = append(w.measures, s.simple("session-exists metrics on", l.Target, onBodies, Expect{}))
+	w.measures = append(w.measures, m)
 	w.derive = func(med map[string]Stats) map[string]float64 {
 		a, b := med["session-exists metrics on"], med["session-exists metrics off"]
 		return map[string]float64{"rps_metrics_on_vs_off": ratio(a.RPS, b.RPS), "p99_metrics_on_vs_off": ratio(a.P99, b.P99)}
 	}
 	return w, nil
+}
+
+// sessionExistsOn prepares a session-exists measurement named name on a
+// second server t: check (when not nil) vets the server first, then a pool
+// of its own sessions is made there.
+func (s *Suite) sessionExistsOn(name string, t *Target, check func(c *caller) error) (measure, error) {
+	c := newCaller(t, 16)
+	defer c.close()
+	if check != nil {
+		if err := check(c); err != nil {
+			return measure{}, err
+		}
+	}
+	pool, err := makeSessions(c, s.cfg.Pool, 1)
+	if err != nil {
+		return measure{}, err
+	}
+	bodies, err := sessionExistsBodies(s, t, pool)
+	if err != nil {
+		return measure{}, err
+	}
+	return s.simple(name, t, bodies, Expect{}), nil
 }
