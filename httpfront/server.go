@@ -184,6 +184,9 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 	return s.fast.ServeTLS(ln, certFile, keyFile)
 }
 
+// OpenConnections reports how many client connections are open now.
+func (s *Server) OpenConnections() int32 { return s.fast.GetOpenConnectionsCount() }
+
 // Shutdown stops accepting and waits for open requests to finish.
 func (s *Server) Shutdown() error { return s.fast.Shutdown() }
 

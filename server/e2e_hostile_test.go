@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -286,4 +287,73 @@ func TestShardQueueBoundSheds(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestSlowReaderDisconnected: a client that sends requests but never reads
+// the answers cannot hold a connection (and its goroutine) past the write
+// timeout, and other clients are served meanwhile.
+func TestSlowReaderDisconnected(t *testing.T) {
+	ts := servertest.Start(t,
+		servertest.Env("AUTHNZERVER_WRITETIMEOUT", "1"),
+		servertest.Env("AUTHNZERVER_READTIMEOUT", "120"),
+		servertest.Env("AUTHNZERVER_IDLETIMEOUT", "120"),
+		servertest.Env("AUTHNZERVER_RATELIMITS", "none"))
+	// A tiny receive window makes the server's writes block soon.
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	conn, err := d.Dial("tcp", hostOf(ts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	front := ts.Srv.Front
+	// Pipeline requests without reading until our own writes stall (the
+	// server stopped reading because its writes are blocked) or a bound.
+	batch := bytes.Repeat([]byte("GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"), 100)
+	writerDone := make(chan int, 1)
+	go func() {
+		sent := 0
+		conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		for sent < 200_000 {
+			if _, err := conn.Write(batch); err != nil {
+				break
+			}
+			sent += 100
+		}
+		writerDone <- sent
+	}()
+	// The connection is open while the server is stuck writing to it...
+	for deadline := time.Now().Add(10 * time.Second); front.OpenConnections() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the pipelining client's connection never showed as open")
+		}
+	}
+	// (A one-off connection, so that only the stalled one stays open.)
+	other, err := net.Dial("tcp", hostOf(ts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Write([]byte("GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
+	if status, err := readStatus(other, 10*time.Second); status != 200 {
+		t.Errorf("other client while a reader stalls: status %d (%v); want 200", status, err)
+	}
+	other.Close()
+	// ...and is closed by the server soon after the write timeout, although
+	// the client never closes it and the read and idle timeouts are long.
+	start := time.Now()
+	for front.OpenConnections() > 0 {
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("%d connections still open 20 s into a stalled read; want the write timeout (1 s) to close it", front.OpenConnections())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("stalled reader disconnected after %v; requests sent %d", time.Since(start).Round(time.Millisecond), <-writerDone)
 }
