@@ -2,10 +2,13 @@ package actors
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/textproto"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -101,6 +104,22 @@ type SMTPSettings struct {
 	// password over an unencrypted connection.
 	User, Pass string
 	TLS        MailTLS
+	// RootCAs verify the server's STARTTLS certificate; nil means the
+	// system's roots.
+	RootCAs *x509.CertPool
+}
+
+// LoadMailCAs reads a PEM file of CA certificates for SMTPSettings.RootCAs.
+func LoadMailCAs(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("actors: email CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("actors: email CA file %s: no PEM certificate in it", path)
+	}
+	return pool, nil
 }
 
 // Mail is one plain-text message. The caller has checked that no header
@@ -381,6 +400,9 @@ func sendSMTP(ctx context.Context, m *Mail) error {
 		opts = append(opts, mail.WithTLSPolicy(mail.NoTLS))
 	default:
 		opts = append(opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
+	}
+	if m.SMTP.RootCAs != nil {
+		opts = append(opts, mail.WithTLSConfig(&tls.Config{ServerName: m.SMTP.Host, RootCAs: m.SMTP.RootCAs, MinVersion: tls.VersionTLS12}))
 	}
 	if m.SMTP.User != "" {
 		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover),

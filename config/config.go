@@ -41,6 +41,7 @@ type Config struct {
 	EmailPass      string        // AUTHNZERVER_EMAILPASS
 	EmailSender    string        // AUTHNZERVER_EMAILSENDER
 	EmailTLS       string        // AUTHNZERVER_EMAILTLS: starttls (if offered) | required | none
+	EmailCAFile    string        // AUTHNZERVER_EMAILCAFILE: PEM CAs that sign the SMTP server's certificate
 	TLSCertFile    string        // AUTHNZERVER_TLSCERTFILE
 	TLSCertKey     string        // AUTHNZERVER_TLSCERTKEY
 	TokenMaxAge    time.Duration // AUTHNZERVER_TOKENMAXAGE: seconds; 0 = any age
@@ -130,6 +131,7 @@ var items = []item{
 	{name: "emailpass", env: "AUTHNZERVER_EMAILPASS", def: "", help: "SMTP password", set: str(func(c *Config) *string { return &c.EmailPass })},
 	{name: "emailsender", env: "AUTHNZERVER_EMAILSENDER", def: "Authnzerver <authnzerver@localhost>", help: "From address of mail", set: str(func(c *Config) *string { return &c.EmailSender })},
 	{name: "emailtls", env: "AUTHNZERVER_EMAILTLS", def: "starttls", help: "starttls (when offered), required, or none", set: str(func(c *Config) *string { return &c.EmailTLS })},
+	{name: "emailcafile", env: "AUTHNZERVER_EMAILCAFILE", def: "", help: "PEM file of the CAs that sign the SMTP server's certificate (empty: the system's)", set: str(func(c *Config) *string { return &c.EmailCAFile })},
 	{name: "tlscertfile", env: "AUTHNZERVER_TLSCERTFILE", def: "", help: "TLS certificate (PEM); TLS is on when both are set", set: str(func(c *Config) *string { return &c.TLSCertFile })},
 	{name: "tlscertkey", env: "AUTHNZERVER_TLSCERTKEY", def: "", help: "TLS private key (PEM)", set: str(func(c *Config) *string { return &c.TLSCertKey })},
 	{name: "tokenmaxage", env: "AUTHNZERVER_TOKENMAXAGE", def: "120", help: "seconds a request token stays valid (0: any age)", set: func(c *Config, v string) error {

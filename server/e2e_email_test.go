@@ -1,16 +1,20 @@
 package server_test
 
 import (
+	"crypto/tls"
 	"io"
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	smtp "github.com/emersion/go-smtp"
 
 	"github.com/authnzerver/authnzerver/actors"
@@ -21,29 +25,56 @@ import (
 // A real SMTP server on a loopback port that keeps what it receives.
 
 type sentMail struct {
-	from string
-	to   []string
-	msg  *mail.Message
-	body string // decoded
+	from     string
+	to       []string
+	msg      *mail.Message
+	body     string // decoded
+	overTLS  bool   // the session had done STARTTLS
+	authUser string // who authenticated, if anyone
 }
 
 type mailSink struct {
 	mu   sync.Mutex
 	msgs []sentMail
 	port int
+	// With user set, the sink refuses mail from unauthenticated sessions
+	// (and go-smtp offers AUTH only after STARTTLS).
+	user, pass string
+	authTries  int // guarded by mu
 }
 
-func (k *mailSink) NewSession(*smtp.Conn) (smtp.Session, error) { return &sinkSession{k: k}, nil }
+func (k *mailSink) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &sinkSession{k: k, conn: c}, nil
+}
 
 type sinkSession struct {
-	k    *mailSink
-	from string
-	to   []string
+	k        *mailSink
+	conn     *smtp.Conn
+	from     string
+	to       []string
+	authUser string
+}
+
+func (s *sinkSession) AuthMechanisms() []string { return []string{sasl.Plain} }
+func (s *sinkSession) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(identity, user, pass string) error {
+		s.k.mu.Lock()
+		s.k.authTries++
+		s.k.mu.Unlock()
+		if s.k.user == "" || user != s.k.user || pass != s.k.pass || (identity != "" && identity != user) {
+			return smtp.ErrAuthFailed // 535: permanent, as a real relay answers
+		}
+		s.authUser = user
+		return nil
+	}), nil
 }
 
 func (s *sinkSession) Reset()        { s.from, s.to = "", nil }
 func (s *sinkSession) Logout() error { return nil }
 func (s *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+	if s.k.user != "" && s.authUser == "" {
+		return smtp.ErrAuthRequired
+	}
 	s.from = from
 	return nil
 }
@@ -66,7 +97,9 @@ func (s *sinkSession) Data(r io.Reader) error {
 		return err
 	}
 	s.k.mu.Lock()
-	s.k.msgs = append(s.k.msgs, sentMail{from: s.from, to: s.to, msg: m, body: strings.ReplaceAll(string(body), "\r\n", "\n")})
+	_, overTLS := s.conn.TLSConnectionState()
+	s.k.msgs = append(s.k.msgs, sentMail{from: s.from, to: s.to, msg: m, body: strings.ReplaceAll(string(body), "\r\n", "\n"),
+		overTLS: overTLS, authUser: s.authUser})
 	s.k.mu.Unlock()
 	return nil
 }
@@ -89,8 +122,25 @@ func (k *mailSink) last(t *testing.T) sentMail {
 
 func startSMTP(t *testing.T) *mailSink {
 	t.Helper()
-	k := &mailSink{}
+	return startSMTPWith(t, &mailSink{}, nil)
+}
+
+// startSMTPTLS starts a sink that offers STARTTLS with a certificate for
+// 127.0.0.1 and requires AUTH PLAIN as user/pass; caFile trusts it.
+func startSMTPTLS(t *testing.T, user, pass string) (sink *mailSink, caFile string) {
+	t.Helper()
+	certFile, keyFile, _ := writeSelfSigned(t)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startSMTPWith(t, &mailSink{user: user, pass: pass}, &tls.Config{Certificates: []tls.Certificate{cert}}), certFile
+}
+
+func startSMTPWith(t *testing.T, k *mailSink, tlsConfig *tls.Config) *mailSink {
+	t.Helper()
 	srv := smtp.NewServer(k)
+	srv.TLSConfig = tlsConfig
 	srv.Domain = "localhost"
 	srv.ReadTimeout = 10 * time.Second
 	srv.WriteTimeout = 10 * time.Second
@@ -477,6 +527,81 @@ func TestEmailTLSRequired(t *testing.T) {
 	r := ts.Do("user-sendemail-forgotpass", forgotMailBody(active, ts.NewSession(0)))
 	if r.Success || r.FailureReason != "forgot-pass verification email could not be sent because email server issue" || sink.count() != 0 {
 		t.Errorf("TLS required, not offered: success %v reason %q mails %d", r.Success, r.FailureReason, sink.count())
+	}
+}
+
+// TestEmailSTARTTLSAndAuth: against a server that offers STARTTLS with a
+// certificate from AUTHNZERVER_EMAILCAFILE and requires AUTH, mail goes out
+// encrypted and authenticated; a wrong password or an untrusted
+// certificate is the "email server issue" failure and sends nothing.
+func TestEmailSTARTTLSAndAuth(t *testing.T) {
+	const smtpUser, smtpPass = "mailer", "relay-secret-1"
+	sink, caFile := startSMTPTLS(t, smtpUser, smtpPass)
+	const failed = "forgot-pass verification email could not be sent because email server issue"
+	tests := []struct {
+		name    string
+		env     []servertest.Option
+		wantOK  bool
+		wantTLS bool
+	}{
+		{"required, trusted CA, right password", []servertest.Option{
+			servertest.Env("AUTHNZERVER_EMAILTLS", "required"), servertest.Env("AUTHNZERVER_EMAILCAFILE", caFile),
+			servertest.Env("AUTHNZERVER_EMAILUSER", smtpUser), servertest.Env("AUTHNZERVER_EMAILPASS", smtpPass)}, true, true},
+		{"opportunistic, trusted CA, right password", []servertest.Option{
+			servertest.Env("AUTHNZERVER_EMAILCAFILE", caFile),
+			servertest.Env("AUTHNZERVER_EMAILUSER", smtpUser), servertest.Env("AUTHNZERVER_EMAILPASS", smtpPass)}, true, true},
+		{"wrong password", []servertest.Option{
+			servertest.Env("AUTHNZERVER_EMAILTLS", "required"), servertest.Env("AUTHNZERVER_EMAILCAFILE", caFile),
+			servertest.Env("AUTHNZERVER_EMAILUSER", smtpUser), servertest.Env("AUTHNZERVER_EMAILPASS", "wrong")}, false, false},
+		{"no credentials", []servertest.Option{
+			servertest.Env("AUTHNZERVER_EMAILTLS", "required"), servertest.Env("AUTHNZERVER_EMAILCAFILE", caFile)}, false, false},
+		{"untrusted certificate", []servertest.Option{
+			servertest.Env("AUTHNZERVER_EMAILTLS", "required"),
+			servertest.Env("AUTHNZERVER_EMAILUSER", smtpUser), servertest.Env("AUTHNZERVER_EMAILPASS", smtpPass)}, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startWithMail(t, sink.port, tc.env...)
+			const email = "relay@example.org"
+			ts.NewUser(email, goodPassword)
+			before := sink.count()
+			sink.mu.Lock()
+			triesBefore := sink.authTries
+			sink.mu.Unlock()
+			r := ts.Do("user-sendemail-forgotpass", forgotMailBody(email, ts.NewSession(0)))
+			if tc.wantOK {
+				if !r.Success || sink.count() != before+1 {
+					t.Fatalf("success %v reason %q mails %d->%d; want one mail", r.Success, r.FailureReason, before, sink.count())
+				}
+				if m := sink.last(t); m.overTLS != tc.wantTLS || m.authUser != smtpUser {
+					t.Errorf("mail over TLS %v as %q; want TLS %v as %q", m.overTLS, m.authUser, tc.wantTLS, smtpUser)
+				}
+				return
+			}
+			if r.Success || r.FailureReason != failed || sink.count() != before {
+				t.Errorf("success %v reason %q mails %d->%d; want the email-server failure and no mail", r.Success, r.FailureReason, before, sink.count())
+			}
+			// A refused password is a permanent failure: not retried.
+			sink.mu.Lock()
+			tries := sink.authTries - triesBefore
+			sink.mu.Unlock()
+			if tries > 1 {
+				t.Errorf("AUTH tried %d times; want at most once", tries)
+			}
+		})
+	}
+}
+
+func TestEmailCAFileUnreadableStopsStart(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(bad, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{bad, filepath.Join(t.TempDir(), "missing.pem")} {
+		err := startErr(t, map[string]string{"AUTHNZERVER_EMAILCAFILE": path})
+		if err == nil || !strings.Contains(err.Error(), "email CA file") {
+			t.Errorf("AUTHNZERVER_EMAILCAFILE=%s: got %v; want a start-up error naming the email CA file", path, err)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ package server
 
 import (
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -191,6 +192,13 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		s.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	var mailCAs *x509.CertPool
+	if cfg.EmailCAFile != "" {
+		if mailCAs, err = actors.LoadMailCAs(cfg.EmailCAFile); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
 	s.Mailer = actors.NewMailer(s.system, actors.MailerOptions{})
 	hosts := strings.Split(cfg.AllowedHosts, ";")
 	s.Front, err = httpfront.New(httpfront.Options{
@@ -218,7 +226,7 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		},
 		Mail: httpfront.MailOptions{
 			SMTP: actors.SMTPSettings{Host: cfg.EmailServer, Port: cfg.EmailPort,
-				User: cfg.EmailUser, Pass: cfg.EmailPass, TLS: mailTLS},
+				User: cfg.EmailUser, Pass: cfg.EmailPass, TLS: mailTLS, RootCAs: mailCAs},
 			Sender:   cfg.EmailSender,
 			TokenKey: httpfront.DeriveMailKey(wire.ParseKeyList(secret)[0]),
 		},
