@@ -231,16 +231,21 @@ func TestShardQueueBoundSheds(t *testing.T) {
 	// Stall shard 0 (test only: shard operations must never block), then
 	// queue more messages behind it than the bound.
 	release := make(chan struct{})
+	stalled := make(chan struct{})
 	var wg sync.WaitGroup
 	stall := func() {
 		defer wg.Done()
 		actors.Do(core, shard.Route(0), func(*shard.Shard, time.Time) (struct{}, []shard.Mutation, error) {
+			close(stalled)
 			<-release
 			return struct{}{}, nil, nil
 		})
 	}
 	wg.Add(1)
 	go stall()
+	// Only once the shard is stuck do the others pile up behind it (the
+	// goroutines would otherwise run in any order).
+	<-stalled
 	for range 3 * bound {
 		wg.Add(1)
 		go func() {
