@@ -256,8 +256,18 @@ func removeUser(s *Server, u shard.User) error {
 	if err := durable(res); err != nil {
 		return err
 	}
-	if _, err := deleteAllUserSessions(s, u.ID); err != nil {
+	// Its sessions and session-less API keys go at once, in one fan-out
+	// (keys tied to a session die with it).
+	rs, err := actors.DoAll(s.deps.Core, func(sh *shard.Shard, _ time.Time) (struct{}, []shard.Mutation, error) {
+		_, muts := sh.DeleteUserSessions(u.ID, nil)
+		_, keyMuts := sh.RevokeUserAPIKeys(u.ID, "")
+		return struct{}{}, append(muts, keyMuts...), nil
+	})
+	if err != nil {
 		return err
+	}
+	if err := actors.WaitAll(rs); err != nil {
+		return errUnwritable
 	}
 	releaseKey(s, u.Email, u.ID)
 	releaseKey(s, systemIDKey(u.SystemID), u.ID)

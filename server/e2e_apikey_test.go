@@ -683,3 +683,42 @@ func TestAPIKeyRestart(t *testing.T) {
 		t.Errorf("refreshed key after restart: %q", reason)
 	}
 }
+
+// TestAPIKeysGoWithTheirUser: deleting a user deletes its session-less keys
+// at once, from memory and disk, and no one else's.
+func TestAPIKeysGoWithTheirUser(t *testing.T) {
+	ts := servertest.Start(t)
+	doomed := addUser(t, ts, "authenticated", true)
+	other := addUser(t, ts, "authenticated", true)
+	var doomedKeys []map[string]any
+	for range 3 {
+		c, _ := newFreeKey(t, ts, doomed, "authenticated", 600, 0, 3600, 0)
+		doomedKeys = append(doomedKeys, c)
+	}
+	otherKey, _ := newFreeKey(t, ts, other, "authenticated", 600, 0, 3600, 0)
+	keyCount := func() int {
+		t.Helper()
+		n, err := ts.Srv.Core.Counts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.APIKeys
+	}
+	before := keyCount()
+	ts.MustSucceed("internal-user-delete", map[string]any{"target_userid": doomed})
+	if got := keyCount(); got != before-3 {
+		t.Errorf("API keys after deleting their user: %d; want %d", got, before-3)
+	}
+	ts.Restart()
+	if got := keyCount(); got != before-3 {
+		t.Errorf("API keys after a restart: %d; want %d (deleted from disk too)", got, before-3)
+	}
+	for i, c := range doomedKeys {
+		if ok, _ := verifyOK(t, ts, "apikey-verify-nosession", c, doomed, "authenticated"); ok {
+			t.Errorf("deleted user's key %d verifies", i)
+		}
+	}
+	if ok, _ := verifyOK(t, ts, "apikey-verify-nosession", otherKey, other, "authenticated"); !ok {
+		t.Errorf("another user's key went with the deleted user")
+	}
+}

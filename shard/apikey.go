@@ -276,13 +276,14 @@ func (s *Shard) RevokeAPIKey(kind APIKeyKind, d APIKeyDigest, uid UserID, role, 
 	return true, []Mutation{{Key: apiKeyKey(k.Kind, &k.Digest)}}
 }
 
-// RevokeUserAPIKeys deletes every no-session key of user uid with role held
-// by this shard, and returns how many it deleted.
+// RevokeUserAPIKeys deletes every no-session key of user uid with role
+// (any role when role is empty: the user is being deleted) held by this
+// shard, and returns how many it deleted.
 func (s *Shard) RevokeUserAPIKeys(uid UserID, role string) (int, []Mutation) {
 	var muts []Mutation
 	for i := range s.apikeys.byUser[uid] {
 		k := s.apikeys.keys[KeyNoSession][i]
-		if k == nil || k.Role != role {
+		if k == nil || (role != "" && k.Role != role) {
 			continue
 		}
 		s.apikeys.remove(k)

@@ -155,6 +155,16 @@ func TestAPIKeyRevokeUser(t *testing.T) {
 	if n, _ := s.RevokeUserAPIKeys(7, "authenticated"); n != 0 {
 		t.Errorf("second revoke-all revoked %d; want 0", n)
 	}
+	// A deleted user's keys go whatever their role; others' stay.
+	if n, _ := s.RevokeUserAPIKeys(7, ""); n != 1 {
+		t.Errorf("revoke of every role revoked %d; want 1 (the staff key)", n)
+	}
+	if _, err := s.VerifyAPIKey(KeyNoSession, DigestAPIKey("c"), 7, "staff", at); err == nil {
+		t.Error("staff key of user 7 still verifies after the any-role revoke")
+	}
+	if _, err := s.VerifyAPIKey(KeyNoSession, DigestAPIKey("d"), 8, "authenticated", at); err != nil {
+		t.Errorf("user 8's key after user 7's revoke: %v", err)
+	}
 }
 
 func TestAPIKeyCollision(t *testing.T) {
