@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -35,7 +36,7 @@ func main() {
 
 func run() error {
 	var cfg bench.Config
-	var scen, jsonPath, htmlPath string
+	var scen, jsonPath, htmlPath, cpuProfile string
 	var quiet bool
 	flag.StringVar(&cfg.URL, "url", "", "external server URL (loopback only); empty starts our server in process")
 	flag.StringVar(&cfg.Key, "key", os.Getenv("AUTHNZERVER_SECRET"), "Fernet key of the external server (default $AUTHNZERVER_SECRET)")
@@ -59,7 +60,19 @@ func run() error {
 	flag.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
 	flag.StringVar(&htmlPath, "html", "", "also write a self-contained HTML report with charts to this file")
 	flag.BoolVar(&quiet, "q", false, "no progress line")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (load generator and in-process server) to this file")
 	flag.Parse()
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cfg.Scenarios = strings.Split(scen, ",")
 	cfg.Log = os.Stderr
 	if !quiet {
