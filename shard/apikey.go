@@ -303,22 +303,23 @@ func (s *Shard) DeleteAPIKey(kind APIKeyKind, d APIKeyDigest) []Mutation {
 	return []Mutation{{Key: apiKeyKey(k.Kind, &k.Digest)}}
 }
 
-// SweepAPIKeys deletes keys that can never be used again (see deadAt), at
-// most limit of them (0: no limit). Session-tied keys whose session was
+// SweepAPIKeys deletes keys that can never be used again (see deadAt),
+// looking at no more than limit keys of each kind (0: no limit; see
+// SweepSessions for why the scan is bounded). Session-tied keys whose session was
 // deleted before expiring are not seen here (the session lives on another
 // shard); verification refuses them and deletes them when it meets them, and
 // this sweep deletes the rest when the session's expiry passes.
 func (s *Shard) SweepAPIKeys(now time.Time, limit int) []Mutation {
 	var muts []Mutation
 	for kind := range s.apikeys.keys {
+		scanned := 0
 		for _, k := range s.apikeys.keys[kind] {
-			if !k.deadAt(now) {
-				continue
+			if k.deadAt(now) {
+				s.apikeys.remove(k)
+				muts = append(muts, Mutation{Key: apiKeyKey(k.Kind, &k.Digest)})
 			}
-			s.apikeys.remove(k)
-			muts = append(muts, Mutation{Key: apiKeyKey(k.Kind, &k.Digest)})
-			if limit > 0 && len(muts) >= limit {
-				return muts
+			if scanned++; limit > 0 && scanned >= limit {
+				break
 			}
 		}
 	}

@@ -225,16 +225,25 @@ func (s *Shard) EditSessionExtra(d SessionDigest, now time.Time, edit func(old j
 // SweepSessions deletes sessions that expired more than the retention period
 // before now, at most limit of them (0: no limit), so a sweep never holds the
 // shard for long.
+//
+// With limit > 0 it also looks at no more than limit sessions, so that one
+// sweep costs a bounded part of a shard actor's turn however many sessions
+// the shard holds (a full scan of 125,000 takes milliseconds, and session
+// checks of the shard wait behind it). Go starts each map iteration at a
+// random place, so successive sweeps look at different stretches and, in
+// about len/limit sweeps, at each session: expired sessions are refused by
+// lookups at once; the sweep only gives their memory back.
 func (s *Shard) SweepSessions(now time.Time, limit int) []Mutation {
 	cutoff := now.Add(-s.opts.SessionRetention).UnixMicro()
 	var muts []Mutation
+	scanned := 0
 	for d, r := range s.sessions.byDigest {
 		if r.expires < cutoff {
 			s.sessions.remove(d)
 			muts = append(muts, Mutation{Key: sessionKey(d)})
-			if limit > 0 && len(muts) >= limit {
-				break
-			}
+		}
+		if scanned++; limit > 0 && scanned >= limit {
+			break
 		}
 	}
 	return muts

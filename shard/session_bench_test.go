@@ -44,3 +44,20 @@ func BenchmarkCreateSession(b *testing.B) {
 		s.CreateSession(d, NewSession{UserID: 4, IPAddress: "192.0.2.1", UserAgent: "Mozilla/5.0 (bench)", Expires: now.Add(time.Hour)}, now)
 	}
 }
+
+// A sweep that finds nothing to delete: the cost one sweep tick puts on a
+// shard actor's turn (session checks of that shard wait behind it).
+func BenchmarkSweepNothingExpired(b *testing.B) {
+	for _, n := range []int{10_000, 125_000} {
+		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			s, _ := newShardWithSessions(b, n)
+			now := time.Unix(1_700_000_000, 0)
+			b.ReportAllocs()
+			for b.Loop() {
+				if muts := s.Sweep(now, 10000); len(muts) != 0 {
+					b.Fatalf("swept %d", len(muts))
+				}
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -267,4 +268,31 @@ func TestSweepUnlocksOnlyWhatItLocked(t *testing.T) {
 	if u5.Role != "locked" || u5.IsActive {
 		t.Errorf("the sweep changed user 5, which no lock changed: %+v", u5)
 	}
+}
+
+// A bounded sweep looks at no more than limit sessions, yet successive
+// sweeps reach every expired one (map iteration starts at a random place).
+func TestSweepSessionsBoundedScanConverges(t *testing.T) {
+	s := New(Options{SessionRetention: time.Hour})
+	for i := range 1000 {
+		exp := t0.Add(48 * time.Hour)
+		if i%2 == 0 {
+			exp = t0 // past retention at the sweep time below
+		}
+		s.CreateSession(digest(fmt.Sprint("s", i)), NewSession{UserID: AnonymousID, Expires: exp}, t0.Add(-time.Hour))
+	}
+	const limit = 50
+	at := t0.Add(2 * time.Hour)
+	deleted, sweeps := 0, 0
+	for ; deleted < 500 && sweeps < 5000; sweeps++ {
+		muts := s.SweepSessions(at, limit)
+		if len(muts) > limit {
+			t.Fatalf("one sweep deleted %d; want at most %d", len(muts), limit)
+		}
+		deleted += len(muts)
+	}
+	if deleted != 500 || s.Counts().Sessions != 500 {
+		t.Fatalf("after %d sweeps: deleted %d, left %d; want 500 and 500", sweeps, deleted, s.Counts().Sessions)
+	}
+	t.Logf("%d bounded sweeps of %d reached all 500 expired sessions of 1000", sweeps, limit)
 }
