@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -15,6 +16,9 @@ type coreCollector struct {
 	hashTime, hashRefused                        *prometheus.Desc
 	batchSize, commitTime, pending               *prometheus.Desc
 	sessions, users, emails, apikeys, countError *prometheus.Desc
+	stalls, stallTime, flushes, compactions      *prometheus.Desc
+
+	countErrors atomic.Uint64
 }
 
 func newCoreCollector(src Sources) *coreCollector {
@@ -35,13 +39,18 @@ func newCoreCollector(src Sources) *coreCollector {
 		apikeys:     d("apikeys", "API keys held in memory (session-bound and session-less, until swept)."),
 		emails:      d("emails", "Entries of the email-to-user index."),
 		countError:  d("count_errors_total", "Scrapes where a shard did not answer the table-size query (the size gauges are then left out)."),
+		stalls:      d("persist_write_stalls_total", "Times pebble held all writes until a flush or compaction caught up."),
+		stallTime:   d("persist_write_stall_seconds_total", "Time writes were held by pebble write stalls that have ended."),
+		flushes:     d("persist_flushes_total", "Memtable flushes pebble completed."),
+		compactions: d("persist_compactions_total", "Compactions pebble completed."),
 	}
 }
 
 // Describe implements [prometheus.Collector].
 func (c *coreCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.mailbox, c.hashQueue, c.hashTime, c.hashRefused,
-		c.batchSize, c.commitTime, c.pending, c.sessions, c.users, c.emails, c.apikeys} {
+		c.batchSize, c.commitTime, c.pending, c.sessions, c.users, c.emails, c.apikeys, c.countError,
+		c.stalls, c.stallTime, c.flushes, c.compactions} {
 		ch <- d
 	}
 }
@@ -61,6 +70,13 @@ func (c *coreCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstSummary(c.commitTime, st.Batches, float64(st.SyncNanos)/1e9, nil)
 		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(st.Pending))
 	}
+	if s := c.src.Store; s != nil {
+		ev := s.Events()
+		ch <- prometheus.MustNewConstMetric(c.stalls, prometheus.CounterValue, float64(ev.WriteStalls))
+		ch <- prometheus.MustNewConstMetric(c.stallTime, prometheus.CounterValue, float64(ev.WriteStallNanos)/1e9)
+		ch <- prometheus.MustNewConstMetric(c.flushes, prometheus.CounterValue, float64(ev.Flushes))
+		ch <- prometheus.MustNewConstMetric(c.compactions, prometheus.CounterValue, float64(ev.Compactions))
+	}
 	if core := c.src.Core; core != nil {
 		for i, n := range core.MailboxDepths() {
 			ch <- prometheus.MustNewConstMetric(c.mailbox, prometheus.GaugeValue, float64(n), strconv.Itoa(i))
@@ -70,6 +86,9 @@ func (c *coreCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.users, prometheus.GaugeValue, float64(n.Users))
 			ch <- prometheus.MustNewConstMetric(c.emails, prometheus.GaugeValue, float64(n.Emails))
 			ch <- prometheus.MustNewConstMetric(c.apikeys, prometheus.GaugeValue, float64(n.APIKeys))
+		} else {
+			c.countErrors.Add(1)
 		}
+		ch <- prometheus.MustNewConstMetric(c.countError, prometheus.CounterValue, float64(c.countErrors.Load()))
 	}
 }

@@ -36,6 +36,7 @@ type Sources struct {
 	Core   *actors.Core
 	Hasher *actors.Hasher
 	Writer *persist.Writer
+	Store  *persist.Store
 }
 
 // Metrics is the server's metric registry. It is safe for concurrent use.

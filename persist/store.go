@@ -22,12 +22,16 @@ type Options struct {
 	// Logger receives pebble's own log lines (at info and above); nil means
 	// slog.Default().
 	Logger *slog.Logger
+
+	// tune adjusts pebble's options in tests (tiny memtables).
+	tune func(*pebble.Options)
 }
 
 // Store is an open pebble database with its group-commit writer.
 type Store struct {
-	db *pebble.DB
-	w  *Writer
+	db     *pebble.DB
+	w      *Writer
+	events *storeEvents
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -43,14 +47,22 @@ func Open(dir string, opts Options) (*Store, error) {
 	if lg == nil {
 		lg = slog.Default()
 	}
-	db, err := pebble.Open(dir, &pebble.Options{FS: fs, Logger: pebbleLogger{lg}})
+	events := &storeEvents{log: lg}
+	popts := &pebble.Options{FS: fs, Logger: pebbleLogger{lg}, EventListener: events.listener()}
+	if opts.tune != nil {
+		opts.tune(popts)
+	}
+	db, err := pebble.Open(dir, popts)
 	if err != nil {
 		return nil, fmt.Errorf("persist: open %s: %w", dir, err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, events: events}
 	s.w = newWriter(pebbleSink{db}, opts.Writer)
 	return s, nil
 }
+
+// Events returns the counters of pebble's background work.
+func (s *Store) Events() StoreEvents { return s.events.snapshot() }
 
 // Writer returns the store's group-commit writer.
 func (s *Store) Writer() *Writer { return s.w }

@@ -65,10 +65,15 @@ func TestMetricsEndpoint(t *testing.T) {
 	before := scrape(t, ts)
 	for _, name := range []string{"authnzerver_users", "authnzerver_sessions", "authnzerver_hasher_queue_depth",
 		"authnzerver_persist_pending_records", `authnzerver_shard_mailbox_depth{shard="3"}`, "authnzerver_hash_duration_seconds_count",
-		"authnzerver_persist_commit_duration_seconds_sum", "go_goroutines"} {
+		"authnzerver_persist_commit_duration_seconds_sum", "go_goroutines",
+		"authnzerver_persist_write_stalls_total", "authnzerver_persist_write_stall_seconds_total",
+		"authnzerver_persist_flushes_total", "authnzerver_persist_compactions_total", "authnzerver_count_errors_total"} {
 		if _, ok := before[name]; !ok {
 			t.Errorf("metric %s missing", name)
 		}
+	}
+	if got := before["authnzerver_count_errors_total"]; got != 0 {
+		t.Errorf("count errors = %v on an idle server; want 0", got)
 	}
 	if got := before["authnzerver_users"]; got != 3 {
 		t.Errorf("users = %v; want 3 (the system users)", got)

@@ -48,7 +48,7 @@ func (s *Server) observer() httpfront.Observer {
 	if s.Config.MetricsAddr == "" {
 		return nil
 	}
-	s.ops.metrics = metrics.New(metrics.Sources{Core: s.Core, Hasher: s.Hasher, Writer: s.Store.Writer()})
+	s.ops.metrics = metrics.New(metrics.Sources{Core: s.Core, Hasher: s.Hasher, Writer: s.Store.Writer(), Store: s.Store})
 	return s.ops.metrics
 }
 
