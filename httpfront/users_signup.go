@@ -127,6 +127,9 @@ func signupExisting(c *call, owner shard.UserID, norm, fullName, phc string, ext
 		u.EmailVerified, u.IsActive, u.Role = false, false, "locked"
 		u.EmailVerifySent = now
 		u.ExtraInfo = extra
+		// Only a code mailed for this sign-up may activate it: a code of
+		// the replaced one would activate the new password.
+		u.EmailTokens = shard.WithoutEmailToken(u.EmailTokens, purposeSignup, now)
 		return nil
 	})
 	if errors.Is(err, errNoChange) {

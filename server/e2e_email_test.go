@@ -669,3 +669,51 @@ func TestEmailSetEmailSent(t *testing.T) {
 		t.Errorf("after set-emailsent: reason %q", r.FailureReason)
 	}
 }
+
+// TestSignUpResendReplacesCode: a sign-up for an unverified address after
+// its retry wait replaces the first (spec §2.C1 step 7); the code mailed for
+// the first no longer activates the account (it would activate the second
+// sign-up's password), the code mailed for the second does, and only the
+// second password logs in.
+func TestSignUpResendReplacesCode(t *testing.T) {
+	sink := startSMTP(t)
+	ts := startWithMail(t, sink.port)
+	const email = "resend@example.org"
+	const secondPassword = "another correct horse battery staple 7"
+	id, created := signUp(t, ts, email)
+	longLived := func(sess string) map[string]any {
+		b := signupMailBody(email, sess, created)
+		b["verification_expiry"] = 24 * 3600 // outlives the clock jump below
+		return b
+	}
+	ts.MustSucceed("user-sendemail-signup", longLived(ts.NewSession(0)))
+	firstCode := codeOf(t, sink.last(t))
+
+	again := map[string]any{"full_name": "Jane Public", "email": email, "password": secondPassword}
+	r := ts.Do("user-new", again)
+	if r.Success || r.FailureReason != "user exists" || r.Response["send_verification"] != false {
+		t.Fatalf("sign-up again within the retry wait: success %v reason %q send_verification %v", r.Success, r.FailureReason, r.Response["send_verification"])
+	}
+	ts.Advance(7 * time.Hour) // past the default 6-hour verify_retry_wait
+	r = ts.Do("user-new", again)
+	if r.Success || r.FailureReason != "user exists" || r.Response["send_verification"] != true {
+		t.Fatalf("sign-up again after the retry wait: success %v reason %q send_verification %v", r.Success, r.FailureReason, r.Response["send_verification"])
+	}
+	if got, _ := r.Int("user_id"); got != id {
+		t.Errorf("resend answered user_id %d; want %d (the same account)", got, id)
+	}
+
+	r = ts.Do("user-set-emailverified", map[string]any{"email": email, "verification_token": firstCode})
+	if r.Success || r.FailureReason != "invalid verification token" {
+		t.Errorf("first sign-up's code after the resend: success %v reason %q; want invalid verification token", r.Success, r.FailureReason)
+	}
+	if u := userRecord(t, ts, id); u.IsActive {
+		t.Fatal("the replaced sign-up's code activated the account")
+	}
+	ts.MustSucceed("user-sendemail-signup", longLived(ts.NewSession(0)))
+	ts.MustSucceed("user-set-emailverified", map[string]any{"email": email, "verification_token": codeOf(t, sink.last(t))})
+	if r := ts.Do("user-login", map[string]any{"session_token": ts.NewSession(0), "email": email, "password": goodPassword}); r.Success {
+		t.Error("the replaced sign-up's password logs in")
+	}
+	ts.MustSucceed("user-login", map[string]any{"session_token": ts.NewSession(0), "email": email, "password": secondPassword})
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +40,9 @@ type Server struct {
 	Log    *LogBuffer
 	env    map[string]string
 	opts   server.Options
+	// skew is added to the real time to make the server's clock; Advance
+	// moves it (it survives Restart).
+	skew atomic.Int64
 }
 
 // Option changes the configuration variables of a test server.
@@ -86,7 +90,7 @@ func (s *Server) start() {
 		s.t.Fatalf("config: %v", err)
 	}
 	lg := slog.New(slog.NewTextHandler(io.MultiWriter(s.Log, logSink()), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s.opts = server.Options{Logger: lg, Getenv: func(k string) string { return s.env[k] }}
+	s.opts = server.Options{Logger: lg, Getenv: func(k string) string { return s.env[k] }, Now: s.now}
 	if s.env["AUTHNZERVER_ARGON2"] == "" {
 		hp := CheapHash // unless the test asks for real parameters
 		s.opts.HashParams = &hp
@@ -181,6 +185,12 @@ func (s *Server) MustSucceedOrExists(reqType string, body map[string]any) *clien
 	return r
 }
 
+func (s *Server) now() time.Time { return time.Now().Add(time.Duration(s.skew.Load())) }
+
+// Advance moves the server's clock forward by d (sessions, codes, locks and
+// waits measured in hours can then be tested without waiting).
+func (s *Server) Advance(d time.Duration) { s.skew.Add(int64(d)) }
+
 // NewSession creates a session for user id (0: anonymous) and returns its
 // token.
 func (s *Server) NewSession(userID int64) string {
@@ -191,7 +201,7 @@ func (s *Server) NewSession(userID int64) string {
 	}
 	r := s.MustSucceed("session-new", map[string]any{
 		"ip_address": "10.1.2.3", "user_agent": "servertest", "user_id": uid,
-		"expires": time.Now().UTC().Add(time.Hour).Format("2006-01-02T15:04:05.000000"), "extra_info_json": nil,
+		"expires": s.now().UTC().Add(time.Hour).Format("2006-01-02T15:04:05.000000"), "extra_info_json": nil,
 	})
 	return r.Str("session_token")
 }
