@@ -92,17 +92,27 @@ func (s *Suite) prepare(t *Target, n int, gen Gen) (*Bodies, error) {
 }
 
 // simple is a workload of one figure: bodies sent to t.
-func (s *Suite) simple(name string, t *Target, b *Bodies, exp Expect) measure {
+func (s *Suite) simple(name string, t *Target, b *Bodies) measure {
 	return measure{name: name, run: func(ctx context.Context, label string) (map[string]Stats, error) {
-		st, err := s.runOn(ctx, t, b, exp, label, 0)
+		st, err := s.runOn(ctx, t, b, Expect{}, label, 0)
 		return map[string]Stats{name: st}, err
 	}}
 }
 
-func sessionExistsBodies(s *Suite, t *Target, pool []string) (*Bodies, error) {
-	return s.prepare(t, len(pool), func(i int) Call {
+// measureOf is a workload of one figure: n bodies of gen sent to t.
+func (s *Suite) measureOf(name string, t *Target, n int, gen Gen) (measure, error) {
+	b, err := s.prepare(t, n, gen)
+	if err != nil {
+		return measure{}, err
+	}
+	return s.simple(name, t, b), nil
+}
+
+// sessionExistsCall checks the sessions of pool in turn.
+func sessionExistsCall(pool []string) Gen {
+	return func(i int) Call {
 		return Call{Type: "session-exists", ClientIP: clientIP(i), Body: map[string]any{"session_token": pool[i%len(pool)]}}
-	})
+	}
 }
 
 // session-check: session-exists on a pool of live sessions (Config.Pool,
@@ -112,11 +122,11 @@ func setupSessionCheck(ctx context.Context, s *Suite) (*workload, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := sessionExistsBodies(s, s.main, pool)
+	m, err := s.measureOf("session-exists", s.main, len(pool), sessionExistsCall(pool))
 	if err != nil {
 		return nil, err
 	}
-	return &workload{measures: []measure{s.simple("session-exists", s.main, b, Expect{})}}, nil
+	return &workload{measures: []measure{m}}, nil
 }
 
 // accessCall is user-check-access by one of the suite's real users
@@ -175,11 +185,11 @@ func setupAccessCheck(ctx context.Context, s *Suite) (*workload, error) {
 	if err := s.checkAll(128, gen); err != nil {
 		return nil, err
 	}
-	b, err := s.prepare(s.main, 1024, gen)
+	m, err := s.measureOf("user-check-access", s.main, 1024, gen)
 	if err != nil {
 		return nil, err
 	}
-	return &workload{measures: []measure{s.simple("user-check-access", s.main, b, Expect{})}}, nil
+	return &workload{measures: []measure{m}}, nil
 }
 
 // ratelimit-check: user-check-limit, and session-exists on a server with
@@ -195,20 +205,19 @@ func setupRateLimitCheck(ctx context.Context, s *Suite) (*workload, error) {
 	if err := s.checkAll(len(users), gen); err != nil {
 		return nil, err
 	}
-	b, err := s.prepare(s.main, 1000, gen)
+	limit, err := s.measureOf("user-check-limit", s.main, 1000, gen)
 	if err != nil {
 		return nil, err
 	}
-	w.measures = append(w.measures, s.simple("user-check-limit", s.main, b, Expect{}))
 	pool, err := s.sessionPool()
 	if err != nil {
 		return nil, err
 	}
-	off, err := sessionExistsBodies(s, s.main, pool)
+	off, err := s.measureOf("session-exists limits off", s.main, len(pool), sessionExistsCall(pool))
 	if err != nil {
 		return nil, err
 	}
-	w.measures = append(w.measures, s.simple("session-exists limits off", s.main, off, Expect{}))
+	w.measures = append(w.measures, limit, off)
 	on := s.limitsOn
 	if on == nil && s.cfg.URL == "" {
 		l, err := s.startLocal(map[string]string{"AUTHNZERVER_RATELIMITS": s.cfg.RateLimitsOn})
@@ -254,11 +263,11 @@ func setupSessionNew(ctx context.Context, s *Suite) (*workload, error) {
 	}
 	// The same body may be sent many times: each one creates a new
 	// session (the server draws the token).
-	b, err := s.prepare(s.main, 1024, gen)
+	m, err := s.measureOf("session-new", s.main, 1024, gen)
 	if err != nil {
 		return nil, err
 	}
-	return &workload{measures: []measure{s.simple("session-new", s.main, b, Expect{})}}, nil
+	return &workload{measures: []measure{m}}, nil
 }
 
 // apikey-check: apikey-verify-nosession (and apikey-verify, with a
@@ -292,11 +301,11 @@ func setupAPIKeyCheck(ctx context.Context, s *Suite) (*workload, error) {
 		return nil, err
 	}
 	w := &workload{}
-	b, err := s.prepare(s.main, 256, verify("apikey-verify-nosession", ns))
+	m, err := s.measureOf("apikey-verify-nosession", s.main, 256, verify("apikey-verify-nosession", ns))
 	if err != nil {
 		return nil, err
 	}
-	w.measures = append(w.measures, s.simple("apikey-verify-nosession", s.main, b, Expect{}))
+	w.measures = append(w.measures, m)
 
 	// The session-tied key needs a session whose ip and agent match.
 	sess, err := s.mainCall.must(Call{Type: "session-new", Body: map[string]any{
@@ -318,11 +327,11 @@ func setupAPIKeyCheck(ctx context.Context, s *Suite) (*workload, error) {
 	if err != nil {
 		return nil, err
 	}
-	b2, err := s.prepare(s.main, 256, verify("apikey-verify", st))
+	m, err = s.measureOf("apikey-verify", s.main, 256, verify("apikey-verify", st))
 	if err != nil {
 		return nil, err
 	}
-	w.measures = append(w.measures, s.simple("apikey-verify", s.main, b2, Expect{}))
+	w.measures = append(w.measures, m)
 	return w, nil
 }
 
@@ -457,11 +466,12 @@ func setupIsolation(ctx context.Context, s *Suite) (*workload, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := sessionExistsBodies(s, s.main, pool)
+	// The same bodies serve both runs: alone, and during the storm.
+	b, err := s.prepare(s.main, len(pool), sessionExistsCall(pool))
 	if err != nil {
 		return nil, err
 	}
-	alone := s.simple("session-exists alone", s.main, b, Expect{})
+	alone := s.simple("session-exists alone", s.main, b)
 	storm := measure{name: "storm", run: func(ctx context.Context, label string) (map[string]Stats, error) {
 		d := s.window(ctx)
 		// Sessions for the storm are made before either run starts.
@@ -533,7 +543,7 @@ func setupMixed(ctx context.Context, s *Suite) (*workload, error) {
 		return nil, err
 	}
 	// Every request of the mix is one that succeeds (checked in setup).
-	return &workload{notes: m.notes, measures: []measure{s.simple("mix", s.main, m.bodies, Expect{})}}, nil
+	return &workload{notes: m.notes, measures: []measure{s.simple("mix", s.main, m.bodies)}}, nil
 }
 
 // mix is frontendMix set up on the server under test: its bodies, the
@@ -572,9 +582,7 @@ func (s *Suite) prepareMix() (*mix, error) {
 	}
 	var keyDict map[string]any
 	gens := map[string]Gen{
-		"session-exists": func(i int) Call {
-			return Call{Type: "session-exists", ClientIP: clientIP(i), Body: map[string]any{"session_token": pool[i%len(pool)]}}
-		},
+		"session-exists":    sessionExistsCall(pool),
 		"user-check-access": accessCall(users),
 		"session-new":       func(i int) Call { return sessionNew(i, nil) },
 		"user-check-limit":  limitCall(users),
@@ -653,11 +661,11 @@ func setupMetricsCheck(ctx context.Context, s *Suite) (*workload, error) {
 	if err != nil {
 		return nil, err
 	}
-	off, err := sessionExistsBodies(s, s.main, pool)
+	off, err := s.measureOf("session-exists metrics off", s.main, len(pool), sessionExistsCall(pool))
 	if err != nil {
 		return nil, err
 	}
-	w.measures = append(w.measures, s.simple("session-exists metrics off", s.main, off, Expect{}))
+	w.measures = append(w.measures, off)
 	l, err := s.startLocal(map[string]string{"AUTHNZERVER_METRICSADDR": "127.0.0.1:0"})
 	if err != nil {
 		return nil, err
@@ -689,9 +697,5 @@ func (s *Suite) sessionExistsOn(name string, t *Target, check func(c *caller) er
 	if err != nil {
 		return measure{}, err
 	}
-	bodies, err := sessionExistsBodies(s, t, pool)
-	if err != nil {
-		return measure{}, err
-	}
-	return s.simple(name, t, bodies, Expect{}), nil
+	return s.measureOf(name, t, len(pool), sessionExistsCall(pool))
 }
