@@ -74,6 +74,29 @@ func benchSeal(b *testing.B, srv *server.Server, reqType string, body map[string
 	return sealed
 }
 
+// benchSessionExists makes a session through h and returns a sealed
+// session-exists request for it.
+func benchSessionExists(b *testing.B, srv *server.Server, h fasthttp.RequestHandler, ctx *fasthttp.RequestCtx) []byte {
+	b.Helper()
+	benchCall(b, h, ctx, benchSeal(b, srv, "session-new", map[string]any{
+		"ip_address": "10.1.2.3", "user_agent": "bench", "user_id": 1,
+		"expires": "2099-01-01T00:00:00", "extra_info_json": nil, "client_ipaddr": "127.0.0.1",
+	}))
+	plain, err := srv.Codec.Open(ctx.Response.Body())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var env struct {
+		Response struct {
+			Token string `json:"session_token"`
+		} `json:"response"`
+	}
+	if err := json.Unmarshal(plain, &env); err != nil || env.Response.Token == "" {
+		b.Fatalf("session-new: %v %s", err, plain)
+	}
+	return benchSeal(b, srv, "session-exists", map[string]any{"session_token": env.Response.Token, "client_ipaddr": "127.0.0.1"})
+}
+
 // BenchmarkSessionExistsMetrics prices the metrics on the hot path: the same
 // session-exists request through the whole front (open, validate, shard
 // hop, seal), with metrics off and on.
@@ -87,24 +110,7 @@ func BenchmarkSessionExistsMetrics(b *testing.B) {
 			h := srv.Front.Handler()
 			var ctx fasthttp.RequestCtx
 			ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, nil)
-			newSess := benchSeal(b, srv, "session-new", map[string]any{
-				"ip_address": "10.1.2.3", "user_agent": "bench", "user_id": 1,
-				"expires": "2099-01-01T00:00:00", "extra_info_json": nil, "client_ipaddr": "127.0.0.1",
-			})
-			benchCall(b, h, &ctx, newSess)
-			plain, err := srv.Codec.Open(ctx.Response.Body())
-			if err != nil {
-				b.Fatal(err)
-			}
-			var env struct {
-				Response struct {
-					Token string `json:"session_token"`
-				} `json:"response"`
-			}
-			if err := json.Unmarshal(plain, &env); err != nil || env.Response.Token == "" {
-				b.Fatalf("session-new: %v %s", err, plain)
-			}
-			exists := benchSeal(b, srv, "session-exists", map[string]any{"session_token": env.Response.Token, "client_ipaddr": "127.0.0.1"})
+			exists := benchSessionExists(b, srv, h, &ctx)
 			b.ReportAllocs()
 			for b.Loop() {
 				benchCall(b, h, &ctx, exists)
@@ -129,23 +135,7 @@ func BenchmarkSessionExistsMetricsRatio(b *testing.B) {
 		srv := startInProcess(b, addr)
 		s := &side{h: srv.Front.Handler(), best: time.Hour}
 		s.ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, nil)
-		benchCall(b, s.h, &s.ctx, benchSeal(b, srv, "session-new", map[string]any{
-			"ip_address": "10.1.2.3", "user_agent": "bench", "user_id": 1,
-			"expires": "2099-01-01T00:00:00", "extra_info_json": nil, "client_ipaddr": "127.0.0.1",
-		}))
-		plain, err := srv.Codec.Open(s.ctx.Response.Body())
-		if err != nil {
-			b.Fatal(err)
-		}
-		var env struct {
-			Response struct {
-				Token string `json:"session_token"`
-			} `json:"response"`
-		}
-		if err := json.Unmarshal(plain, &env); err != nil {
-			b.Fatal(err)
-		}
-		s.exists = benchSeal(b, srv, "session-exists", map[string]any{"session_token": env.Response.Token, "client_ipaddr": "127.0.0.1"})
+		s.exists = benchSessionExists(b, srv, s.h, &s.ctx)
 		sides[i] = s
 	}
 	const round = 1000
