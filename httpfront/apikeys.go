@@ -298,19 +298,11 @@ func handleAPIKeyRevokeAll(c *call) result {
 		return failure("provided API key is invalid, revoke-all operation requires a valid key to start with", "All API keys revocation failed. The API key presented is invalid.")
 	}
 	uid, role := shard.UserID(cl.uid), cl.rol
-	rs, err := actors.DoAll(c.s.deps.Core, func(s *shard.Shard, _ time.Time) (int, []shard.Mutation, error) {
-		n, muts := s.RevokeUserAPIKeys(uid, role)
-		return n, muts, nil
+	n, err := durableFanOut(c.s, func(sh *shard.Shard) (int, []shard.Mutation) {
+		return sh.RevokeUserAPIKeys(uid, role)
 	})
 	if err != nil {
 		return coreFailure(err)
-	}
-	if err := actors.WaitAll(rs); err != nil {
-		return coreFailure(errUnwritable)
-	}
-	n := 0
-	for _, r := range rs {
-		n += r.Value
 	}
 	return success("All API keys revocation processed.").with("revoked_keys", n)
 }

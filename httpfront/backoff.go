@@ -147,7 +147,7 @@ func (s *Server) unlockIfDue(u shard.User) shard.User {
 
 // deleteAllUserSessions ends every session of a user on every shard.
 func deleteAllUserSessions(s *Server, id shard.UserID) (int, error) {
-	return deleteUserSessions(&call{s: s}, id, nil)
+	return deleteUserSessions(s, id, nil)
 }
 
 // forgetFailures resets the failed attempts of email from every address.

@@ -126,12 +126,12 @@ func handleSessionDelete(c *call) result {
 	return success("Session delete processed, success: True.")
 }
 
-// deleteUserSessions ends every session of uid on every shard, except keep
-// (when not nil), and waits until the deletions are durable. When it
-// returns, no session of the user passes a check.
-func deleteUserSessions(c *call, uid shard.UserID, keep *shard.SessionDigest) (int, error) {
-	rs, err := actors.DoAll(c.s.deps.Core, func(s *shard.Shard, _ time.Time) (int, []shard.Mutation, error) {
-		n, muts := s.DeleteUserSessions(uid, keep)
+// durableFanOut runs edit on every shard, waits until all its mutations
+// are on disk, and returns the sum of the counts edit returned. When it
+// returns, every shard's part of the change is in memory and durable.
+func durableFanOut(s *Server, edit func(*shard.Shard) (int, []shard.Mutation)) (int, error) {
+	rs, err := actors.DoAll(s.deps.Core, func(sh *shard.Shard, _ time.Time) (int, []shard.Mutation, error) {
+		n, muts := edit(sh)
 		return n, muts, nil
 	})
 	if err != nil {
@@ -147,6 +147,15 @@ func deleteUserSessions(c *call, uid shard.UserID, keep *shard.SessionDigest) (i
 	return n, nil
 }
 
+// deleteUserSessions ends every session of uid on every shard, except keep
+// (when not nil), and waits until the deletions are durable. When it
+// returns, no session of the user passes a check.
+func deleteUserSessions(s *Server, uid shard.UserID, keep *shard.SessionDigest) (int, error) {
+	return durableFanOut(s, func(sh *shard.Shard) (int, []shard.Mutation) {
+		return sh.DeleteUserSessions(uid, keep)
+	})
+}
+
 func handleSessionDeleteUserID(c *call) result {
 	uid, _ := c.int("user_id")
 	var keep *shard.SessionDigest
@@ -157,7 +166,7 @@ func handleSessionDeleteUserID(c *call) result {
 			keep = &d
 		}
 	}
-	n, err := deleteUserSessions(c, shard.UserID(uid), keep)
+	n, err := deleteUserSessions(c.s, shard.UserID(uid), keep)
 	if err != nil {
 		return coreFailure(err)
 	}

@@ -109,7 +109,7 @@ func handleUserChangepass(c *call) result {
 		}
 		return coreFailure(err)
 	}
-	if _, err := deleteUserSessions(c, u.ID, keep); err != nil {
+	if _, err := deleteUserSessions(c.s, u.ID, keep); err != nil {
 		return coreFailure(err)
 	}
 	s.log.Info("password changed", "user", s.pii(strconv.FormatInt(uid, 10)))
@@ -258,16 +258,12 @@ func removeUser(s *Server, u shard.User) error {
 	}
 	// Its sessions and session-less API keys go at once, in one fan-out
 	// (keys tied to a session die with it).
-	rs, err := actors.DoAll(s.deps.Core, func(sh *shard.Shard, _ time.Time) (struct{}, []shard.Mutation, error) {
+	if _, err := durableFanOut(s, func(sh *shard.Shard) (int, []shard.Mutation) {
 		_, muts := sh.DeleteUserSessions(u.ID, nil)
 		_, keyMuts := sh.RevokeUserAPIKeys(u.ID, "")
-		return struct{}{}, append(muts, keyMuts...), nil
-	})
-	if err != nil {
+		return 0, append(muts, keyMuts...)
+	}); err != nil {
 		return err
-	}
-	if err := actors.WaitAll(rs); err != nil {
-		return errUnwritable
 	}
 	releaseKey(s, u.Email, u.ID)
 	releaseKey(s, systemIDKey(u.SystemID), u.ID)
