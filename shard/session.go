@@ -223,10 +223,7 @@ func (s *Shard) EditSessionExtra(d SessionDigest, now time.Time, edit func(old j
 }
 
 // SweepSessions deletes sessions that expired more than the retention period
-// before now, at most limit of them (0: no limit), so a sweep never holds the
-// shard for long.
-//
-// With limit > 0 it also looks at no more than limit sessions, so that one
+// before now, looking at no more than limit sessions (0: all), so that one
 // sweep costs a bounded part of a shard actor's turn however many sessions
 // the shard holds (a full scan of 125,000 takes milliseconds, and session
 // checks of the shard wait behind it). Go starts each map iteration at a
