@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/authnzerver
 PKGS    := ./...
 
-.PHONY: all build run test race fuzz fuzz-short bench gobench lint crash-long ci clean
+.PHONY: all build run test race fuzz fuzz-short bench bench-deps gobench lint crash-long ci clean
 
 all: build
 
@@ -31,10 +31,18 @@ fuzz:
 
 # A short run of the benchmark suite (README.md, "Benchmark suite"): table, JSON and HTML in
 # bench/results/ (not committed). `make gobench` runs the Go benchmarks.
+# BENCHDRIVER=wrk or both measures with wrk too (bench/README.md, "The wrk
+# driver"; `make bench-deps` installs it).
 BENCHFLAGS ?= -d 3s -runs 3 -n 100000
+BENCHDRIVER ?= go
 bench:
 	@mkdir -p bench/results
-	$(GO) run ./bench/cmd/authnzbench $(BENCHFLAGS) -q -json bench/results/latest.json -html bench/results/latest.html | tee bench/results/latest.txt
+	$(GO) run ./bench/cmd/authnzbench -driver $(BENCHDRIVER) $(BENCHFLAGS) -q -json bench/results/latest.json -html bench/results/latest.html | tee bench/results/latest.txt
+
+# The suite's external load generator (-driver wrk|both): wrk, from Debian's
+# package. The suite never installs anything itself; this target does (root).
+bench-deps:
+	@command -v wrk >/dev/null && wrk --version 2>&1 | head -1 || { apt-get update && apt-get install -y wrk; }
 
 gobench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=5 $(PKGS) | tee bench.txt

@@ -12,6 +12,12 @@
 // connections) or open loop (fixed rate, latency from the intended send
 // time). Targets are loopback only.
 //
+// The same figures can be measured by wrk instead, or by both side by side
+// (Config.Driver; wrk.go): wrk replays the bodies, sealed just before each
+// run, from a generated Lua script, counts every answer's status, and an
+// unmeasured check pass on one connection samples answers for the same
+// checks.
+//
 // bench may import everything (it starts our server in process); nothing
 // imports bench. Drive and Run may be called from several goroutines; a
 // Bodies value is safe for concurrent Get while it refreshes.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -19,6 +21,27 @@ type Report struct {
 	Memory    *MemoryReport     `json:"memory,omitempty"`
 	Soak      *SoakReport       `json:"soak,omitempty"`
 	Targets   []TargetCheck     `json:"targets"`
+	// Side are the figures both drivers measured, side by side (-driver
+	// both): the yardstick's own cost made visible.
+	Side []DriverPair `json:"drivers_side_by_side,omitempty"`
+}
+
+// DriverPair is one figure as the Go generator and wrk measured it in the
+// same rounds (medians).
+type DriverPair struct {
+	Scenario string  `json:"scenario"` // "baseline" for hello and codec-only
+	Name     string  `json:"name"`
+	GoRPS    float64 `json:"go_rps"`
+	WrkRPS   float64 `json:"wrk_rps"`
+	GoVsWrk  float64 `json:"rps_go_vs_wrk"` // GoRPS / WrkRPS
+	GoP50    float64 `json:"go_p50_ms"`
+	WrkP50   float64 `json:"wrk_p50_ms"`
+	GoP99    float64 `json:"go_p99_ms"`
+	WrkP99   float64 `json:"wrk_p99_ms"`
+	GoHello  float64 `json:"go_rps_vs_hello"`  // ratio to the Go generator's hello
+	WrkHello float64 `json:"wrk_rps_vs_hello"` // ratio to wrk's hello
+	GoCodec  float64 `json:"go_rps_vs_codec_only"`
+	WrkCodec float64 `json:"wrk_rps_vs_codec_only"`
 }
 
 // Settings are the knobs of the run, recorded with its figures.
@@ -33,11 +56,17 @@ type Settings struct {
 	Pool      int     `json:"session_pool"`
 	CheapHash bool    `json:"cheap_hash"`
 	MemoryN   int     `json:"memory_sessions"`
+	// Drivers are the load generators of the run ("go", "wrk"), in the
+	// order each round runs them; Wrk is wrk's version line when it ran.
+	Drivers []string `json:"drivers"`
+	Wrk     string   `json:"wrk,omitempty"`
 }
 
 // Measurement is one named figure of a scenario over the rounds.
 type Measurement struct {
-	Name   string  `json:"name"`
+	Name string `json:"name"`
+	// Driver is the load generator that measured it: "go" or "wrk".
+	Driver string  `json:"driver"`
 	Runs   []Stats `json:"runs"`
 	Median Stats   `json:"median"`
 	// VsHello and VsCodec are the medians over rounds of this figure's
@@ -82,23 +111,54 @@ type TargetCheck struct {
 	Note  string  `json:"note,omitempty"`
 }
 
-func newReport(cfg Config) *Report {
+func newReport(cfg Config, drivers []string) *Report {
 	st := Settings{Target: "in-process", Conns: cfg.Conns, Seconds: cfg.Duration.Seconds(), Runs: cfg.Runs, Rate: cfg.Rate,
-		Mode: "closed-loop", Sample: cfg.Sample, Pool: cfg.Pool, CheapHash: cfg.CheapHash, MemoryN: cfg.MemoryN}
+		Mode: "closed-loop", Sample: cfg.Sample, Pool: cfg.Pool, CheapHash: cfg.CheapHash, MemoryN: cfg.MemoryN, Drivers: drivers}
 	if cfg.URL != "" {
 		st.Target = cfg.URL
 	}
 	if cfg.Rate > 0 {
 		st.Mode = "open-loop"
 	}
-	return &Report{Started: time.Now().UTC(), Machine: describeMachine(), Settings: st,
-		Baselines: []*Measurement{{Name: "hello"}, {Name: "codec-only"}}}
+	r := &Report{Started: time.Now().UTC(), Machine: describeMachine(), Settings: st}
+	// hello by each driver, then codec-only: the drivers' figures of a
+	// baseline are next to each other.
+	for _, name := range []string{"hello", "codec-only"} {
+		for _, d := range drivers {
+			r.Baselines = append(r.Baselines, &Measurement{Name: name, Driver: d})
+		}
+	}
+	return r
 }
 
-func (r *Report) addBaselines(h, c Stats) {
-	r.Baselines[0].add(h, h, c)
-	r.Baselines[1].add(c, h, c)
+// baseline is the named baseline as driver d measured it (nil: not run).
+func (r *Report) baseline(name, d string) *Measurement {
+	for _, b := range r.Baselines {
+		if b.Name == name && b.Driver == d {
+			return b
+		}
+	}
+	return nil
 }
+
+// addBaselines records one round's baselines as driver d measured them.
+func (r *Report) addBaselines(d string, h, c Stats) {
+	r.baseline("hello", d).add(h, h, c)
+	r.baseline("codec-only", d).add(c, h, c)
+}
+
+// primaryDriver is the driver whose figures the targets and the derived
+// figures use: wrk when it ran (it is the cheap, honest yardstick), else
+// the Go generator.
+func (r *Report) primaryDriver() string {
+	if slices.Contains(r.Settings.Drivers, DriverWrk) {
+		return DriverWrk
+	}
+	return DriverGo
+}
+
+// multiDriver tells whether the report has figures of more than one driver.
+func (r *Report) multiDriver() bool { return len(r.Settings.Drivers) > 1 }
 
 func (m *Measurement) add(s, hello, codec Stats) {
 	m.Runs = append(m.Runs, s)
@@ -112,14 +172,16 @@ func (m *Measurement) finish() {
 	m.VsCodec = median(m.codec)
 }
 
-func (sr *ScenarioReport) add(name string, s, hello, codec Stats) {
+// add records one run of figure name by driver d, with the baselines d
+// measured in the same round.
+func (sr *ScenarioReport) add(name, d string, s, hello, codec Stats) {
 	for _, m := range sr.Measurements {
-		if m.Name == name {
+		if m.Name == name && m.Driver == d {
 			m.add(s, hello, codec)
 			return
 		}
 	}
-	m := &Measurement{Name: name}
+	m := &Measurement{Name: name, Driver: d}
 	m.add(s, hello, codec)
 	sr.Measurements = append(sr.Measurements, m)
 }
@@ -130,12 +192,42 @@ func (sr *ScenarioReport) finish() {
 	}
 }
 
-func (sr *ScenarioReport) medians() map[string]Stats {
+// medians are the median figures by name as driver d measured them; a
+// figure d did not measure (a Go-only one) is taken from the driver that
+// did.
+func (sr *ScenarioReport) medians(d string) map[string]Stats {
 	out := map[string]Stats{}
 	for _, m := range sr.Measurements {
-		out[m.Name] = m.Median
+		if _, ok := out[m.Name]; !ok || m.Driver == d {
+			out[m.Name] = m.Median
+		}
 	}
 	return out
+}
+
+// derive fills Derived from f over each driver's medians: the primary
+// driver's (or, when it measured none of the scenario's figures, the
+// first driver's) under f's names, any other driver's with "_<driver>"
+// appended.
+func (sr *ScenarioReport) derive(f func(map[string]Stats) map[string]float64, primary string) {
+	var ds []string
+	for _, m := range sr.Measurements {
+		if !slices.Contains(ds, m.Driver) {
+			ds = append(ds, m.Driver)
+		}
+	}
+	if i := slices.Index(ds, primary); i > 0 {
+		ds[0], ds[i] = ds[i], ds[0]
+	}
+	sr.Derived = map[string]float64{}
+	for i, d := range ds {
+		for k, v := range f(sr.medians(d)) {
+			if i > 0 {
+				k += "_" + d
+			}
+			sr.Derived[k] = v
+		}
+	}
 }
 
 func (r *Report) scenario(name string) *ScenarioReport {
@@ -147,17 +239,20 @@ func (r *Report) scenario(name string) *ScenarioReport {
 	return nil
 }
 
+// measurement is figure name of scenario scen as the primary driver
+// measured it, or as another driver did when the primary did not.
 func (r *Report) measurement(scen, name string) *Measurement {
 	s := r.scenario(scen)
 	if s == nil {
 		return nil
 	}
+	var found *Measurement
 	for _, m := range s.Measurements {
-		if m.Name == name {
-			return m
+		if m.Name == name && (found == nil || m.Driver == r.primaryDriver()) {
+			found = m
 		}
 	}
-	return nil
+	return found
 }
 
 // finish computes the medians of the baselines and checks the targets of
@@ -167,11 +262,20 @@ func (r *Report) finish() {
 		b.finish()
 	}
 	r.Targets = nil
+	r.Side = r.sideBySide()
+	if h := r.sidePair("baseline", "hello"); h != nil {
+		r.Targets = append(r.Targets, TargetCheck{Name: "hello req/s, Go generator vs wrk", Value: h.GoVsWrk, Goal: ">= 0.90", Met: h.GoVsWrk >= 0.9,
+			Note: "below: the Go generator's own CPU holds hello down and flatters its ratios; read wrk's"})
+	}
 	if m := r.measurement("session-check", "session-exists"); m != nil {
-		note := ""
+		var notes []string
 		if r.Settings.Conns != 32 {
-			note = fmt.Sprintf("target is stated at 32 connections; this run used %d", r.Settings.Conns)
+			notes = append(notes, fmt.Sprintf("target is stated at 32 connections; this run used %d", r.Settings.Conns))
 		}
+		if r.multiDriver() || m.Driver != DriverGo {
+			notes = append(notes, "measured with "+m.Driver)
+		}
+		note := strings.Join(notes, "; ")
 		r.Targets = append(r.Targets,
 			TargetCheck{Name: "session-check req/s vs hello", Value: m.VsHello, Goal: ">= 0.40", Met: m.VsHello >= 0.40, Note: note},
 			TargetCheck{Name: "session-check p99 (ms)", Value: m.Median.P99, Goal: "< 2", Met: m.Median.P99 < 2, Note: note})
@@ -207,6 +311,43 @@ func (r *Report) finish() {
 	}
 }
 
+// sideBySide pairs every figure both drivers measured.
+func (r *Report) sideBySide() []DriverPair {
+	if !slices.Contains(r.Settings.Drivers, DriverGo) || !slices.Contains(r.Settings.Drivers, DriverWrk) {
+		return nil
+	}
+	var out []DriverPair
+	pair := func(scen string, ms []*Measurement) {
+		for _, g := range ms {
+			if g.Driver != DriverGo || len(g.Runs) == 0 {
+				continue
+			}
+			for _, w := range ms {
+				if w.Name == g.Name && w.Driver == DriverWrk && len(w.Runs) > 0 {
+					out = append(out, DriverPair{Scenario: scen, Name: g.Name,
+						GoRPS: g.Median.RPS, WrkRPS: w.Median.RPS, GoVsWrk: ratio(g.Median.RPS, w.Median.RPS),
+						GoP50: g.Median.P50, WrkP50: w.Median.P50, GoP99: g.Median.P99, WrkP99: w.Median.P99,
+						GoHello: g.VsHello, WrkHello: w.VsHello, GoCodec: g.VsCodec, WrkCodec: w.VsCodec})
+				}
+			}
+		}
+	}
+	pair("baseline", r.Baselines)
+	for _, s := range r.Scenarios {
+		pair(s.Name, s.Measurements)
+	}
+	return out
+}
+
+func (r *Report) sidePair(scen, name string) *DriverPair {
+	for i := range r.Side {
+		if r.Side[i].Scenario == scen && r.Side[i].Name == name {
+			return &r.Side[i]
+		}
+	}
+	return nil
+}
+
 // WriteJSON writes the report as indented JSON to path.
 func (r *Report) WriteJSON(path string) error {
 	b, err := json.MarshalIndent(r, "", "  ")
@@ -225,16 +366,20 @@ func (r *Report) WriteTable(w io.Writer) {
 	m := r.Machine
 	fmt.Fprintf(w, "authnzbench %s  %s, %d cores, %s, load at start %s\n", r.Started.Format(time.RFC3339), m.CPU, m.Cores, m.GoVersion, m.LoadAvg)
 	st := r.Settings
-	fmt.Fprintf(w, "target %s, %s, %d conns, %d runs x %gs (medians)\n\n", st.Target, st.Mode, st.Conns, st.Runs, st.Seconds)
+	fmt.Fprintf(w, "target %s, %s, %d conns, %d runs x %gs (medians), driver %s\n", st.Target, st.Mode, st.Conns, st.Runs, st.Seconds, strings.Join(st.Drivers, "+"))
+	if st.Wrk != "" {
+		fmt.Fprintf(w, "wrk: %s, 1 thread; ratios are to the baselines of the same driver and round\n", st.Wrk)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	if len(r.Baselines[0].Runs) == 0 && len(r.Scenarios) == 0 {
+	if len(r.Baselines) == 0 || len(r.Baselines[0].Runs) == 0 && len(r.Scenarios) == 0 {
 		tw = tabwriter.NewWriter(io.Discard, 0, 0, 2, ' ', 0) // no rounds ran (soak or memory alone): no table
 	}
-	fmt.Fprintln(tw, "scenario\tfigure\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t×hello\t×codec\tbusy\t429\terrors\tbad\t")
+	fmt.Fprintln(tw, "scenario\tfigure\tdriver\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t×hello\t×codec\tbusy\t429\terrors\tbad\t")
 	row := func(scen string, ms *Measurement) {
 		d := ms.Median
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\t%.1f\t%.2f\t%.2f\t%d\t%d\t%d\t%d/%d\t\n",
-			scen, ms.Name, d.RPS, d.P50, d.P90, d.P99, d.P999, d.Max, ms.VsHello, ms.VsCodec, d.Busy, d.Limited, d.Errors, d.BadAns, d.Sampled)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\t%.1f\t%.2f\t%.2f\t%d\t%d\t%d\t%d/%d\t\n",
+			scen, ms.Name, ms.Driver, d.RPS, d.P50, d.P90, d.P99, d.P999, d.Max, ms.VsHello, ms.VsCodec, d.Busy, d.Limited, d.Errors, d.BadAns, d.Sampled)
 	}
 	for _, b := range r.Baselines {
 		if len(b.Runs) > 0 {
@@ -259,6 +404,16 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
+	if len(r.Side) > 0 {
+		fmt.Fprintln(w, "\ndrivers side by side (medians; go/wrk < 1: the Go generator's own cost shows):")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "scenario\tfigure\tgo req/s\twrk req/s\tgo/wrk\tgo p50\twrk p50\tgo p99\twrk p99\tgo ×hello\twrk ×hello\tgo ×codec\twrk ×codec\t")
+		for _, p := range r.Side {
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.2f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%.2f\t%.2f\t%.2f\t\n",
+				p.Scenario, p.Name, p.GoRPS, p.WrkRPS, p.GoVsWrk, p.GoP50, p.WrkP50, p.GoP99, p.WrkP99, p.GoHello, p.WrkHello, p.GoCodec, p.WrkCodec)
+		}
+		tw.Flush()
+	}
 	if mr := r.Memory; mr != nil {
 		if mr.Skipped != "" {
 			fmt.Fprintf(w, "\nmemory: %s\n", mr.Skipped)

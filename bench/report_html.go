@@ -63,9 +63,9 @@ func (r *Report) RenderHTML(w io.Writer) error {
 	}
 	var bars, ratios []bar
 	for _, rw := range rows {
-		label := rw.Scenario + " · " + rw.M.Name
+		label := rw.Scenario + " · " + r.figName(rw.M)
 		if rw.Scenario == "baseline" {
-			label = rw.M.Name
+			label = r.figName(rw.M)
 		}
 		bars = append(bars, bar{label: label, values: []float64{rw.M.Median.RPS}})
 		if rw.Scenario != "baseline" {
@@ -85,6 +85,14 @@ func (r *Report) RenderHTML(w io.Writer) error {
 		return fmt.Errorf("bench: render HTML report: %w", err)
 	}
 	return nil
+}
+
+// figName is a figure's name, with its driver when the report has several.
+func (r *Report) figName(m *Measurement) string {
+	if r.multiDriver() {
+		return m.Name + " (" + m.Driver + ")"
+	}
+	return m.Name
 }
 
 // Colours of the series (figures of a chart, in order).
@@ -163,11 +171,11 @@ func (r *Report) percentileSVG(s *ScenarioReport) template.HTML {
 	}
 	var lines []line
 	for i, m := range s.Measurements {
-		lines = append(lines, line{m.Name, palette[i%len(palette)], false, m.Median.Curve})
+		lines = append(lines, line{r.figName(m), palette[i%len(palette)], false, m.Median.Curve})
 	}
 	for _, b := range r.Baselines {
 		if len(b.Median.Curve) > 0 {
-			lines = append(lines, line{"baseline " + b.Name, "#999999", true, b.Median.Curve})
+			lines = append(lines, line{"baseline " + r.figName(b), "#999999", true, b.Median.Curve})
 		}
 	}
 	const (
@@ -280,6 +288,7 @@ Machine: {{.R.Machine.CPU}}, {{.R.Machine.Cores}} cores (GOMAXPROCS {{.R.Machine
 {{.R.Machine.GoVersion}}, {{.R.Machine.OS}}, kernel {{.R.Machine.Kernel}}, load average at start {{.R.Machine.LoadAvg}}.</p>
 <p>Target {{.R.Settings.Target}}, {{.R.Settings.Mode}}{{if .R.Settings.Rate}} at {{printf "%.0f" .R.Settings.Rate}} req/s{{end}},
 {{.R.Settings.Conns}} connections, {{.R.Settings.Runs}} rounds of {{.R.Settings.Seconds}} s; figures are medians over the rounds.
+Load generator{{if gt (len .R.Settings.Drivers) 1}}s{{end}}: {{range $i, $d := .R.Settings.Drivers}}{{if $i}} and {{end}}{{$d}}{{end}}{{with .R.Settings.Wrk}} ({{.}}, one thread){{end}}; ratios are to the baselines the same driver measured in the same round.
 One answer in {{.R.Settings.Sample}} fully checked; session pool {{.R.Settings.Pool}}{{if .R.Settings.CheapHash}}; cheap Argon2 parameters (login figures are not representative){{end}}.</p>
 
 <h2>Throughput</h2>
@@ -296,9 +305,16 @@ One answer in {{.R.Settings.Sample}} fully checked; session pool {{.R.Settings.P
 {{end}}
 <h2>Figures</h2>
 <table>
-<tr><th>scenario</th><th>figure</th><th>req/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>× hello</th><th>× codec-only</th><th>busy</th><th>429</th><th>errors</th><th>bad / sampled</th></tr>
-{{range .Rows}}{{$d := .M.Median}}<tr><td>{{.Scenario}}</td><td>{{.M.Name}}</td><td class="n">{{f "%.0f" $d.RPS}}</td><td class="n">{{f "%.3f" $d.P50}}</td><td class="n">{{f "%.3f" $d.P90}}</td><td class="n">{{f "%.3f" $d.P99}}</td><td class="n">{{f "%.3f" $d.P999}}</td><td class="n">{{f "%.1f" $d.Max}}</td><td class="n">{{f "%.2f" .M.VsHello}}</td><td class="n">{{f "%.2f" .M.VsCodec}}</td><td class="n">{{$d.Busy}}</td><td class="n">{{$d.Limited}}</td><td class="n">{{$d.Errors}}</td><td class="n">{{$d.BadAns}} / {{$d.Sampled}}</td></tr>
+<tr><th>scenario</th><th>figure</th><th>driver</th><th>req/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>× hello</th><th>× codec-only</th><th>busy</th><th>429</th><th>errors</th><th>bad / sampled</th></tr>
+{{range .Rows}}{{$d := .M.Median}}<tr><td>{{.Scenario}}</td><td>{{.M.Name}}</td><td>{{.M.Driver}}</td><td class="n">{{f "%.0f" $d.RPS}}</td><td class="n">{{f "%.3f" $d.P50}}</td><td class="n">{{f "%.3f" $d.P90}}</td><td class="n">{{f "%.3f" $d.P99}}</td><td class="n">{{f "%.3f" $d.P999}}</td><td class="n">{{f "%.1f" $d.Max}}</td><td class="n">{{f "%.2f" .M.VsHello}}</td><td class="n">{{f "%.2f" .M.VsCodec}}</td><td class="n">{{$d.Busy}}</td><td class="n">{{$d.Limited}}</td><td class="n">{{$d.Errors}}</td><td class="n">{{$d.BadAns}} / {{$d.Sampled}}</td></tr>
 {{end}}</table>
+{{if .R.Side}}<h2>Drivers side by side</h2>
+<p class="note">The same figures measured by the suite's Go generator and by wrk in the same rounds (medians). go/wrk below 1 is the Go generator's own CPU cost, which also flatters its ratios to hello.</p>
+<table>
+<tr><th>scenario</th><th>figure</th><th>go req/s</th><th>wrk req/s</th><th>go / wrk</th><th>go p50 ms</th><th>wrk p50 ms</th><th>go p99 ms</th><th>wrk p99 ms</th><th>go × hello</th><th>wrk × hello</th><th>go × codec-only</th><th>wrk × codec-only</th></tr>
+{{range .R.Side}}<tr><td>{{.Scenario}}</td><td>{{.Name}}</td><td class="n">{{f "%.0f" .GoRPS}}</td><td class="n">{{f "%.0f" .WrkRPS}}</td><td class="n">{{f "%.2f" .GoVsWrk}}</td><td class="n">{{f "%.3f" .GoP50}}</td><td class="n">{{f "%.3f" .WrkP50}}</td><td class="n">{{f "%.3f" .GoP99}}</td><td class="n">{{f "%.3f" .WrkP99}}</td><td class="n">{{f "%.2f" .GoHello}}</td><td class="n">{{f "%.2f" .WrkHello}}</td><td class="n">{{f "%.2f" .GoCodec}}</td><td class="n">{{f "%.2f" .WrkCodec}}</td></tr>
+{{end}}</table>
+{{end}}
 {{range .R.Scenarios}}{{$s := .}}{{range $k, $v := .Derived}}<p>{{$s.Name}}: <code>{{$k}}</code> = {{f "%.3f" $v}}</p>
 {{end}}{{end}}{{if .Skipped}}<h3>Skipped</h3>
 <ul>{{range .Skipped}}<li>{{.}}</li>{{end}}</ul>

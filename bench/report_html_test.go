@@ -23,14 +23,14 @@ func syntheticReport() *Report {
 		return s
 	}
 	cfg := Config{Conns: 32, Duration: time.Second, Runs: 1, Sample: 64, Pool: 1000, MemoryN: 2000}
-	r := newReport(cfg)
+	r := newReport(cfg, []string{DriverGo})
 	h, c := st(40000, 0.05), st(25000, 0.08)
-	r.addBaselines(h, c)
+	r.addBaselines(DriverGo, h, c)
 	sc := &ScenarioReport{Name: "session-check"}
-	sc.add("session-exists", st(15000, 0.2), h, c)
+	sc.add("session-exists", DriverGo, st(15000, 0.2), h, c)
 	rl := &ScenarioReport{Name: "ratelimit-check", Notes: []string{"a note <b>not bold</b>"}}
-	rl.add("session-exists limits off", st(14000, 0.2), h, c)
-	rl.add("session-exists limits on <script>", st(13000, 0.25), h, c)
+	rl.add("session-exists limits off", DriverGo, st(14000, 0.2), h, c)
+	rl.add("session-exists limits on <script>", DriverGo, st(13000, 0.25), h, c)
 	r.Scenarios = []*ScenarioReport{sc, rl, {Name: "login", Skipped: "skipped: the server does not support \"user-login\" yet"}}
 	for _, s := range r.Scenarios {
 		s.finish()
@@ -97,7 +97,7 @@ func TestHTMLReport(t *testing.T) {
 
 	// An empty report (every scenario skipped) still renders.
 	var sb strings.Builder
-	if err := newReport(Config{}).RenderHTML(&sb); err != nil {
+	if err := newReport(Config{}, []string{DriverGo}).RenderHTML(&sb); err != nil {
 		t.Errorf("empty report: %v", err)
 	}
 }

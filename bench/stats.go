@@ -83,21 +83,33 @@ func curve(h *hdrhistogram.Histogram) []Pct {
 		return nil
 	}
 	ms := func(us int64) float64 { return float64(us) / 1000 }
+	return curveFrom(n, func(p float64) float64 {
+		if p == 0 {
+			return ms(h.Min()) // ValueAtQuantile(0) answers 0, not the fastest request
+		}
+		return ms(h.ValueAtQuantile(p))
+	}, ms(h.Max()))
+}
+
+// curveFrom builds the curve of n latencies from at (ms at percentile p,
+// for each point of curvePercentiles; at(0) is the minimum) and the maximum
+// maxMs: the Go generator reads them from its histogram, the wrk driver
+// from the figures its script prints.
+func curveFrom(n int64, at func(p float64) float64, maxMs float64) []Pct {
+	if n == 0 {
+		return nil
+	}
 	var out []Pct
 	for _, p := range curvePercentiles {
 		if 100/(100-p) > float64(n) {
 			break
 		}
-		v := h.ValueAtQuantile(p)
-		if p == 0 {
-			v = h.Min() // ValueAtQuantile(0) answers 0, not the fastest request
-		}
-		out = append(out, Pct{P: p, Ms: ms(v)})
+		out = append(out, Pct{P: p, Ms: at(p)})
 	}
 	if n > 1 {
 		last := 100 - 100/float64(n)
 		if out[len(out)-1].P < last {
-			out = append(out, Pct{P: last, Ms: ms(h.Max())})
+			out = append(out, Pct{P: last, Ms: maxMs})
 		}
 	}
 	return out

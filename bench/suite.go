@@ -46,7 +46,35 @@ type Config struct {
 	TempDir       string        // parent of in-process data directories ("" = os.TempDir)
 	Progress      io.Writer
 	Log           io.Writer // setup and skip messages; nil: discarded
+
+	// Driver is the load generator: "go" (the suite's own, the default),
+	// "wrk" (wrk, a load generator in C; bench/README.md, "The wrk
+	// driver") or "both" (every figure wrk can drive is measured by
+	// both, in the same round, and reported side by side).
+	Driver string
+	// Wrk is the wrk binary ("": wrk on $PATH).
+	Wrk string
 }
+
+// Drivers are the load generators a Config.Driver asks for, in the order
+// each round runs them.
+func (c *Config) Drivers() ([]string, error) {
+	switch c.Driver {
+	case "", DriverGo:
+		return []string{DriverGo}, nil
+	case DriverWrk:
+		return []string{DriverWrk}, nil
+	case "both":
+		return []string{DriverGo, DriverWrk}, nil
+	}
+	return nil, fmt.Errorf("bench: unknown driver %q (go, wrk or both)", c.Driver)
+}
+
+// The load generators.
+const (
+	DriverGo  = "go"
+	DriverWrk = "wrk"
+)
 
 // DefaultScenarios are run when Config.Scenarios is empty. memory is last
 // because it loads the most state and restarts its own server. soak is not
@@ -113,6 +141,17 @@ type Suite struct {
 
 	pool  []string    // live sessions on main (lazy)
 	users []benchUser // real users (lazy): ensureUsers
+
+	drivers []string
+	wrk     *Wrk // nil unless a driver is wrk
+	// wrkChecked holds the check pass of each (target, bodies) the wrk
+	// driver has run, made before its first run.
+	wrkChecked map[wrkKey]Stats
+}
+
+type wrkKey struct {
+	url    string
+	bodies *Bodies
 }
 
 // scenario is a named workload.
@@ -136,6 +175,9 @@ type workload struct {
 type measure struct {
 	name string
 	run  func(ctx context.Context, label string) (map[string]Stats, error)
+	// goOnly, when not empty, says why only the Go generator can drive
+	// this measure; the wrk driver leaves it out.
+	goOnly string
 }
 
 var scenarios = map[string]scenario{}
@@ -152,9 +194,28 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("bench: unknown scenario %q (known: %s)", n, strings.Join(sortedKeys(scenarios), ", "))
 		}
 	}
-	s := &Suite{cfg: cfg}
+	drivers, err := cfg.Drivers()
+	if err != nil {
+		return nil, err
+	}
+	s := &Suite{cfg: cfg, drivers: drivers, wrkChecked: map[wrkKey]Stats{}}
 	defer s.close()
-	rep := newReport(cfg)
+	if slices.Contains(drivers, DriverWrk) {
+		if cfg.Rate > 0 {
+			return nil, fmt.Errorf("bench: the wrk driver runs closed loop only: -rate needs -driver go")
+		}
+		if s.wrk, err = FindWrk(cfg.Wrk); err != nil {
+			return nil, err
+		}
+		s.wrk.TempDir = cfg.TempDir
+		if d := time.Duration(wrkSeconds(cfg.Duration)) * time.Second; d != cfg.Duration {
+			fmt.Fprintf(cfg.Log, "wrk takes whole seconds: its runs last %v (-d %v)\n", d, cfg.Duration)
+		}
+	}
+	rep := newReport(cfg, drivers)
+	if s.wrk != nil {
+		rep.Settings.Wrk = s.wrk.Version
+	}
 	if err := s.startTargets(); err != nil {
 		return nil, err
 	}
@@ -188,6 +249,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			s.closers = append(s.closers, w.close)
 		}
 		sr.Notes = w.notes
+		if !slices.Contains(drivers, DriverGo) {
+			// wrk alone: measures only the Go generator can drive are left out.
+			var kept []measure
+			for _, m := range w.measures {
+				if m.goOnly == "" {
+					kept = append(kept, m)
+				} else {
+					sr.Notes = append(sr.Notes, m.name+" not measured: "+m.goOnly)
+				}
+			}
+			if len(kept) == 0 && len(w.measures) > 0 {
+				sr.Skipped = "skipped: " + w.measures[0].goOnly + " (use -driver go or both)"
+				sr.Notes = nil
+				fmt.Fprintf(cfg.Log, "%s: %s\n", name, sr.Skipped)
+				continue
+			}
+			w.measures = kept
+		}
 		lives = append(lives, live{name, w, sr})
 	}
 
@@ -196,18 +275,36 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return rep, err
 	}
 	defer baseBodies.Close()
-	baseline := func(t *Target, label string) (Stats, error) {
+	baseline := func(ctx context.Context, t *Target, label string) (Stats, error) {
 		return s.runOn(ctx, t, baseBodies, Expect{Plain: t.Codec == nil}, label, 0)
 	}
+	// label names the driver when there are several.
+	label := func(d, l string) string {
+		if len(drivers) > 1 {
+			return l + " [" + d + "]"
+		}
+		return l
+	}
+	// driversOf are the drivers that run m, in round order.
+	driversOf := func(m measure) []string {
+		if m.goOnly != "" {
+			return []string{DriverGo}
+		}
+		return drivers
+	}
 	if cfg.Warmup > 0 && len(lives) > 0 {
+		// One warm-up per figure, by the first driver that runs it (the
+		// wrk driver's check pass comes with its first run).
+		wctx := withDriver(ctx, drivers[0])
 		for _, t := range []*Target{s.hello, s.codec} {
-			if _, err := s.runFor(ctx, t, baseBodies, Expect{Plain: t.Codec == nil}, "warmup "+t.Name, cfg.Warmup); err != nil {
+			if _, err := s.runFor(wctx, t, baseBodies, Expect{Plain: t.Codec == nil}, label(drivers[0], "warmup "+t.Name), cfg.Warmup); err != nil {
 				return rep, err
 			}
 		}
 		for _, l := range lives {
 			for _, m := range l.w.measures {
-				if _, err := m.run(withWarmup(ctx, cfg.Warmup), "warmup "+l.name+" "+m.name); err != nil {
+				d := driversOf(m)[0]
+				if _, err := m.run(withDriver(withWarmup(ctx, cfg.Warmup), d), label(d, "warmup "+l.name+" "+m.name)); err != nil {
 					return rep, fmt.Errorf("bench: warmup %s: %w", l.name, err)
 				}
 			}
@@ -219,23 +316,35 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			break
 		}
 		tag := fmt.Sprintf("[%d/%d] ", round+1, cfg.Runs)
-		h, err := baseline(s.hello, tag+"hello")
-		if err != nil {
-			return rep, err
+		// Each driver's baselines, hello then codec-only; every figure's
+		// ratios are to the baselines its own driver measured this round.
+		hello, codec := map[string]Stats{}, map[string]Stats{}
+		for _, bt := range []*Target{s.hello, s.codec} {
+			for _, d := range drivers {
+				st, err := baseline(withDriver(ctx, d), bt, label(d, tag+bt.Name))
+				if err != nil {
+					return rep, err
+				}
+				if bt == s.hello {
+					hello[d] = st
+				} else {
+					codec[d] = st
+				}
+			}
 		}
-		c, err := baseline(s.codec, tag+"codec-only")
-		if err != nil {
-			return rep, err
+		for _, d := range drivers {
+			rep.addBaselines(d, hello[d], codec[d])
 		}
-		rep.addBaselines(h, c)
 		for _, l := range lives {
 			for _, m := range l.w.measures {
-				got, err := m.run(ctx, tag+l.name+" "+m.name)
-				if err != nil {
-					return rep, fmt.Errorf("bench: %s %s: %w", l.name, m.name, err)
-				}
-				for _, name := range sortedKeys(got) {
-					l.rep.add(name, got[name], h, c)
+				for _, d := range driversOf(m) {
+					got, err := m.run(withDriver(ctx, d), label(d, tag+l.name+" "+m.name))
+					if err != nil {
+						return rep, fmt.Errorf("bench: %s %s (%s driver): %w", l.name, m.name, d, err)
+					}
+					for _, name := range sortedKeys(got) {
+						l.rep.add(name, d, got[name], hello[d], codec[d])
+					}
 				}
 			}
 		}
@@ -243,12 +352,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for _, l := range lives {
 		l.rep.finish()
 		if l.w.derive != nil {
-			l.rep.Derived = l.w.derive(l.rep.medians())
+			l.rep.derive(l.w.derive, rep.primaryDriver())
 		}
 	}
 	// soak before memory: memory's server stays up until the suite ends
 	// and would count in the in-process soak's resident size.
-	if slices.Contains(cfg.Scenarios, "soak") {
+	if slices.Contains(cfg.Scenarios, "soak") && !slices.Contains(drivers, DriverGo) {
+		rep.Soak = &SoakReport{Skipped: "skipped: the soak runs in open loop, which only the Go generator does (use -driver go or both)"}
+	} else if slices.Contains(cfg.Scenarios, "soak") {
 		sr, err := s.soak(ctx)
 		switch {
 		case errors.Is(err, ErrSkip):
@@ -279,6 +390,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 type warmupKey struct{}
 
+type driverKey struct{}
+
+// withDriver makes the runs under ctx use driver d (DriverGo, DriverWrk).
+func withDriver(ctx context.Context, d string) context.Context {
+	return context.WithValue(ctx, driverKey{}, d)
+}
+
+// driverOf is the driver of runs under ctx (DriverGo unless set).
+func driverOf(ctx context.Context) string {
+	if d, ok := ctx.Value(driverKey{}).(string); ok {
+		return d
+	}
+	return DriverGo
+}
+
 // withWarmup marks ctx so a measure runs for d instead of the configured
 // window (warmup runs are not recorded).
 func withWarmup(ctx context.Context, d time.Duration) context.Context {
@@ -294,12 +420,59 @@ func (s *Suite) window(ctx context.Context) time.Duration {
 }
 
 // runOn runs bodies against t with the suite's connections, window and
-// mode; maxReqs bounds it by count too (0: no bound).
+// mode, driven by the driver of ctx; maxReqs bounds it by count too (0: no
+// bound; Go driver only).
 func (s *Suite) runOn(ctx context.Context, t *Target, b *Bodies, exp Expect, label string, maxReqs int64) (Stats, error) {
+	if driverOf(ctx) == DriverWrk {
+		if maxReqs > 0 {
+			return Stats{}, fmt.Errorf("bench: run %s: the wrk driver has no request-count bound", label)
+		}
+		return s.runWrk(ctx, t, b, exp, label)
+	}
 	return Drive(ctx, t, b, exp, RunOptions{
 		Label: label, Conns: s.cfg.Conns, Duration: s.window(ctx), MaxReqs: maxReqs, Rate: s.cfg.Rate,
 		SampleEvery: s.cfg.Sample, Progress: s.cfg.Progress,
 	})
+}
+
+// runWrk is one wrk run of bodies against t. Before the first run of these
+// bodies on t, an unmeasured check pass decrypts and checks a sample of the
+// answers (Wrk.Drive); every run's Sampled and BadAns are that pass's. A
+// run with any answer not 200 (status above 399, socket error) or a bad
+// sample fails: wrk cannot tell which request it was, and a figure made
+// of refusals measures the wrong thing.
+func (s *Suite) runWrk(ctx context.Context, t *Target, b *Bodies, exp Expect, label string) (Stats, error) {
+	if s.wrk == nil {
+		return Stats{}, fmt.Errorf("bench: run %s: the wrk driver was not set up", label)
+	}
+	if exp.BusyOK || exp.FailureOK {
+		return Stats{}, fmt.Errorf("bench: run %s: the wrk driver counts every answer above 399 as an error: this workload needs -driver go", label)
+	}
+	key := wrkKey{t.URL, b}
+	chk, ok := s.wrkChecked[key]
+	if !ok {
+		var err error
+		chk, err = s.wrk.Drive(ctx, t, b, exp, WrkOptions{Label: label + " check", Duration: wrkCheckWindow, Check: true, SampleEvery: s.cfg.Sample})
+		if err != nil {
+			return Stats{}, err
+		}
+		if chk.Errors > 0 || chk.Sampled == 0 || chk.BadAns > 0 {
+			return chk, fmt.Errorf("bench: run %s: wrk check pass: %d answers, %d not 200 or lost, %d/%d sampled answers bad", label, chk.Requests, chk.Errors, chk.BadAns, chk.Sampled)
+		}
+		s.wrkChecked[key] = chk
+	}
+	if s.cfg.Progress != nil {
+		fmt.Fprintf(s.cfg.Progress, "%-36s wrk -t1 -c%d -d%ds ...\n", label, s.cfg.Conns, wrkSeconds(s.window(ctx)))
+	}
+	st, err := s.wrk.Drive(ctx, t, b, exp, WrkOptions{Label: label, Conns: s.cfg.Conns, Duration: s.window(ctx)})
+	if err != nil {
+		return st, err
+	}
+	st.Sampled, st.BadAns = chk.Sampled, chk.BadAns
+	if st.Errors > 0 {
+		return st, fmt.Errorf("bench: run %s: wrk counted %d of %d answers not 200 or lost (statuses above 399, socket errors)", label, st.Errors, st.Requests)
+	}
+	return st, nil
 }
 
 func (s *Suite) runFor(ctx context.Context, t *Target, b *Bodies, exp Expect, label string, d time.Duration) (Stats, error) {

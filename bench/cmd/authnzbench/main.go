@@ -57,6 +57,8 @@ func run() error {
 	flag.Float64Var(&cfg.SoakLoad, "soak-load", 0.8, "soak rate as a fraction of the mix's closed-loop maximum (measured for -d first)")
 	flag.BoolVar(&cfg.CheapHash, "cheap-hash", false, "in-process servers use tiny Argon2 parameters (not for login figures)")
 	flag.IntVar(&cfg.Shards, "shards", 0, "in-process servers: AUTHNZERVER_SHARDS (0: default)")
+	flag.StringVar(&cfg.Driver, "driver", "go", "load generator: go (the suite's own), wrk (wrk with pre-sealed bodies; install: make bench-deps) or both, side by side")
+	flag.StringVar(&cfg.Wrk, "wrk", "", "wrk binary for -driver wrk|both (default: wrk on $PATH)")
 	flag.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
 	flag.StringVar(&htmlPath, "html", "", "also write a self-contained HTML report with charts to this file")
 	flag.BoolVar(&quiet, "q", false, "no progress line")
