@@ -370,3 +370,46 @@ func writeOldFailureRecords(t *testing.T, dataDir, email string, n int) {
 		t.Fatalf("close store: %v", err)
 	}
 }
+
+// spelling is the i-th spelling of an ASCII email that every lookup takes
+// for the same account: some characters fullwidth (NFKC folds them back),
+// some upper case.
+func spelling(email string, i int) string {
+	var b strings.Builder
+	for j, c := range email {
+		switch (i >> (j % 8)) & 3 {
+		case 1:
+			c += 0xFEE0 // fullwidth form
+		case 2:
+			c = []rune(strings.ToUpper(string(c)))[0]
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// The per-email rate limit of a code check holds for every spelling of the
+// address, from every client address (a 4-digit code must not be guessable
+// by spelling the email anew on each try).
+func TestBruteForceEmailRateLimitEverySpelling(t *testing.T) {
+	ts := servertest.Start(t, servertest.DefaultRateLimits())
+	const email = "code@example.org"
+	ts.NewUser(email, goodPassword)
+	const limit, n = 5, 30 // user-verify-emailtoken: 5 a minute per email
+	seen := map[string]bool{}
+	passed := 0
+	for i := range n {
+		sp := spelling(email, i+1)
+		seen[sp] = true
+		r := ts.Do("user-verify-emailtoken", map[string]any{"email": sp, "verification_token": fmt.Sprintf("%04d", i), "purpose": "forgotpass", "client_ipaddr": botIP(i)})
+		if r.StatusCode != 429 {
+			passed++
+		}
+	}
+	if len(seen) < limit+1 {
+		t.Fatalf("only %d distinct spellings; the test needs more than %d", len(seen), limit)
+	}
+	if passed > limit {
+		t.Errorf("%d of %d code checks with %d spellings of one email passed the rate limit; want at most %d", passed, n, len(seen), limit)
+	}
+}
