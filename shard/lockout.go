@@ -20,13 +20,16 @@ import (
 // more verifications than the limit allows, and parallel right ones are
 // neither refused nor counted. Only counted failures open a refusal window.
 
-const prefixFailures = "f/"
+// prefixFailures keys the failure record of an account: the prefix and the
+// normalised email.
+const prefixFailures = "fa/"
 
-// legacyFailureSep separates the email from the client address in failure
-// keys written when counts were kept per (email, address). Such records
-// still load: they are added to the email's count and deleted at its next
-// write.
-const legacyFailureSep = "\x00"
+// prefixLegacyFailures keys the records written when failures were counted
+// per (email, client address): the prefix, the email, a NUL and the
+// address. They still load: each is added to its email's count and deleted
+// at that count's next write. A separate prefix keeps an email that itself
+// holds a NUL from being read as an old record.
+const prefixLegacyFailures = "f/"
 
 // MaxFailureEntries bounds the failure table of one shard. Past it some
 // idle entries are dropped: an attacker spraying distinct emails cannot grow
@@ -57,23 +60,35 @@ type failureTable struct {
 func newFailureTable() failureTable { return failureTable{byEmail: make(map[string]*failState)} }
 
 func init() {
-	extraKinds = append(extraKinds, recordKind{
-		prefix: prefixFailures,
-		route: func(key []byte) (Route, error) {
-			email, _, _ := strings.Cut(string(key[len(prefixFailures):]), legacyFailureSep)
-			return EmailRoute(email), nil
-		},
-		load: func(s *Shard, key, value []byte) error {
-			var st failState
-			if err := json.Unmarshal(value, &st); err != nil || st.Count < 0 || st.Lockouts < 0 {
-				return fmt.Errorf("%w: failure count: %v", ErrBadRecord, err)
-			}
-			email, _, legacy := strings.Cut(string(key[len(prefixFailures):]), legacyFailureSep)
-			s.failures.merge(email, st, legacy, string(key))
-			return nil
-		},
-	})
+	load := func(s *Shard, key, value []byte, legacy bool) error {
+		var st failState
+		if err := json.Unmarshal(value, &st); err != nil || st.Count < 0 || st.Lockouts < 0 {
+			return fmt.Errorf("%w: failure count: %v", ErrBadRecord, err)
+		}
+		email := failureRecordEmail(key)
+		s.failures.merge(email, st, legacy, string(key))
+		return nil
+	}
+	route := func(key []byte) (Route, error) { return EmailRoute(failureRecordEmail(key)), nil }
+	extraKinds = append(extraKinds,
+		recordKind{prefix: prefixFailures, route: route, load: func(s *Shard, key, value []byte) error {
+			return load(s, key, value, false)
+		}},
+		recordKind{prefix: prefixLegacyFailures, route: route, load: func(s *Shard, key, value []byte) error {
+			return load(s, key, value, true)
+		}},
+	)
 	sweepers = append(sweepers, (*Shard).SweepUnlocks)
+}
+
+// failureRecordEmail returns the email of a failure record's key, of
+// either format.
+func failureRecordEmail(key []byte) string {
+	if hasPrefix(key, prefixFailures) {
+		return string(key[len(prefixFailures):])
+	}
+	email, _, _ := strings.Cut(string(key[len(prefixLegacyFailures):]), "\x00")
+	return email
 }
 
 // merge adds a loaded record to email's entry. Old per-address records of

@@ -157,7 +157,7 @@ func TestAttemptsLegacyRecords(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatalf("RouteOfKey(%q) = %v, %v", m.Key, ok, err)
 		}
-		email := string(m.Key[len(prefixFailures):bytes.IndexByte(m.Key, 0)])
+		email := string(m.Key[len(prefixLegacyFailures):bytes.IndexByte(m.Key, 0)])
 		if r != EmailRoute(email) {
 			t.Errorf("old record %q routed away from its email's shard", m.Key)
 		}
@@ -177,6 +177,11 @@ func TestAttemptsLegacyRecords(t *testing.T) {
 	if got := r.Failures("e@x.org"); got != 4 {
 		t.Errorf("after replay = %d; want 4 (old records deleted, not added again)", got)
 	}
+	for _, m := range old[:2] {
+		if _, ok := replayStore(log)[string(m.Key)]; ok {
+			t.Errorf("old record %q not deleted by the new write", m.Key)
+		}
+	}
 	if got := r.Failures("other@x.org"); got != 1 {
 		t.Errorf("other email after replay = %d; want 1", got)
 	}
@@ -186,4 +191,35 @@ func TestAttemptsLegacyRecords(t *testing.T) {
 	if got := replay(t, log).Failures("other@x.org"); got != 0 {
 		t.Errorf("old record survived a success: %d", got)
 	}
+}
+
+// An email that holds a NUL is an account like any other, not an old
+// record, across a restart.
+func TestAttemptsEmailWithNUL(t *testing.T) {
+	s := New(Options{})
+	p := AttemptPolicy{Tries: 5, Decay: time.Hour, LockFor: time.Hour}
+	var log []Mutation
+	const odd = "victim@x.org\x00junk"
+	begin(s, &log, odd, t0, p)
+	end(s, &log, odd, AttemptFailed, t0)
+	r := replay(t, log)
+	if got := r.Failures("victim@x.org"); got != 0 {
+		t.Errorf("a failure of %q counted for victim@x.org after a restart: %d", odd, got)
+	}
+	if got := r.Failures(odd); got != 1 {
+		t.Errorf("failures of %q after a restart = %d; want 1", odd, got)
+	}
+}
+
+// replayStore is the store that log leaves.
+func replayStore(log []Mutation) map[string][]byte {
+	store := map[string][]byte{}
+	for _, m := range log {
+		if m.Value == nil {
+			delete(store, string(m.Key))
+		} else {
+			store[string(m.Key)] = m.Value
+		}
+	}
+	return store
 }
