@@ -52,6 +52,11 @@ const backoffDelayCap = 40 * time.Second
 // verification ends well within the hasher's own 10 s timeout.
 const attemptWaitMax = 30 * time.Second
 
+// attemptStale is how long an attempt may stay in flight before its place
+// is taken as lost (a reservation whose caller timed out before the shard
+// made it). Far above any verification, which the hasher bounds at 10 s.
+const attemptStale = 2 * attemptWaitMax
+
 // backoffDelay is the reply delay of the n-th failed attempt: 1.5^(n−1)
 // seconds, at most 40.
 func backoffDelay(n int) time.Duration {
@@ -96,7 +101,7 @@ func (s *Server) withBackoff(email string, check func() (result, shard.Outcome))
 	key := passpolicy.NormalizeEmail(email)
 	route := shard.EmailRoute(key)
 	users := s.ext.users
-	policy := shard.AttemptPolicy{Tries: users.lockTries(), Decay: users.lockTime(), LockFor: users.lockTime()}
+	policy := shard.AttemptPolicy{Tries: users.lockTries(), Decay: users.lockTime(), LockFor: users.lockTime(), Stale: attemptStale}
 	var wait *time.Timer
 	defer func() {
 		if wait != nil {
@@ -134,7 +139,14 @@ func (s *Server) withBackoff(email string, check func() (result, shard.Outcome))
 		}
 		break
 	}
+	done := false
+	defer func() {
+		if !done { // check panicked: free the place
+			s.endAttempt(key, shard.AttemptCancelled)
+		}
+	}()
 	r, outcome := check()
+	done = true
 	if r.status != 0 {
 		outcome = shard.AttemptCancelled // an error is never a failure
 	}

@@ -48,7 +48,7 @@ type failState struct {
 	Lockouts int `json:"k,omitempty"`
 
 	// Memory only.
-	pending int           // attempts begun and not yet ended
+	pending []time.Time   // begin times of the attempts not yet ended
 	settled chan struct{} // closed when an attempt ends, for waiters
 	legacy  []string      // old-format keys merged into this entry
 }
@@ -119,6 +119,11 @@ type AttemptPolicy struct {
 	Tries   int           // failures before verification is refused (≥ 1)
 	Decay   time.Duration // failures are forgotten after this long without one
 	LockFor time.Duration // the refusal window opened once Tries is reached
+	// Stale, when not zero, is how long an attempt may stay in flight: an
+	// older one is taken as lost (its caller gave up, say on a timeout,
+	// before the shard ran BeginAttempt) and frees its place, so lost
+	// attempts cannot block an account for good.
+	Stale time.Duration
 }
 
 // Verdict is what BeginAttempt decided.
@@ -158,6 +163,15 @@ func (s *Shard) BeginAttempt(email string, now time.Time, p AttemptPolicy) (Atte
 		s.failures.byEmail[email] = st
 	}
 	st.refresh(now, p.Decay)
+	if p.Stale > 0 {
+		live := st.pending[:0]
+		for _, t := range st.pending {
+			if now.Sub(t) <= p.Stale {
+				live = append(live, t)
+			}
+		}
+		st.pending = live
+	}
 	switch {
 	case now.Before(st.Until):
 		return Attempt{Verdict: AttemptRefused, Until: st.Until}, nil
@@ -165,13 +179,13 @@ func (s *Shard) BeginAttempt(email string, now time.Time, p AttemptPolicy) (Atte
 		st.Until = micro(now.Add(p.LockFor))
 		st.Lockouts++
 		return Attempt{Verdict: AttemptOverLimit, Until: st.Until, Lockouts: st.Lockouts}, s.failures.save(email, st)
-	case st.Count+st.pending >= max(p.Tries, 1):
+	case st.Count+len(st.pending) >= max(p.Tries, 1):
 		if st.settled == nil {
 			st.settled = make(chan struct{})
 		}
 		return Attempt{Verdict: AttemptWait, Settled: st.settled}, nil
 	}
-	st.pending++
+	st.pending = append(st.pending, now)
 	return Attempt{Verdict: AttemptVerify}, nil
 }
 
@@ -205,8 +219,8 @@ func (s *Shard) EndAttempt(email string, o Outcome, now time.Time) (int, []Mutat
 	if st == nil {
 		return 0, nil
 	}
-	if st.pending > 0 {
-		st.pending--
+	if len(st.pending) > 0 {
+		st.pending = st.pending[1:] // any one: they are alike
 	}
 	st.wake()
 	switch o {
@@ -246,7 +260,7 @@ func (s *Shard) ResetFailures(email string) []Mutation {
 		muts = append(muts, Mutation{Key: []byte(k)})
 	}
 	st.wake() // waiters have all the tries again
-	if st.pending > 0 {
+	if len(st.pending) > 0 {
 		*st = failState{pending: st.pending} // keep the entry for the attempts in flight
 	} else {
 		delete(s.failures.byEmail, email)
@@ -270,7 +284,7 @@ func (st *failState) wake() {
 }
 
 func (st *failState) idle() bool {
-	return st.Count == 0 && st.pending == 0 && st.Lockouts == 0 && st.Until.IsZero() && st.legacy == nil
+	return st.Count == 0 && len(st.pending) == 0 && st.Lockouts == 0 && st.Until.IsZero() && st.legacy == nil
 }
 
 // save returns the mutations that store st and delete the old-format keys
@@ -295,7 +309,7 @@ func (t *failureTable) evictIfFull(now time.Time) {
 	// decay on their own.
 	n := MaxFailureEntries / 100
 	for e, st := range t.byEmail {
-		if st.pending == 0 && !now.Before(st.Until) {
+		if len(st.pending) == 0 && !now.Before(st.Until) {
 			delete(t.byEmail, e)
 			if n--; n <= 0 {
 				return

@@ -223,3 +223,21 @@ func replayStore(log []Mutation) map[string][]byte {
 	}
 	return store
 }
+
+// An attempt whose caller never ends it (it timed out before the shard
+// reserved it) frees its place once stale, so lost attempts cannot block an
+// account for good.
+func TestAttemptsLostReservationsExpire(t *testing.T) {
+	s := New(Options{})
+	const key = "e@x.org"
+	p := AttemptPolicy{Tries: 2, Decay: time.Hour, LockFor: time.Hour, Stale: time.Minute}
+	var log []Mutation
+	begin(s, &log, key, t0, p)
+	begin(s, &log, key, t0, p) // both lost
+	if a := begin(s, &log, key, t0.Add(p.Stale), p); a.Verdict != AttemptWait {
+		t.Fatalf("within the stale time: %v; want wait", a.Verdict)
+	}
+	if a := begin(s, &log, key, t0.Add(p.Stale+time.Second), p); a.Verdict != AttemptVerify {
+		t.Fatalf("after the stale time: %v; want verify", a.Verdict)
+	}
+}
