@@ -1,8 +1,11 @@
 package httpfront
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/authnzerver/authnzerver/actors"
@@ -10,31 +13,63 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-// Brute-force back-off and auto-lock for user-login and
-// user-passcheck-nosession (spec §4.5), fixed as the spec asks:
+// Brute-force back-off and auto-lock (spec §4.5), for every request that
+// verifies a user's password (user-login, user-passcheck,
+// user-passcheck-nosession, user-changepass, user-changepass-nosession,
+// user-delete), fixed as the spec asks:
 //
-//   - Attempts are counted per (normalised email, client address). Once a
-//     key has used up its tries, further attempts get the lock answer without
-//     any password verification, so parallel wrong passwords cannot test more
-//     than the try count.
-//   - The attempt that goes over the limit locks the account (role "locked",
-//     sessions ended) for userlocktime, with the unlock time stored in the
-//     user record: a restart does not lose it. Superusers are never locked
-//     automatically: their email is only refused from the client address that
-//     used up the tries, so nobody can lock the superuser out.
+//   - Failures are counted per account (the normalised email), whatever
+//     the client address, in the account's shard (see shard/lockout.go).
+//     Each failure delays its reply by 1.5^(n−1) s, at most 40 s.
+//   - Attempts are reserved before the password is verified. While the
+//     failures plus the attempts in flight reach userlocktries, further
+//     attempts wait for one to end, so parallel wrong passwords cannot test
+//     more than the try count, and parallel right ones are never refused or
+//     counted.
+//   - Once userlocktries failures are counted, the account is refused any
+//     verification for userlocktime: every request gets the lock answer and
+//     no password is verified, so a locked account is no oracle. The account
+//     is locked (role "locked", sessions ended) with the unlock time stored
+//     in the user record: a restart does not lose it.
+//   - Superusers are never locked, so nobody can lock the admin out, and
+//     neither are the anonymous and locked system users (locking the
+//     anonymous user would end every anonymous session). Their refusal
+//     window is shorter but grows with each lock-out (protectedWindow), so
+//     guesses stay bounded; the price is that an attacker can keep the
+//     superuser from logging in during a window (an operator can end it
+//     with an unlock).
 //   - Counts are bounded in memory, persisted, forgotten after userlocktime
-//     without failures, and reset by a success or an unlock.
+//     without failures, and reset by a success, the end of a window or an
+//     unlock.
 
 const msgAutoLocked = "Your user account has been locked after repeated login failures. Try again in an hour or contact the server admins."
 
 // backoffDelayCap is the longest delay of a failed attempt (spec §4.5).
 const backoffDelayCap = 40 * time.Second
 
+// attemptWaitMax bounds how long an attempt waits for the attempts in
+// flight on its account; past it the answer is "busy, retry later". A
+// verification ends well within the hasher's own 10 s timeout.
+const attemptWaitMax = 30 * time.Second
+
+// attemptStale is how long an attempt may stay in flight before its place
+// is taken as lost (a reservation whose caller timed out before the shard
+// made it). Far above any verification, which the hasher bounds at 10 s.
+const attemptStale = 2 * attemptWaitMax
+
 // backoffDelay is the reply delay of the n-th failed attempt: 1.5^(n−1)
 // seconds, at most 40.
 func backoffDelay(n int) time.Duration {
 	d := time.Duration(math.Pow(1.5, float64(n-1)) * float64(time.Second))
 	return min(d, backoffDelayCap)
+}
+
+// protectedWindow is the refusal window of an account that is never locked,
+// after its k-th lock-out since its last success: 40 s, doubling, at most
+// lockTime.
+func protectedWindow(k int, lockTime time.Duration) time.Duration {
+	k = min(max(k, 1), 20)
+	return min(backoffDelayCap<<(k-1), lockTime)
 }
 
 func (e *usersExt) lockTries() int {
@@ -51,45 +86,81 @@ func (e *usersExt) lockTime() time.Duration {
 	return e.opts.LockTime
 }
 
-func attemptKey(email, clientIP string) string {
-	return passpolicy.NormalizeEmail(email) + "\x00" + clientIP
+// lockedAnswer is the reply to an attempt on an account over its limit
+// (spec §4.5), whatever the request type.
+func lockedAnswer() result {
+	return result{messages: []string{msgAutoLocked}, fields: []field{{"user_id", nil}}}
 }
 
-// withBackoff runs check (one password verification) under the back-off
-// rules for email.
-func (s *Server) withBackoff(c *call, email string, check func() result) result {
-	key := attemptKey(email, c.clientIP)
-	decay := s.ext.users.lockTime()
-	begin, err := actors.Do(s.deps.Core, shard.StringRoute(key), func(sh *shard.Shard, now time.Time) (int, []shard.Mutation, error) {
-		return sh.BeginAttempt(key, now, decay), nil, nil
-	})
-	if err != nil {
-		return coreFailure(err)
-	}
-	n := begin.Value
-	if n > s.ext.users.lockTries() {
-		s.endAttempt(key, shard.AttemptCancelled)
-		if n == s.ext.users.lockTries()+1 {
-			s.autoLock(email)
+// withBackoff runs check, which verifies one password of the account with
+// email, under the back-off and lock rules. check says how the verification
+// went: AttemptSucceeded when the account's password matched (whatever the
+// reply), AttemptFailed when a password was verified and did not match,
+// AttemptCancelled when nothing was decided (an error answered by status).
+func (s *Server) withBackoff(email string, check func() (result, shard.Outcome)) result {
+	key := passpolicy.NormalizeEmail(email)
+	route := shard.EmailRoute(key)
+	users := s.ext.users
+	policy := shard.AttemptPolicy{Tries: users.lockTries(), Decay: users.lockTime(), LockFor: users.lockTime(), Stale: attemptStale}
+	var wait *time.Timer
+	defer func() {
+		if wait != nil {
+			wait.Stop()
 		}
-		return result{messages: []string{msgAutoLocked}, fields: []field{{"user_id", nil}}}
+	}()
+	for {
+		res, err := actors.Do(s.deps.Core, route, func(sh *shard.Shard, now time.Time) (shard.Attempt, []shard.Mutation, error) {
+			a, muts := sh.BeginAttempt(key, now, policy)
+			return a, muts, nil
+		})
+		if err != nil {
+			return coreFailure(err)
+		}
+		a := res.Value
+		switch a.Verdict {
+		case shard.AttemptRefused:
+			return lockedAnswer()
+		case shard.AttemptOverLimit:
+			if err := res.Durable(); err != nil {
+				s.log.Warn("record password lock-out", "err", err)
+			}
+			s.lockOut(key, a)
+			return lockedAnswer()
+		case shard.AttemptWait:
+			if wait == nil {
+				wait = time.NewTimer(attemptWaitMax)
+			}
+			select {
+			case <-a.Settled:
+				continue
+			case <-wait.C:
+				return coreFailure(errBusy)
+			}
+		}
+		break
 	}
-	r := check()
-	switch {
-	case r.status != 0:
-		s.endAttempt(key, shard.AttemptCancelled)
-	case r.ok:
-		s.endAttempt(key, shard.AttemptSucceeded)
-	default:
-		s.endAttempt(key, shard.AttemptFailed)
+	done := false
+	defer func() {
+		if !done { // check panicked: free the place
+			s.endAttempt(key, shard.AttemptCancelled)
+		}
+	}()
+	r, outcome := check()
+	done = true
+	if r.status != 0 {
+		outcome = shard.AttemptCancelled // an error is never a failure
+	}
+	if n := s.endAttempt(key, outcome); outcome == shard.AttemptFailed {
 		time.Sleep(backoffDelay(n))
 	}
 	return r
 }
 
-func (s *Server) endAttempt(key string, o shard.Outcome) {
-	res, err := actors.Do(s.deps.Core, shard.StringRoute(key), func(sh *shard.Shard, now time.Time) (struct{}, []shard.Mutation, error) {
-		return struct{}{}, sh.EndAttempt(key, o, now), nil
+// endAttempt settles an attempt and returns the account's failure count.
+func (s *Server) endAttempt(key string, o shard.Outcome) int {
+	res, err := actors.Do(s.deps.Core, shard.EmailRoute(key), func(sh *shard.Shard, now time.Time) (int, []shard.Mutation, error) {
+		n, muts := sh.EndAttempt(key, o, now)
+		return n, muts, nil
 	})
 	if err == nil {
 		err = res.Durable()
@@ -97,30 +168,50 @@ func (s *Server) endAttempt(key string, o shard.Outcome) {
 	if err != nil {
 		s.log.Warn("record password attempt", "err", err)
 	}
+	return max(res.Value, 1)
 }
 
-// autoLock locks the user with email for the lock time, unless it is a
-// superuser or already locked (a lock that changed nothing schedules no
-// unlock, spec §4.5).
-func (s *Server) autoLock(email string) {
-	u, found, err := userByEmail(s, email)
-	if err != nil || !found || u.Role == "superuser" {
+// lockOut acts on an account whose window a has just opened: a user is
+// locked until the window ends; a protected account (superuser, system
+// user) is not locked, and its window is shortened to protectedWindow.
+func (s *Server) lockOut(key string, a shard.Attempt) {
+	u, found, err := userByEmail(s, key)
+	if err != nil || !found {
+		return // an unknown email: the window alone answers for it
+	}
+	if neverLocked(&u) {
+		until := s.deps.Core.Now().Add(protectedWindow(a.Lockouts, s.ext.users.lockTime()))
+		res, err := actors.Do(s.deps.Core, shard.EmailRoute(key), func(sh *shard.Shard, _ time.Time) (struct{}, []shard.Mutation, error) {
+			return struct{}{}, sh.SetAttemptWindow(key, until), nil
+		})
+		if err == nil {
+			err = res.Durable()
+		}
+		if err != nil {
+			s.log.Warn("shorten the lock-out of a protected account", "err", err)
+		}
+		s.log.Info("protected account refused after repeated password failures", "user", s.pii(strconv.FormatInt(int64(u.ID), 10)))
 		return
 	}
-	until := s.deps.Core.Now().Add(s.ext.users.lockTime())
 	locked, err := updateUser(s, u.ID, func(cur *shard.User) error {
-		if cur.Role == "superuser" {
+		if neverLocked(cur) {
 			return shard.ErrNoChange
 		}
-		return shard.LockUser(cur, until)
+		return shard.LockUser(cur, a.Until)
 	})
 	if err != nil {
-		return
+		return // already locked (by an operator or a parallel lock-out), or gone
 	}
 	if _, err := deleteAllUserSessions(s, u.ID); err != nil {
 		s.log.Warn("end sessions of auto-locked user", "err", err)
 	}
 	s.log.Info("user locked after repeated password failures", "user", s.pii(strconv.FormatInt(int64(locked.ID), 10)))
+}
+
+// neverLocked reports whether the automatic lock spares u: superusers, and
+// the anonymous and locked system users.
+func neverLocked(u *shard.User) bool {
+	return u.Role == "superuser" || u.ID == shard.AnonymousID || u.ID == shard.DummyUserID
 }
 
 // unlockIfDue ends an automatic lock whose time has passed, so a login right
@@ -150,16 +241,35 @@ func deleteAllUserSessions(s *Server, id shard.UserID) (int, error) {
 	return deleteUserSessions(s, id, nil)
 }
 
-// forgetFailures resets the failed attempts of email from every address.
+// forgetFailures resets the failed attempts and any refusal window of the
+// account with email (on an operator's unlock).
 func (s *Server) forgetFailures(email string) {
-	prefix := passpolicy.NormalizeEmail(email) + "\x00"
-	rs, err := actors.DoAll(s.deps.Core, func(sh *shard.Shard, _ time.Time) (struct{}, []shard.Mutation, error) {
-		return struct{}{}, sh.ResetFailuresPrefix(prefix), nil
+	key := passpolicy.NormalizeEmail(email)
+	res, err := actors.Do(s.deps.Core, shard.EmailRoute(key), func(sh *shard.Shard, _ time.Time) (struct{}, []shard.Mutation, error) {
+		return struct{}{}, sh.ResetFailures(key), nil
 	})
 	if err == nil {
-		err = actors.WaitAll(rs)
+		err = res.Durable()
 	}
 	if err != nil {
 		s.log.Warn("forget failed attempts", "err", err)
 	}
+}
+
+// verifyOpErr sorts the error of one verification: nil when the stored hash
+// is one this server cannot verify (it never matches), else the error
+// itself, a fault of the hasher that the request answers by status and
+// that is never a password failure.
+func verifyOpErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, e := range [...]error{actors.ErrPHCMalformed, actors.ErrPHCOutOfBounds, actors.ErrPHCUnsupported} {
+		// The hash worker process reports errors as text, so the sentinel
+		// may survive only in the message.
+		if errors.Is(err, e) || strings.Contains(err.Error(), e.Error()) {
+			return nil
+		}
+	}
+	return fmt.Errorf("httpfront: verify password: %w", err)
 }

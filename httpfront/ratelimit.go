@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passpolicy"
 	"github.com/authnzerver/authnzerver/shard"
 )
 
@@ -260,8 +261,10 @@ func (l *rateLimiter) allow(reqType, clientIP string, body map[string]json.RawMe
 }
 
 // emailKey returns the email an email-tied request is limited by (spec
-// §5.3 step 2): body.email, or if falsy body.email_address, trimmed and
-// lower-cased so that case variants share a bucket; "" if both are falsy.
+// §5.3 step 2): body.email, or if falsy body.email_address, normalised as
+// every lookup normalises it (passpolicy.NormalizeEmail), so that every
+// spelling that reaches one account shares its bucket; "" if both are falsy.
+// The bucket key is a hash, so the whole address counts.
 func emailKey(body map[string]json.RawMessage) string {
 	for _, name := range [...]string{"email", "email_address"} {
 		raw, ok := body[name]
@@ -272,7 +275,7 @@ func emailKey(body map[string]json.RawMessage) string {
 		if rawKind(raw) != '"' || json.Unmarshal(raw, &s) != nil {
 			s = string(raw)
 		}
-		return truncateString(strings.ToLower(strings.TrimSpace(s)), 320)
+		return passpolicy.NormalizeEmail(s)
 	}
 	return ""
 }

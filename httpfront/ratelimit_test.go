@@ -99,6 +99,12 @@ func TestEmailKey(t *testing.T) {
 		{`{"email": null, "email_address": " Jane@X.org "}`, "jane@x.org"},
 		{`{"email": "a@b.c", "email_address": "d@e.f"}`, "a@b.c"},
 		{`{"email": 12}`, "12"},
+		// Every spelling that finds one account shares its bucket: the
+		// lookups' normalisation (NFKC, case folding), not just ASCII case.
+		{`{"email": "ｊａｎｅ＠ｘ．ｏｒｇ"}`, "jane@x.org"},
+		{`{"email": "ＪＡＮＥ@x.org"}`, "jane@x.org"},
+		{`{"email_address": "\u3000JANE@X.ORG"}`, "jane@x.org"},
+		{`{"email": "Straße@x.org"}`, "strasse@x.org"},
 	}
 	for _, tc := range tests {
 		var body map[string]json.RawMessage

@@ -65,6 +65,9 @@ func verifyPassword(s *Server, phc, password string) (ok, needsRehash bool, err 
 		return false, false, err
 	}
 	if rs[0].Err != nil {
+		if err := verifyOpErr(rs[0].Err); err != nil {
+			return false, false, err // a hasher fault: not a wrong password
+		}
 		// A stored hash we cannot compute (e.g. argon2d) never matches.
 		s.log.Warn("password verification failed", "err", rs[0].Err)
 		return false, false, nil

@@ -1,6 +1,7 @@
 package httpfront
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,16 +43,13 @@ func (e *usersExt) insecureMessage() string {
 
 // handleUserChangepass changes a password after checking the current one
 // (spec §2.D1, §2.D2). Unlike the reference, user-changepass checks that its
-// session is live and belongs to user_id; and both forms end every other
-// session of the user once the new password is stored.
+// session is live and belongs to user_id; both forms end every other session
+// of the user once the new password is stored; and the check of the current
+// password is under the back-off and lock of spec §4.5, keyed by email.
 func handleUserChangepass(c *call) result {
 	s := c.s
 	uid, _ := c.int("user_id")
 	email := c.str("email")
-	fail := func(reason string, msgs ...string) result {
-		return failure(reason, msgs...).with("user_id", uid).with("email", email)
-	}
-	const msgNoMatch = "Your current password did not match the stored password."
 	withSession := c.reqType == "user-changepass"
 	var keep *shard.SessionDigest
 	if withSession {
@@ -61,14 +59,27 @@ func handleUserChangepass(c *call) result {
 			return coreFailure(err)
 		}
 		if !ok || int64(sess.UserID) != uid {
-			return fail("session does not exist or does not belong to user_id", "Invalid session for password change request.")
+			return failure("session does not exist or does not belong to user_id", "Invalid session for password change request.").with("user_id", uid).with("email", email)
 		}
 		d := shard.DigestSession(token)
 		keep = &d
 	}
+	return s.withBackoff(email, func() (result, shard.Outcome) { return changepass(c, keep) })
+}
+
+// changepass verifies the current password and stores the new one. Once the
+// current password matched, no later refusal is a password failure.
+func changepass(c *call, keep *shard.SessionDigest) (result, shard.Outcome) {
+	s := c.s
+	uid, _ := c.int("user_id")
+	email := c.str("email")
+	fail := func(reason string, msgs ...string) result {
+		return failure(reason, msgs...).with("user_id", uid).with("email", email)
+	}
+	const msgNoMatch = "Your current password did not match the stored password."
 	u, err := getUser(s, shard.UserID(uid))
 	if err != nil && !errors.Is(err, shard.ErrUserNotFound) {
-		return coreFailure(err)
+		return coreFailure(err), shard.AttemptCancelled
 	}
 	found := err == nil && u.IsActive && u.Email == passpolicy.NormalizeEmail(email)
 	phc := s.deps.Hasher.DummyPHC()
@@ -85,39 +96,42 @@ func handleUserChangepass(c *call) result {
 		actors.HashOp{Verify: true, PHC: phc, Password: next},
 		actors.HashOp{Password: next},
 	)
+	if err == nil {
+		err = cmp.Or(verifyOpErr(rs[0].Err), verifyOpErr(rs[1].Err))
+	}
 	if err != nil {
-		return coreFailure(err)
+		return coreFailure(err), shard.AttemptCancelled
 	}
 	if !found {
-		return fail("user does not exist", msgNoMatch)
+		return fail("user does not exist", msgNoMatch), shard.AttemptFailed
 	}
 	if rs[0].Err != nil || !rs[0].OK {
-		return fail("user password does not match", msgNoMatch)
+		return fail("user password does not match", msgNoMatch), shard.AttemptFailed
 	}
 	if rs[1].OK {
-		return fail("password did not change", "Your new password cannot be the same as your old password.")
+		return fail("password did not change", "Your new password cannot be the same as your old password."), shard.AttemptSucceeded
 	}
 	if rs[2].Err != nil {
-		return coreFailure(rs[2].Err)
+		return coreFailure(rs[2].Err), shard.AttemptCancelled
 	}
 	if ok, msgs := s.ext.users.opts.Policy.Check(next, passpolicy.NormalizeEmail(email), c.str("full_name"), s.ext.users.opts.ServerFQDN); !ok {
-		return fail("new password is insecure", append(msgs, s.ext.users.insecureMessage())...)
+		return fail("new password is insecure", append(msgs, s.ext.users.insecureMessage())...), shard.AttemptSucceeded
 	}
 	if _, err := setPassword(s, u.ID, u.PasswordPHC, rs[2].PHC); err != nil {
 		if errors.Is(err, errNoChange) {
-			return fail("DB error when updating password", "Password could not be changed.")
+			return fail("DB error when updating password", "Password could not be changed."), shard.AttemptSucceeded
 		}
-		return coreFailure(err)
+		return coreFailure(err), shard.AttemptCancelled
 	}
 	if _, err := deleteUserSessions(c.s, u.ID, keep); err != nil {
-		return coreFailure(err)
+		return coreFailure(err), shard.AttemptCancelled
 	}
 	s.log.Info("password changed", "user", s.pii(strconv.FormatInt(uid, 10)))
 	r := success(msgPassChanged)
-	if withSession {
+	if keep != nil {
 		r.messages = append(r.messages, "For security purposes, you have been logged out of all other sessions.")
 	}
-	return r.with("user_id", uid).with("email", email)
+	return r.with("user_id", uid).with("email", email), shard.AttemptSucceeded
 }
 
 // setPassword stores a new hash if the stored one is still oldPHC (when
@@ -205,8 +219,12 @@ func handleUserResetpass(c *call) result {
 }
 
 // handleUserDelete deletes the caller's own account after checking its
-// password (spec §2.C2).
+// password (spec §2.C2), under the back-off and lock of spec §4.5.
 func handleUserDelete(c *call) result {
+	return c.s.withBackoff(c.str("email"), func() (result, shard.Outcome) { return userDelete(c) })
+}
+
+func userDelete(c *call) (result, shard.Outcome) {
 	s := c.s
 	uid, _ := c.int("user_id")
 	email := c.str("email")
@@ -216,7 +234,7 @@ func handleUserDelete(c *call) result {
 	const msgNoVerify = "We could not verify your email address or password."
 	u, err := getUser(s, shard.UserID(uid))
 	if err != nil && !errors.Is(err, shard.ErrUserNotFound) {
-		return coreFailure(err)
+		return coreFailure(err), shard.AttemptCancelled
 	}
 	found := err == nil && u.Email == passpolicy.NormalizeEmail(email)
 	phc := ""
@@ -225,23 +243,23 @@ func handleUserDelete(c *call) result {
 	}
 	ok, _, err := verifyPassword(s, phc, c.str("password"))
 	if err != nil {
-		return coreFailure(err)
+		return coreFailure(err), shard.AttemptCancelled
 	}
 	switch {
 	case !found:
-		return fail("invalid email", msgNoVerify)
+		return fail("invalid email", msgNoVerify), shard.AttemptFailed
 	case !ok:
-		return fail("invalid password", msgNoVerify)
+		return fail("invalid password", msgNoVerify), shard.AttemptFailed
 	case u.Role == "superuser" || u.ID <= shard.DummyUserID:
-		return fail("can't delete superusers", "Can't delete superusers.")
+		return fail("can't delete superusers", "Can't delete superusers."), shard.AttemptSucceeded
 	}
 	if err := removeUser(s, u); err != nil {
 		if errors.Is(err, shard.ErrUserNotFound) {
-			return fail("user deletion failed in DB", "Could not delete user from DB.")
+			return fail("user deletion failed in DB", "Could not delete user from DB."), shard.AttemptSucceeded
 		}
-		return coreFailure(err)
+		return coreFailure(err), shard.AttemptCancelled
 	}
-	return success("User successfully deleted from DB.").with("user_id", uid).with("email", email)
+	return success("User successfully deleted from DB.").with("user_id", uid).with("email", email), shard.AttemptSucceeded
 }
 
 // removeUser deletes a user, all their sessions and their index entries.

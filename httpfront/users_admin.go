@@ -411,7 +411,9 @@ func toggleLock(s *Server, id shard.UserID, action string) result {
 			return coreFailure(err)
 		}
 	}
-	if changed && action == "unlock" {
+	if action == "unlock" {
+		// Also for an account that was not locked: a superuser is never
+		// locked, and an unlock is how an operator ends its refusal window.
 		s.forgetFailures(u.Email)
 	}
 	if changed {

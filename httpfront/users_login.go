@@ -28,25 +28,29 @@ const (
 // verified user has this email, the dummy hash otherwise (the reference
 // costs one or two, which tells whether an account exists, §4.4).
 func handleUserLogin(c *call) result {
-	return c.s.withBackoff(c, c.str("email"), func() result { return userLogin(c) })
+	return c.s.withBackoff(c.str("email"), func() (result, shard.Outcome) { return userLogin(c) })
 }
 
-func userLogin(c *call) result {
+// userLogin is one login attempt. A login that did not verify the account's
+// password (no session, no eligible user) is a failure, as in the
+// reference: otherwise the back-off delay would tell which failures had the
+// right password.
+func userLogin(c *call) (result, shard.Outcome) {
 	s := c.s
 	token, email, password := c.str("session_token"), c.str("email"), c.str("password")
 	_, sessionOK, err := lookupSession(s, token)
 	if err != nil {
-		return coreFailure(err)
+		return coreFailure(err), shard.AttemptCancelled
 	}
 	if !sessionOK {
 		if _, _, err := verifyPassword(s, "", password); err != nil {
-			return coreFailure(err)
+			return coreFailure(err), shard.AttemptCancelled
 		}
-		return failure(reasonNoSession, msgNoSession).with("user_id", nil)
+		return failure(reasonNoSession, msgNoSession).with("user_id", nil), shard.AttemptFailed
 	}
 	u, found, err := userByEmail(s, email)
 	if err != nil {
-		return coreFailure(err)
+		return coreFailure(err), shard.AttemptCancelled
 	}
 	if found {
 		u = s.unlockIfDue(u)
@@ -59,26 +63,26 @@ func userLogin(c *call) result {
 	}
 	ok, rehash, err := verifyPassword(s, phc, password)
 	if err != nil {
-		return coreFailure(err)
+		return coreFailure(err), shard.AttemptCancelled
 	}
 	// The presented session ends in all cases.
 	if _, err := deleteSession(s, token); err != nil {
-		return coreFailure(err)
+		return coreFailure(err), shard.AttemptCancelled
 	}
 	if found {
 		s.recordLoginTry(u.ID, ok && eligible)
 	}
 	if !ok {
-		return failure(reasonBadLogin, msgBadLogin).with("user_id", nil)
+		return failure(reasonBadLogin, msgBadLogin).with("user_id", nil), shard.AttemptFailed
 	}
 	if rehash {
 		s.rehash(u, password)
 	}
 	if userInactiveOrLocked(&u) {
-		return failure(reasonInactive, msgBadLogin).with("user_id", int64(u.ID))
+		return failure(reasonInactive, msgBadLogin).with("user_id", int64(u.ID)), shard.AttemptSucceeded
 	}
 	s.log.Info("login", "user", s.pii(strconv.FormatInt(int64(u.ID), 10)))
-	return success("Login successful.").with("user_id", int64(u.ID)).with("user_role", u.Role)
+	return success("Login successful.").with("user_id", int64(u.ID)).with("user_role", u.Role), shard.AttemptSucceeded
 }
 
 // rehash stores a new hash of a correct password made with the current
@@ -146,7 +150,9 @@ func handleUserLogout(c *call) result {
 }
 
 // handleUserPasscheck re-checks the password of the session's user (spec
-// §2.B3); it does not end the session.
+// §2.B3); it does not end the session. Unlike the reference, the back-off
+// and lock apply, keyed by the user's email: anyone can make a session for
+// any user id (session-new), so this is a password oracle otherwise.
 func handleUserPasscheck(c *call) result {
 	s := c.s
 	password := c.str("password")
@@ -161,20 +167,26 @@ func handleUserPasscheck(c *call) result {
 		return failure(reasonNoSession, msgNoSession).with("user_id", nil)
 	}
 	u, err := getUser(s, sess.UserID)
-	if err != nil && !errors.Is(err, shard.ErrUserNotFound) {
+	if errors.Is(err, shard.ErrUserNotFound) {
+		r, _ := passcheckAnswer(s, u, false, password) // no account to count against
+		return r
+	}
+	if err != nil {
 		return coreFailure(err)
 	}
-	return passcheckAnswer(s, u, err == nil, password)
+	return s.withBackoff(u.Email, func() (result, shard.Outcome) {
+		return passcheckAnswer(s, s.unlockIfDue(u), true, password)
+	})
 }
 
 // handleUserPasscheckNoSession checks an email and password (spec §2.B4),
 // with no active or verified filter; back-off applies.
 func handleUserPasscheckNoSession(c *call) result {
 	email, password := c.str("email"), c.str("password")
-	return c.s.withBackoff(c, email, func() result {
+	return c.s.withBackoff(email, func() (result, shard.Outcome) {
 		u, found, err := userByEmail(c.s, email)
 		if err != nil {
-			return coreFailure(err)
+			return coreFailure(err), shard.AttemptCancelled
 		}
 		if found {
 			u = c.s.unlockIfDue(u)
@@ -183,22 +195,24 @@ func handleUserPasscheckNoSession(c *call) result {
 	})
 }
 
-func passcheckAnswer(s *Server, u shard.User, found bool, password string) result {
+// passcheckAnswer verifies password for u (the dummy hash when not found)
+// and says whether the account's password matched.
+func passcheckAnswer(s *Server, u shard.User, found bool, password string) (result, shard.Outcome) {
 	phc := ""
 	if found {
 		phc = u.PasswordPHC
 	}
 	ok, _, err := verifyPassword(s, phc, password)
 	if err != nil {
-		return coreFailure(err)
+		return coreFailure(err), shard.AttemptCancelled
 	}
 	if !ok {
-		return failure(reasonBadLogin, msgBadLogin).with("user_id", nil)
+		return failure(reasonBadLogin, msgBadLogin).with("user_id", nil), shard.AttemptFailed
 	}
 	if userInactiveOrLocked(&u) {
-		return failure(reasonInactive, msgBadLogin).with("user_id", int64(u.ID))
+		return failure(reasonInactive, msgBadLogin).with("user_id", int64(u.ID)), shard.AttemptSucceeded
 	}
-	return success("Verification successful.").with("user_id", int64(u.ID)).with("user_role", u.Role)
+	return success("Verification successful.").with("user_id", int64(u.ID)).with("user_role", u.Role), shard.AttemptSucceeded
 }
 
 // newUUID returns a random version-4 UUID string.

@@ -115,18 +115,21 @@ func ValidateEmail(email string, disposable *DomainSet) error {
 // NormalizeEmail returns the stored, and looked-up, form of an email
 // address: NFKC, then Unicode full case folding, of the whole string (and so
 // of the local part and the domain; neither transformation joins characters
-// across the "@"). "Jane@X.ORG" becomes "jane@x.org" and fullwidth
-// "ｊａｎｅ＠ｘ．ｏｒｇ" becomes "jane@x.org".
+// across the "@"), without surrounding white space. "Jane@X.ORG" becomes
+// "jane@x.org" and fullwidth "ｊａｎｅ＠ｘ．ｏｒｇ" becomes "jane@x.org".
+// A valid address has no white space, so the trim only lets padded input
+// find its account.
 //
 // NB: the reference normalised only at sign-up and then looked emails up
-// exactly (PROTOCOL.md §8.4 item 11). Every code path that stores or looks
-// up an email must call NormalizeEmail, or users who typed capitals are
-// locked out.
+// exactly (PROTOCOL.md §8.4 item 11). Every code path that stores, looks
+// up, counts or rate-limits by an email must call NormalizeEmail: users who
+// typed capitals are locked out otherwise, and an attacker who types a
+// variant spelling gets a fresh count or bucket for the same account.
 //
 // NormalizeEmail does not validate; call [ValidateEmail] first on input from
 // a sign-up.
 func NormalizeEmail(s string) string {
-	return cases.Fold().String(norm.NFKC.String(s))
+	return strings.TrimSpace(cases.Fold().String(norm.NFKC.String(s)))
 }
 
 // confusableScripts are the scripts whose letters are so often look-alikes

@@ -92,6 +92,9 @@ func TestNormalizeEmail(t *testing.T) {
 		{"Straße@X.org", "strasse@x.org"}, // full case folding
 		{"ΣΟΦΊΑ@x.gr", "σοφία@x.gr"},
 		{"", ""},
+		{" Jane@X.org\t", "jane@x.org"},          // padded input finds its account
+		{"\u3000ＪＡＮＥ＠Ｘ．ＯＲＧ\u3000", "jane@x.org"}, // ideographic spaces are spaces after NFKC
+		{"𝐣𝐚𝐧𝐞@𝐱.𝐨𝐫𝐠", "jane@x.org"},             // mathematical bold, NFKC
 	}
 	for _, tt := range tests {
 		if got := NormalizeEmail(tt.in); got != tt.want {

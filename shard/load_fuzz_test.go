@@ -27,6 +27,9 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("m/next_user_id"), []byte{0, 1})
 	f.Add([]byte(""), []byte(""))
 	f.Add([]byte("zz/unknown"), []byte(nil))
+	f.Add([]byte("fa/a@b.c"), []byte(`{"n":3,"last":"2026-01-02T03:04:05Z","until":"2026-01-02T04:04:05Z","k":2}`))
+	f.Add([]byte("f/a@b.c\x001.2.3.4"), []byte(`{"n":1,"last":"2026-01-02T03:04:05Z"}`))
+	f.Add([]byte("f/a@b.c"), []byte(`{"n":-1}`))
 	f.Fuzz(func(t *testing.T, key, value []byte) {
 		s := New(Options{})
 		if _, ok, err := RouteOfKey(key); err != nil || !ok {
@@ -50,5 +53,12 @@ func FuzzLoad(f *testing.F) {
 			s.DeleteUserSessions(s.sessions.byDigest[dg].user, nil)
 		}
 		s.EmailEntries(func(e string, id UserID) { s.ReleaseEmail(e, id) })
+		p := AttemptPolicy{Tries: 2, Decay: time.Hour, LockFor: time.Hour, Stale: time.Minute}
+		for e := range s.failures.byEmail {
+			s.BeginAttempt(e, now, p)
+			s.EndAttempt(e, AttemptFailed, now)
+			s.SetAttemptWindow(e, now)
+			s.ResetFailures(e)
+		}
 	})
 }

@@ -3,31 +3,54 @@ package shard
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
 // Failed password checks (spec §4.5), without the reference's flaws: the
 // table is bounded, counts decay, and counts are persisted so a restart
-// neither forgets an attacker's tries nor a scheduled unlock (that one lives
-// in the user record, see User.AutoUnlockAt).
+// neither forgets an attacker's tries nor a refusal window.
 //
-// Counts are kept per key (the caller's choice: a normalised email with the
-// client's address) on the key's shard. An attempt is
-// reserved before the password is verified (BeginAttempt) and settled after
-// (EndAttempt), so parallel wrong passwords cannot run more verifications
-// than the try limit allows.
+// Counts are kept per account: the key is the normalised email, on the
+// email's shard, whatever the client address, so many addresses (a botnet,
+// an IPv6 /64) get no more tries than one. An attempt is reserved before
+// the password is verified (BeginAttempt) and settled after (EndAttempt):
+// while the failures plus the attempts in flight reach the limit, further
+// attempts wait for one to settle, so parallel wrong passwords cannot run
+// more verifications than the limit allows, and parallel right ones are
+// neither refused nor counted. Only counted failures open a refusal window.
 
-const prefixFailures = "f/"
+// prefixFailures keys the failure record of an account: the prefix and the
+// normalised email.
+const prefixFailures = "fa/"
 
-// MaxFailureEntries bounds the failure table of one shard. Past it the
-// oldest entries found are dropped: an attacker spraying distinct emails
-// cannot grow memory, at worst resetting counts of stale entries.
+// prefixLegacyFailures keys the records written when failures were counted
+// per (email, client address): the prefix, the email, a NUL and the
+// address. They still load: each is added to its email's count and deleted
+// at that count's next write. A separate prefix keeps an email that itself
+// holds a NUL from being read as an old record.
+const prefixLegacyFailures = "f/"
+
+// MaxFailureEntries bounds the failure table of one shard. Past it some
+// idle entries are dropped: an attacker spraying distinct emails cannot grow
+// memory, at worst resetting counts of stale entries. Entries with an open
+// refusal window are kept, so spraying cannot reopen a protected account.
 const MaxFailureEntries = 100_000
 
 type failState struct {
-	Count   int       `json:"n"`
-	Last    time.Time `json:"last"`
-	pending int       // attempts begun and not yet ended; memory only
+	Count int       `json:"n"`
+	Last  time.Time `json:"last"`
+	// Until ends the refusal window opened when Count reached the limit:
+	// before it, no password of the account is verified.
+	Until time.Time `json:"until,omitzero"`
+	// Lockouts counts the windows opened since the last success (or the
+	// last decay), so that a caller can make successive windows longer.
+	Lockouts int `json:"k,omitempty"`
+
+	// Memory only.
+	pending []time.Time   // begin times of the attempts not yet ended
+	settled chan struct{} // closed when an attempt ends, for waiters
+	legacy  []string      // old-format keys merged into this entry
 }
 
 type failureTable struct {
@@ -37,38 +60,146 @@ type failureTable struct {
 func newFailureTable() failureTable { return failureTable{byEmail: make(map[string]*failState)} }
 
 func init() {
-	extraKinds = append(extraKinds, recordKind{
-		prefix: prefixFailures,
-		route: func(key []byte) (Route, error) {
-			return EmailRoute(string(key[len(prefixFailures):])), nil
-		},
-		load: func(s *Shard, key, value []byte) error {
-			var st failState
-			if err := json.Unmarshal(value, &st); err != nil || st.Count < 0 {
-				return fmt.Errorf("%w: failure count: %v", ErrBadRecord, err)
-			}
-			s.failures.byEmail[string(key[len(prefixFailures):])] = &st
-			return nil
-		},
-	})
+	load := func(s *Shard, key, value []byte, legacy bool) error {
+		var st failState
+		if err := json.Unmarshal(value, &st); err != nil || st.Count < 0 || st.Lockouts < 0 {
+			return fmt.Errorf("%w: failure count: %v", ErrBadRecord, err)
+		}
+		email := failureRecordEmail(key)
+		s.failures.merge(email, st, legacy, string(key))
+		return nil
+	}
+	route := func(key []byte) (Route, error) { return EmailRoute(failureRecordEmail(key)), nil }
+	extraKinds = append(extraKinds,
+		recordKind{prefix: prefixFailures, route: route, load: func(s *Shard, key, value []byte) error {
+			return load(s, key, value, false)
+		}},
+		recordKind{prefix: prefixLegacyFailures, route: route, load: func(s *Shard, key, value []byte) error {
+			return load(s, key, value, true)
+		}},
+	)
 	sweepers = append(sweepers, (*Shard).SweepUnlocks)
 }
 
-// BeginAttempt reserves a password check for email and returns its number:
-// the failures so far (forgotten once older than decay) plus the checks in
-// flight, plus one. The caller must call EndAttempt exactly once after.
-func (s *Shard) BeginAttempt(email string, now time.Time, decay time.Duration) int {
+// failureRecordEmail returns the email of a failure record's key, of
+// either format.
+func failureRecordEmail(key []byte) string {
+	if hasPrefix(key, prefixFailures) {
+		return string(key[len(prefixFailures):])
+	}
+	email, _, _ := strings.Cut(string(key[len(prefixLegacyFailures):]), "\x00")
+	return email
+}
+
+// merge adds a loaded record to email's entry. Old per-address records of
+// one email add up (an attacker's tries from every address count) and the
+// latest times win.
+func (t *failureTable) merge(email string, in failState, legacy bool, key string) {
+	st := t.byEmail[email]
+	if st == nil {
+		st = &failState{}
+		t.byEmail[email] = st
+	}
+	st.Count += in.Count
+	if in.Last.After(st.Last) {
+		st.Last = in.Last
+	}
+	if in.Until.After(st.Until) {
+		st.Until = in.Until
+	}
+	st.Lockouts = max(st.Lockouts, in.Lockouts)
+	if legacy {
+		st.legacy = append(st.legacy, key)
+	}
+}
+
+// AttemptPolicy is how many password failures an account may have and for
+// how long they count.
+type AttemptPolicy struct {
+	Tries   int           // failures before verification is refused (≥ 1)
+	Decay   time.Duration // failures are forgotten after this long without one
+	LockFor time.Duration // the refusal window opened once Tries is reached
+	// Stale, when not zero, is how long an attempt may stay in flight: an
+	// older one is taken as lost (its caller gave up, say on a timeout,
+	// before the shard ran BeginAttempt) and frees its place, so lost
+	// attempts cannot block an account for good.
+	Stale time.Duration
+}
+
+// Verdict is what BeginAttempt decided.
+type Verdict int
+
+// Verdicts of BeginAttempt.
+const (
+	// AttemptVerify: reserved; verify the password, then call EndAttempt.
+	AttemptVerify Verdict = iota
+	// AttemptWait: the tries left are all in flight. Nothing is reserved;
+	// wait for Attempt.Settled, then begin again.
+	AttemptWait
+	// AttemptRefused: a refusal window is open. Verify nothing.
+	AttemptRefused
+	// AttemptOverLimit: the failures reached the limit and a window of
+	// LockFor has just opened (ending at Attempt.Until). Verify nothing; the
+	// caller locks the account, or shortens the window (SetAttemptWindow).
+	AttemptOverLimit
+)
+
+// Attempt is the answer of BeginAttempt.
+type Attempt struct {
+	Verdict  Verdict
+	Until    time.Time       // AttemptRefused, AttemptOverLimit: end of the window
+	Lockouts int             // AttemptOverLimit: windows since the last success, this one included
+	Settled  <-chan struct{} // AttemptWait: closed when an attempt in flight ends
+}
+
+// BeginAttempt decides whether a password of the account email (normalised)
+// may be verified now, and reserves the attempt when it may: the caller must
+// then call EndAttempt exactly once.
+func (s *Shard) BeginAttempt(email string, now time.Time, p AttemptPolicy) (Attempt, []Mutation) {
 	st := s.failures.byEmail[email]
 	if st == nil {
-		s.failures.evictIfFull()
+		s.failures.evictIfFull(now)
 		st = &failState{}
 		s.failures.byEmail[email] = st
 	}
-	if st.Count > 0 && now.Sub(st.Last) > decay {
-		st.Count = 0
+	st.refresh(now, p.Decay)
+	if p.Stale > 0 {
+		live := st.pending[:0]
+		for _, t := range st.pending {
+			if now.Sub(t) <= p.Stale {
+				live = append(live, t)
+			}
+		}
+		st.pending = live
 	}
-	st.pending++
-	return st.Count + st.pending
+	switch {
+	case now.Before(st.Until):
+		return Attempt{Verdict: AttemptRefused, Until: st.Until}, nil
+	case st.Count >= max(p.Tries, 1):
+		st.Until = micro(now.Add(p.LockFor))
+		st.Lockouts++
+		return Attempt{Verdict: AttemptOverLimit, Until: st.Until, Lockouts: st.Lockouts}, s.failures.save(email, st)
+	case st.Count+len(st.pending) >= max(p.Tries, 1):
+		if st.settled == nil {
+			st.settled = make(chan struct{})
+		}
+		return Attempt{Verdict: AttemptWait, Settled: st.settled}, nil
+	}
+	st.pending = append(st.pending, now)
+	return Attempt{Verdict: AttemptVerify}, nil
+}
+
+// refresh ends a window that is over and forgets failures that decayed.
+// When a window ends the account starts again with all its tries (spec
+// §4.5: the unlock resets the count); Lockouts stays until the failures
+// decay, so that the caller can make the next window longer.
+func (st *failState) refresh(now time.Time, decay time.Duration) {
+	if !st.Until.IsZero() && !now.Before(st.Until) {
+		st.Count, st.Last, st.Until = 0, st.Until, time.Time{}
+	}
+	if (st.Count > 0 || st.Lockouts > 0) && now.Sub(st.Last) > decay {
+		st.Count, st.Lockouts = 0, 0
+	}
 }
 
 // Outcome is how an attempt ended.
@@ -76,48 +207,65 @@ type Outcome int
 
 // Outcomes of an attempt.
 const (
-	AttemptSucceeded Outcome = iota // forget the failures
-	AttemptFailed                   // count one more
-	AttemptCancelled                // no verification ran (e.g. busy): no change
+	AttemptSucceeded Outcome = iota // the account's password matched: forget the failures
+	AttemptFailed                   // it did not match: count one more
+	AttemptCancelled                // nothing was decided (e.g. busy): no change
 )
 
-// EndAttempt settles an attempt begun by BeginAttempt.
-func (s *Shard) EndAttempt(email string, o Outcome, now time.Time) []Mutation {
+// EndAttempt settles an attempt begun by BeginAttempt and returns the
+// account's failure count after it (for the reply delay).
+func (s *Shard) EndAttempt(email string, o Outcome, now time.Time) (int, []Mutation) {
 	st := s.failures.byEmail[email]
 	if st == nil {
-		return nil
+		return 0, nil
 	}
-	if st.pending > 0 {
-		st.pending--
+	if len(st.pending) > 0 {
+		st.pending = st.pending[1:] // any one: they are alike
 	}
+	st.wake()
 	switch o {
 	case AttemptSucceeded:
-		return s.ResetFailures(email)
+		return 0, s.ResetFailures(email)
 	case AttemptCancelled:
-		if st.Count == 0 && st.pending == 0 {
+		if st.idle() {
 			delete(s.failures.byEmail, email)
 		}
-		return nil
+		return st.Count, nil
 	}
 	st.Count++
 	st.Last = micro(now)
-	v, _ := json.Marshal(st)
-	return []Mutation{{Key: []byte(prefixFailures + email), Value: v}}
+	return st.Count, s.failures.save(email, st)
 }
 
-// ResetFailures forgets the failures of email (after a success or an
-// unlock).
+// SetAttemptWindow ends the open refusal window of email at until, if that
+// is sooner (a caller that does not lock the account uses a shorter one).
+func (s *Shard) SetAttemptWindow(email string, until time.Time) []Mutation {
+	st := s.failures.byEmail[email]
+	if st == nil || st.Until.IsZero() || !until.Before(st.Until) {
+		return nil
+	}
+	st.Until = micro(until)
+	return s.failures.save(email, st)
+}
+
+// ResetFailures forgets the failures and any window of email (after a
+// success or an unlock).
 func (s *Shard) ResetFailures(email string) []Mutation {
 	st, ok := s.failures.byEmail[email]
 	if !ok {
 		return nil
 	}
-	if st.pending > 0 {
-		st.Count = 0 // keep the entry for the attempts still in flight
+	muts := []Mutation{{Key: []byte(prefixFailures + email)}}
+	for _, k := range st.legacy {
+		muts = append(muts, Mutation{Key: []byte(k)})
+	}
+	st.wake() // waiters have all the tries again
+	if len(st.pending) > 0 {
+		*st = failState{pending: st.pending} // keep the entry for the attempts in flight
 	} else {
 		delete(s.failures.byEmail, email)
 	}
-	return []Mutation{{Key: []byte(prefixFailures + email)}}
+	return muts
 }
 
 // Failures returns the failure count of email (for tests and admin tools).
@@ -128,15 +276,40 @@ func (s *Shard) Failures(email string) int {
 	return 0
 }
 
-func (t *failureTable) evictIfFull() {
+func (st *failState) wake() {
+	if st.settled != nil {
+		close(st.settled)
+		st.settled = nil
+	}
+}
+
+func (st *failState) idle() bool {
+	return st.Count == 0 && len(st.pending) == 0 && st.Lockouts == 0 && st.Until.IsZero() && st.legacy == nil
+}
+
+// save returns the mutations that store st and delete the old-format keys
+// merged into it.
+func (t *failureTable) save(email string, st *failState) []Mutation {
+	v, _ := json.Marshal(st)
+	muts := make([]Mutation, 0, 1+len(st.legacy))
+	muts = append(muts, Mutation{Key: []byte(prefixFailures + email), Value: v})
+	for _, k := range st.legacy {
+		muts = append(muts, Mutation{Key: []byte(k)})
+	}
+	st.legacy = nil
+	return muts
+}
+
+func (t *failureTable) evictIfFull(now time.Time) {
 	if len(t.byEmail) < MaxFailureEntries {
 		return
 	}
 	// Map iteration order is random: drop about 1% of entries that have no
-	// attempt in flight. Their disk records are left to decay on their own.
+	// attempt in flight and no open window. Their disk records are left to
+	// decay on their own.
 	n := MaxFailureEntries / 100
 	for e, st := range t.byEmail {
-		if st.pending == 0 {
+		if len(st.pending) == 0 && !now.Before(st.Until) {
 			delete(t.byEmail, e)
 			if n--; n <= 0 {
 				return
@@ -183,18 +356,6 @@ func (s *Shard) SweepUnlocks(now time.Time, limit int) []Mutation {
 		muts = append(muts, m...)
 		if limit > 0 && len(muts) >= limit {
 			break
-		}
-	}
-	return muts
-}
-
-// ResetFailuresPrefix forgets the failures of every key that starts with
-// prefix (all client addresses of one email, on an unlock).
-func (s *Shard) ResetFailuresPrefix(prefix string) []Mutation {
-	var muts []Mutation
-	for k := range s.failures.byEmail {
-		if len(k) >= len(prefix) && k[:len(prefix)] == prefix {
-			muts = append(muts, s.ResetFailures(k)...)
 		}
 	}
 	return muts

@@ -217,40 +217,6 @@ func TestLockUnlockRoles(t *testing.T) {
 	}
 }
 
-func TestAttemptsBoundAndDecay(t *testing.T) {
-	s := New(Options{})
-	const key, decay = "e@x.org\x001.2.3.4", time.Hour
-	// Three attempts in flight get numbers 1, 2, 3 before any ends.
-	for want := 1; want <= 3; want++ {
-		if n := s.BeginAttempt(key, t0, decay); n != want {
-			t.Errorf("attempt %d numbered %d", want, n)
-		}
-	}
-	var log []Mutation
-	for i := 0; i < 3; i++ {
-		log = append(log, s.EndAttempt(key, AttemptFailed, t0)...)
-	}
-	if got := s.Failures(key); got != 3 {
-		t.Errorf("failures = %d; want 3", got)
-	}
-	r := replay(t, log)
-	if got := r.Failures(key); got != 3 {
-		t.Errorf("failures after replay = %d; want 3", got)
-	}
-	if n := s.BeginAttempt(key, t0.Add(decay+time.Second), decay); n != 1 {
-		t.Errorf("after the decay window the attempt is numbered %d; want 1", n)
-	}
-	s.EndAttempt(key, AttemptSucceeded, t0)
-	if s.Failures(key) != 0 {
-		t.Errorf("success did not reset")
-	}
-	n := s.BeginAttempt(key, t0, decay)
-	s.EndAttempt(key, AttemptCancelled, t0)
-	if n != 1 || s.Failures(key) != 0 {
-		t.Errorf("cancelled attempt counted")
-	}
-}
-
 func TestSweepUnlocksOnlyWhatItLocked(t *testing.T) {
 	s := New(Options{})
 	s.CreateUser(User{ID: 4, Role: "authenticated", IsActive: true}, t0)
