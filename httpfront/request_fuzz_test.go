@@ -78,6 +78,14 @@ func fuzzSeeds(add func(name string, body []byte)) {
 		add(name, b)
 		add(name, []byte(`{}`))
 		add(name, []byte(`{"`+firstParam(ep)+`":[{"deep":[[[null]]]}],"extra":1e999}`))
+		// Integers out of our range (issue 14 item 12).
+		for _, p := range ep.params {
+			if p.types[0] == tInt {
+				for _, v := range []string{"18446744073709551617", "-1", "1e300", "4.5", "-9223372036854775809"} {
+					add(name, []byte(`{"`+p.name+`":`+v+`}`))
+				}
+			}
+		}
 	}
 }
 

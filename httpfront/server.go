@@ -479,11 +479,10 @@ func (c *call) str(name string) string {
 // not an integer that fits in int64.
 func (c *call) int(name string) (v int64, ok bool) {
 	raw, present := c.body[name]
-	if !present || !isNumber(rawKind(raw)) || !isIntLiteral(raw) {
+	if !present {
 		return 0, false
 	}
-	v, err := strconv.ParseInt(string(bytes.TrimSpace(raw)), 10, 64)
-	return v, err == nil
+	return intValue(raw)
 }
 
 // boolean returns a bool parameter (false when absent).
