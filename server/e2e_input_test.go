@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/authnzerver/authnzerver/client"
@@ -60,5 +61,82 @@ func TestIntegerOutOfRangeIsInvalid(t *testing.T) {
 	}
 	if list, _ := r.Response["user_info"].([]any); len(list) != 0 {
 		t.Errorf("user-list max int64: %d users; want none", len(list))
+	}
+}
+
+// TestNonOKBodiesArePlainText: every non-200 answer of POST / is the
+// reference's plain text, optionally followed by the reason, never a sealed
+// envelope: the Python client shows the body as failure_reason (issue 14
+// item 17).
+func TestNonOKBodiesArePlainText(t *testing.T) {
+	ts := servertest.Start(t, servertest.DefaultRateLimits())
+	const text400 = "HTTP 400: Could not service this request because of invalid request parameters."
+	tests := []struct {
+		name, plain, reason string
+	}{
+		{"unknown request type", `{"request":"no-such-request","body":{},"reqid":1,"client_ipaddr":"1.2.3.4"}`, "unknown request type"},
+		{"missing client_ipaddr", `{"request":"session-exists","body":{"session_token":"x"},"reqid":1}`, "client_ipaddr"},
+		{"empty client_ipaddr", `{"request":"session-exists","body":{"session_token":"x"},"reqid":1,"client_ipaddr":""}`, "client_ipaddr"},
+		{"missing reqid", `{"request":"session-exists","body":{"session_token":"x"},"client_ipaddr":"1.2.3.4"}`, "reqid"},
+		{"body not an object", `{"request":"session-exists","body":[1],"reqid":1,"client_ipaddr":"1.2.3.4"}`, "body"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, hdr, body := post(t, ts.URL, "", seal(t, ts, tt.plain))
+			if status != 400 {
+				t.Fatalf("status %d; want 400 (body %q)", status, body)
+			}
+			if ct := hdr.Get("Content-Type"); ct != "text/plain; charset=UTF-8" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			if !strings.HasPrefix(string(body), text400) || !strings.Contains(string(body), tt.reason) {
+				t.Errorf("body %q; want the 400 text and a reason naming %q", body, tt.reason)
+			}
+			if _, err := ts.Client.Open(body); err == nil {
+				t.Errorf("body %q is sealed", body)
+			}
+		})
+	}
+	// The Go client reports the text as the failure reason, as the Python
+	// client does.
+	r := ts.Do("no-such-request", map[string]any{})
+	if r.StatusCode != 400 || r.Success || !strings.HasPrefix(r.FailureReason, text400) {
+		t.Errorf("client: status %d success %v failure_reason %q", r.StatusCode, r.Success, r.FailureReason)
+	}
+}
+
+// TestClientIPAddrAnyString: client_ipaddr may be any non-empty string, as
+// in the reference: frontends pass X-Forwarded-For lists and host names
+// (issue 14 item 18). An address is canonicalised, anything else is an
+// opaque rate-limit key, and a huge one is bounded.
+func TestClientIPAddrAnyString(t *testing.T) {
+	ts := servertest.Start(t, servertest.Env("AUTHNZERVER_RATELIMITS", "burst:2; session:1"))
+	huge := strings.Repeat("x", 100<<10)
+	for _, ip := range []string{"203.0.113.9, 10.0.0.1", "frontend.example.org", "unknown", huge} {
+		r := ts.Do("session-exists", withIP(lookup, ip))
+		if r.StatusCode != 200 || r.Raw == nil {
+			t.Errorf("client_ipaddr %.40q: status %d %q; want 200", ip, r.StatusCode, r.FailureReason)
+		}
+	}
+	// An opaque key is limited like an address: burst of 2 (one used
+	// above), then 429; its neighbours have their own buckets.
+	st, _ := statuses(ts, 3, "session-exists", "frontend.example.org", func(int) map[string]any { return lookup })
+	if st[0] != 200 || st[1] != 429 || st[2] != 429 {
+		t.Errorf("host name key: statuses %v; want [200 429 429]", st)
+	}
+	if r := ts.Do("session-exists", withIP(lookup, "other.example.org")); r.StatusCode != 200 {
+		t.Errorf("another host name: status %d; want 200", r.StatusCode)
+	}
+	// Forms of one address share a key.
+	st, _ = statuses(ts, 2, "session-exists", "::ffff:198.51.100.2", func(int) map[string]any { return lookup })
+	if r := ts.Do("session-exists", withIP(lookup, " 198.51.100.2 ")); st[0] != 200 || st[1] != 200 || r.StatusCode != 429 {
+		t.Errorf("mapped then plain IPv4: %v then %d; want [200 200] then 429", st, r.StatusCode)
+	}
+	// Two huge values that differ only after the bound share a key: the
+	// key is cut, so memory per key stays bounded.
+	second := ts.Do("session-exists", withIP(lookup, huge+"y")).StatusCode
+	third := ts.Do("session-exists", withIP(lookup, huge+"z")).StatusCode
+	if second != 200 || third != 429 {
+		t.Errorf("more huge values: %d, %d; want 200 then 429 (one bounded key with the first)", second, third)
 	}
 }
