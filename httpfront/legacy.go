@@ -37,7 +37,7 @@ func handleSessionSetInfo(c *call) result {
 	if rawKind(extra) != '{' {
 		extra = nil
 	}
-	if len(extra) > maxExtraInfoBytes {
+	if len(extra) > c.s.opts.MaxExtraInfoBytes {
 		return failure("DB error when updating session info", "Session info update failed.")
 	}
 	d := shard.DigestSession(token)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"unicode/utf8"
 )
 
 // ptype is a schema type name of spec §1.7.
@@ -124,6 +125,19 @@ func falsy(v json.RawMessage) bool {
 	return false
 }
 
+// columnChars bounds string parameters by the reference's column limits
+// (spec §3): what a request may store is what the reference could.
+var columnChars = map[string]int{"ip_address": 280, "user_agent": 280}
+
+// fitsChars reports whether a JSON string holds at most n characters.
+func fitsChars(v json.RawMessage, n int) bool {
+	if len(v) <= n+2 { // a character is at least one byte
+		return true
+	}
+	var s string
+	return json.Unmarshal(v, &s) == nil && utf8.RuneCountInString(s) <= n
+}
+
 // problem is one entry of the invalid-parameters answer (spec §1.6.3).
 type problem struct {
 	Param        string `json:"param"`
@@ -171,6 +185,14 @@ func validate(params []param, body map[string]json.RawMessage) []problem {
 		}
 		if !good {
 			probs = append(probs, problem{p.name, "incorrect type", p.typeName(), p.required})
+			continue
+		}
+		if k := rawKind(v); (k == '{' || k == '[') && jsonDepth(v) > maxJSONDepth {
+			probs = append(probs, problem{p.name, "nested too deeply", p.typeName(), p.required})
+			continue
+		}
+		if limit, ok := columnChars[p.name]; ok && rawKind(v) == '"' && !fitsChars(v, limit) {
+			probs = append(probs, problem{p.name, "too long", p.typeName(), p.required})
 		}
 	}
 	return probs

@@ -39,6 +39,9 @@ type Options struct {
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// MaxConns caps concurrent connections. Default 10000.
 	MaxConns int
+	// MaxExtraInfoBytes bounds a session's extra_info_json (its JSON text).
+	// Default 16 KiB.
+	MaxExtraInfoBytes int
 	// MaxShardQueue bounds the messages waiting in one shard's mailbox;
 	// beyond it every request is answered 503 at once (overload.go).
 	// Default 4096; negative: no bound.
@@ -79,6 +82,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxConns <= 0 {
 		o.MaxConns = 10000
+	}
+	if o.MaxExtraInfoBytes <= 0 {
+		o.MaxExtraInfoBytes = 16 << 10
 	}
 	if o.MaxShardQueue == 0 {
 		o.MaxShardQueue = 4096
@@ -290,6 +296,13 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plain(ctx, 401)
 		return
 	}
+	if !utf8.Valid(plain) {
+		// Every answer must be UTF-8 JSON the Python client can read, and
+		// the reqid and stored values are sent back: refuse the request as
+		// the reference does (its json.loads fails: 401).
+		s.plainReason(ctx, 401, "the plaintext is not valid UTF-8")
+		return
+	}
 	if rawKind(plain) != '{' {
 		s.plain(ctx, 400) // a JSON value that is not an envelope
 		return
@@ -318,6 +331,10 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 	}
 	if len(env.ReqID) == 0 || rawKind(env.ReqID) == 'n' {
 		s.plainReason(ctx, 400, "reqid is missing or null")
+		return
+	}
+	if jsonDepth(env.ReqID) > maxJSONDepth {
+		s.plainReason(ctx, 400, "reqid is nested too deeply")
 		return
 	}
 	clientIP := clientKey(env.ClientIP)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/authnzerver/authnzerver/client"
 	"github.com/authnzerver/authnzerver/server/servertest"
@@ -138,5 +139,141 @@ func TestClientIPAddrAnyString(t *testing.T) {
 	third := ts.Do("session-exists", withIP(lookup, huge+"z")).StatusCode
 	if second != 200 || third != 429 {
 		t.Errorf("more huge values: %d, %d; want 200 then 429 (one bounded key with the first)", second, third)
+	}
+}
+
+// nested returns a JSON object nested depth levels deep.
+func nested(depth int) string {
+	return strings.Repeat(`{"a":`, depth-1) + `{}` + strings.Repeat(`}`, depth-1)
+}
+
+// TestAnswersAreReadableJSON: answers are always valid UTF-8 JSON that
+// Python's json.loads reads: a plaintext that is not UTF-8 is refused (the
+// reqid was echoed raw), and free-form JSON is bounded in depth, so nothing
+// nested 9,000 deep is stored and sent back (issue 14 item 13).
+func TestAnswersAreReadableJSON(t *testing.T) {
+	ts := servertest.Start(t)
+	// A reqid, and a parameter, with bytes that are not UTF-8.
+	for _, plain := range []string{
+		"{\"request\":\"session-exists\",\"body\":{\"session_token\":\"x\"},\"reqid\":\"a\xff\xfeb\",\"client_ipaddr\":\"1.2.3.4\"}",
+		"{\"request\":\"session-exists\",\"body\":{\"session_token\":\"x\xc3\"},\"reqid\":1,\"client_ipaddr\":\"1.2.3.4\"}",
+	} {
+		status, _, body := post(t, ts.URL, "", seal(t, ts, plain))
+		if status == 200 {
+			opened, err := ts.Client.Open(body)
+			t.Errorf("plaintext %q: answered 200 (valid UTF-8: %v, open error %v)", plain, utf8.Valid(opened), err)
+			continue
+		}
+		if status != 401 || !utf8.Valid(body) || !strings.HasPrefix(string(body), "HTTP 401: ") {
+			t.Errorf("plaintext %q: status %d body %q; want the plain 401 text", plain, status, body)
+		}
+	}
+	// A reqid nested too deeply is refused; 32 levels are echoed.
+	if status, _, body := post(t, ts.URL, "", seal(t, ts, `{"request":"session-exists","body":{"session_token":"x"},"reqid":`+nested(9000)+`,"client_ipaddr":"1.2.3.4"}`)); status != 400 {
+		t.Errorf("reqid 9000 deep: status %d body %.80q; want 400", status, body)
+	}
+	var deepID any
+	json.Unmarshal([]byte(nested(32)), &deepID)
+	if r, err := ts.Client.RequestWithID(t.Context(), "session-exists", map[string]any{"session_token": "x", "client_ipaddr": "1.2.3.4"}, deepID); err != nil || r.StatusCode != 200 {
+		t.Errorf("reqid 32 deep: %v %v; want 200", r, err)
+	}
+
+	newSession := func(extra string) *client.Response {
+		var v any
+		if err := json.Unmarshal([]byte(extra), &v); err != nil {
+			t.Fatal(err)
+		}
+		return ts.Do("session-new", map[string]any{
+			"ip_address": "192.0.2.1", "user_agent": "depth", "user_id": nil,
+			"expires": "2099-01-01T00:00:00.5", "extra_info_json": v,
+		})
+	}
+	// json.Marshal refuses nothing here; the client sends what it is given.
+	for _, depth := range []int{33, 9000} {
+		r := newSession(nested(depth))
+		if p := problemsOf(r); p["extra_info_json"] != "nested too deeply" || r.Str("session_token") != "" {
+			t.Errorf("extra_info_json %d deep: status %d success %v problems %v; want nested too deeply", depth, r.StatusCode, r.Success, p)
+		}
+	}
+	r := newSession(nested(32))
+	if !r.Success {
+		t.Fatalf("extra_info_json 32 deep: %d %q %v", r.StatusCode, r.FailureReason, problemsOf(r))
+	}
+	tok := r.Str("session_token")
+	// An edit cannot make it deeper either.
+	var deep any
+	json.Unmarshal([]byte(nested(40)), &deep)
+	r = ts.Do("internal-session-edit", map[string]any{"target_session_token": tok, "update_dict": map[string]any{"b": deep}})
+	if p := problemsOf(r); p["update_dict"] != "nested too deeply" {
+		t.Errorf("internal-session-edit 41 deep: status %d success %v problems %v; want nested too deeply", r.StatusCode, r.Success, p)
+	}
+	// What is stored comes back as JSON of bounded depth.
+	status, _, body := post(t, ts.URL, "", seal(t, ts, `{"request":"session-exists","body":{"session_token":"`+tok+`"},"reqid":1,"client_ipaddr":"1.2.3.4"}`))
+	opened, err := ts.Client.Open(body)
+	if status != 200 || err != nil || !utf8.Valid(opened) || !json.Valid(opened) {
+		t.Fatalf("session-exists: status %d open %v", status, err)
+	}
+	if d := depthOf(opened); d > 40 {
+		t.Errorf("session-exists answer is %d deep", d)
+	}
+}
+
+// depthOf is the nesting depth of a JSON text, counted by decoding it.
+func depthOf(b []byte) int {
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	depth, most := 0, 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return most
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+			most = max(most, depth)
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+	}
+}
+
+// TestStoredSizesBounded: ip_address and user_agent are bounded by the
+// reference's columns (280 characters), and a session's extra_info_json by
+// AUTHNZERVER_MAXEXTRAINFOBYTES (issue 14 item 13: 64 KB of extra data and
+// a 4 KB user agent were accepted, at 110 KB of memory per session).
+func TestStoredSizesBounded(t *testing.T) {
+	ts := servertest.Start(t, servertest.Env("AUTHNZERVER_MAXEXTRAINFOBYTES", "1024"))
+	session := func(ua string, extra map[string]any) *client.Response {
+		return ts.Do("session-new", map[string]any{
+			"ip_address": "192.0.2.1", "user_agent": ua, "user_id": nil,
+			"expires": "2099-01-01T00:00:00.5", "extra_info_json": extra,
+		})
+	}
+	// 280 characters pass however many bytes they take; 281 do not.
+	if r := session(strings.Repeat("é", 280), nil); !r.Success {
+		t.Errorf("user_agent of 280 characters: %d %q %v", r.StatusCode, r.FailureReason, problemsOf(r))
+	}
+	for _, ua := range []string{strings.Repeat("a", 281), strings.Repeat("a", 4096)} {
+		if r := session(ua, nil); problemsOf(r)["user_agent"] != "too long" {
+			t.Errorf("user_agent of %d characters: status %d success %v problems %v; want too long", len(ua), r.StatusCode, r.Success, problemsOf(r))
+		}
+	}
+	r := ts.Do("apikey-new-nosession", map[string]any{"ip_address": strings.Repeat("1", 281)})
+	if problemsOf(r)["ip_address"] != "too long" {
+		t.Errorf("ip_address of 281 characters: status %d problems %v; want too long", r.StatusCode, problemsOf(r))
+	}
+	// extra_info_json within the bound is stored; beyond it the session is
+	// refused, not made without it.
+	if r := session("ua", map[string]any{"k": strings.Repeat("v", 900)}); !r.Success {
+		t.Errorf("extra of 900 bytes: %d %q", r.StatusCode, r.FailureReason)
+	}
+	r = session("ua", map[string]any{"k": strings.Repeat("v", 2000)})
+	if r.Success || r.Str("session_token") != "" || !strings.Contains(r.FailureReason, "extra_info_json") {
+		t.Errorf("extra of 2000 bytes: success %v token %q reason %q; want refused", r.Success, r.Str("session_token"), r.FailureReason)
+	}
+	tok := ts.NewSession(0)
+	r = ts.Do("internal-session-edit", map[string]any{"target_session_token": tok, "update_dict": map[string]any{"k": strings.Repeat("v", 2000)}})
+	if r.Success {
+		t.Errorf("internal-session-edit past the bound: success")
 	}
 }

@@ -216,6 +216,9 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		WriteTimeout:  cfg.WriteTimeout,
 		MaxShardQueue: cfg.MaxShardQueue,
 
+		// A session's extra info is bounded (issue 14).
+		MaxExtraInfoBytes: cfg.MaxExtraInfo,
+
 		Users: httpfront.UserOptions{
 			Permissions: model,
 			Policy:      policy,
