@@ -58,6 +58,7 @@ type Config struct {
 	LogFormat      string        // AUTHNZERVER_LOGFORMAT: text | json
 	LogLevel       string        // AUTHNZERVER_LOGLEVEL: debug | info | warn | error
 	MaxConns       int           // AUTHNZERVER_MAXCONNS
+	MaxConnsPerIP  int           // AUTHNZERVER_MAXCONNSPERIP; negative: no bound
 	MaxExtraInfo   int           // AUTHNZERVER_MAXEXTRAINFOBYTES: largest extra_info_json of a session
 	ReadTimeout    time.Duration // AUTHNZERVER_READTIMEOUT: seconds or a Go duration
 	WriteTimeout   time.Duration // AUTHNZERVER_WRITETIMEOUT: seconds or a Go duration
@@ -156,6 +157,7 @@ var items = []item{
 	{name: "logformat", env: "AUTHNZERVER_LOGFORMAT", def: "text", help: "text or json", set: str(func(c *Config) *string { return &c.LogFormat })},
 	{name: "loglevel", env: "AUTHNZERVER_LOGLEVEL", def: "info", help: "debug, info, warn or error", set: str(func(c *Config) *string { return &c.LogLevel })},
 	{name: "maxconns", env: "AUTHNZERVER_MAXCONNS", def: "10000", help: "concurrent connections", set: integer("maxconns", func(c *Config) *int { return &c.MaxConns })},
+	{name: "maxconnsperip", env: "AUTHNZERVER_MAXCONNSPERIP", def: "1000", help: "concurrent connections from one client address; more are refused as they are accepted (negative: no bound)", set: integer("maxconnsperip", func(c *Config) *int { return &c.MaxConnsPerIP })},
 	{name: "maxextrainfobytes", env: "AUTHNZERVER_MAXEXTRAINFOBYTES", def: "16384", help: "largest extra_info_json (JSON bytes) a session may hold", set: integer("maxextrainfobytes", func(c *Config) *int { return &c.MaxExtraInfo })},
 	{name: "readtimeout", env: "AUTHNZERVER_READTIMEOUT", def: "10", help: "seconds (or a duration such as 500ms) a client may take to send a request; slower clients are disconnected", set: duration("readtimeout", func(c *Config) *time.Duration { return &c.ReadTimeout })},
 	{name: "writetimeout", env: "AUTHNZERVER_WRITETIMEOUT", def: "10", help: "seconds (or a duration) a client may take to read an answer", set: duration("writetimeout", func(c *Config) *time.Duration { return &c.WriteTimeout })},

@@ -39,6 +39,12 @@ type Options struct {
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// MaxConns caps concurrent connections. Default 10000.
 	MaxConns int
+	// MaxConnsPerIP caps the concurrent connections from one remote
+	// address, so that one client cannot hold every slot of MaxConns;
+	// connections beyond it are refused as they are accepted (fasthttp
+	// writes a short 429 and closes them). Default 1000, which a few
+	// frontends with large pools never reach; negative: no bound.
+	MaxConnsPerIP int
 	// MaxExtraInfoBytes bounds a session's extra_info_json (its JSON text).
 	// Default 16 KiB.
 	MaxExtraInfoBytes int
@@ -82,6 +88,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxConns <= 0 {
 		o.MaxConns = 10000
+	}
+	if o.MaxConnsPerIP == 0 {
+		o.MaxConnsPerIP = 1000
 	}
 	if o.MaxExtraInfoBytes <= 0 {
 		o.MaxExtraInfoBytes = 16 << 10
@@ -160,6 +169,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 		WriteTimeout:                  opts.WriteTimeout,
 		IdleTimeout:                   opts.IdleTimeout,
 		Concurrency:                   opts.MaxConns,
+		MaxConnsPerIP:                 max(opts.MaxConnsPerIP, 0),
 		ReadBufferSize:                8192, // also bounds the header block
 		DisableHeaderNamesNormalizing: true,
 		NoDefaultServerHeader:         true,

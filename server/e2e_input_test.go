@@ -1,9 +1,15 @@
 package server_test
 
 import (
+	"bufio"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/authnzerver/authnzerver/client"
@@ -275,5 +281,87 @@ func TestStoredSizesBounded(t *testing.T) {
 	r = ts.Do("internal-session-edit", map[string]any{"target_session_token": tok, "update_dict": map[string]any{"k": strings.Repeat("v", 2000)}})
 	if r.Success {
 		t.Errorf("internal-session-edit past the bound: success")
+	}
+}
+
+// getOnConn sends one keep-alive request on c and returns the status, or
+// the error that ended the exchange.
+func getOnConn(c net.Conn, br *bufio.Reader) (int, error) {
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(c, "GET /nowhere HTTP/1.1\r\nHost: localhost\r\n\r\n"); err != nil {
+		return 0, err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// TestConnectionsPerAddressBounded: one client address cannot hold every
+// connection slot; beyond AUTHNZERVER_MAXCONNSPERIP its connections are
+// refused as they are accepted, other addresses are served, and a slot it
+// gives back can be used again (issue 14 item 16).
+func TestConnectionsPerAddressBounded(t *testing.T) {
+	const limit = 4
+	ts := servertest.Start(t, servertest.Env("AUTHNZERVER_MAXCONNSPERIP", strconv.Itoa(limit)))
+	addr := ts.Srv.Addr.String()
+	var held []net.Conn
+	t.Cleanup(func() {
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	for i := range limit {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		if st, err := getOnConn(c, bufio.NewReader(c)); err != nil || st != 404 {
+			t.Fatalf("connection %d: status %d, %v; want served (404)", i+1, st, err)
+		}
+	}
+	// One more from the same address is refused at once: a 429 or a
+	// closed connection, never a served request.
+	c, err := net.Dial("tcp", addr)
+	if err == nil {
+		st, err := getOnConn(c, bufio.NewReader(c))
+		c.Close()
+		if err == nil && st != 429 {
+			t.Errorf("connection %d from one address: status %d; want refused", limit+1, st)
+		}
+	}
+	// Another address is not affected (Linux routes all of 127/8 to lo).
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	if c, err := d.Dial("tcp", addr); err != nil {
+		t.Logf("cannot dial from 127.0.0.2 (%v): the other-address check is skipped", err)
+	} else {
+		st, err := getOnConn(c, bufio.NewReader(c))
+		c.Close()
+		if err != nil || st != 404 {
+			t.Errorf("other address: status %d, %v; want served", st, err)
+		}
+	}
+	// A slot given back is free again once the server has seen the close.
+	held[0].Close()
+	held = held[1:]
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			st, err := getOnConn(c, bufio.NewReader(c))
+			if err == nil && st == 404 {
+				held = append(held, c)
+				break
+			}
+			c.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a freed slot was not usable again within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
