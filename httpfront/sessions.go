@@ -178,7 +178,8 @@ func handleSessionDeleteUserID(c *call) result {
 func handleInternalSessionEdit(c *call) result {
 	var update map[string]json.RawMessage
 	if err := json.Unmarshal(c.raw("update_dict"), &update); err != nil || len(update) == 0 {
-		return failure("invalid request: missing 'update_dict' in request", "Invalid session edit request: missing or invalid parameters.")
+		return failure("invalid request: missing 'update_dict' in request", "Invalid session edit request: missing or invalid parameters.").
+			with("session_info", nil)
 	}
 	token := c.str("target_session_token")
 	d := shard.DigestSession(token)
@@ -191,11 +192,13 @@ func handleInternalSessionEdit(c *call) result {
 			return merged, err
 		})
 	})
+	// Every failure carries "session_info": null, as the reference's does:
+	// clients index it.
 	switch {
 	case errors.Is(err, shard.ErrSessionNotFound):
-		return failure("no such session", "Session extra_info update failed.")
+		return failure("no such session", "Session extra_info update failed.").with("session_info", nil)
 	case errors.Is(err, errTooLarge):
-		return failure("DB error when updating session info", "Session info update failed.")
+		return failure("DB error when updating session info", "Session info update failed.").with("session_info", nil)
 	case err != nil:
 		return coreFailure(err)
 	}

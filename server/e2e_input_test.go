@@ -365,3 +365,46 @@ func TestConnectionsPerAddressBounded(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestSessionEditUnknownTokenHasNullInfo: internal-session-edit of an
+// unknown token answers "session_info": null, as the reference does;
+// clients index it (issue 14 item 19).
+func TestSessionEditUnknownTokenHasNullInfo(t *testing.T) {
+	ts := servertest.Start(t)
+	for _, reqType := range []string{"internal-session-edit", "session-setinfo"} {
+		body := map[string]any{"target_session_token": "no-such-token", "update_dict": map[string]any{"a": 1}}
+		if reqType == "session-setinfo" {
+			body = map[string]any{"session_token": "no-such-token", "extra_info": map[string]any{"a": 1}}
+		}
+		r := ts.Do(reqType, body)
+		if r.StatusCode != 200 || r.Success || r.FailureReason != "no such session" {
+			t.Fatalf("%s: status %d success %v reason %q", reqType, r.StatusCode, r.Success, r.FailureReason)
+		}
+		if v, ok := r.Response["session_info"]; !ok || v != nil {
+			t.Errorf("%s: response %v; want \"session_info\": null", reqType, r.Response)
+		}
+	}
+}
+
+// TestDuplicateSignupUsesNoID: a sign-up of a taken address does not use
+// up a user id; the next sign-up gets the next id (issue 14 item 19).
+func TestDuplicateSignupUsesNoID(t *testing.T) {
+	ts := servertest.Start(t)
+	signup := func(email string) *client.Response {
+		return ts.Do("user-new", map[string]any{"full_name": "Id Counter", "email": email, "password": "a-long-enough-passphrase-123"})
+	}
+	r := signup("first@example.org")
+	first, ok := r.Int("user_id")
+	if !r.Success || !ok {
+		t.Fatalf("first sign-up: %v %q", r.Success, r.FailureReason)
+	}
+	for range 3 {
+		if r := signup("first@example.org"); r.Success || r.FailureReason != "user exists" {
+			t.Fatalf("duplicate sign-up: success %v reason %q; want user exists", r.Success, r.FailureReason)
+		}
+	}
+	r = signup("second@example.org")
+	if second, _ := r.Int("user_id"); !r.Success || second != first+1 {
+		t.Errorf("next sign-up: success %v user_id %d; want %d", r.Success, second, first+1)
+	}
+}
