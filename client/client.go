@@ -58,7 +58,8 @@ type Response struct {
 	FailureReason string
 	// ReqID is the echoed request id.
 	ReqID json.RawMessage
-	// Raw is the decrypted envelope (nil when the body was not sealed).
+	// Raw is the decrypted envelope (nil for non-200 answers and for a 200
+	// body that does not open).
 	Raw []byte
 }
 
@@ -120,13 +121,16 @@ func (c *Client) Post(ctx context.Context, sealed []byte) (*Response, error) {
 		return nil, fmt.Errorf("client: read answer: %w", err)
 	}
 	r := &Response{StatusCode: hr.StatusCode, Header: hr.Header}
+	if hr.StatusCode != http.StatusOK {
+		// Error answers are plain text (spec §1.6.4), reported as the
+		// Python client does: the body is the failure reason.
+		r.FailureReason = string(bytes.TrimSpace(data))
+		r.Messages = []string{"This request could not be completed.", "There was a problem communicating with the auth server."}
+		return r, nil
+	}
 	plain, err := c.codec.Open(data)
 	if err != nil {
-		if hr.StatusCode == http.StatusOK {
-			r.FailureReason = "could not decrypt authnzerver response"
-			return r, nil
-		}
-		r.FailureReason = string(data)
+		r.FailureReason = "could not decrypt authnzerver response"
 		return r, nil
 	}
 	var env wire.Response

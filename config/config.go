@@ -58,6 +58,8 @@ type Config struct {
 	LogFormat      string        // AUTHNZERVER_LOGFORMAT: text | json
 	LogLevel       string        // AUTHNZERVER_LOGLEVEL: debug | info | warn | error
 	MaxConns       int           // AUTHNZERVER_MAXCONNS
+	MaxConnsPerIP  int           // AUTHNZERVER_MAXCONNSPERIP; negative: no bound
+	MaxExtraInfo   int           // AUTHNZERVER_MAXEXTRAINFOBYTES: largest extra_info_json of a session
 	ReadTimeout    time.Duration // AUTHNZERVER_READTIMEOUT: seconds or a Go duration
 	WriteTimeout   time.Duration // AUTHNZERVER_WRITETIMEOUT: seconds or a Go duration
 	MaxShardQueue  int           // AUTHNZERVER_MAXSHARDQUEUE; negative: no bound
@@ -155,6 +157,8 @@ var items = []item{
 	{name: "logformat", env: "AUTHNZERVER_LOGFORMAT", def: "text", help: "text or json", set: str(func(c *Config) *string { return &c.LogFormat })},
 	{name: "loglevel", env: "AUTHNZERVER_LOGLEVEL", def: "info", help: "debug, info, warn or error", set: str(func(c *Config) *string { return &c.LogLevel })},
 	{name: "maxconns", env: "AUTHNZERVER_MAXCONNS", def: "10000", help: "concurrent connections", set: integer("maxconns", func(c *Config) *int { return &c.MaxConns })},
+	{name: "maxconnsperip", env: "AUTHNZERVER_MAXCONNSPERIP", def: "1000", help: "concurrent connections from one client address; more are refused as they are accepted (negative: no bound)", set: integer("maxconnsperip", func(c *Config) *int { return &c.MaxConnsPerIP })},
+	{name: "maxextrainfobytes", env: "AUTHNZERVER_MAXEXTRAINFOBYTES", def: "16384", help: "largest extra_info_json (JSON bytes) a session may hold", set: integer("maxextrainfobytes", func(c *Config) *int { return &c.MaxExtraInfo })},
 	{name: "readtimeout", env: "AUTHNZERVER_READTIMEOUT", def: "10", help: "seconds (or a duration such as 500ms) a client may take to send a request; slower clients are disconnected", set: duration("readtimeout", func(c *Config) *time.Duration { return &c.ReadTimeout })},
 	{name: "writetimeout", env: "AUTHNZERVER_WRITETIMEOUT", def: "10", help: "seconds (or a duration) a client may take to read an answer", set: duration("writetimeout", func(c *Config) *time.Duration { return &c.WriteTimeout })},
 	{name: "maxshardqueue", env: "AUTHNZERVER_MAXSHARDQUEUE", def: "4096", help: "messages waiting for one shard beyond which requests are answered 503 (negative: no bound)", set: integer("maxshardqueue", func(c *Config) *int { return &c.MaxShardQueue })},
@@ -231,6 +235,8 @@ func (c *Config) validate() error {
 		return errors.New("config: userlocktries and userlocktime must be positive")
 	case c.SessionExpiry < 0:
 		return errors.New("config: sessionexpiry must not be negative")
+	case c.MaxExtraInfo < 1:
+		return errors.New("config: maxextrainfobytes must be positive")
 	}
 	return nil
 }

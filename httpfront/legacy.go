@@ -37,15 +37,15 @@ func handleSessionSetInfo(c *call) result {
 	if rawKind(extra) != '{' {
 		extra = nil
 	}
-	if len(extra) > maxExtraInfoBytes {
-		return failure("DB error when updating session info", "Session info update failed.")
+	if len(extra) > c.s.opts.MaxExtraInfoBytes {
+		return failure("DB error when updating session info", "Session info update failed.").with("session_info", nil)
 	}
 	d := shard.DigestSession(token)
 	res, err := actors.Do(c.s.deps.Core, shard.SessionRoute(d), func(s *shard.Shard, now time.Time) (shard.Session, []shard.Mutation, error) {
 		return s.EditSessionExtra(d, now, func(json.RawMessage) (json.RawMessage, error) { return extra, nil })
 	})
 	if errors.Is(err, shard.ErrSessionNotFound) {
-		return failure("no such session", "Session extra_info update failed.")
+		return failure("no such session", "Session extra_info update failed.").with("session_info", nil)
 	}
 	if err != nil {
 		return coreFailure(err)

@@ -1,12 +1,15 @@
 package httpfront
 
 import (
+	"bytes"
 	"encoding/json"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -78,6 +81,14 @@ func fuzzSeeds(add func(name string, body []byte)) {
 		add(name, b)
 		add(name, []byte(`{}`))
 		add(name, []byte(`{"`+firstParam(ep)+`":[{"deep":[[[null]]]}],"extra":1e999}`))
+		// Integers out of our range (issue 14 item 12).
+		for _, p := range ep.params {
+			if p.types[0] == tInt {
+				for _, v := range []string{"18446744073709551617", "-1", "1e300", "4.5", "-9223372036854775809"} {
+					add(name, []byte(`{"`+p.name+`":`+v+`}`))
+				}
+			}
+		}
 	}
 }
 
@@ -106,6 +117,10 @@ func FuzzRequest(f *testing.F) {
 	f.Add(true, []byte(`{"request":7,"body":[],"reqid":{"a":[1]},"client_ipaddr":{}}`))
 	f.Add(true, []byte(`[]`))
 	f.Add(true, []byte(`"\ud800"`))
+	// Issue 14 item 13: a reqid that is not UTF-8, and deep nesting.
+	f.Add(true, []byte("{\"request\":\"session-exists\",\"body\":{\"session_token\":\"x\"},\"reqid\":\"\xff\",\"client_ipaddr\":\"1.2.3.4\"}"))
+	f.Add(true, []byte(`{"request":"session-exists","body":{"session_token":"x"},"reqid":`+strings.Repeat("[", 40)+strings.Repeat("]", 40)+`,"client_ipaddr":"1.2.3.4"}`))
+	f.Add(true, []byte(`{"request":"session-new","body":{"ip_address":"1.2.3.4","user_agent":"x","user_id":null,"expires":"2099-01-01T00:00:00","extra_info_json":{"a":`+strings.Repeat("[", 40)+strings.Repeat("]", 40)+`}},"reqid":1,"client_ipaddr":"1.2.3.4"}`))
 	f.Add(false, []byte("gAAAAABfXhAAAAECAwQFBgcICQoLDA0ODw=="))
 	f.Add(false, []byte{0xff, 0x00})
 	f.Fuzz(func(t *testing.T, sealed bool, payload []byte) {
@@ -132,10 +147,20 @@ func FuzzRequest(f *testing.F) {
 		default:
 			t.Fatalf("status %d for payload %q", st, payload)
 		}
-		if ctx.Response.StatusCode() == 200 {
-			if _, err := s.deps.Codec.Open(ctx.Response.Body()); err != nil {
-				t.Fatalf("200 answer does not open: %v", err)
+		if ctx.Response.StatusCode() != 200 {
+			// Plain text that the Python client shows as failure_reason.
+			if b := ctx.Response.Body(); !utf8.Valid(b) || !bytes.HasPrefix(b, []byte("HTTP ")) {
+				t.Fatalf("status %d body %q is not the plain error text", ctx.Response.StatusCode(), b)
 			}
+			return
+		}
+		plain, err := s.deps.Codec.Open(ctx.Response.Body())
+		if err != nil {
+			t.Fatalf("200 answer does not open: %v", err)
+		}
+		// Python's json.loads must read every answer (issue 14 item 13).
+		if !utf8.Valid(plain) || !json.Valid(plain) || jsonDepth(plain) > maxJSONDepth+4 {
+			t.Fatalf("answer %q is not UTF-8 JSON of bounded depth", plain)
 		}
 	})
 }

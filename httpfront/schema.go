@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"unicode/utf8"
 )
 
 // ptype is a schema type name of spec §1.7.
@@ -53,9 +54,10 @@ func matches(v json.RawMessage, t ptype) bool {
 	case tStr:
 		return k == '"'
 	case tInt:
-		return isNumber(k) && isIntLiteral(v)
+		_, ok := intValue(v)
+		return ok
 	case tFloat:
-		return isNumber(k)
+		return isNumber(k) && finiteNumber(v)
 	case tDict:
 		return k == '{'
 	case tList:
@@ -74,6 +76,32 @@ func isNumber(k byte) bool { return k == '-' || (k >= '0' && k <= '9') }
 
 func isIntLiteral(v json.RawMessage) bool {
 	return !bytes.ContainsAny(v, ".eE")
+}
+
+// intValue returns the value of an integer parameter. An integer literal
+// that does not fit our int64 ids is not an int: before this check, a
+// user_id of 2**64+1 passed validation, was then read as "no id", and
+// user-list answered with every user.
+func intValue(v json.RawMessage) (int64, bool) {
+	if !isNumber(rawKind(v)) || !isIntLiteral(v) {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+	return n, err == nil
+}
+
+// finiteNumber reports whether a JSON number fits a float64 (1e999 does
+// not).
+func finiteNumber(v json.RawMessage) bool {
+	_, err := strconv.ParseFloat(string(bytes.TrimSpace(v)), 64)
+	return err == nil
+}
+
+// nonNegative names the integer parameters that are ids, counts or ports:
+// a negative value is as invalid for them as a string.
+var nonNegative = map[string]bool{
+	"user_id": true, "target_userid": true, "target_owner": true,
+	"page_after": true, "page_size": true, "emailport": true, "smtp_port": true,
 }
 
 // falsy reports Python truthiness of a raw JSON value: kwargs that are falsy
@@ -95,6 +123,19 @@ func falsy(v json.RawMessage) bool {
 		return err == nil && f == 0
 	}
 	return false
+}
+
+// columnChars bounds string parameters by the reference's column limits
+// (spec §3): what a request may store is what the reference could.
+var columnChars = map[string]int{"ip_address": 280, "user_agent": 280}
+
+// fitsChars reports whether a JSON string holds at most n characters.
+func fitsChars(v json.RawMessage, n int) bool {
+	if len(v) <= n+2 { // a character is at least one byte
+		return true
+	}
+	var s string
+	return json.Unmarshal(v, &s) == nil && utf8.RuneCountInString(s) <= n
 }
 
 // problem is one entry of the invalid-parameters answer (spec §1.6.3).
@@ -139,8 +180,19 @@ func validate(params []param, body map[string]json.RawMessage) []problem {
 				break
 			}
 		}
+		if n, isInt := intValue(v); good && isInt && n < 0 && nonNegative[p.name] {
+			good = false
+		}
 		if !good {
 			probs = append(probs, problem{p.name, "incorrect type", p.typeName(), p.required})
+			continue
+		}
+		if k := rawKind(v); (k == '{' || k == '[') && jsonDepth(v) > maxJSONDepth {
+			probs = append(probs, problem{p.name, "nested too deeply", p.typeName(), p.required})
+			continue
+		}
+		if limit, ok := columnChars[p.name]; ok && rawKind(v) == '"' && !fitsChars(v, limit) {
+			probs = append(probs, problem{p.name, "too long", p.typeName(), p.required})
 		}
 	}
 	return probs

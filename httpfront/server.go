@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -38,6 +39,15 @@ type Options struct {
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// MaxConns caps concurrent connections. Default 10000.
 	MaxConns int
+	// MaxConnsPerIP caps the concurrent connections from one remote
+	// address, so that one client cannot hold every slot of MaxConns;
+	// connections beyond it are refused as they are accepted (fasthttp
+	// writes a short 429 and closes them). Default 1000, which a few
+	// frontends with large pools never reach; negative: no bound.
+	MaxConnsPerIP int
+	// MaxExtraInfoBytes bounds a session's extra_info_json (its JSON text).
+	// Default 16 KiB.
+	MaxExtraInfoBytes int
 	// MaxShardQueue bounds the messages waiting in one shard's mailbox;
 	// beyond it every request is answered 503 at once (overload.go).
 	// Default 4096; negative: no bound.
@@ -78,6 +88,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxConns <= 0 {
 		o.MaxConns = 10000
+	}
+	if o.MaxConnsPerIP == 0 {
+		o.MaxConnsPerIP = 1000
+	}
+	if o.MaxExtraInfoBytes <= 0 {
+		o.MaxExtraInfoBytes = 16 << 10
 	}
 	if o.MaxShardQueue == 0 {
 		o.MaxShardQueue = 4096
@@ -153,6 +169,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 		WriteTimeout:                  opts.WriteTimeout,
 		IdleTimeout:                   opts.IdleTimeout,
 		Concurrency:                   opts.MaxConns,
+		MaxConnsPerIP:                 max(opts.MaxConnsPerIP, 0),
 		ReadBufferSize:                8192, // also bounds the header block
 		DisableHeaderNamesNormalizing: true,
 		NoDefaultServerHeader:         true,
@@ -259,6 +276,14 @@ func (s *Server) plain(ctx *fasthttp.RequestCtx, status int) {
 	ctx.SetBodyString(statusText(status))
 }
 
+// plainReason is plain with the specific reason after the reference's text.
+// A non-200 body is never sealed: the Python client shows it to the
+// frontend as failure_reason, so it must be readable text (spec §7.1).
+func (s *Server) plainReason(ctx *fasthttp.RequestCtx, status int, reason string) {
+	s.plain(ctx, status)
+	ctx.Response.AppendBodyString(" Reason: " + reason + ".")
+}
+
 // envelope is the decrypted request envelope (spec §1.4). Raw fields are
 // slices of the plaintext, which the request owns.
 type envelope struct {
@@ -281,6 +306,13 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plain(ctx, 401)
 		return
 	}
+	if !utf8.Valid(plain) {
+		// Every answer must be UTF-8 JSON the Python client can read, and
+		// the reqid and stored values are sent back: refuse the request as
+		// the reference does (its json.loads fails: 401).
+		s.plainReason(ctx, 401, "the plaintext is not valid UTF-8")
+		return
+	}
 	if rawKind(plain) != '{' {
 		s.plain(ctx, 400) // a JSON value that is not an envelope
 		return
@@ -293,39 +325,37 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		if errors.As(err, &syntax) {
 			s.plain(ctx, 401) // spec §1.3: a plaintext that is not JSON
 		} else {
-			s.plain(ctx, 400) // a field of the wrong type
+			// Only body has a type other than raw JSON.
+			s.plainReason(ctx, 400, "body is missing or not an object")
 		}
 		return
 	}
 	var reqType string
-	if rawKind(env.Request) != '"' || json.Unmarshal(env.Request, &reqType) != nil || reqType == "echo" {
-		s.plain(ctx, 400)
+	if rawKind(env.Request) != '"' || json.Unmarshal(env.Request, &reqType) != nil {
+		s.plainReason(ctx, 400, "request is missing or not a string")
+		return
+	}
+	if reqType == "echo" {
+		s.plain(ctx, 400) // the reference's answer, verbatim
 		return
 	}
 	if len(env.ReqID) == 0 || rawKind(env.ReqID) == 'n' {
-		s.plain(ctx, 400)
+		s.plainReason(ctx, 400, "reqid is missing or null")
+		return
+	}
+	if jsonDepth(env.ReqID) > maxJSONDepth {
+		s.plainReason(ctx, 400, "reqid is nested too deeply")
 		return
 	}
 	clientIP := clientKey(env.ClientIP)
-	if s.limits != nil {
-		// Rate limits need the end user's address (spec §1.5 step 4). The
-		// reference answers a bare 400; this 400 carries a sealed envelope
-		// that says what is wrong, and a value that is not an IP address is
-		// refused too (the reference took any truthy value).
-		var ok bool
-		if clientIP, ok = canonicalIP(clientIP); !ok {
-			reason := "invalid request: missing client_ipaddr"
-			if len(env.ClientIP) > 0 && !falsy(env.ClientIP) {
-				reason = "invalid request: client_ipaddr is not an IP address"
-			}
-			res := failure(reason, "The request could not be serviced: the end user's IP address is required.")
-			s.seal(ctx, 400, &res, env.ReqID)
-			return
-		}
+	if s.limits != nil && clientIP == "" {
+		// Rate limits need the end user's address (spec §1.5 step 4).
+		s.plainReason(ctx, 400, "missing or empty client_ipaddr")
+		return
 	}
 	params := env.Body
 	if params == nil {
-		s.plain(ctx, 400) // body missing, null or not an object
+		s.plainReason(ctx, 400, "body is missing or not an object")
 		return
 	}
 	ep := endpoints[reqType]
@@ -337,7 +367,9 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	if ep == nil {
-		s.unknownRequest(ctx, reqType, env.ReqID)
+		// The reference crashes here and sends the bare 400 text (spec
+		// §8.4 item 7); say what is wrong.
+		s.plainReason(ctx, 400, "unknown request type")
 		return
 	}
 	c := &call{s: s, reqType: ep.name, body: params, clientIP: clientIP, now: time.Now()}
@@ -354,18 +386,11 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plain(ctx, res.status)
 		return
 	}
-	s.seal(ctx, 200, &res, env.ReqID)
+	s.seal(ctx, &res, env.ReqID)
 }
 
-// unknownRequest answers a request type that does not exist with 400 and a
-// sealed envelope that says so (the reference crashes here and sends the
-// bare 400 text; spec §8.4 item 7).
-func (s *Server) unknownRequest(ctx *fasthttp.RequestCtx, reqType string, reqID []byte) {
-	res := failure("unknown request type", "request type '"+truncateString(reqType, 64)+"' is not known to this server")
-	s.seal(ctx, 400, &res, reqID)
-}
-
-func (s *Server) seal(ctx *fasthttp.RequestCtx, status int, res *result, reqID []byte) {
+// seal answers 200 with the sealed envelope of res.
+func (s *Server) seal(ctx *fasthttp.RequestCtx, res *result, reqID []byte) {
 	bp, _ := s.bufPool.Get().(*[]byte)
 	if bp == nil {
 		b := make([]byte, 0, 1024)
@@ -380,42 +405,46 @@ func (s *Server) seal(ctx *fasthttp.RequestCtx, status int, res *result, reqID [
 		s.plain(ctx, 500)
 		return
 	}
-	ctx.SetStatusCode(status)
+	ctx.SetStatusCode(200)
 	ctx.SetContentType("text/plain; charset=UTF-8")
 	ctx.SetBody(sealed)
 }
 
-// clientKey returns the rate-limit key of the envelope's client_ipaddr: the
-// string itself, or for any other truthy value its JSON text (the reference
-// accepts any truthy value, spec §1.4).
+// maxClientKeyBytes bounds the rate-limit key taken from client_ipaddr:
+// the reference's column limit, 280 characters of ASCII. A longer value
+// (say a long X-Forwarded-For list) is cut, not refused.
+const maxClientKeyBytes = 280
+
+// clientKey returns the rate-limit key of the envelope's client_ipaddr
+// ("" when it is absent or falsy). The reference accepts any truthy value
+// (spec §1.4), and frontends pass X-Forwarded-For lists and host names: an
+// IP address is canonicalised (IPv4-mapped IPv6 as IPv4, no zone), so one
+// client has one key; any other string is an opaque key, and any other
+// JSON value's text is.
 func clientKey(raw json.RawMessage) string {
 	if len(raw) == 0 || falsy(raw) {
 		return ""
 	}
-	if rawKind(raw) == '"' {
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			return truncateString(s, 128)
-		}
+	var s string
+	if rawKind(raw) != '"' || json.Unmarshal(raw, &s) != nil {
+		s = string(bytes.TrimSpace(raw))
 	}
-	return truncateString(string(bytes.TrimSpace(raw)), 128)
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone("").String()
+	}
+	return truncateString(s, maxClientKeyBytes)
 }
 
-// canonicalIP returns the canonical text of an IP address (IPv4-mapped IPv6
-// as IPv4), so one client has one rate-limit key.
-func canonicalIP(s string) (string, bool) {
-	a, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil {
-		return "", false
-	}
-	return a.Unmap().WithZone("").String(), true
-}
-
+// truncateString cuts s to at most n bytes, at a rune boundary.
 func truncateString(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // pii returns the salted hash that stands for a piece of personal data in
@@ -479,11 +508,10 @@ func (c *call) str(name string) string {
 // not an integer that fits in int64.
 func (c *call) int(name string) (v int64, ok bool) {
 	raw, present := c.body[name]
-	if !present || !isNumber(rawKind(raw)) || !isIntLiteral(raw) {
+	if !present {
 		return 0, false
 	}
-	v, err := strconv.ParseInt(string(bytes.TrimSpace(raw)), 10, 64)
-	return v, err == nil
+	return intValue(raw)
 }
 
 // boolean returns a bool parameter (false when absent).

@@ -11,12 +11,9 @@ import (
 	"github.com/authnzerver/authnzerver/wire"
 )
 
-// maxUserAgentBytes bounds stored user agents. The reference's column is
-// 280 characters; SQLite did not enforce it, so allow more, but not
-// unbounded.
-const maxUserAgentBytes = 4096
-
-// maxExtraInfoBytes bounds a stored extra-info object.
+// maxExtraInfoBytes bounds a user's stored extra-info object. A session's
+// has its own, configurable bound (Options.MaxExtraInfoBytes): there are
+// many more sessions than users.
 const maxExtraInfoBytes = 64 << 10
 
 func init() {
@@ -54,17 +51,19 @@ func handleSessionNew(c *call) result {
 	if err != nil || ip.Zone() != "" {
 		return fail
 	}
-	ua := c.str("user_agent")
-	if len(ua) > maxUserAgentBytes {
-		return fail
-	}
+	ua := c.str("user_agent") // at most 280 characters (validate)
 	expires, err := wire.ParseTime(c.str("expires"))
 	if err != nil {
 		return fail
 	}
 	extra := c.raw("extra_info_json")
-	if rawKind(extra) != '{' || len(extra) > maxExtraInfoBytes {
+	if rawKind(extra) != '{' {
 		extra = nil
+	}
+	if len(extra) > c.s.opts.MaxExtraInfoBytes {
+		// Refused, not dropped: the frontend must not believe it stored.
+		return failure("invalid request: extra_info_json is larger than this server allows", "Could not create a new session.").
+			with("session_token", nil).with("expires", nil)
 	}
 	uid := shard.AnonymousID
 	if id, ok := c.int("user_id"); ok && id != 0 {
@@ -179,24 +178,27 @@ func handleSessionDeleteUserID(c *call) result {
 func handleInternalSessionEdit(c *call) result {
 	var update map[string]json.RawMessage
 	if err := json.Unmarshal(c.raw("update_dict"), &update); err != nil || len(update) == 0 {
-		return failure("invalid request: missing 'update_dict' in request", "Invalid session edit request: missing or invalid parameters.")
+		return failure("invalid request: missing 'update_dict' in request", "Invalid session edit request: missing or invalid parameters.").
+			with("session_info", nil)
 	}
 	token := c.str("target_session_token")
 	d := shard.DigestSession(token)
 	res, err := actors.Do(c.s.deps.Core, shard.SessionRoute(d), func(s *shard.Shard, now time.Time) (shard.Session, []shard.Mutation, error) {
 		return s.EditSessionExtra(d, now, func(old json.RawMessage) (json.RawMessage, error) {
 			merged, err := mergeExtra(old, update)
-			if err == nil && len(merged) > maxExtraInfoBytes {
+			if err == nil && len(merged) > c.s.opts.MaxExtraInfoBytes {
 				err = errTooLarge
 			}
 			return merged, err
 		})
 	})
+	// Every failure carries "session_info": null, as the reference's does:
+	// clients index it.
 	switch {
 	case errors.Is(err, shard.ErrSessionNotFound):
-		return failure("no such session", "Session extra_info update failed.")
+		return failure("no such session", "Session extra_info update failed.").with("session_info", nil)
 	case errors.Is(err, errTooLarge):
-		return failure("DB error when updating session info", "Session info update failed.")
+		return failure("DB error when updating session info", "Session info update failed.").with("session_info", nil)
 	case err != nil:
 		return coreFailure(err)
 	}

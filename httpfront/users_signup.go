@@ -63,12 +63,11 @@ func handleUserNew(c *call) result {
 
 	// Claim the email on its shard first: one actor decides who gets an
 	// address, so of two racing sign-ups exactly one wins.
-	id := s.deps.Core.NextUserID()
-	owner, claimed, err := claimKey(s, norm, id)
+	id, owner, err := claimEmailNewID(s, norm)
 	if err != nil {
 		return coreFailure(err)
 	}
-	if !claimed {
+	if id == 0 {
 		return signupExisting(c, owner, norm, fullName, phc, extra, retryWait)
 	}
 	if sysID == "" {
@@ -155,6 +154,33 @@ func signupExisting(c *call, owner shard.UserID, norm, fullName, phc string, ext
 }
 
 var errNoChange = errors.New("httpfront: no change")
+
+// claimEmailNewID claims email for a new user and returns the user's id, or
+// id 0 and the owner when the address is taken. The id is drawn inside the
+// email shard's turn, only once the claim is sure to succeed: a sign-up of
+// a taken address uses up no id (the next sign-up would skip one).
+func claimEmailNewID(s *Server, email string) (id, owner shard.UserID, err error) {
+	type claim struct{ id, owner shard.UserID }
+	core := s.deps.Core
+	res, err := actors.Do(core, shard.EmailRoute(email), func(sh *shard.Shard, _ time.Time) (claim, []shard.Mutation, error) {
+		if o, taken := sh.LookupEmail(email); taken {
+			return claim{owner: o}, nil, nil
+		}
+		id := core.NextUserID()
+		o, ok, muts := sh.ClaimEmail(email, id)
+		if !ok {
+			return claim{owner: o}, nil, nil // not reached: the shard's turn is ours
+		}
+		return claim{id: id, owner: id}, muts, nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := durable(res); err != nil {
+		return 0, 0, err
+	}
+	return res.Value.id, res.Value.owner, nil
+}
 
 // signupExtra is the request's extra_info updated with the server's keys
 // (spec §2.C1 step 6).

@@ -132,7 +132,7 @@ func TestMetricsOffByDefault(t *testing.T) {
 func optional(t *testing.T, ts *servertest.Server, reqType string, body map[string]any) (*client.Response, bool) {
 	t.Helper()
 	r := ts.Do(reqType, body)
-	if r.StatusCode == 400 && r.FailureReason == "unknown request type" {
+	if r.StatusCode == 400 && strings.Contains(r.FailureReason, "unknown request type") {
 		t.Logf("%s is not registered yet: that part of the flow is skipped", reqType)
 		return r, false
 	}

@@ -216,6 +216,11 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		WriteTimeout:  cfg.WriteTimeout,
 		MaxShardQueue: cfg.MaxShardQueue,
 
+		// One address cannot take every connection slot, and a session's
+		// extra info is bounded (issue 14).
+		MaxConnsPerIP:     cfg.MaxConnsPerIP,
+		MaxExtraInfoBytes: cfg.MaxExtraInfo,
+
 		Users: httpfront.UserOptions{
 			Permissions: model,
 			Policy:      policy,
