@@ -62,6 +62,8 @@ type Config struct {
 	WriteTimeout   time.Duration // AUTHNZERVER_WRITETIMEOUT: seconds or a Go duration
 	MaxShardQueue  int           // AUTHNZERVER_MAXSHARDQUEUE; negative: no bound
 	ServerFQDN     string        // AUTHNZERVER_FQDN; "" = the host name
+	MaxSessions    int           // AUTHNZERVER_MAXSESSIONSPERUSER; negative: no bound
+	MaxAPIKeys     int           // AUTHNZERVER_MAXAPIKEYSPERUSER; negative: no bound
 
 	// Command-line only.
 	EnvFile string
@@ -158,6 +160,8 @@ var items = []item{
 	{name: "readtimeout", env: "AUTHNZERVER_READTIMEOUT", def: "10", help: "seconds (or a duration such as 500ms) a client may take to send a request; slower clients are disconnected", set: duration("readtimeout", func(c *Config) *time.Duration { return &c.ReadTimeout })},
 	{name: "writetimeout", env: "AUTHNZERVER_WRITETIMEOUT", def: "10", help: "seconds (or a duration) a client may take to read an answer", set: duration("writetimeout", func(c *Config) *time.Duration { return &c.WriteTimeout })},
 	{name: "maxshardqueue", env: "AUTHNZERVER_MAXSHARDQUEUE", def: "4096", help: "messages waiting for one shard beyond which requests are answered 503 (negative: no bound)", set: integer("maxshardqueue", func(c *Config) *int { return &c.MaxShardQueue })},
+	{name: "maxsessionsperuser", env: "AUTHNZERVER_MAXSESSIONSPERUSER", def: "100", help: "live sessions one user may hold; a new one past it deletes the oldest (negative: no bound; the anonymous user has none)", set: integer("maxsessionsperuser", func(c *Config) *int { return &c.MaxSessions })},
+	{name: "maxapikeysperuser", env: "AUTHNZERVER_MAXAPIKEYSPERUSER", def: "100", help: "live API keys one user may hold; a new one past it deletes the oldest (negative: no bound)", set: integer("maxapikeysperuser", func(c *Config) *int { return &c.MaxAPIKeys })},
 	{name: "fqdn", env: "AUTHNZERVER_FQDN", def: "", help: "server name for the password similarity check (default: host name)", set: str(func(c *Config) *string { return &c.ServerFQDN })},
 }
 
@@ -231,6 +235,8 @@ func (c *Config) validate() error {
 		return errors.New("config: userlocktries and userlocktime must be positive")
 	case c.SessionExpiry < 0:
 		return errors.New("config: sessionexpiry must not be negative")
+	case c.MaxSessions == 0, c.MaxAPIKeys == 0:
+		return errors.New("config: maxsessionsperuser and maxapikeysperuser must not be 0 (negative: no bound)")
 	}
 	return nil
 }

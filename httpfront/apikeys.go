@@ -379,6 +379,9 @@ func handleAPIKeyNew(c *call) result {
 	if err != nil {
 		return coreFailure(err)
 	}
+	if err := capOwned(c.s, shard.OwnedAPIKeys, shard.UserID(uid), ownedKey(&key)); err != nil {
+		return coreFailure(err)
+	}
 	cl := claims{
 		iss: claimValue(c.raw("issuer")), ver: claimValue(c.raw("apiversion")),
 		aud: claimValue(c.raw("audience")), sub: claimValue(c.raw("subject")),
@@ -436,9 +439,20 @@ func handleAPIKeyNewNoSession(c *call) result {
 	if !allowed {
 		return failure("originating user is not allowed to issue an API key", msgKeyNotAllowedIssue)
 	}
-	res, _, _ := noSessionKey(c, uid, role, claimValue(c.raw("issuer")), claimValue(c.raw("apiversion")),
+	res, key, issued := noSessionKey(c, uid, role, claimValue(c.raw("issuer")), claimValue(c.raw("apiversion")),
 		claimValue(c.raw("audience")), claimValue(c.raw("subject")))
+	if !issued {
+		return res
+	}
+	if err := capOwned(c.s, shard.OwnedAPIKeys, shard.UserID(uid), ownedKey(&key)); err != nil {
+		return coreFailure(err)
+	}
 	return res
+}
+
+// ownedKey names a new key for capOwned.
+func ownedKey(k *shard.APIKey) shard.OwnedItem {
+	return shard.OwnedItem{Created: k.Issued, Key: k.Digest, KeyKind: k.Kind, IsAPIKey: true}
 }
 
 func handleAPIKeyRefresh(c *call) result {
@@ -520,6 +534,13 @@ func handleAPIKeyRefresh(c *call) result {
 			return coreFailure(err)
 		}
 		return notRevoke
+	}
+	// The cap is applied only now that the old key is gone, so that a user
+	// at the cap can refresh its oldest key. Its failure does not fail the
+	// refresh, which would lose the caller's only key; the count stays
+	// above the cap, so the next new key recounts.
+	if err := capOwned(c.s, shard.OwnedAPIKeys, shard.UserID(uid), ownedKey(&key)); err != nil {
+		c.s.log.Warn("API key cap after a refresh", "err", err)
 	}
 	return res
 }
