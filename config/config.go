@@ -40,7 +40,7 @@ type Config struct {
 	EmailUser      string        // AUTHNZERVER_EMAILUSER
 	EmailPass      string        // AUTHNZERVER_EMAILPASS
 	EmailSender    string        // AUTHNZERVER_EMAILSENDER
-	EmailTLS       string        // AUTHNZERVER_EMAILTLS: starttls (if offered) | required | none
+	EmailTLS       string        // AUTHNZERVER_EMAILTLS: starttls (required, but optional to a loopback relay) | required | none | opportunistic
 	EmailCAFile    string        // AUTHNZERVER_EMAILCAFILE: PEM CAs that sign the SMTP server's certificate
 	TLSCertFile    string        // AUTHNZERVER_TLSCERTFILE
 	TLSCertKey     string        // AUTHNZERVER_TLSCERTKEY
@@ -132,7 +132,7 @@ var items = []item{
 	{name: "emailuser", env: "AUTHNZERVER_EMAILUSER", def: "", help: "SMTP user name (empty: no authentication)", set: str(func(c *Config) *string { return &c.EmailUser })},
 	{name: "emailpass", env: "AUTHNZERVER_EMAILPASS", def: "", help: "SMTP password", set: str(func(c *Config) *string { return &c.EmailPass })},
 	{name: "emailsender", env: "AUTHNZERVER_EMAILSENDER", def: "Authnzerver <authnzerver@localhost>", help: "From address of mail", set: str(func(c *Config) *string { return &c.EmailSender })},
-	{name: "emailtls", env: "AUTHNZERVER_EMAILTLS", def: "starttls", help: "starttls (when offered), required, or none", set: str(func(c *Config) *string { return &c.EmailTLS })},
+	{name: "emailtls", env: "AUTHNZERVER_EMAILTLS", def: "starttls", help: "starttls (required, except to a loopback relay: 127.0.0.0/8, ::1 or localhost, where it is used when offered), required (always), none, or opportunistic (when offered, to any relay)", set: str(func(c *Config) *string { return &c.EmailTLS })},
 	{name: "emailcafile", env: "AUTHNZERVER_EMAILCAFILE", def: "", help: "PEM file of the CAs that sign the SMTP server's certificate (empty: the system's)", set: str(func(c *Config) *string { return &c.EmailCAFile })},
 	{name: "tlscertfile", env: "AUTHNZERVER_TLSCERTFILE", def: "", help: "TLS certificate (PEM); TLS is on when both are set", set: str(func(c *Config) *string { return &c.TLSCertFile })},
 	{name: "tlscertkey", env: "AUTHNZERVER_TLSCERTKEY", def: "", help: "TLS private key (PEM)", set: str(func(c *Config) *string { return &c.TLSCertKey })},
