@@ -445,7 +445,7 @@ func handleAPIKeyNew(c *call) result {
 	if err != nil {
 		return coreFailure(err)
 	}
-	if err := capOwned(c.s, shard.OwnedAPIKeys, shard.UserID(uid), ownedKey(&key)); err != nil {
+	if err := capOwned(c.s, shard.UserID(uid), ownedKey(&key)); err != nil {
 		return coreFailure(err)
 	}
 	cl := claims{
@@ -510,7 +510,7 @@ func handleAPIKeyNewNoSession(c *call) result {
 	if !issued {
 		return res
 	}
-	if err := capOwned(c.s, shard.OwnedAPIKeys, shard.UserID(uid), ownedKey(&key)); err != nil {
+	if err := capOwned(c.s, shard.UserID(uid), ownedKey(&key)); err != nil {
 		return coreFailure(err)
 	}
 	return res
@@ -605,7 +605,7 @@ func handleAPIKeyRefresh(c *call) result {
 	// at the cap can refresh its oldest key. Its failure does not fail the
 	// refresh, which would lose the caller's only key; the count stays
 	// above the cap, so the next new key recounts.
-	if err := capOwned(c.s, shard.OwnedAPIKeys, shard.UserID(uid), ownedKey(&key)); err != nil {
+	if err := capOwned(c.s, shard.UserID(uid), ownedKey(&key)); err != nil {
 		c.s.log.Warn("API key cap after a refresh", "err", err)
 	}
 	return res

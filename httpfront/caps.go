@@ -10,15 +10,17 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-// Per-user caps on live sessions and API keys (issue: one user could hold
-// any number, each up to 64 KiB of extra info). The user's shard keeps an
+// Per-user caps on live sessions and on live API keys of each kind (one
+// user could hold any number, sessions with up to 64 KiB of extra info
+// each). The user's shard keeps an
 // upper bound of each count (shard/user.go); only when that passes the cap,
 // or is unknown since start, is the user's whole set counted, by a fan-out
 // over every shard, and the oldest deleted. A user below the cap pays one
 // hop to its own shard per new session or key; a session check pays
 // nothing.
 
-// defaultMaxOwned is the default cap of sessions and of API keys per user.
+// defaultMaxOwned is the default cap of sessions, and of API keys of each
+// kind, per user.
 // A person has a session per browser or device and a key per script or
 // integration: a few, rarely tens. 100 is far above that, yet bounds what
 // one account can make the server hold (100 sessions of at most 64 KiB
@@ -27,7 +29,7 @@ const defaultMaxOwned = 100
 
 func (e *usersExt) maxOwned(kind shard.OwnedKind) int {
 	n := e.opts.MaxSessionsPerUser
-	if kind == shard.OwnedAPIKeys {
+	if kind != shard.OwnedSessions {
 		n = e.opts.MaxAPIKeysPerUser
 	}
 	if n == 0 {
@@ -37,11 +39,16 @@ func (e *usersExt) maxOwned(kind shard.OwnedKind) int {
 }
 
 // capOwned counts a new session or key (keep, which is never deleted) of
-// user uid and, when the user has more than the cap, deletes the oldest and
+// user uid and, when the user has more than the cap of its kind (sessions,
+// session-tied keys, no-session keys), deletes the oldest of that kind and
 // waits until the deletions are durable. When it returns nil, uid holds no
 // more than the cap (unless other creations raced with it; each of them
 // enforces the cap in turn).
-func capOwned(s *Server, kind shard.OwnedKind, uid shard.UserID, keep shard.OwnedItem) error {
+func capOwned(s *Server, uid shard.UserID, keep shard.OwnedItem) error {
+	kind := shard.OwnedSessions
+	if keep.IsAPIKey {
+		kind = shard.OwnedKeys(keep.KeyKind)
+	}
 	limit := s.ext.users.maxOwned(kind)
 	if limit < 0 || (kind == shard.OwnedSessions && uid == shard.AnonymousID) {
 		return nil
@@ -58,8 +65,8 @@ func capOwned(s *Server, kind shard.OwnedKind, uid shard.UserID, keep shard.Owne
 		return err
 	}
 	rs, err := actors.DoAll(s.deps.Core, func(sh *shard.Shard, now time.Time) ([]shard.OwnedItem, []shard.Mutation, error) {
-		if kind == shard.OwnedAPIKeys {
-			return sh.UserAPIKeys(uid, now), nil, nil
+		if keep.IsAPIKey {
+			return sh.UserAPIKeys(uid, keep.KeyKind, now), nil, nil
 		}
 		return sh.UserSessions(uid, now), nil, nil
 	})
@@ -90,8 +97,8 @@ func capOwned(s *Server, kind shard.OwnedKind, uid shard.UserID, keep shard.Owne
 	}
 	if len(victims) > 0 {
 		what := "sessions"
-		if kind == shard.OwnedAPIKeys {
-			what = "API keys"
+		if keep.IsAPIKey {
+			what = keep.KeyKind.String() + " API keys"
 		}
 		s.log.Info("user over its cap of "+what+"; oldest deleted",
 			"user", s.pii(strconv.FormatInt(int64(uid), 10)), "deleted", len(victims), "cap", limit)

@@ -91,7 +91,7 @@ func handleSessionNew(c *call) result {
 	if err := durable(res); err != nil {
 		return coreFailure(err)
 	}
-	if err := capOwned(c.s, shard.OwnedSessions, uid, shard.OwnedItem{Session: d}); err != nil {
+	if err := capOwned(c.s, uid, shard.OwnedItem{Session: d}); err != nil {
 		return coreFailure(err)
 	}
 	return success("Generated session_token successfully. Session initiated.").

@@ -68,10 +68,12 @@ func TestSessionCapPerUser(t *testing.T) {
 	}
 }
 
-// A user holds at most the configured number of live API keys, of both
-// kinds together; a refresh at the cap keeps the refreshed key's place.
+// A user holds at most the configured number of live API keys of each kind
+// (session-tied and no-session are capped apart, so that keys made at each
+// login cannot push out long-lived ones); a refresh at the cap keeps the
+// refreshed key's place.
 func TestAPIKeyCapPerUser(t *testing.T) {
-	ts := servertest.Start(t, servertest.Env("AUTHNZERVER_MAXAPIKEYSPERUSER", "3"))
+	ts := servertest.Start(t, servertest.Env("AUTHNZERVER_MAXAPIKEYSPERUSER", "2"))
 	uid := addUser(t, ts, "authenticated", true)
 	const role = "authenticated"
 	type key struct {
@@ -79,30 +81,32 @@ func TestAPIKeyCapPerUser(t *testing.T) {
 		rt     string
 		kind   string // verify request
 	}
-	var keys []key
-	for i := range 4 {
-		if i == 1 {
-			c, _ := newSessionKey(t, ts, uid, role, 1, -1)
-			keys = append(keys, key{c, "", "apikey-verify"})
-			continue
-		}
-		c, rt := newFreeKey(t, ts, uid, role, 600, -1, 3600, -1)
-		keys = append(keys, key{c, rt, "apikey-verify-nosession"})
-	}
 	live := func(k key) bool { ok, _ := verifyOK(t, ts, k.kind, k.claims, uid, role); return ok }
-	for i, k := range keys {
-		if got, want := live(k), i >= 1; got != want {
-			t.Errorf("key %d of 4 verifies = %v; want %v (cap 3, the oldest go)", i, got, want)
+	var free, tied []key
+	for range 3 {
+		c, rt := newFreeKey(t, ts, uid, role, 600, -1, 3600, -1)
+		free = append(free, key{c, rt, "apikey-verify-nosession"})
+	}
+	for range 3 {
+		c, _ := newSessionKey(t, ts, uid, role, 1, -1)
+		tied = append(tied, key{c, "", "apikey-verify"})
+	}
+	for i := range 3 {
+		if got, want := live(free[i]), i >= 1; got != want {
+			t.Errorf("no-session key %d of 3 verifies = %v; want %v (cap 2, the oldest go)", i, got, want)
+		}
+		if got, want := live(tied[i]), i >= 1; got != want {
+			t.Errorf("session-tied key %d of 3 verifies = %v; want %v (cap 2, the oldest go)", i, got, want)
 		}
 	}
-	// Keys 1–3 are held. Refresh key 2 (no-session): the new key takes its
-	// place and nothing else goes.
-	r := ts.MustSucceed("apikey-refresh-nosession", refreshBody(keys[2].claims, keys[2].rt, uid, role))
+	// Refresh the older held no-session key at the cap: the new key takes
+	// its place and nothing else goes.
+	r := ts.MustSucceed("apikey-refresh-nosession", refreshBody(free[1].claims, free[1].rt, uid, role))
 	refreshed := key{claimsOf(t, r), r.Str("refresh_token"), "apikey-verify-nosession"}
 	for name, tt := range map[string]struct {
 		k    key
 		want bool
-	}{"key 1": {keys[1], true}, "key 2 (refreshed)": {keys[2], false}, "key 3": {keys[3], true}, "refreshed key": {refreshed, true}} {
+	}{"refreshed key": {free[1], false}, "other key": {free[2], true}, "new key": {refreshed, true}} {
 		if got := live(tt.k); got != tt.want {
 			t.Errorf("after a refresh at the cap: %s verifies = %v; want %v", name, got, tt.want)
 		}

@@ -143,16 +143,17 @@ type apiKeyTable struct {
 	// byUser indexes the keys of each kind of each user held by this shard,
 	// for apikey-revokeall-nosession, a role change and the per-user cap.
 	byUser [numKeyKinds]map[UserID]map[keyIndex]struct{}
-	// owners counts, on each user's own shard, the keys of that user (see
-	// ownerCounts).
-	owners ownerCounts
+	// owners counts, on each user's own shard, the keys of each kind of
+	// that user (see ownerCounts).
+	owners [numKeyKinds]ownerCounts
 }
 
 func newAPIKeyTable() apiKeyTable {
-	t := apiKeyTable{owners: make(ownerCounts)}
+	var t apiKeyTable
 	for i := range t.keys {
 		t.keys[i] = make(map[keyIndex]*APIKey)
 		t.byUser[i] = make(map[UserID]map[keyIndex]struct{})
+		t.owners[i] = make(ownerCounts)
 	}
 	return t
 }
@@ -310,18 +311,19 @@ func (s *Shard) RevokeUserAPIKeysNotRole(uid UserID, role string) (int, []Mutati
 	return len(muts), muts
 }
 
-// UserAPIKeys returns the keys of user uid held by this shard, of either
-// kind, that may still be used (see deadAt), in no order.
-func (s *Shard) UserAPIKeys(uid UserID, now time.Time) []OwnedItem {
+// UserAPIKeys returns the keys of kind of user uid held by this shard that
+// may still be used (see deadAt), in no order.
+func (s *Shard) UserAPIKeys(uid UserID, kind APIKeyKind, now time.Time) []OwnedItem {
+	if kind >= numKeyKinds {
+		return nil
+	}
 	var out []OwnedItem
-	for kind := range s.apikeys.byUser {
-		for i := range s.apikeys.byUser[kind][uid] {
-			k := s.apikeys.keys[kind][i]
-			if k == nil || k.deadAt(now) {
-				continue
-			}
-			out = append(out, OwnedItem{Created: k.Issued, Key: k.Digest, KeyKind: k.Kind, IsAPIKey: true})
+	for i := range s.apikeys.byUser[kind][uid] {
+		k := s.apikeys.keys[kind][i]
+		if k == nil || k.deadAt(now) {
+			continue
 		}
+		out = append(out, OwnedItem{Created: k.Issued, Key: k.Digest, KeyKind: k.Kind, IsAPIKey: true})
 	}
 	return out
 }

@@ -381,21 +381,21 @@ func TestUserAPIKeys(t *testing.T) {
 	if _, _, err := s.CreateAPIKey(DigestAPIKey("dead"), NewAPIKey{Kind: KeyNoSession, UserID: 7, Role: "staff", RefreshPHC: "x"}, kt0); err != nil {
 		t.Fatal(err)
 	}
-	got := map[APIKeyDigest]OwnedItem{}
-	for _, it := range s.UserAPIKeys(7, kt0.Add(2*time.Second)) {
-		got[it.Key] = it
-	}
-	if len(got) != 2 {
-		t.Fatalf("UserAPIKeys(7) = %d keys; want 2", len(got))
-	}
+	at := kt0.Add(2 * time.Second)
 	for _, k := range []APIKey{a, b} {
-		it := got[k.Digest]
-		if !it.IsAPIKey || it.KeyKind != k.Kind || !it.Created.Equal(k.Issued) {
-			t.Errorf("key %v: %+v; want kind %v issued %v", k.Kind, it, k.Kind, k.Issued)
+		got := s.UserAPIKeys(7, k.Kind, at)
+		if len(got) != 1 {
+			t.Fatalf("UserAPIKeys(7, %v) = %d keys; want 1 (the dead one and user 8's left out)", k.Kind, len(got))
+		}
+		if it := got[0]; !it.IsAPIKey || it.Key != k.Digest || it.KeyKind != k.Kind || !it.Created.Equal(k.Issued) {
+			t.Errorf("key %v: %+v; want digest %x kind %v issued %v", k.Kind, it, k.Digest[:4], k.Kind, k.Issued)
 		}
 	}
 	s.DeleteAPIKey(KeySession, b.Digest)
-	if got := s.UserAPIKeys(7, kt0.Add(2*time.Second)); len(got) != 1 {
-		t.Errorf("after delete: %d keys; want 1", len(got))
+	if got := s.UserAPIKeys(7, KeySession, at); len(got) != 0 {
+		t.Errorf("after delete: %d session keys; want 0", len(got))
+	}
+	if got := s.UserAPIKeys(7, APIKeyKind(9), at); len(got) != 0 {
+		t.Errorf("bad kind: %d keys; want 0", len(got))
 	}
 }

@@ -107,7 +107,9 @@ func (s *Shard) DeleteUser(id UserID) (User, []Mutation, error) {
 	delete(s.users, id)
 	delete(s.unlockAt, id)
 	delete(s.sessions.owners, id)
-	delete(s.apikeys.owners, id)
+	for _, m := range s.apikeys.owners {
+		delete(m, id)
+	}
 	return *u, []Mutation{{Key: userKey(id)}}, nil
 }
 
@@ -215,14 +217,27 @@ func putEmail(email string, id UserID) Mutation {
 // and then deletes the oldest. So a new session costs one more hop, to the
 // user's shard, and a session check costs nothing.
 
-// OwnedKind names what an owner count counts.
+// OwnedKind names what an owner count counts. The two kinds of API key are
+// counted (and capped) apart: a frontend may make a session-tied key at
+// every login, and keys of sessions that have ended count until they are
+// swept, so one cap for both would let them push out a user's long-lived
+// no-session keys.
 type OwnedKind uint8
 
 // The owned kinds.
 const (
-	OwnedSessions OwnedKind = iota
-	OwnedAPIKeys
+	OwnedSessions      OwnedKind = iota
+	OwnedSessionKeys             // API keys tied to a session
+	OwnedNoSessionKeys           // API keys with a refresh token
 )
+
+// OwnedKeys returns the owned kind of API keys of kind k.
+func OwnedKeys(k APIKeyKind) OwnedKind {
+	if k == KeyNoSession {
+		return OwnedNoSessionKeys
+	}
+	return OwnedSessionKeys
+}
 
 // ownerCounts maps a user to its ownerCount.
 type ownerCounts map[UserID]ownerCount
@@ -239,8 +254,11 @@ type ownerCount struct {
 }
 
 func (s *Shard) owners(kind OwnedKind) ownerCounts {
-	if kind == OwnedAPIKeys {
-		return s.apikeys.owners
+	switch kind {
+	case OwnedSessionKeys:
+		return s.apikeys.owners[KeySession]
+	case OwnedNoSessionKeys:
+		return s.apikeys.owners[KeyNoSession]
 	}
 	return s.sessions.owners
 }

@@ -46,7 +46,7 @@ func TestOwnerCounts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, kind := range []OwnedKind{OwnedSessions, OwnedAPIKeys} {
+			for _, kind := range []OwnedKind{OwnedSessions, OwnedSessionKeys, OwnedNoSessionKeys} {
 				s := New(Options{})
 				var gens []uint64
 				for i, st := range tt.steps {
@@ -63,11 +63,19 @@ func TestOwnerCounts(t *testing.T) {
 						t.Errorf("kind %d step %d: count = %d; want %d", kind, i, got, st.wantN)
 					}
 				}
-				if _, ok := s.owners(1 - kind)[7]; ok {
-					t.Errorf("kind %d: the other kind's count changed", kind)
+				for _, other := range []OwnedKind{OwnedSessions, OwnedSessionKeys, OwnedNoSessionKeys} {
+					if _, ok := s.owners(other)[7]; ok && other != kind {
+						t.Errorf("kind %d: the count of kind %d changed", kind, other)
+					}
 				}
 			}
 		})
+	}
+}
+
+func TestOwnedKeys(t *testing.T) {
+	if OwnedKeys(KeySession) != OwnedSessionKeys || OwnedKeys(KeyNoSession) != OwnedNoSessionKeys {
+		t.Errorf("OwnedKeys maps kinds wrongly")
 	}
 }
 
@@ -77,12 +85,15 @@ func TestOwnerCountsForgetDeletedUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	gen, _ := s.NoteOwned(OwnedSessions, 7, 10)
-	s.NoteOwned(OwnedAPIKeys, 7, 10)
+	s.NoteOwned(OwnedSessionKeys, 7, 10)
+	s.NoteOwned(OwnedNoSessionKeys, 7, 10)
 	if _, _, err := s.DeleteUser(7); err != nil {
 		t.Fatal(err)
 	}
 	s.SetOwnedCount(OwnedSessions, 7, 5, gen) // a recount that ends after the delete
-	if len(s.sessions.owners) != 0 || len(s.apikeys.owners) != 0 {
-		t.Errorf("counts of a deleted user kept: %v %v", s.sessions.owners, s.apikeys.owners)
+	for _, kind := range []OwnedKind{OwnedSessions, OwnedSessionKeys, OwnedNoSessionKeys} {
+		if len(s.owners(kind)) != 0 {
+			t.Errorf("count of kind %d of a deleted user kept: %v", kind, s.owners(kind))
+		}
 	}
 }
