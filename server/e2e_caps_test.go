@@ -164,6 +164,11 @@ func TestAPIKeyRoleChange(t *testing.T) {
 	if ok, _ := verifyOK(t, ts, "apikey-verify-nosession", now, 1, "superuser"); ok {
 		t.Errorf("a locked user's key verifies")
 	}
+	// A lock by hand revokes the keys: they do not come back with an unlock.
+	ts.MustSucceed("internal-user-lock", map[string]any{"target_userid": uid, "action": "unlock"})
+	if ok, _ := verifyOK(t, ts, "apikey-verify-nosession", now, 1, "superuser"); ok {
+		t.Errorf("a key verifies again after a lock and an unlock")
+	}
 }
 
 // An expired session leaves memory when it is next looked at (or swept),
