@@ -363,10 +363,11 @@ func handleAPIKeyRevokeAll(c *call) result {
 
 // revokeKeysOfOtherRoles deletes every API key of user uid, of either
 // kind, issued for a role other than role, on every shard, and waits until
-// the deletions are durable. A role change calls it: a key carries the role
-// it was issued for, and a demoted user's keys must not keep the old role's
-// rights (verification also refuses them, see keyUsers; this makes it
-// last, even if the old role comes back).
+// the deletions are durable. A role change calls it, and a lock by hand
+// with role "locked" (so every key goes): a key carries the role it was
+// issued for, and a demoted or locked user's keys must not keep the old
+// role's rights (verification also refuses them, see keyUsers; this makes
+// it last, even if the old role comes back).
 func revokeKeysOfOtherRoles(s *Server, uid shard.UserID, role string) (int, error) {
 	return durableFanOut(s, func(sh *shard.Shard) (int, []shard.Mutation) {
 		return sh.RevokeUserAPIKeysNotRole(uid, role)
