@@ -155,10 +155,33 @@ func TestAPIKeyRoleChange(t *testing.T) {
 		t.Errorf("a key of the old role verifies again after the role came back")
 	}
 
-	// A key of the current role verifies until the user is locked.
+	// A key of the current role verifies until the user's role changes by
+	// any path: here straight in the core, which revokes nothing, so only
+	// the check at verification stops it.
 	now, _ := newFreeKey(t, ts, uid, "staff", 600, -1, 3600, -1)
 	if ok, reason := verifyOK(t, ts, "apikey-verify-nosession", now, 1, "superuser"); !ok {
 		t.Fatalf("new key does not verify: %q", reason)
+	}
+	setRole := func(role string) {
+		t.Helper()
+		id := shard.UserID(uid)
+		res, err := actors.Do(ts.Srv.Core, shard.UserRoute(id), func(s *shard.Shard, at time.Time) (shard.User, []shard.Mutation, error) {
+			return s.UpdateUser(id, at, func(u *shard.User) error { u.Role = role; return nil })
+		})
+		if err == nil {
+			err = res.Durable()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	setRole("authenticated")
+	if ok, _ := verifyOK(t, ts, "apikey-verify-nosession", now, uid, "authenticated"); ok {
+		t.Errorf("a key of the old role verifies right after a role change in the core")
+	}
+	setRole("staff")
+	if ok, reason := verifyOK(t, ts, "apikey-verify-nosession", now, 1, "superuser"); !ok {
+		t.Fatalf("key does not verify with its role back: %q", reason)
 	}
 	ts.MustSucceed("internal-user-lock", map[string]any{"target_userid": uid, "action": "lock"})
 	if ok, _ := verifyOK(t, ts, "apikey-verify-nosession", now, 1, "superuser"); ok {
