@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/textproto"
 	"os"
 	"strings"
@@ -60,6 +61,31 @@ func (e *MailError) Class() string {
 	return "refused"
 }
 
+// maxCauseBytes bounds [MailError.Cause].
+const maxCauseBytes = 512
+
+// Cause is the last attempt's error text for logs, with every word that
+// holds an "@" (addresses of recipients and senders, message ids) replaced
+// by "[address]", and at most maxCauseBytes long. It says why a send
+// failed: "x509: certificate signed by unknown authority", "target host
+// does not support STARTTLS", an SMTP reply.
+func (e *MailError) Cause() string {
+	if e.Err == nil {
+		return ""
+	}
+	words := strings.Fields(e.Err.Error())
+	for i, w := range words {
+		if strings.Contains(w, "@") {
+			words[i] = "[address]"
+		}
+	}
+	c := strings.Join(words, " ")
+	if len(c) > maxCauseBytes {
+		c = strings.ToValidUTF8(c[:maxCauseBytes], "") + "…"
+	}
+	return c
+}
+
 func (e *MailError) Error() string {
 	return fmt.Sprintf("actors: mail not sent after %d attempt(s): %v", e.Attempts, e.Err)
 }
@@ -70,28 +96,69 @@ func (e *MailError) Unwrap() error { return e.Err }
 type MailTLS int
 
 const (
-	// MailTLSOpportunistic upgrades with STARTTLS when the server offers it
-	// and sends in the clear otherwise.
-	MailTLSOpportunistic MailTLS = iota
-	// MailTLSRequired refuses to send unless STARTTLS succeeds (the
-	// reference's only mode, spec §2.E).
+	// MailTLSStartTLS (the default, "starttls") requires STARTTLS, as the
+	// reference does, except to a relay on a loopback address (see
+	// [IsLoopbackHost]), where it is used when offered and plain text is
+	// accepted otherwise: mail to a local relay never crosses a network, and
+	// a local relay often has no certificate.
+	MailTLSStartTLS MailTLS = iota
+	// MailTLSRequired refuses to send unless STARTTLS succeeds, to any
+	// relay.
 	MailTLSRequired
-	// MailTLSNone never uses TLS (a local relay on loopback).
+	// MailTLSNone never uses TLS (a relay that cannot do it, on a network
+	// the operator trusts).
 	MailTLSNone
+	// MailTLSOpportunistic ("opportunistic") upgrades with STARTTLS when the
+	// relay offers it and sends in the clear otherwise, to any relay. NB: a
+	// network attacker can strip the offer; choose it knowingly.
+	MailTLSOpportunistic
 )
 
-// ParseMailTLS reads the AUTHNZERVER_EMAILTLS value: "starttls" (or
-// "opportunistic"), "required" (or "mandatory"), "none".
+// ParseMailTLS reads the AUTHNZERVER_EMAILTLS value: "starttls" (also
+// ""), "required" (or "mandatory"), "none" (or "off"), "opportunistic".
 func ParseMailTLS(s string) (MailTLS, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "", "starttls", "opportunistic":
-		return MailTLSOpportunistic, nil
+	case "", "starttls":
+		return MailTLSStartTLS, nil
 	case "required", "mandatory":
 		return MailTLSRequired, nil
 	case "none", "off":
 		return MailTLSNone, nil
+	case "opportunistic":
+		return MailTLSOpportunistic, nil
 	}
-	return 0, fmt.Errorf("actors: email TLS mode %q: want starttls, required or none", s)
+	return 0, fmt.Errorf("actors: email TLS mode %q: want starttls, required, none or opportunistic", s)
+}
+
+// IsLoopbackHost reports whether an SMTP relay host names this machine for
+// certain: an IP address in 127.0.0.0/8 or ::1 (also IPv4-mapped), or the
+// name "localhost" (RFC 6761 reserves it for the loopback address; it is
+// also the default relay). Any other name is not loopback, even one that
+// resolves to a loopback address: the answer must not depend on DNS, which
+// an attacker may control.
+func IsLoopbackHost(host string) bool {
+	h := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), ".")
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.Zone() == "" && a.Unmap().IsLoopback()
+}
+
+// tlsPolicy is the go-mail TLS policy of mode for a relay at host.
+func tlsPolicy(mode MailTLS, host string) mail.TLSPolicy {
+	switch mode {
+	case MailTLSRequired:
+		return mail.TLSMandatory
+	case MailTLSNone:
+		return mail.NoTLS
+	case MailTLSOpportunistic:
+		return mail.TLSOpportunistic
+	}
+	if IsLoopbackHost(host) {
+		return mail.TLSOpportunistic
+	}
+	return mail.TLSMandatory
 }
 
 // SMTPSettings say where and how to deliver one mail. Requests may override
@@ -156,6 +223,9 @@ type MailerOptions struct {
 
 	// send replaces the SMTP delivery in tests.
 	send func(ctx context.Context, m *Mail) error
+	// dial, when set, makes the SMTP connections of the real delivery, in
+	// tests: a relay named by any host can then be one on loopback.
+	dial func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // Mailer is a small pool of SMTP worker actors with a bounded queue. Its
@@ -216,7 +286,8 @@ func NewMailer(system *actor.ActorSystem, opts MailerOptions) *Mailer {
 		opts.Wait = 25 * time.Second
 	}
 	if opts.send == nil {
-		opts.send = sendSMTP
+		dial := opts.dial
+		opts.send = func(ctx context.Context, m *Mail) error { return sendSMTP(ctx, m, dial) }
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Mailer{
@@ -372,8 +443,9 @@ func temporary(err error) bool {
 	return errors.As(err, &ne)
 }
 
-// sendSMTP delivers one mail over SMTP with go-mail.
-func sendSMTP(ctx context.Context, m *Mail) error {
+// sendSMTP delivers one mail over SMTP with go-mail. dial, when not nil,
+// replaces the network dialer (tests).
+func sendSMTP(ctx context.Context, m *Mail, dial mail.DialContextFunc) error {
 	msg := mail.NewMsg()
 	if err := msg.From(m.From); err != nil {
 		return fmt.Errorf("actors: mail sender: %w", err)
@@ -393,16 +465,12 @@ func sendSMTP(ctx context.Context, m *Mail) error {
 		mail.WithPort(m.SMTP.Port),
 		mail.WithTimeout(timeoutOf(ctx)),
 	}
-	switch m.SMTP.TLS {
-	case MailTLSRequired:
-		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))
-	case MailTLSNone:
-		opts = append(opts, mail.WithTLSPolicy(mail.NoTLS))
-	default:
-		opts = append(opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
-	}
+	opts = append(opts, mail.WithTLSPolicy(tlsPolicy(m.SMTP.TLS, m.SMTP.Host)))
 	if m.SMTP.RootCAs != nil {
 		opts = append(opts, mail.WithTLSConfig(&tls.Config{ServerName: m.SMTP.Host, RootCAs: m.SMTP.RootCAs, MinVersion: tls.VersionTLS12}))
+	}
+	if dial != nil {
+		opts = append(opts, mail.WithDialContextFunc(dial))
 	}
 	if m.SMTP.User != "" {
 		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover),

@@ -30,10 +30,14 @@ func TestParseMailTLS(t *testing.T) {
 		want    MailTLS
 		wantErr bool
 	}{
-		{"", MailTLSOpportunistic, false},
-		{"starttls", MailTLSOpportunistic, false},
+		{"", MailTLSStartTLS, false},
+		{"starttls", MailTLSStartTLS, false},
+		{" StartTLS ", MailTLSStartTLS, false},
 		{"Required", MailTLSRequired, false},
+		{"mandatory", MailTLSRequired, false},
 		{"none", MailTLSNone, false},
+		{"off", MailTLSNone, false},
+		{"opportunistic", MailTLSOpportunistic, false},
 		{"tls", 0, true},
 	}
 	for _, tc := range tests {

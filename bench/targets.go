@@ -131,6 +131,9 @@ func StartLocal(o LocalOptions) (*Local, error) {
 		"AUTHNZERVER_ADMIN_EMAIL":    "admin@bench.example.org",
 		"AUTHNZERVER_ADMIN_PASSWORD": adminPassword,
 		"AUTHNZERVER_RATELIMITS":     "none",
+		// The session scenarios check a pool of (default) 1000 sessions
+		// of the superuser, past the per-user cap.
+		"AUTHNZERVER_MAXSESSIONSPERUSER": "-1",
 	}
 	for k, v := range o.Env {
 		env[k] = v

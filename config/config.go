@@ -40,7 +40,7 @@ type Config struct {
 	EmailUser      string        // AUTHNZERVER_EMAILUSER
 	EmailPass      string        // AUTHNZERVER_EMAILPASS
 	EmailSender    string        // AUTHNZERVER_EMAILSENDER
-	EmailTLS       string        // AUTHNZERVER_EMAILTLS: starttls (if offered) | required | none
+	EmailTLS       string        // AUTHNZERVER_EMAILTLS: starttls (required, but optional to a loopback relay) | required | none | opportunistic
 	EmailCAFile    string        // AUTHNZERVER_EMAILCAFILE: PEM CAs that sign the SMTP server's certificate
 	TLSCertFile    string        // AUTHNZERVER_TLSCERTFILE
 	TLSCertKey     string        // AUTHNZERVER_TLSCERTKEY
@@ -64,6 +64,8 @@ type Config struct {
 	WriteTimeout   time.Duration // AUTHNZERVER_WRITETIMEOUT: seconds or a Go duration
 	MaxShardQueue  int           // AUTHNZERVER_MAXSHARDQUEUE; negative: no bound
 	ServerFQDN     string        // AUTHNZERVER_FQDN; "" = the host name
+	MaxSessions    int           // AUTHNZERVER_MAXSESSIONSPERUSER; negative: no bound
+	MaxAPIKeys     int           // AUTHNZERVER_MAXAPIKEYSPERUSER; negative: no bound
 
 	// Command-line only.
 	EnvFile string
@@ -132,7 +134,7 @@ var items = []item{
 	{name: "emailuser", env: "AUTHNZERVER_EMAILUSER", def: "", help: "SMTP user name (empty: no authentication)", set: str(func(c *Config) *string { return &c.EmailUser })},
 	{name: "emailpass", env: "AUTHNZERVER_EMAILPASS", def: "", help: "SMTP password", set: str(func(c *Config) *string { return &c.EmailPass })},
 	{name: "emailsender", env: "AUTHNZERVER_EMAILSENDER", def: "Authnzerver <authnzerver@localhost>", help: "From address of mail", set: str(func(c *Config) *string { return &c.EmailSender })},
-	{name: "emailtls", env: "AUTHNZERVER_EMAILTLS", def: "starttls", help: "starttls (when offered), required, or none", set: str(func(c *Config) *string { return &c.EmailTLS })},
+	{name: "emailtls", env: "AUTHNZERVER_EMAILTLS", def: "starttls", help: "starttls (required, except to a loopback relay: 127.0.0.0/8, ::1 or localhost, where it is used when offered), required (always), none, or opportunistic (when offered, to any relay)", set: str(func(c *Config) *string { return &c.EmailTLS })},
 	{name: "emailcafile", env: "AUTHNZERVER_EMAILCAFILE", def: "", help: "PEM file of the CAs that sign the SMTP server's certificate (empty: the system's)", set: str(func(c *Config) *string { return &c.EmailCAFile })},
 	{name: "tlscertfile", env: "AUTHNZERVER_TLSCERTFILE", def: "", help: "TLS certificate (PEM); TLS is on when both are set", set: str(func(c *Config) *string { return &c.TLSCertFile })},
 	{name: "tlscertkey", env: "AUTHNZERVER_TLSCERTKEY", def: "", help: "TLS private key (PEM)", set: str(func(c *Config) *string { return &c.TLSCertKey })},
@@ -162,6 +164,8 @@ var items = []item{
 	{name: "readtimeout", env: "AUTHNZERVER_READTIMEOUT", def: "10", help: "seconds (or a duration such as 500ms) a client may take to send a request; slower clients are disconnected", set: duration("readtimeout", func(c *Config) *time.Duration { return &c.ReadTimeout })},
 	{name: "writetimeout", env: "AUTHNZERVER_WRITETIMEOUT", def: "10", help: "seconds (or a duration) a client may take to read an answer", set: duration("writetimeout", func(c *Config) *time.Duration { return &c.WriteTimeout })},
 	{name: "maxshardqueue", env: "AUTHNZERVER_MAXSHARDQUEUE", def: "4096", help: "messages waiting for one shard beyond which requests are answered 503 (negative: no bound)", set: integer("maxshardqueue", func(c *Config) *int { return &c.MaxShardQueue })},
+	{name: "maxsessionsperuser", env: "AUTHNZERVER_MAXSESSIONSPERUSER", def: "100", help: "live sessions one user may hold; a new one past it deletes the oldest (negative: no bound; the anonymous user has none)", set: integer("maxsessionsperuser", func(c *Config) *int { return &c.MaxSessions })},
+	{name: "maxapikeysperuser", env: "AUTHNZERVER_MAXAPIKEYSPERUSER", def: "100", help: "live API keys of each kind (session-tied, no-session) one user may hold; a new one past it deletes the oldest of its kind (negative: no bound)", set: integer("maxapikeysperuser", func(c *Config) *int { return &c.MaxAPIKeys })},
 	{name: "fqdn", env: "AUTHNZERVER_FQDN", def: "", help: "server name for the password similarity check (default: host name)", set: str(func(c *Config) *string { return &c.ServerFQDN })},
 }
 
@@ -237,6 +241,8 @@ func (c *Config) validate() error {
 		return errors.New("config: sessionexpiry must not be negative")
 	case c.MaxExtraInfo < 1:
 		return errors.New("config: maxextrainfobytes must be positive")
+	case c.MaxSessions == 0, c.MaxAPIKeys == 0:
+		return errors.New("config: maxsessionsperuser and maxapikeysperuser must not be 0 (negative: no bound)")
 	}
 	return nil
 }

@@ -127,6 +127,55 @@ func apikeyAllowed(c *call, uid int64, role, action string, owner int64) (bool, 
 	return apikeyUsersValid(c, uid, role, owner)
 }
 
+// keyUsers is apikeyUsersValid for a request that presents a key issued
+// for keyRole: allowed as there, and ownerHasRole reports whether the
+// owner, now, is active with keyRole. A key whose owner's role has changed
+// since it was issued, or whose owner is locked (role "locked", inactive),
+// must not verify. The owner is looked up anyway, so this costs no hop; a
+// role change also revokes the owner's keys of other roles
+// (revokeKeysOfOtherRoles), so that they do not come back.
+func keyUsers(c *call, uid int64, role string, owner int64, keyRole string) (allowed, ownerHasRole bool, err error) {
+	if owner == uid {
+		st, err := userBits(c, uid, role, keyRole)
+		return st&bitActiveRole != 0, st&bitActiveKeyRole != 0 && st&bitActiveRole != 0, err
+	}
+	a, errA, o, errO := both(
+		func() (bool, error) { return userActive(c, uid, role) },
+		func() (uint8, error) { return userBits(c, owner, "", keyRole) },
+	)
+	if errA != nil {
+		return false, false, errA
+	}
+	if errO != nil {
+		return false, false, errO
+	}
+	return a && o&bitActiveRole != 0, o&bitActiveKeyRole != 0, nil
+}
+
+// Bits of userBits.
+const (
+	bitActiveRole    = 1 << iota // exists, active and has role (any when "")
+	bitActiveKeyRole             // exists, active and has keyRole
+)
+
+// userBits is userActive for two roles at once. It answers bits rather
+// than the user's role, for the reason userActive answers a bool.
+func userBits(c *call, id int64, role, keyRole string) (uint8, error) {
+	uid := shard.UserID(id)
+	res, err := actors.Do(c.s.deps.Core, shard.UserRoute(uid), func(s *shard.Shard, _ time.Time) (uint8, []shard.Mutation, error) {
+		u, err := s.GetUser(uid)
+		var b uint8
+		if err == nil && u.IsActive && (role == "" || u.Role == role) {
+			b |= bitActiveRole
+		}
+		if err == nil && u.IsActive && u.Role == keyRole {
+			b |= bitActiveKeyRole
+		}
+		return b, nil, nil
+	})
+	return res.Value, err
+}
+
 // both runs fa and fb at once and returns both outcomes: two shard hops
 // cost the latency of one.
 func both[A, B any](fa func() (A, error), fb func() (B, error)) (a A, errA error, b B, errB error) {
@@ -187,14 +236,19 @@ func verifyClaims(c *call, kind shard.APIKeyKind, cl *keyClaims, action string) 
 		allowed, err = apikeyUsersValid(c, uid, role, cl.uid)
 		return allowed, key, false, err
 	}
-	allowed, errU, key, errK := both(
-		func() (bool, error) { return apikeyUsersValid(c, uid, role, cl.uid) },
+	type users struct{ allowed, ownerHasRole bool }
+	us, errU, key, errK := both(
+		func() (users, error) {
+			a, r, err := keyUsers(c, uid, role, cl.uid, cl.rol)
+			return users{a, r}, err
+		},
 		func() (shard.APIKey, error) { return lookupKey(c, kind, cl) },
 	)
+	allowed = us.allowed
 	if errU != nil {
 		return false, key, false, errU
 	}
-	if errors.Is(errK, shard.ErrAPIKeyInvalid) || !allowed {
+	if errors.Is(errK, shard.ErrAPIKeyInvalid) || !allowed || !us.ownerHasRole {
 		return allowed, key, false, nil
 	}
 	if errK != nil {
@@ -307,6 +361,19 @@ func handleAPIKeyRevokeAll(c *call) result {
 	return success("All API keys revocation processed.").with("revoked_keys", n)
 }
 
+// revokeKeysOfOtherRoles deletes every API key of user uid, of either
+// kind, issued for a role other than role, on every shard, and waits until
+// the deletions are durable. A role change calls it, and a lock by hand
+// with role "locked" (so every key goes): a key carries the role it was
+// issued for, and a demoted or locked user's keys must not keep the old
+// role's rights (verification also refuses them, see keyUsers; this makes
+// it last, even if the old role comes back).
+func revokeKeysOfOtherRoles(s *Server, uid shard.UserID, role string) (int, error) {
+	return durableFanOut(s, func(sh *shard.Shard) (int, []shard.Mutation) {
+		return sh.RevokeUserAPIKeysNotRole(uid, role)
+	})
+}
+
 // keySeconds reads a lifetime or offset in seconds (int or float) within
 // maxKeyLifetime.
 func keySeconds(c *call, name string) (time.Duration, bool) {
@@ -379,6 +446,9 @@ func handleAPIKeyNew(c *call) result {
 	if err != nil {
 		return coreFailure(err)
 	}
+	if err := capOwned(c.s, shard.UserID(uid), ownedKey(&key)); err != nil {
+		return coreFailure(err)
+	}
 	cl := claims{
 		iss: claimValue(c.raw("issuer")), ver: claimValue(c.raw("apiversion")),
 		aud: claimValue(c.raw("audience")), sub: claimValue(c.raw("subject")),
@@ -436,9 +506,20 @@ func handleAPIKeyNewNoSession(c *call) result {
 	if !allowed {
 		return failure("originating user is not allowed to issue an API key", msgKeyNotAllowedIssue)
 	}
-	res, _, _ := noSessionKey(c, uid, role, claimValue(c.raw("issuer")), claimValue(c.raw("apiversion")),
+	res, key, issued := noSessionKey(c, uid, role, claimValue(c.raw("issuer")), claimValue(c.raw("apiversion")),
 		claimValue(c.raw("audience")), claimValue(c.raw("subject")))
+	if !issued {
+		return res
+	}
+	if err := capOwned(c.s, shard.UserID(uid), ownedKey(&key)); err != nil {
+		return coreFailure(err)
+	}
 	return res
+}
+
+// ownedKey names a new key for capOwned.
+func ownedKey(k *shard.APIKey) shard.OwnedItem {
+	return shard.OwnedItem{Created: k.Issued, Key: k.Digest, KeyKind: k.Kind, IsAPIKey: true}
 }
 
 func handleAPIKeyRefresh(c *call) result {
@@ -520,6 +601,13 @@ func handleAPIKeyRefresh(c *call) result {
 			return coreFailure(err)
 		}
 		return notRevoke
+	}
+	// The cap is applied only now that the old key is gone, so that a user
+	// at the cap can refresh its oldest key. Its failure does not fail the
+	// refresh, which would lose the caller's only key; the count stays
+	// above the cap, so the next new key recounts.
+	if err := capOwned(c.s, shard.UserID(uid), ownedKey(&key)); err != nil {
+		c.s.log.Warn("API key cap after a refresh", "err", err)
 	}
 	return res
 }

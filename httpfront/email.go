@@ -276,15 +276,16 @@ func composeAndSend(c *call, r mailRequest, purpose string, u shard.User, sess s
 	return code, err
 }
 
-// logMailFailure logs why a mail was not sent, without the error text
-// (which can name the recipient).
+// logMailFailure logs why a mail was not sent, with the error text cleared
+// of addresses (MailError.Cause), never the raw text, which can name the
+// recipient.
 func logMailFailure(c *call, what string, u *shard.User, err error) {
-	class, attempts := "timeout", 0
+	class, attempts, cause := "timeout", 0, ""
 	var me *actors.MailError
 	if errors.As(err, &me) {
-		class, attempts = me.Class(), me.Attempts
+		class, attempts, cause = me.Class(), me.Attempts, me.Cause()
 	}
-	c.s.log.Warn(what+" mail not sent", "user", c.s.pii(u.Email), "class", class, "attempts", attempts)
+	c.s.log.Warn(what+" mail not sent", "user", c.s.pii(u.Email), "class", class, "attempts", attempts, "cause", cause)
 }
 
 // mailSendError reports whether err is the mail server's fault (answered

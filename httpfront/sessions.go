@@ -90,6 +90,9 @@ func handleSessionNew(c *call) result {
 	if err := durable(res); err != nil {
 		return coreFailure(err)
 	}
+	if err := capOwned(c.s, uid, shard.OwnedItem{Session: d}); err != nil {
+		return coreFailure(err)
+	}
 	return success("Generated session_token successfully. Session initiated.").
 		with("session_token", token).
 		with("expires", wire.FormatTime(res.Value.Expires))

@@ -25,6 +25,11 @@ type UserOptions struct {
 	LockTries int
 	// LockTime is how long an automatic lock lasts. Default 1 hour.
 	LockTime time.Duration
+	// MaxSessionsPerUser and MaxAPIKeysPerUser bound the live sessions and
+	// the live API keys of each kind (session-tied, no-session) of one user;
+	// past them the oldest are deleted (caps.go). The anonymous user's
+	// sessions have no bound. Default 100; negative: no bound.
+	MaxSessionsPerUser, MaxAPIKeysPerUser int
 }
 
 type usersExt struct {

@@ -410,6 +410,13 @@ func toggleLock(s *Server, id shard.UserID, action string) result {
 		if _, err := deleteAllUserSessions(s, id); err != nil {
 			return coreFailure(err)
 		}
+		// A lock by hand also revokes every key (none has role "locked"), so
+		// that keys do not come back with an unlock. (An automatic lock
+		// does not: anyone can trigger one with wrong passwords; its keys
+		// are refused while it lasts, see keyUsers.)
+		if _, err := revokeKeysOfOtherRoles(s, id, "locked"); err != nil {
+			return coreFailure(err)
+		}
 	}
 	if action == "unlock" {
 		// Also for an account that was not locked: a superuser is never

@@ -150,7 +150,9 @@ func editUser(s *Server, id shard.UserID, update map[string]json.RawMessage) (sh
 		}
 		claimed = true
 	}
+	oldRole := ""
 	u, err := updateUser(s, id, func(u *shard.User) error {
+		oldRole = u.Role
 		if e.fullName != nil {
 			u.FullName = *e.fullName
 		}
@@ -183,6 +185,11 @@ func editUser(s *Server, id shard.UserID, update map[string]json.RawMessage) (sh
 	}
 	if claimed {
 		releaseKey(s, oldEmail, id)
+	}
+	if u.Role != oldRole {
+		if _, err := revokeKeysOfOtherRoles(s, id, u.Role); err != nil {
+			return shard.User{}, err
+		}
 	}
 	return u, nil
 }

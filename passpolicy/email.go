@@ -17,8 +17,10 @@ const MaxEmailBytes = 280
 
 // reservedLocalParts are the 101 local parts a sign-up may not use
 // (PROTOCOL.md Appendix A, from django-registration's
-// DEFAULT_RESERVED_NAMES). The match is exact and case-sensitive, on the
-// address as typed: "Admin@x" is accepted, as in the reference.
+// DEFAULT_RESERVED_NAMES). [ValidateEmail] matches them against the
+// normalised local part, so "Admin@x" and "ADMIN@x" are refused too: they
+// are stored as "admin@x" (the reference matched the address as typed and
+// accepted them).
 var reservedLocalParts = func() map[string]struct{} {
 	names := []string{
 		".htaccess", ".htpasswd", "abuse", "account", "accounts", "admin",
@@ -46,7 +48,8 @@ var reservedLocalParts = func() map[string]struct{} {
 }()
 
 // IsReservedLocalPart reports whether local is one of the 101 reserved local
-// parts of PROTOCOL.md Appendix A (exact, case-sensitive).
+// parts of PROTOCOL.md Appendix A (exact, case-sensitive: normalise first,
+// as [ValidateEmail] does).
 func IsReservedLocalPart(local string) bool {
 	_, ok := reservedLocalParts[local]
 	return ok
@@ -72,7 +75,8 @@ var (
 //  2. exactly one "@";
 //  3. neither the local part nor the domain is a dangerous mixed-script
 //     string (see [IsMixedScriptConfusable]);
-//  4. the local part is not reserved ([IsReservedLocalPart]);
+//  4. the local part, normalised ([NormalizeEmail]), is not reserved
+//     ([IsReservedLocalPart]);
 //  5. the HTML5 pattern described above;
 //  6. the case-folded domain is not in disposable. A nil disposable skips
 //     this check; pass [BuiltinDisposable] or a merged set.
@@ -97,7 +101,10 @@ func ValidateEmail(email string, disposable *DomainSet) error {
 	if IsMixedScriptConfusable(domain) {
 		return fmt.Errorf("%w: domain mixes confusable scripts", ErrInvalidEmail)
 	}
-	if IsReservedLocalPart(local) {
+	// The reserved names are checked on the stored form: the normalised
+	// address's local part (NFKC and case folding can also turn a
+	// fullwidth "＠" into "@", so cut after normalising).
+	if nlocal, _, _ := strings.Cut(NormalizeEmail(email), "@"); IsReservedLocalPart(nlocal) || IsReservedLocalPart(local) {
 		return fmt.Errorf("%w: reserved local part", ErrInvalidEmail)
 	}
 	if !localPartRE.MatchString(local) {

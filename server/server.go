@@ -228,6 +228,9 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 			ServerFQDN:  fqdn,
 			LockTries:   cfg.UserLockTries,
 			LockTime:    time.Duration(cfg.UserLockTime) * time.Second,
+
+			MaxSessionsPerUser: cfg.MaxSessions,
+			MaxAPIKeysPerUser:  cfg.MaxAPIKeys,
 		},
 		Mail: httpfront.MailOptions{
 			SMTP: actors.SMTPSettings{Host: cfg.EmailServer, Port: cfg.EmailPort,

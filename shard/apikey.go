@@ -140,15 +140,20 @@ type NewAPIKey struct {
 
 type apiKeyTable struct {
 	keys [numKeyKinds]map[keyIndex]*APIKey
-	// byUser indexes the no-session keys of each user held by this shard,
-	// for apikey-revokeall-nosession.
-	byUser map[UserID]map[keyIndex]struct{}
+	// byUser indexes the keys of each kind of each user held by this shard,
+	// for apikey-revokeall-nosession, a role change and the per-user cap.
+	byUser [numKeyKinds]map[UserID]map[keyIndex]struct{}
+	// owners counts, on each user's own shard, the keys of each kind of
+	// that user (see ownerCounts).
+	owners [numKeyKinds]ownerCounts
 }
 
 func newAPIKeyTable() apiKeyTable {
-	t := apiKeyTable{byUser: make(map[UserID]map[keyIndex]struct{})}
+	var t apiKeyTable
 	for i := range t.keys {
 		t.keys[i] = make(map[keyIndex]*APIKey)
+		t.byUser[i] = make(map[UserID]map[keyIndex]struct{})
+		t.owners[i] = make(ownerCounts)
 	}
 	return t
 }
@@ -171,24 +176,19 @@ func (t *apiKeyTable) put(k *APIKey) {
 		t.unindex(old)
 	}
 	t.keys[k.Kind][i] = k
-	if k.Kind == KeyNoSession {
-		set := t.byUser[k.UserID]
-		if set == nil {
-			set = make(map[keyIndex]struct{})
-			t.byUser[k.UserID] = set
-		}
-		set[i] = struct{}{}
+	set := t.byUser[k.Kind][k.UserID]
+	if set == nil {
+		set = make(map[keyIndex]struct{})
+		t.byUser[k.Kind][k.UserID] = set
 	}
+	set[i] = struct{}{}
 }
 
 func (t *apiKeyTable) unindex(k *APIKey) {
-	if k.Kind != KeyNoSession {
-		return
-	}
-	if set := t.byUser[k.UserID]; set != nil {
+	if set := t.byUser[k.Kind][k.UserID]; set != nil {
 		delete(set, indexOf(&k.Digest))
 		if len(set) == 0 {
-			delete(t.byUser, k.UserID)
+			delete(t.byUser[k.Kind], k.UserID)
 		}
 	}
 }
@@ -281,7 +281,7 @@ func (s *Shard) RevokeAPIKey(kind APIKeyKind, d APIKeyDigest, uid UserID, role, 
 // shard, and returns how many it deleted.
 func (s *Shard) RevokeUserAPIKeys(uid UserID, role string) (int, []Mutation) {
 	var muts []Mutation
-	for i := range s.apikeys.byUser[uid] {
+	for i := range s.apikeys.byUser[KeyNoSession][uid] {
 		k := s.apikeys.keys[KeyNoSession][i]
 		if k == nil || (role != "" && k.Role != role) {
 			continue
@@ -290,6 +290,42 @@ func (s *Shard) RevokeUserAPIKeys(uid UserID, role string) (int, []Mutation) {
 		muts = append(muts, Mutation{Key: apiKeyKey(k.Kind, &k.Digest)})
 	}
 	return len(muts), muts
+}
+
+// RevokeUserAPIKeysNotRole deletes every key of user uid held by this
+// shard, of either kind, whose role is not role: after a role change, a key
+// issued for the old role must not verify (nor be refreshed into a key of
+// the new role). It returns how many it deleted.
+func (s *Shard) RevokeUserAPIKeysNotRole(uid UserID, role string) (int, []Mutation) {
+	var muts []Mutation
+	for kind := range s.apikeys.byUser {
+		for i := range s.apikeys.byUser[kind][uid] {
+			k := s.apikeys.keys[kind][i]
+			if k == nil || k.Role == role {
+				continue
+			}
+			s.apikeys.remove(k)
+			muts = append(muts, Mutation{Key: apiKeyKey(k.Kind, &k.Digest)})
+		}
+	}
+	return len(muts), muts
+}
+
+// UserAPIKeys returns the keys of kind of user uid held by this shard that
+// may still be used (see deadAt), in no order.
+func (s *Shard) UserAPIKeys(uid UserID, kind APIKeyKind, now time.Time) []OwnedItem {
+	if kind >= numKeyKinds {
+		return nil
+	}
+	var out []OwnedItem
+	for i := range s.apikeys.byUser[kind][uid] {
+		k := s.apikeys.keys[kind][i]
+		if k == nil || k.deadAt(now) {
+			continue
+		}
+		out = append(out, OwnedItem{Created: k.Issued, Key: k.Digest, KeyKind: k.Kind, IsAPIKey: true})
+	}
+	return out
 }
 
 // DeleteAPIKey deletes the key of kind with digest d whatever its owner

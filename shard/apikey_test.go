@@ -319,3 +319,83 @@ func FuzzLoadAPIKey(f *testing.F) {
 		}
 	})
 }
+
+func newSessionKey(t *testing.T, s *Shard, tkn string, uid UserID, role string, now time.Time) APIKey {
+	t.Helper()
+	k, _, err := s.CreateAPIKey(DigestAPIKey(tkn), NewAPIKey{
+		Kind: KeySession, UserID: uid, Role: role, Lifetime: time.Hour,
+		Session: DigestSession("s-" + tkn), SessionExpires: now.Add(time.Hour),
+	}, now)
+	if err != nil {
+		t.Fatalf("CreateAPIKey: %v", err)
+	}
+	return k
+}
+
+// After a role change every key of the user issued for another role goes,
+// of both kinds; keys of the new role and of other users stay.
+func TestRevokeUserAPIKeysNotRole(t *testing.T) {
+	s := New(Options{})
+	newFreeKey(t, s, "free-staff", 7, "staff", kt0)
+	newSessionKey(t, s, "sess-staff", 7, "staff", kt0)
+	newFreeKey(t, s, "free-auth", 7, "authenticated", kt0)
+	newSessionKey(t, s, "sess-auth", 7, "authenticated", kt0)
+	newFreeKey(t, s, "other-staff", 8, "staff", kt0)
+	n, muts := s.RevokeUserAPIKeysNotRole(7, "authenticated")
+	if n != 2 || len(muts) != 2 {
+		t.Fatalf("revoked %d (%d mutations); want 2", n, len(muts))
+	}
+	at := kt0.Add(30 * time.Second)
+	for _, tt := range []struct {
+		tkn  string
+		kind APIKeyKind
+		uid  UserID
+		role string
+		ok   bool
+	}{
+		{"free-staff", KeyNoSession, 7, "staff", false},
+		{"sess-staff", KeySession, 7, "staff", false},
+		{"free-auth", KeyNoSession, 7, "authenticated", true},
+		{"sess-auth", KeySession, 7, "authenticated", true},
+		{"other-staff", KeyNoSession, 8, "staff", true},
+	} {
+		if _, err := s.VerifyAPIKey(tt.kind, DigestAPIKey(tt.tkn), tt.uid, tt.role, at); (err == nil) != tt.ok {
+			t.Errorf("%s: verify err %v; want ok %v", tt.tkn, err, tt.ok)
+		}
+	}
+	r := replay(t, muts) // the deletions are persisted
+	if _, err := r.VerifyAPIKey(KeyNoSession, DigestAPIKey("free-staff"), 7, "staff", at); err == nil {
+		t.Errorf("revoked key verifies after replay")
+	}
+	if n, _ := s.RevokeUserAPIKeysNotRole(7, "authenticated"); n != 0 {
+		t.Errorf("second revoke = %d; want 0", n)
+	}
+}
+
+func TestUserAPIKeys(t *testing.T) {
+	s := New(Options{})
+	a := newFreeKey(t, s, "a", 7, "staff", kt0)
+	b := newSessionKey(t, s, "b", 7, "staff", kt0.Add(time.Second))
+	newFreeKey(t, s, "c", 8, "staff", kt0)
+	// Dead: expired and past its refresh window.
+	if _, _, err := s.CreateAPIKey(DigestAPIKey("dead"), NewAPIKey{Kind: KeyNoSession, UserID: 7, Role: "staff", RefreshPHC: "x"}, kt0); err != nil {
+		t.Fatal(err)
+	}
+	at := kt0.Add(2 * time.Second)
+	for _, k := range []APIKey{a, b} {
+		got := s.UserAPIKeys(7, k.Kind, at)
+		if len(got) != 1 {
+			t.Fatalf("UserAPIKeys(7, %v) = %d keys; want 1 (the dead one and user 8's left out)", k.Kind, len(got))
+		}
+		if it := got[0]; !it.IsAPIKey || it.Key != k.Digest || it.KeyKind != k.Kind || !it.Created.Equal(k.Issued) {
+			t.Errorf("key %v: %+v; want digest %x kind %v issued %v", k.Kind, it, k.Digest[:4], k.Kind, k.Issued)
+		}
+	}
+	s.DeleteAPIKey(KeySession, b.Digest)
+	if got := s.UserAPIKeys(7, KeySession, at); len(got) != 0 {
+		t.Errorf("after delete: %d session keys; want 0", len(got))
+	}
+	if got := s.UserAPIKeys(7, APIKeyKind(9), at); len(got) != 0 {
+		t.Errorf("bad kind: %d keys; want 0", len(got))
+	}
+}

@@ -63,21 +63,47 @@ func (r *sessionRec) view(d SessionDigest) Session {
 // kept as they come (correct, only less compact).
 const maxInterned = 16384
 
+// deadSession is what is kept in memory of an expired session until its
+// retention ends: enough to delete it (a delete of an expired session
+// succeeds, spec §2.A3, and ending all of a user's sessions counts it) and
+// to know when to purge it, and nothing else. Its IP address, user agent
+// and extra info (up to 64 KiB) are dropped from memory when it expires;
+// its full record stays on disk for the retention period.
+type deadSession struct {
+	user    UserID
+	expires int64 // Unix µs
+}
+
+// sessionTable holds the sessions whose digest routes to this shard.
+//
+// Invariants: a digest is in at most one of live and dead; every digest of
+// a non-anonymous user in either is in byUser under that user, and byUser
+// holds nothing else.
 type sessionTable struct {
+	// byDigest holds the sessions not yet seen expired. Lookups refuse an
+	// expired one at once (they compare times); a lookup or a sweep that
+	// meets one moves it to dead.
 	byDigest map[SessionDigest]sessionRec
+	// dead holds expired sessions until their retention ends.
+	dead map[SessionDigest]deadSession
 	// byUser indexes the sessions of each user held by this shard, so that
 	// ending every session of a user touches only that user's sessions.
 	// NB: the anonymous user's sessions are not indexed (they are most of
 	// them, and nobody ends them all at once); that rare request scans.
 	byUser map[UserID]map[SessionDigest]struct{}
 	intern map[clientInfo]*clientInfo
+	// owners counts, on each user's own shard, the sessions of that user
+	// (see ownerCounts): the sessions themselves are spread over all shards.
+	owners ownerCounts
 }
 
 func newSessionTable() sessionTable {
 	return sessionTable{
 		byDigest: make(map[SessionDigest]sessionRec),
+		dead:     make(map[SessionDigest]deadSession),
 		byUser:   make(map[UserID]map[SessionDigest]struct{}),
 		intern:   make(map[clientInfo]*clientInfo),
+		owners:   make(ownerCounts),
 	}
 }
 
@@ -97,16 +123,31 @@ func (t *sessionTable) put(d SessionDigest, r sessionRec) {
 	if old, ok := t.byDigest[d]; ok && old.user != r.user {
 		t.unindex(d, old.user)
 	}
+	if old, ok := t.dead[d]; ok {
+		delete(t.dead, d)
+		t.unindex(d, old.user)
+	}
 	t.byDigest[d] = r
-	if r.user == AnonymousID {
+	t.index(d, r.user)
+}
+
+func (t *sessionTable) index(d SessionDigest, user UserID) {
+	if user == AnonymousID {
 		return
 	}
-	set := t.byUser[r.user]
+	set := t.byUser[user]
 	if set == nil {
 		set = make(map[SessionDigest]struct{})
-		t.byUser[r.user] = set
+		t.byUser[user] = set
 	}
 	set[d] = struct{}{}
+}
+
+// bury moves the expired session d from byDigest to dead, dropping all but
+// its user and expiry. The user index is unchanged.
+func (t *sessionTable) bury(d SessionDigest, r sessionRec) {
+	delete(t.byDigest, d)
+	t.dead[d] = deadSession{user: r.user, expires: r.expires}
 }
 
 func (t *sessionTable) unindex(d SessionDigest, user UserID) {
@@ -118,15 +159,27 @@ func (t *sessionTable) unindex(d SessionDigest, user UserID) {
 	}
 }
 
+// remove deletes session d, live or dead. A dead one comes back with only
+// its user and expiry (and no client: see view).
 func (t *sessionTable) remove(d SessionDigest) (sessionRec, bool) {
-	r, ok := t.byDigest[d]
-	if !ok {
-		return sessionRec{}, false
+	if r, ok := t.byDigest[d]; ok {
+		delete(t.byDigest, d)
+		t.unindex(d, r.user)
+		return r, true
 	}
-	delete(t.byDigest, d)
-	t.unindex(d, r.user)
-	return r, true
+	if r, ok := t.dead[d]; ok {
+		delete(t.dead, d)
+		t.unindex(d, r.user)
+		return sessionRec{user: r.user, expires: r.expires, client: &noClient}, true
+	}
+	return sessionRec{}, false
 }
+
+// noClient stands for the forgotten client of a dead session.
+var noClient clientInfo
+
+// count returns the number of sessions held, live and dead.
+func (t *sessionTable) count() int { return len(t.byDigest) + len(t.dead) }
 
 // NewSession is what a caller supplies to create a session.
 type NewSession struct {
@@ -157,17 +210,24 @@ func validJSONOrNil(b json.RawMessage) json.RawMessage {
 }
 
 // LookupSession returns the live session with digest d. A session is live
-// while its expiry is after now (spec §2.1: strict comparison).
+// while its expiry is after now (spec §2.1: strict comparison). An expired
+// session met here leaves memory at once (see deadSession); that changes
+// nothing on disk, so there is nothing to persist.
 func (s *Shard) LookupSession(d SessionDigest, now time.Time) (Session, error) {
 	r, ok := s.sessions.byDigest[d]
-	if !ok || r.expires <= now.UnixMicro() {
+	if !ok {
+		return Session{}, ErrSessionNotFound
+	}
+	if r.expires <= now.UnixMicro() {
+		s.sessions.bury(d, r)
 		return Session{}, ErrSessionNotFound
 	}
 	return r.view(d), nil
 }
 
 // DeleteSession deletes the session with digest d, expired or not, and
-// returns the deleted record.
+// returns the deleted record (of an expired one, only its user, digest and
+// expiry).
 func (s *Shard) DeleteSession(d SessionDigest) (Session, []Mutation, error) {
 	r, ok := s.sessions.remove(d)
 	if !ok {
@@ -182,6 +242,11 @@ func (s *Shard) DeleteUserSessions(id UserID, keep *SessionDigest) (int, []Mutat
 	var victims []SessionDigest
 	if id == AnonymousID {
 		for d, r := range s.sessions.byDigest {
+			if r.user == id {
+				victims = append(victims, d)
+			}
+		}
+		for d, r := range s.sessions.dead {
 			if r.user == id {
 				victims = append(victims, d)
 			}
@@ -202,11 +267,29 @@ func (s *Shard) DeleteUserSessions(id UserID, keep *SessionDigest) (int, []Mutat
 	return len(muts), muts
 }
 
+// UserSessions returns the live sessions of user id held by this shard, in
+// no order (none for the anonymous user: its sessions are not indexed, and
+// have no cap).
+func (s *Shard) UserSessions(id UserID, now time.Time) []OwnedItem {
+	nowUS := now.UnixMicro()
+	var out []OwnedItem
+	for d := range s.sessions.byUser[id] {
+		if r, ok := s.sessions.byDigest[d]; ok && r.expires > nowUS {
+			out = append(out, OwnedItem{Created: time.UnixMicro(r.created).UTC(), Session: d})
+		}
+	}
+	return out
+}
+
 // EditSessionExtra replaces the extra info of the live session d with the
 // result of edit, which gets the current value (nil for null).
 func (s *Shard) EditSessionExtra(d SessionDigest, now time.Time, edit func(old json.RawMessage) (json.RawMessage, error)) (Session, []Mutation, error) {
 	r, ok := s.sessions.byDigest[d]
-	if !ok || r.expires <= now.UnixMicro() {
+	if !ok {
+		return Session{}, nil, ErrSessionNotFound
+	}
+	if r.expires <= now.UnixMicro() {
+		s.sessions.bury(d, r)
 		return Session{}, nil, ErrSessionNotFound
 	}
 	var old json.RawMessage
@@ -222,21 +305,39 @@ func (s *Shard) EditSessionExtra(d SessionDigest, now time.Time, edit func(old j
 	return r.view(d), []Mutation{putSession(d, &r)}, nil
 }
 
-// SweepSessions deletes sessions that expired more than the retention period
-// before now, looking at no more than limit sessions (0: all), so that one
-// sweep costs a bounded part of a shard actor's turn however many sessions
-// the shard holds (a full scan of 125,000 takes milliseconds, and session
-// checks of the shard wait behind it). Go starts each map iteration at a
-// random place, so successive sweeps look at different stretches and, in
-// about len/limit sweeps, at each session: expired sessions are refused by
-// lookups at once; the sweep only gives their memory back.
+// SweepSessions moves sessions that have expired by now out of memory (see
+// deadSession) and deletes, in memory and on disk, those that expired more
+// than the retention period before now. It looks at no more than limit
+// sessions of each state, live and dead (0: all), so that one sweep costs a
+// bounded part of a shard actor's turn however many sessions the shard
+// holds (a full scan of 125,000 takes milliseconds, and session checks of
+// the shard wait behind it). Go starts each map iteration at a random
+// place, so successive sweeps look at different stretches and, in about
+// len/limit sweeps, at each session. Expired sessions are refused by
+// lookups at once, and a lookup that meets one moves it out of memory; the
+// sweep finds the others.
 func (s *Shard) SweepSessions(now time.Time, limit int) []Mutation {
+	t := &s.sessions
+	nowUS := now.UnixMicro()
 	cutoff := now.Add(-s.opts.SessionRetention).UnixMicro()
 	var muts []Mutation
 	scanned := 0
-	for d, r := range s.sessions.byDigest {
+	for d, r := range t.byDigest {
+		switch {
+		case r.expires < cutoff:
+			t.remove(d)
+			muts = append(muts, Mutation{Key: sessionKey(d)})
+		case r.expires <= nowUS:
+			t.bury(d, r)
+		}
+		if scanned++; limit > 0 && scanned >= limit {
+			break
+		}
+	}
+	scanned = 0
+	for d, r := range t.dead {
 		if r.expires < cutoff {
-			s.sessions.remove(d)
+			t.remove(d)
 			muts = append(muts, Mutation{Key: sessionKey(d)})
 		}
 		if scanned++; limit > 0 && scanned >= limit {
@@ -244,6 +345,13 @@ func (s *Shard) SweepSessions(now time.Time, limit int) []Mutation {
 		}
 	}
 	return muts
+}
+
+// SessionCounts reports how many sessions the shard holds in memory as
+// full records (live, or expired and not yet seen so) and as the remains of
+// expired ones.
+func (s *Shard) SessionCounts() (full, dead int) {
+	return len(s.sessions.byDigest), len(s.sessions.dead)
 }
 
 // Stored session records are binary, not JSON: a restart loads millions of

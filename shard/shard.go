@@ -55,7 +55,7 @@ type Counts struct {
 // Counts reports the sizes of the shard's tables.
 func (s *Shard) Counts() Counts {
 	ks, kn := s.APIKeyCounts()
-	return Counts{Sessions: len(s.sessions.byDigest), Users: len(s.users), Emails: len(s.emails), APIKeys: ks + kn}
+	return Counts{Sessions: s.sessions.count(), Users: len(s.users), Emails: len(s.emails), APIKeys: ks + kn}
 }
 
 // micro truncates t to the microsecond, the precision of the wire format

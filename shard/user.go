@@ -106,6 +106,10 @@ func (s *Shard) DeleteUser(id UserID) (User, []Mutation, error) {
 	}
 	delete(s.users, id)
 	delete(s.unlockAt, id)
+	delete(s.sessions.owners, id)
+	for _, m := range s.apikeys.owners {
+		delete(m, id)
+	}
 	return *u, []Mutation{{Key: userKey(id)}}, nil
 }
 
@@ -202,4 +206,96 @@ func (s *Shard) EmailEntries(fn func(email string, id UserID)) {
 func putEmail(email string, id UserID) Mutation {
 	v, _ := json.Marshal(id)
 	return Mutation{Key: emailKey(email), Value: v}
+}
+
+// Per-user caps on sessions and API keys. A user's sessions and keys are
+// spread over every shard (they route by their own digests), so no shard
+// can count them. Instead the user's own shard keeps, for each user that
+// made one since start, an upper bound of how many are live; the caller
+// counts exactly (a fan-out over all shards, see [Shard.UserSessions] and
+// [Shard.UserAPIKeys]) only when the bound passes the cap or is unknown,
+// and then deletes the oldest. So a new session costs one more hop, to the
+// user's shard, and a session check costs nothing.
+
+// OwnedKind names what an owner count counts. The two kinds of API key are
+// counted (and capped) apart: a frontend may make a session-tied key at
+// every login, and keys of sessions that have ended count until they are
+// swept, so one cap for both would let them push out a user's long-lived
+// no-session keys.
+type OwnedKind uint8
+
+// The owned kinds.
+const (
+	OwnedSessions      OwnedKind = iota
+	OwnedSessionKeys             // API keys tied to a session
+	OwnedNoSessionKeys           // API keys with a refresh token
+)
+
+// OwnedKeys returns the owned kind of API keys of kind k.
+func OwnedKeys(k APIKeyKind) OwnedKind {
+	if k == KeyNoSession {
+		return OwnedNoSessionKeys
+	}
+	return OwnedSessionKeys
+}
+
+// ownerCounts maps a user to its ownerCount.
+type ownerCounts map[UserID]ownerCount
+
+// ownerCount is an upper bound of a user's live items. Invariant: once
+// known, n is at least the number of the user's live items created before
+// the latest note, as long as every creation is followed by a note.
+// Expiries and deletions make it an overestimate, which only costs an early
+// recount. Until a recount has finished since start, nothing is known.
+type ownerCount struct {
+	n     int    // upper bound of live items, when known
+	gen   uint64 // notes so far: orders a recount against notes made during it
+	known bool
+}
+
+func (s *Shard) owners(kind OwnedKind) ownerCounts {
+	switch kind {
+	case OwnedSessionKeys:
+		return s.apikeys.owners[KeySession]
+	case OwnedNoSessionKeys:
+		return s.apikeys.owners[KeyNoSession]
+	}
+	return s.sessions.owners
+}
+
+// NoteOwned records, on the shard of user uid, that uid has one more item
+// of kind (created before this call), and reports whether the caller must
+// count them exactly and enforce the cap: the count is unknown or above
+// limit. gen identifies this note for [Shard.SetOwnedCount].
+func (s *Shard) NoteOwned(kind OwnedKind, uid UserID, limit int) (gen uint64, recount bool) {
+	m := s.owners(kind)
+	c := m[uid]
+	c.n++
+	c.gen++
+	m[uid] = c
+	return c.gen, !c.known || c.n > limit
+}
+
+// SetOwnedCount records an exact count n of uid's live items of kind,
+// taken after the note gen. Notes made since gen may have been missed by
+// the count, so each adds one: an overestimate, never an underestimate.
+func (s *Shard) SetOwnedCount(kind OwnedKind, uid UserID, n int, gen uint64) {
+	m := s.owners(kind)
+	c, ok := m[uid]
+	if !ok || gen > c.gen {
+		return // the user was deleted (or the shard restarted) meanwhile
+	}
+	c.n = n + int(c.gen-gen)
+	c.known = true
+	m[uid] = c
+}
+
+// OwnedItem is one live session or API key of a user, for choosing which
+// to delete when the user has more than the cap.
+type OwnedItem struct {
+	Created  time.Time // issue time of a key
+	Session  SessionDigest
+	Key      APIKeyDigest
+	KeyKind  APIKeyKind
+	IsAPIKey bool
 }
