@@ -74,6 +74,15 @@ var emailTiedTypes = []string{
 	"user-set-emailverified", "user-set-emailsent", "user-verify-emailtoken",
 }
 
+// legacyRateNames maps the pre-2020 send-mail request types, which are
+// endpoints of their own because their parameters have other names, to the
+// current types whose limits and buckets they share: a client cannot send
+// more mail by switching names.
+var legacyRateNames = map[string]string{
+	"user-signup-email":     "user-sendemail-signup",
+	"user-forgotpass-email": "user-sendemail-forgotpass",
+}
+
 // rateConfig is a parsed AUTHNZERVER_RATELIMITS (spec §5.1).
 type rateConfig struct {
 	ipaddr, user, session, apikey, burst int64
@@ -155,7 +164,11 @@ func newLimiter(cfgText string, core *actors.Core) (limiter, error) {
 	l.groupInternal, l.groupOther = group(internalPerMinute), group(cfg.ipaddr)
 	add := func(name, canonical string) { l.rules[name] = l.ruleOf(canonical) }
 	for name, ep := range endpoints {
-		add(name, ep.name)
+		canonical := ep.name
+		if current, ok := legacyRateNames[canonical]; ok {
+			canonical = current
+		}
+		add(name, canonical)
 	}
 	for name := range aggressiveLimits {
 		add(name, name)

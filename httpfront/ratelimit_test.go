@@ -145,3 +145,23 @@ func FuzzParseRateLimits(f *testing.F) {
 		}
 	})
 }
+
+// The legacy send-mail names share the buckets of the current ones, so a
+// client cannot send more mail by switching names.
+func TestLegacySendMailSharesLimits(t *testing.T) {
+	l := newBenchServer(t, "").s.limits.(*rateLimiter)
+	for _, tc := range []struct{ legacy, current string }{
+		{"user-signup-email", "user-sendemail-signup"},
+		{"user-signup-sendemail", "user-sendemail-signup"},
+		{"user-forgotpass-email", "user-sendemail-forgotpass"},
+		{"user-forgotpass-sendemail", "user-sendemail-forgotpass"},
+	} {
+		got, want := l.rules[tc.legacy], l.rules[tc.current]
+		if got == nil || want == nil {
+			t.Fatalf("%s or %s has no rule", tc.legacy, tc.current)
+		}
+		if *got != *want {
+			t.Errorf("%s: rule %+v; want the rule of %s, %+v", tc.legacy, *got, tc.current, *want)
+		}
+	}
+}
