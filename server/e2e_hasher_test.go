@@ -1,0 +1,323 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/authnzerver/authnzerver/client"
+	"github.com/authnzerver/authnzerver/config"
+	"github.com/authnzerver/authnzerver/server"
+	"github.com/authnzerver/authnzerver/server/servertest"
+)
+
+// The hasher under faults, floods and shutdown, with the real hash worker
+// process (`authnzerver hash-worker` of the real binary): a fault is a 503
+// with Retry-After and never a wrong password or a counted failure (issue
+// 14 item 3), one client cannot take every hasher slot (item 6), and the
+// worker process does not outlive the server (item 11).
+
+// hashServer is an in-process server whose hashes run in a worker process.
+type hashServer struct {
+	t   *testing.T
+	srv *server.Server
+	c   *client.Client
+}
+
+// startHashServer starts a server whose hash worker process is command, with
+// cheap Argon2 parameters, rate limits off and the extra env.
+func startHashServer(t *testing.T, command []string, extra map[string]string) *hashServer {
+	t.Helper()
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("needs /proc to find the hash worker process")
+	}
+	env := map[string]string{
+		"AUTHNZERVER_AUTHDB":         t.TempDir(),
+		"AUTHNZERVER_PORT":           "0",
+		"AUTHNZERVER_LISTEN":         "127.0.0.1",
+		"AUTHNZERVER_SECRET":         crashKey,
+		"AUTHNZERVER_PIISALT":        "hasher-test-salt",
+		"AUTHNZERVER_ADMIN_EMAIL":    servertest.AdminEmail,
+		"AUTHNZERVER_ADMIN_PASSWORD": servertest.AdminPassword,
+		"AUTHNZERVER_SHARDS":         "4",
+		"AUTHNZERVER_RATELIMITS":     "none",
+		"AUTHNZERVER_HASHISOLATION":  "process",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	getenv := func(k string) string { return env[k] }
+	cfg, err := config.Load(nil, getenv, io.Discard)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	hp := servertest.CheapHash
+	srv, err := server.Start(cfg, server.Options{
+		Logger:            slog.New(slog.DiscardHandler),
+		Getenv:            getenv,
+		HashParams:        &hp,
+		HashWorkerCommand: command,
+	})
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	if err := srv.Listen(); err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	c, err := client.New("http://"+srv.Addr.String()+"/", crashKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Longer than the hasher's own 10 s wait, which a stall test sits out.
+	c.WithHTTPClient(&http.Client{Timeout: 2 * time.Minute})
+	return &hashServer{t: t, srv: srv, c: c}
+}
+
+// do sends one request from client address ip; a transport error fails the
+// test.
+func (s *hashServer) do(ip, reqType string, body map[string]any) *client.Response {
+	s.t.Helper()
+	r, err := s.try(ip, reqType, body)
+	if err != nil {
+		s.t.Fatalf("%s: %v", reqType, err)
+	}
+	return r
+}
+
+// try sends one request from client address ip (safe from any goroutine).
+func (s *hashServer) try(ip, reqType string, body map[string]any) (*client.Response, error) {
+	b := map[string]any{"client_ipaddr": ip}
+	for k, v := range body {
+		b[k] = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return s.c.Request(ctx, reqType, b)
+}
+
+// newUser signs up an active, verified user and returns its id.
+func (s *hashServer) newUser(email, password string) int64 {
+	s.t.Helper()
+	r := s.do("127.0.0.1", "user-new", map[string]any{"full_name": "Test User", "email": email, "password": password})
+	id, ok := r.Int("user_id")
+	if r.StatusCode != 200 || !r.Success || !ok {
+		s.t.Fatalf("user-new: %d %v %q", r.StatusCode, r.Success, r.FailureReason)
+	}
+	r = s.do("127.0.0.1", "internal-user-edit", map[string]any{"target_userid": id, "update_dict": map[string]any{"is_active": true, "email_verified": true, "user_role": "authenticated"}})
+	if r.StatusCode != 200 || !r.Success {
+		s.t.Fatalf("internal-user-edit: %d %q", r.StatusCode, r.FailureReason)
+	}
+	return id
+}
+
+// loginBody returns the body of a user-login on a new anonymous session.
+func (s *hashServer) loginBody(email, password string) map[string]any {
+	s.t.Helper()
+	r := s.do("127.0.0.1", "session-new", map[string]any{
+		"ip_address": "10.1.2.3", "user_agent": "hasher-test", "user_id": nil,
+		"expires": time.Now().UTC().Add(time.Hour).Format("2006-01-02T15:04:05.000000"), "extra_info_json": nil,
+	})
+	if r.StatusCode != 200 || !r.Success {
+		s.t.Fatalf("session-new: %d %q", r.StatusCode, r.FailureReason)
+	}
+	return map[string]any{"session_token": r.Str("session_token"), "email": email, "password": password}
+}
+
+// want503 fails the test unless r is the plain busy answer with Retry-After.
+func want503(t *testing.T, what string, r *client.Response) {
+	t.Helper()
+	if r.StatusCode != 503 || r.Header.Get("Retry-After") == "" || !strings.Contains(r.FailureReason, "server is busy") {
+		t.Errorf("%s: status %d, Retry-After %q, success %v, failure_reason %q; want 503 busy with Retry-After",
+			what, r.StatusCode, r.Header.Get("Retry-After"), r.Success, r.FailureReason)
+	}
+}
+
+// hashWorkers returns the pids of the hash worker processes whose parent is
+// ppid.
+func hashWorkers(t *testing.T, ppid int) []int {
+	t.Helper()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so parse after
+		// its closing parenthesis.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 2 || f[1] != strconv.Itoa(ppid) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if bytes.Contains(cmdline, []byte("hash-worker")) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// waitHashWorker waits until ppid has exactly one hash worker process and
+// returns its pid.
+func waitHashWorker(t *testing.T, ppid int) int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pids := hashWorkers(t, ppid)
+		if len(pids) == 1 {
+			return pids[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hash worker processes of %d: %v; want one", ppid, pids)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitGone waits until pid no longer exists (was reaped).
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); processExists(pid); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d still exists", pid)
+		}
+	}
+}
+
+// processExists reports whether pid is a process, a zombie included.
+func processExists(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+// TestHasherFaultIs503: while the hash worker process cannot run, every
+// request that needs a hash is answered 503 with Retry-After, the right
+// password is never "wrong", and the faults count as no failure: with
+// USERLOCKTRIES=2, three faulted logins do not lock the user, and a login
+// once the worker runs again succeeds.
+func TestHasherFaultIs503(t *testing.T) {
+	bin := buildBinary(t)
+	broken := filepath.Join(t.TempDir(), "worker-broken")
+	// The worker process dies at once while the flag file exists, and is
+	// the real one otherwise.
+	command := []string{"/bin/sh", "-c", `if [ -e "$1" ]; then exit 1; fi; exec "$2" hash-worker`, "sh", broken, bin}
+	s := startHashServer(t, command, map[string]string{"AUTHNZERVER_USERLOCKTRIES": "2"})
+	const email, password = "fault@example.org", "a-long-and-correct-password-1"
+	s.newUser(email, password)
+
+	if err := os.WriteFile(broken, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// End the worker that runs now; the next ones die at once.
+	pid := waitHashWorker(t, os.Getpid())
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, pid)
+	for i := range 3 {
+		want503(t, fmt.Sprintf("login %d with the right password", i+1), s.do("10.9.9.9", "user-login", s.loginBody(email, password)))
+	}
+	want503(t, "user-passcheck-nosession", s.do("10.9.9.9", "user-passcheck-nosession", map[string]any{"email": email, "password": password}))
+	want503(t, "user-new", s.do("10.9.9.9", "user-new", map[string]any{"full_name": "Other", "email": "other@example.org", "password": password}))
+
+	if err := os.Remove(broken); err != nil {
+		t.Fatal(err)
+	}
+	r := s.do("10.9.9.9", "user-login", s.loginBody(email, password))
+	if r.StatusCode != 200 || !r.Success {
+		t.Fatalf("login once the worker runs: %d %v %q %q; want success (faults are no failures)", r.StatusCode, r.Success, r.FailureReason, r.Messages)
+	}
+}
+
+// TestHasherStallIs503: a stopped hash worker process makes a login wait
+// for the pool's timeout (10 s) and then answers 503 with Retry-After, not
+// 500; once it runs again, logins succeed.
+func TestHasherStallIs503(t *testing.T) {
+	bin := buildBinary(t)
+	s := startHashServer(t, []string{bin, "hash-worker"}, nil)
+	const email, password = "stall@example.org", "a-long-and-correct-password-2"
+	s.newUser(email, password)
+	pid := waitHashWorker(t, os.Getpid())
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	continued := false
+	defer func() {
+		if !continued {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	want503(t, "login while the worker is stopped", s.do("10.9.9.9", "user-login", s.loginBody(email, password)))
+	syscall.Kill(pid, syscall.SIGCONT)
+	continued = true
+	r := s.do("10.9.9.9", "user-login", s.loginBody(email, password))
+	if r.StatusCode != 200 || !r.Success {
+		t.Fatalf("login once the worker runs: %d %v %q; want success", r.StatusCode, r.Success, r.FailureReason)
+	}
+}
+
+// TestSignalReapsHashWorker: SIGTERM or SIGINT of the real binary ends its
+// hash worker process and waits for it before exiting, even when the worker
+// is stopped and would never read the end of its input: no orphan and no
+// zombie is left (issue 14 item 11).
+func TestSignalReapsHashWorker(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("needs /proc to find the hash worker process")
+	}
+	bin := buildBinary(t)
+	for _, tc := range []struct {
+		name    string
+		sig     syscall.Signal
+		stopped bool
+	}{
+		{"SIGTERM idle worker", syscall.SIGTERM, false},
+		{"SIGTERM stopped worker", syscall.SIGTERM, true},
+		{"SIGINT stopped worker", syscall.SIGINT, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startProc(t, bin, t.TempDir(), "AUTHNZERVER_HASHISOLATION=process")
+			defer p.kill()
+			// The first start hashes the superuser's password in the worker.
+			pid := waitHashWorker(t, p.cmd.Process.Pid)
+			defer syscall.Kill(pid, syscall.SIGKILL) // if the test fails
+			if tc.stopped {
+				if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := p.cmd.Process.Signal(tc.sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-p.done:
+			case <-time.After(time.Minute):
+				t.Fatalf("server did not exit on %v\nstderr:\n%s", tc.sig, p.stderr)
+			}
+			if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+				t.Errorf("exit code %d; want 0\nstderr:\n%s", code, p.stderr)
+			}
+			if processExists(pid) {
+				t.Errorf("hash worker process %d outlived the server", pid)
+			}
+		})
+	}
+}
