@@ -321,3 +321,98 @@ func TestSignalReapsHashWorker(t *testing.T) {
 		})
 	}
 }
+
+// TestHasherFairShare: while one source floods password checks beyond the
+// hasher pool's capacity, it holds at most its share of the pool, and a
+// password check from another source is still admitted and answered
+// (issue 14 item 6). The worker process is stopped meanwhile, so that the
+// admitted checks stay in the pool and the admissions are all decided
+// before any finishes.
+func TestHasherFairShare(t *testing.T) {
+	bin := buildBinary(t)
+	s := startHashServer(t, []string{bin, "hash-worker"}, map[string]string{"AUTHNZERVER_WORKERS": "2", "AUTHNZERVER_HASHQUEUE": "8"})
+	const email, password = "fair@example.org", "a-long-and-correct-password-3"
+	s.newUser(email, password)
+	pid := waitHashWorker(t, os.Getpid())
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	continued := false
+	defer func() {
+		if !continued {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	h := s.srv.Hasher
+	const flood = 20 // twice the pool's capacity of 2 workers + 8 queued
+	type answer struct {
+		r   *client.Response
+		err error
+	}
+	floodAnswers := make(chan answer, flood)
+	for i := range flood {
+		go func() {
+			r, err := s.try("10.0.0.1", "user-passcheck-nosession", map[string]any{"email": fmt.Sprintf("nobody%d@example.org", i), "password": "wrong password"})
+			floodAnswers <- answer{r, err}
+		}()
+	}
+	// Every flood request is either answered (refused) or holds a slot.
+	var refused []answer
+	deadline := time.Now().Add(time.Minute)
+	for len(refused)+h.InFlight() < flood {
+		select {
+		case a := <-floodAnswers:
+			refused = append(refused, a)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("flood: %d answered, %d in the pool; want %d in all", len(refused), h.InFlight(), flood)
+		}
+	}
+	admitted := h.InFlight()
+	for _, a := range refused {
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		want503(t, "flood request beyond the share", a.r)
+	}
+	if share := h.Capacity() / 4; admitted > share {
+		t.Errorf("one source holds %d of the pool's %d slots; want at most %d", admitted, h.Capacity(), share)
+	}
+
+	// Another source's check is admitted (it waits in the pool) rather than
+	// refused, and answered once the worker runs.
+	other := make(chan answer, 1)
+	go func() {
+		r, err := s.try("10.0.0.2", "user-passcheck-nosession", map[string]any{"email": email, "password": password})
+		other <- answer{r, err}
+	}()
+	var got answer
+	for waiting := true; waiting; {
+		select {
+		case got = <-other:
+			waiting = false
+		case <-time.After(10 * time.Millisecond):
+			waiting = h.InFlight() <= admitted
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the other source's request was neither answered nor admitted")
+		}
+	}
+	syscall.Kill(pid, syscall.SIGCONT)
+	continued = true
+	if got.r == nil && got.err == nil {
+		got = <-other
+	}
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	if got.r.StatusCode != 200 || !got.r.Success {
+		t.Errorf("other source during the flood: status %d, success %v, failure_reason %q; want a successful password check", got.r.StatusCode, got.r.Success, got.r.FailureReason)
+	}
+	for range admitted {
+		if a := <-floodAnswers; a.err != nil || a.r.StatusCode != 200 || a.r.Success {
+			t.Errorf("admitted flood request: %+v; want a failed password check", a)
+		}
+	}
+}
