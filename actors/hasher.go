@@ -63,7 +63,7 @@ type HasherOptions struct {
 
 	// Process, when set, is the command of an isolated hash worker process
 	// (one that calls [ServeHashWorker] on its stdin and stdout); the
-	// hashes are computed there, under `nice -n 19` when nice exists (see
+	// hashes are computed there, at this process's priority (see
 	// hashproc.go). Nil computes them in this process.
 	Process []string
 

@@ -18,12 +18,21 @@ import (
 //
 // Argon2 is CPU-bound and x/crypto runs each hash's lanes on p goroutines,
 // so in one process a login storm takes every core away from the session
-// checks: the Go scheduler has no priorities. Run in a child process started
-// under `nice -n 19`, the hashes get only the CPU the front leaves idle, and
-// session checks keep their latency while logins are hashed (DESIGN.md, "The
-// hasher pool and load shedding"). The pool's admission, bound and routing
-// stay in this process; the child only computes.
+// checks: the Go scheduler has no priorities, and a hash's goroutines hold
+// the server's Ps for whole 10 ms time slices. In a child process, the
+// kernel schedules the hashes' threads against the front's, and the front's
+// threads, which wake for short requests, get a core within a fraction of a
+// millisecond (DESIGN.md, "The hasher pool and load shedding"). The pool's
+// admission, bound and routing stay in this process; the child only
+// computes.
 //
+// The child runs at the server's own priority, not below it. Under `nice
+// 19` it got only the CPU the rest of the machine left idle: a flood of
+// password requests that the front refused with 503 kept the front busy and
+// left the worker about 1 % of the CPU, so the few logins admitted timed
+// out; any other busy process on the host did the same. At equal priority
+// the kernel splits the CPU between the front and the hashes under load.
+
 // Frames on the child's stdin and stdout: a 4-byte big-endian length, then a
 // JSON object. Passwords cross the pipe to our own child and nowhere else.
 
@@ -183,16 +192,8 @@ type hashChild struct {
 	done  chan struct{} // closed once cmd has been waited for
 }
 
-// niceCommand prefixes command with `nice -n 19` when nice exists.
-func niceCommand(command []string) []string {
-	if p, err := exec.LookPath("nice"); err == nil {
-		return append([]string{p, "-n", "19"}, command...)
-	}
-	return command
-}
-
 func newHashProc(command []string, timeout time.Duration) *hashProc {
-	return &hashProc{command: niceCommand(command), timeout: timeout, pending: map[uint64]chan HashResult{}}
+	return &hashProc{command: command, timeout: timeout, pending: map[uint64]chan HashResult{}}
 }
 
 // startLocked starts a child. REQUIRES: p.mu held.

@@ -299,3 +299,25 @@ func FuzzHashFrame(f *testing.F) {
 		_ = readFrame(bytes.NewReader(b), &req) // an error is fine; a panic is not
 	})
 }
+
+// TestHashWorkerNotNiced: the worker process runs at the server's priority.
+// Under nice 19 it got almost no CPU while the front was busy refusing a
+// flood (issue 14 item 6).
+func TestHashWorkerNotNiced(t *testing.T) {
+	t.Setenv(hashWorkerEnv, "1")
+	h := newTestHasher(t, HasherOptions{Workers: 1, Params: phcTestParams, Process: []string{os.Args[0]}, Timeout: 2 * time.Minute})
+	if _, err := h.Run(HashOp{Password: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	self, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := syscall.Getpriority(syscall.PRIO_PROCESS, childPID(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if child != self {
+		t.Errorf("worker priority %d; want the server's, %d", child, self)
+	}
+}
