@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -415,4 +419,179 @@ func TestHasherFairShare(t *testing.T) {
 			t.Errorf("admitted flood request: %+v; want a failed password check", a)
 		}
 	}
+}
+
+// BenchmarkHasherUnderFlood is a bounded loopback load run, not a test: it
+// starts the real binary with the default Argon2 parameters and its hash
+// worker process, and reports the password checks (Argon2 verifications)
+// per second that 4 legitimate clients get alone (idle), and then while 64
+// more connections flood wrong password checks as fast as they are
+// answered. AUTHNZERVER_FLOOD_SOURCES sets how many client addresses the
+// flood uses (default 1; 64 gives every connection its own), and
+// AUTHNZERVER_FLOOD_SECONDS the length of each phase (default 15).
+//
+//	go test -run '^$' -bench HasherUnderFlood -benchtime 1x ./server/
+func BenchmarkHasherUnderFlood(b *testing.B) {
+	sources, _ := strconv.Atoi(os.Getenv("AUTHNZERVER_FLOOD_SOURCES"))
+	sources = max(sources, 1)
+	secs, _ := strconv.Atoi(os.Getenv("AUTHNZERVER_FLOOD_SECONDS"))
+	phase := time.Duration(max(secs, 15)) * time.Second
+	const legit, flood = 4, 64
+
+	bin, err := buildBinaryOnce()
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := 0
+	{
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		port = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(),
+		"AUTHNZERVER_AUTHDB="+b.TempDir(),
+		"AUTHNZERVER_PORT="+strconv.Itoa(port),
+		"AUTHNZERVER_LISTEN=127.0.0.1",
+		"AUTHNZERVER_SECRET="+crashKey,
+		"AUTHNZERVER_PIISALT=flood-salt",
+		"AUTHNZERVER_RATELIMITS=none",
+		"AUTHNZERVER_ADMIN_EMAIL="+servertest.AdminEmail,
+		"AUTHNZERVER_ADMIN_PASSWORD="+servertest.AdminPassword,
+		"AUTHNZERVER_LOGLEVEL=warn",
+	)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	c, err := client.New(fmt.Sprintf("http://127.0.0.1:%d/", port), crashKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.WithHTTPClient(&http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * (legit + flood)}})
+	ctx := context.Background()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if r, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port)); err == nil {
+			r.Body.Close()
+			if r.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("server did not start")
+		}
+	}
+	const password = "a-long-and-correct-password-4"
+	for i := range legit {
+		r, err := c.Request(ctx, "user-new", map[string]any{"client_ipaddr": "127.0.0.1", "full_name": "Legit", "email": fmt.Sprintf("legit%d@example.org", i), "password": password})
+		if err != nil || !r.Success {
+			b.Fatalf("user-new: %v %+v", err, r)
+		}
+		id, _ := r.Int("user_id")
+		r, err = c.Request(ctx, "internal-user-edit", map[string]any{"client_ipaddr": "127.0.0.1", "target_userid": id, "update_dict": map[string]any{"is_active": true, "email_verified": true, "user_role": "authenticated"}})
+		if err != nil || !r.Success {
+			b.Fatalf("internal-user-edit: %v %+v", err, r)
+		}
+	}
+
+	// run drives the clients for one phase and counts answers by kind.
+	type counts struct{ ok, busy, other atomic.Int64 }
+	run := func(withFlood bool) (legitC, floodC *counts) {
+		legitC, floodC = &counts{}, &counts{}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		count := func(cs *counts, r *client.Response, err error) {
+			switch {
+			case err == nil && r.StatusCode == 200:
+				cs.ok.Add(1)
+			case err == nil && r.StatusCode == 503:
+				cs.busy.Add(1)
+			default:
+				cs.other.Add(1)
+			}
+		}
+		for i := range legit {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				body := map[string]any{"client_ipaddr": fmt.Sprintf("10.1.0.%d", i+1), "email": fmt.Sprintf("legit%d@example.org", i), "password": password}
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					r, err := c.Request(ctx, "user-passcheck-nosession", body)
+					if err == nil && r.StatusCode == 200 && !r.Success {
+						err = fmt.Errorf("password check failed: %q", r.FailureReason)
+					}
+					count(legitC, r, err)
+					if err == nil && r.StatusCode == 503 {
+						time.Sleep(10 * time.Millisecond)
+					}
+				}
+			}()
+		}
+		if withFlood {
+			for i := range flood {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ip := fmt.Sprintf("10.2.%d.%d", (i%sources)/250, (i%sources)%250+1)
+					for n := 0; ; n++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						r, err := c.Request(ctx, "user-passcheck-nosession", map[string]any{"client_ipaddr": ip, "email": fmt.Sprintf("flood%d-%d@example.org", i, n), "password": "wrong password"})
+						count(floodC, r, err)
+					}
+				}()
+			}
+		}
+		time.Sleep(phase)
+		close(stop)
+		wg.Wait()
+		return legitC, floodC
+	}
+	for b.Loop() {
+		idle, _ := run(false)
+		legitF, floodF := run(true)
+		s := phase.Seconds()
+		b.ReportMetric(float64(idle.ok.Load())/s, "idle-verifies/s")
+		b.ReportMetric(float64(legitF.ok.Load()+floodF.ok.Load())/s, "flood-verifies/s")
+		b.ReportMetric(float64(legitF.ok.Load())/s, "flood-legit-ok/s")
+		b.ReportMetric(float64(legitF.busy.Load())/s, "flood-legit-503/s")
+		b.ReportMetric(float64(floodF.busy.Load())/s, "flood-shed/s")
+		b.ReportMetric(float64(floodF.ok.Load())/s, "flood-admitted/s")
+		b.Logf("idle: %d ok %d busy %d other; flood: legit %d ok %d busy %d other, flood %d ok %d busy %d other (%d sources, %v per phase)",
+			idle.ok.Load(), idle.busy.Load(), idle.other.Load(),
+			legitF.ok.Load(), legitF.busy.Load(), legitF.other.Load(),
+			floodF.ok.Load(), floodF.busy.Load(), floodF.other.Load(), sources, phase)
+	}
+}
+
+// buildBinaryOnce builds the server binary once per test process (the
+// benchmark's form of buildBinary).
+func buildBinaryOnce() (string, error) {
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "authnzerver-crash-bin-")
+		if err != nil {
+			binOnce.err = err
+			return
+		}
+		binOnce.path = filepath.Join(dir, "authnzerver")
+		cmd := exec.Command("go", "build", "-o", binOnce.path, "github.com/authnzerver/authnzerver/cmd/authnzerver")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	return binOnce.path, binOnce.err
 }
