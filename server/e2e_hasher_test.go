@@ -149,7 +149,7 @@ func want503(t *testing.T, what string, r *client.Response) {
 
 // hashWorkers returns the pids of the hash worker processes whose parent is
 // ppid.
-func hashWorkers(t *testing.T, ppid int) []int {
+func hashWorkers(t testing.TB, ppid int) []int {
 	t.Helper()
 	dirs, err := os.ReadDir("/proc")
 	if err != nil {
@@ -561,10 +561,25 @@ func BenchmarkHasherUnderFlood(b *testing.B) {
 		wg.Wait()
 		return legitC, floodC
 	}
+	// cpu returns the CPU seconds the server and its hash worker used so far.
+	cpu := func() (front, worker float64) {
+		front = cpuSeconds(cmd.Process.Pid)
+		for _, pid := range hashWorkers(b, cmd.Process.Pid) {
+			worker += cpuSeconds(pid)
+		}
+		return front, worker
+	}
 	for b.Loop() {
+		f0, w0 := cpu()
 		idle, _ := run(false)
+		f1, w1 := cpu()
 		legitF, floodF := run(true)
+		f2, w2 := cpu()
 		s := phase.Seconds()
+		b.ReportMetric((f1-f0)/s, "idle-front-cpu")
+		b.ReportMetric((w1-w0)/s, "idle-worker-cpu")
+		b.ReportMetric((f2-f1)/s, "flood-front-cpu")
+		b.ReportMetric((w2-w1)/s, "flood-worker-cpu")
 		b.ReportMetric(float64(idle.ok.Load())/s, "idle-verifies/s")
 		b.ReportMetric(float64(legitF.ok.Load()+floodF.ok.Load())/s, "flood-verifies/s")
 		b.ReportMetric(float64(legitF.ok.Load())/s, "flood-legit-ok/s")
@@ -576,6 +591,27 @@ func BenchmarkHasherUnderFlood(b *testing.B) {
 			legitF.ok.Load(), legitF.busy.Load(), legitF.other.Load(),
 			floodF.ok.Load(), floodF.busy.Load(), floodF.other.Load(), sources, phase)
 	}
+}
+
+// cpuSeconds returns the user and system CPU time of process pid (0 if it
+// cannot be read), from /proc/pid/stat in clock ticks of 1/100 s.
+func cpuSeconds(pid int) float64 {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	// After the comm: state is field 3, utime 14 and stime 15.
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
 }
 
 // buildBinaryOnce builds the server binary once per test process (the
