@@ -51,3 +51,18 @@ func TestPlain503RetryAfter(t *testing.T) {
 		t.Errorf("body %q; want %q", got, text503)
 	}
 }
+
+// TestBusyCauseHasher: a 503 for a hasher fault is counted as the hasher's,
+// not the store's.
+func TestBusyCauseHasher(t *testing.T) {
+	for _, err := range []error{
+		actors.ErrHasherBusy,
+		actors.ErrHasherTimeout,
+		actors.ErrHasherStopped,
+		fmt.Errorf("%w: op 1 of 1: %w", actors.ErrHasherFault, actors.ErrHashProcess),
+	} {
+		if got := busyCause(err); got != BusyHasher {
+			t.Errorf("busyCause(%v) = %v; want hasher", err, got)
+		}
+	}
+}
