@@ -26,6 +26,11 @@ var (
 	// ErrHasherTimeout means the job was admitted but no reply came within
 	// [HasherOptions.Timeout]. The job may still run.
 	ErrHasherTimeout = errors.New("actors: hasher pool timeout")
+	// ErrHasherFault means an operation could not be computed: the hash
+	// worker process died, stalled or answered nonsense, or the operation
+	// panicked. It says nothing about the password, so a caller must answer
+	// "busy, retry later", never "wrong password".
+	ErrHasherFault = errors.New("actors: hasher fault")
 )
 
 const (
@@ -58,7 +63,7 @@ type HasherOptions struct {
 
 	// Process, when set, is the command of an isolated hash worker process
 	// (one that calls [ServeHashWorker] on its stdin and stdout); the
-	// hashes are computed there, under `nice -n 19` when nice exists (see
+	// hashes are computed there, at this process's priority (see
 	// hashproc.go). Nil computes them in this process.
 	Process []string
 
@@ -88,9 +93,10 @@ type HashResult struct {
 	// parameters differ from the pool's (see PHC.NeedsRehash). The caller
 	// should then hash the password and store the new string.
 	NeedsRehash bool
-	// Err is why the operation could not be done: the stored string is not
-	// one we can verify (ErrPHCMalformed, ErrPHCOutOfBounds, ErrPHCUnsupported),
-	// or the operation panicked. A wrong password is OK false with Err nil.
+	// Err is set only when a verification's stored string is not one we can
+	// verify (ErrPHCMalformed, ErrPHCOutOfBounds, ErrPHCUnsupported): such a
+	// string never matches. Any other failure fails the whole [Hasher.Run]
+	// with ErrHasherFault. A wrong password is OK false with Err nil.
 	Err error
 }
 
@@ -210,6 +216,13 @@ func (h *Hasher) Params() HashParams { return h.params }
 // (PROTOCOL.md §4.4). It never verifies.
 func (h *Hasher) DummyPHC() string { return h.dummyPHC }
 
+// Capacity returns the most jobs admitted at once: Workers + QueueLen.
+func (h *Hasher) Capacity() int { return int(h.capacity) }
+
+// InFlight returns how many admitted jobs are not yet finished by a worker
+// (a job whose caller timed out still counts). It is a snapshot.
+func (h *Hasher) InFlight() int { return int(h.inflight.Load()) }
+
 // QueueDepth returns how many admitted jobs are waiting for a busy worker.
 // It is a snapshot, for metrics.
 func (h *Hasher) QueueDepth() int {
@@ -228,7 +241,10 @@ func (h *Hasher) QueueDepth() int {
 //
 // Run returns an error only if the job did not run to completion for the
 // caller: [ErrHasherBusy] at once if the pool is full, [ErrHasherStopped],
-// [ErrHasherTimeout], or an error for more than 4 ops (a programming error).
+// [ErrHasherTimeout], an error wrapping [ErrHasherFault] if any operation
+// failed for a reason other than its stored string (see [HashResult.Err]),
+// or an error for more than 4 ops (a programming error). A fault is never
+// turned into a non-match: nothing was learnt about the password.
 // Run with no ops returns nil, nil.
 func (h *Hasher) Run(ops ...HashOp) ([]HashResult, error) {
 	if len(ops) > hashMaxOpsPerRun {
@@ -257,10 +273,43 @@ func (h *Hasher) Run(ops ...HashOp) ([]HashResult, error) {
 	defer t.Stop()
 	select {
 	case res := <-job.reply:
+		for i := range res {
+			if err := checkResult(job.ops[i], res[i]); err != nil {
+				return nil, fmt.Errorf("%w: op %d of %d: %w", ErrHasherFault, i+1, len(res), err)
+			}
+		}
 		return res, nil
 	case <-t.C:
 		return nil, ErrHasherTimeout
 	}
+}
+
+// checkResult returns why res is not a genuine outcome of op, or nil. Only a
+// verification's stored-string error is an outcome (the string never
+// matches); anything else, including a hash without a valid PHC string (a
+// worker process that answered nonsense), is a fault.
+func checkResult(op HashOp, res HashResult) error {
+	if res.Err != nil {
+		if op.Verify && isStoredHashError(res.Err) {
+			return nil
+		}
+		return res.Err
+	}
+	if !op.Verify {
+		if !res.OK {
+			return errors.New("hash not computed")
+		}
+		if _, err := ParsePHC(res.PHC); err != nil {
+			return fmt.Errorf("hash result: %w", err)
+		}
+	}
+	return nil
+}
+
+// isStoredHashError reports whether err says that a stored PHC string cannot
+// be verified, rather than that the pool failed.
+func isStoredHashError(err error) bool {
+	return errors.Is(err, ErrPHCMalformed) || errors.Is(err, ErrPHCOutOfBounds) || errors.Is(err, ErrPHCUnsupported)
 }
 
 // admit takes one of the pool's capacity slots, or reports that there is none.

@@ -18,12 +18,21 @@ import (
 //
 // Argon2 is CPU-bound and x/crypto runs each hash's lanes on p goroutines,
 // so in one process a login storm takes every core away from the session
-// checks: the Go scheduler has no priorities. Run in a child process started
-// under `nice -n 19`, the hashes get only the CPU the front leaves idle, and
-// session checks keep their latency while logins are hashed (DESIGN.md, "The
-// hasher pool and load shedding"). The pool's admission, bound and routing
-// stay in this process; the child only computes.
+// checks: the Go scheduler has no priorities, and a hash's goroutines hold
+// the server's Ps for whole 10 ms time slices. In a child process, the
+// kernel schedules the hashes' threads against the front's, and the front's
+// threads, which wake for short requests, get a core within a fraction of a
+// millisecond (DESIGN.md, "The hasher pool and load shedding"). The pool's
+// admission, bound and routing stay in this process; the child only
+// computes.
 //
+// The child runs at the server's own priority, not below it. Under `nice
+// 19` it got only the CPU the rest of the machine left idle: a flood of
+// password requests that the front refused with 503 kept the front busy and
+// left the worker about 1 % of the CPU, so the few logins admitted timed
+// out; any other busy process on the host did the same. At equal priority
+// the kernel splits the CPU between the front and the hashes under load.
+
 // Frames on the child's stdin and stdout: a 4-byte big-endian length, then a
 // JSON object. Passwords cross the pipe to our own child and nowhere else.
 
@@ -43,6 +52,46 @@ type hashProcReply struct {
 	PHC         string `json:"phc,omitempty"`
 	NeedsRehash bool   `json:"rehash,omitempty"`
 	Err         string `json:"err,omitempty"`
+	// Stored names a verification's stored-string error (a key of
+	// storedHashErrors), so that the parent can tell "this string never
+	// matches" from a fault; empty for any other error.
+	Stored string `json:"stored,omitempty"`
+}
+
+// storedHashErrors are the errors that cross the pipe by name; every other
+// error of the child is a fault in the parent.
+var storedHashErrors = map[string]error{
+	"malformed":   ErrPHCMalformed,
+	"bounds":      ErrPHCOutOfBounds,
+	"unsupported": ErrPHCUnsupported,
+}
+
+// replyOf is the reply the child sends for res.
+func replyOf(id uint64, res HashResult) hashProcReply {
+	rep := hashProcReply{ID: id, OK: res.OK, PHC: res.PHC, NeedsRehash: res.NeedsRehash}
+	if res.Err != nil {
+		rep.Err = res.Err.Error()
+		for name, sentinel := range storedHashErrors {
+			if errors.Is(res.Err, sentinel) {
+				rep.Stored = name
+				break
+			}
+		}
+	}
+	return rep
+}
+
+// result is the parent's reading of a reply.
+func (rep hashProcReply) result() HashResult {
+	res := HashResult{OK: rep.OK, PHC: rep.PHC, NeedsRehash: rep.NeedsRehash}
+	switch {
+	case rep.Err == "" && rep.Stored == "":
+	case storedHashErrors[rep.Stored] != nil:
+		res.Err = fmt.Errorf("%w (in the hash worker process: %s)", storedHashErrors[rep.Stored], rep.Err)
+	default:
+		res.Err = fmt.Errorf("%w: %s", ErrHashProcess, rep.Err)
+	}
+	return res
 }
 
 // ErrHashProcess reports that the hash worker process failed; the next
@@ -100,11 +149,7 @@ func ServeHashWorker(r io.Reader, w io.Writer) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res := computeOp(req.Op, req.Params.withDefaults())
-			rep := hashProcReply{ID: req.ID, OK: res.OK, PHC: res.PHC, NeedsRehash: res.NeedsRehash}
-			if res.Err != nil {
-				rep.Err = res.Err.Error()
-			}
+			rep := replyOf(req.ID, computeOp(req.Op, req.Params.withDefaults()))
 			mu.Lock()
 			defer mu.Unlock()
 			_ = writeFrame(w, rep) // a broken pipe means the parent is gone
@@ -124,54 +169,59 @@ func computeOp(op HashOp, params HashParams) HashResult {
 
 // hashProc is the parent's end: one child process, started on first use
 // and again after it fails, serving every worker actor.
+//
+// Every child started is waited for by its readReplies goroutine, so none is
+// left a zombie; one that stalls or answers nonsense is killed, and close
+// kills the current one and waits for it, so none outlives the server.
 type hashProc struct {
 	// Static.
 	command []string
 	timeout time.Duration
 
 	mu      sync.Mutex // guards the fields below
-	stdin   io.WriteCloser
-	cmd     *exec.Cmd
-	pending map[uint64]chan hashProcReply
+	child   *hashChild // nil: none running; the next run starts one
+	pending map[uint64]chan HashResult
 	nextID  uint64
 	closed  bool
 }
 
-// niceCommand prefixes command with `nice -n 19` when nice exists.
-func niceCommand(command []string) []string {
-	if p, err := exec.LookPath("nice"); err == nil {
-		return append([]string{p, "-n", "19"}, command...)
-	}
-	return command
+// hashChild is one run of the worker process.
+type hashChild struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	done  chan struct{} // closed once cmd has been waited for
 }
 
 func newHashProc(command []string, timeout time.Duration) *hashProc {
-	return &hashProc{command: niceCommand(command), timeout: timeout, pending: map[uint64]chan hashProcReply{}}
+	return &hashProc{command: command, timeout: timeout, pending: map[uint64]chan HashResult{}}
 }
 
-// startLocked starts the child. REQUIRES: p.mu held.
+// startLocked starts a child. REQUIRES: p.mu held.
 func (p *hashProc) startLocked() error {
 	cmd := exec.Command(p.command[0], p.command[1:]...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return err
+		return fmt.Errorf("actors: start hash worker: %w", err)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return err
+		return fmt.Errorf("actors: start hash worker: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("actors: start hash worker %q: %w", p.command, err)
 	}
-	p.cmd, p.stdin = cmd, stdin
-	go p.readReplies(cmd, bufio.NewReader(stdout))
+	c := &hashChild{cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	p.child = c
+	go p.readReplies(c, bufio.NewReader(stdout))
 	return nil
 }
 
-// readReplies delivers the child's replies until it exits, then fails what
-// is still pending so that no caller waits for a dead child.
-func (p *hashProc) readReplies(cmd *exec.Cmd, r io.Reader) {
+// readReplies delivers the child's replies until its output ends or makes
+// no sense, then kills it (a child that sent a bad frame may still be alive),
+// waits for it, and fails what is still pending so that no caller waits for
+// a dead child.
+func (p *hashProc) readReplies(c *hashChild, r io.Reader) {
 	for {
 		var rep hashProcReply
 		if err := readFrame(r, &rep); err != nil {
@@ -182,70 +232,90 @@ func (p *hashProc) readReplies(cmd *exec.Cmd, r io.Reader) {
 		delete(p.pending, rep.ID)
 		p.mu.Unlock()
 		if ch != nil {
-			ch <- rep
+			ch <- rep.result()
 		}
 	}
-	_ = cmd.Wait()
+	_ = c.cmd.Process.Kill() // an error means it is gone already
+	_ = c.cmd.Wait()
+	close(c.done)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd == cmd {
-		p.cmd, p.stdin = nil, nil
+	if p.child == c {
+		p.child = nil
 		for id, ch := range p.pending {
-			ch <- hashProcReply{ID: id, Err: ErrHashProcess.Error()}
+			ch <- HashResult{Err: ErrHashProcess}
 			delete(p.pending, id)
 		}
 	}
 }
 
 func (p *hashProc) run(op HashOp, params HashParams) HashResult {
-	ch := make(chan hashProcReply, 1)
+	ch := make(chan HashResult, 1)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return HashResult{Err: ErrHasherStopped}
 	}
-	if p.cmd == nil {
+	if p.child == nil {
 		if err := p.startLocked(); err != nil {
 			p.mu.Unlock()
-			return HashResult{Err: err}
+			return HashResult{Err: fmt.Errorf("%w: %w", ErrHashProcess, err)}
 		}
 	}
+	c := p.child
 	p.nextID++
 	id := p.nextID
 	p.pending[id] = ch
-	err := writeFrame(p.stdin, hashProcRequest{ID: id, Op: op, Params: params})
+	err := writeFrame(c.stdin, hashProcRequest{ID: id, Op: op, Params: params})
 	if err != nil {
 		delete(p.pending, id)
 		p.mu.Unlock()
-		return HashResult{Err: fmt.Errorf("%w: %v", ErrHashProcess, err)}
+		return HashResult{Err: fmt.Errorf("%w: %w", ErrHashProcess, err)}
 	}
 	p.mu.Unlock()
 	t := time.NewTimer(p.timeout)
 	defer t.Stop()
 	select {
-	case rep := <-ch:
-		res := HashResult{OK: rep.OK, PHC: rep.PHC, NeedsRehash: rep.NeedsRehash}
-		if rep.Err != "" {
-			res.Err = errors.New(rep.Err)
-			if rep.Err == ErrHashProcess.Error() {
-				res.Err = ErrHashProcess
-			}
-		}
+	case res := <-ch:
 		return res
 	case <-t.C:
 		p.mu.Lock()
 		delete(p.pending, id)
+		if p.child == c {
+			// A child that does not answer in twice the callers' wait is
+			// stalled: kill it (readReplies reaps it and fails the rest), so
+			// the next operation starts a new one instead of waiting too.
+			_ = c.cmd.Process.Kill()
+		}
 		p.mu.Unlock()
-		return HashResult{Err: ErrHasherTimeout}
+		return HashResult{Err: fmt.Errorf("%w: no answer from the hash worker process in %v", ErrHasherTimeout, p.timeout)}
 	}
 }
 
-// close ends the child (it exits when its stdin closes).
+// hashProcReapWait bounds how long close waits for a killed child to be
+// reaped; a child that was sent SIGKILL is gone within it.
+const hashProcReapWait = 10 * time.Second
+
+// close kills the current child and waits until it has been reaped, so that
+// a server that stops leaves no worker process behind, even one that is
+// stalled or busy. Run after the workers have finished their jobs, so
+// nothing is lost.
 func (p *hashProc) close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.closed = true
-	if p.stdin != nil {
-		p.stdin.Close()
+	c := p.child
+	if c != nil {
+		_ = c.stdin.Close()
+		_ = c.cmd.Process.Kill()
+	}
+	p.mu.Unlock()
+	if c == nil {
+		return
+	}
+	t := time.NewTimer(hashProcReapWait)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C: // its output is held open by something else; give up
 	}
 }

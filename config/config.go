@@ -151,7 +151,7 @@ var items = []item{
 	{name: "durability", env: "AUTHNZERVER_DURABILITY", def: "sync", help: "sync (answer after fsync) or async (bounded loss window on a crash)", set: str(func(c *Config) *string { return &c.Durability })},
 	{name: "hashqueue", env: "AUTHNZERVER_HASHQUEUE", def: "0", help: "password hashes allowed to wait (0: 4×workers)", set: integer("hashqueue", func(c *Config) *int { return &c.HashQueue })},
 	{name: "argon2", env: "AUTHNZERVER_ARGON2", def: "t=3,m=65536,p=4", help: "Argon2id parameters for new hashes", set: str(func(c *Config) *string { return &c.Argon2 })},
-	{name: "hashisolation", env: "AUTHNZERVER_HASHISOLATION", def: "process", help: "process: compute Argon2 in a child process under nice 19, so logins never slow session checks; off: in this process", set: str(func(c *Config) *string { return &c.HashIsolation })},
+	{name: "hashisolation", env: "AUTHNZERVER_HASHISOLATION", def: "process", help: "process: compute Argon2 in a child process, so logins do not take the cores from session checks; off: in this process", set: str(func(c *Config) *string { return &c.HashIsolation })},
 	{name: "disposabledomains", env: "AUTHNZERVER_DISPOSABLEDOMAINS", def: "", help: "file of extra disposable email domains", set: str(func(c *Config) *string { return &c.DisposableList })},
 	{name: "commonpasswords", env: "AUTHNZERVER_COMMONPASSWORDS", def: "", help: "file of extra common passwords", set: str(func(c *Config) *string { return &c.CommonPassList })},
 	{name: "metricsaddr", env: "AUTHNZERVER_METRICSADDR", def: "", help: "listen address of the Prometheus /metrics endpoint (empty: off)", set: str(func(c *Config) *string { return &c.MetricsAddr })},

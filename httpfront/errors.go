@@ -27,10 +27,14 @@ var (
 )
 
 // statusOf maps an error from the core to the HTTP status of its answer.
-// It is the only place that does so.
+// It is the only place that does so. Every hasher failure is a 503: it says
+// nothing about the password, so it is never a "no match", and a retry may
+// well succeed (a dead hash worker is restarted, a stalled one killed).
 func statusOf(err error) int {
 	switch {
 	case errors.Is(err, errBusy), errors.Is(err, actors.ErrHasherBusy), errors.Is(err, actors.ErrTimeout):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, actors.ErrHasherFault), errors.Is(err, actors.ErrHasherTimeout), errors.Is(err, actors.ErrHasherStopped):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, errUnwritable), errors.Is(err, actors.ErrStopped):
 		return http.StatusServiceUnavailable

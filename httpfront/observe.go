@@ -73,7 +73,8 @@ func (o Outcome) String() string {
 type BusyCause uint8
 
 const (
-	// BusyHasher: the hasher pool's queue was full (load shedding).
+	// BusyHasher: the hasher pool's queue was full (load shedding), or the
+	// pool failed (a dead, stalled or stopped hash worker).
 	BusyHasher BusyCause = iota
 	// BusyTimeout: a shard did not answer in time.
 	BusyTimeout
@@ -97,7 +98,8 @@ func (b BusyCause) String() string {
 // busyCause classifies the error behind a 503 answer.
 func busyCause(err error) BusyCause {
 	switch {
-	case errors.Is(err, actors.ErrHasherBusy), errors.Is(err, errBusy):
+	case errors.Is(err, actors.ErrHasherBusy), errors.Is(err, errBusy),
+		errors.Is(err, actors.ErrHasherFault), errors.Is(err, actors.ErrHasherTimeout), errors.Is(err, actors.ErrHasherStopped):
 		return BusyHasher
 	case errors.Is(err, actors.ErrTimeout):
 		return BusyTimeout

@@ -1,8 +1,13 @@
 package httpfront
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/authnzerver/authnzerver/actors"
 )
 
 // Admission control: the one place, in the pipeline before any handler
@@ -16,6 +21,13 @@ import (
 //   - Every request is refused with 503 while a shard's mailbox holds more
 //     than MaxShardQueue messages, so overload is answered at once instead of
 //     queueing without bound (the hasher pool refuses on its own when full).
+//   - A request that runs Argon2 is refused with 503 while the hasher pool
+//     is full, before its handler's shard hops, back-off bookkeeping and
+//     timers: under a flood of password requests, refusing must cost little,
+//     or the front takes the CPU the hash worker needs. And one source (the
+//     end user's client_ipaddr, else the connection's address) may have at
+//     most a fair share of the pool's slots in such requests at once, so a
+//     flood from one source cannot take every slot from the others.
 
 // readOnlyRequests are the request types that change no durable state; all
 // others count as writes. Unknown to this list means "write", the safe
@@ -37,36 +49,106 @@ var readOnlyRequests = map[string]bool{
 // the last verdict holds. Sampling reads one atomic per shard.
 const sampleEvery = time.Millisecond
 
+// hasherRequests are the request types whose handler may run Argon2 in the
+// hasher pool (spec §4.3). A new request type that hashes or verifies a
+// password or token must be added here, or it escapes the fair share.
+var hasherRequests = map[string]bool{
+	"user-login":                true,
+	"user-passcheck":            true,
+	"user-passcheck-nosession":  true,
+	"user-new":                  true,
+	"user-changepass":           true,
+	"user-changepass-nosession": true,
+	"user-resetpass":            true,
+	"user-resetpass-nosession":  true,
+	"user-delete":               true,
+	"apikey-new-nosession":      true,
+	"apikey-refresh-nosession":  true,
+}
+
 type overloadExt struct {
 	maxDepth   int64        // <= 0: no bound
 	nextSample atomic.Int64 // unix nanos of the next sample
 	shedding   atomic.Bool  // a shard's mailbox was over maxDepth at the last sample
 	warned     atomic.Bool  // the store failure was logged
+	hasher     hasherShare
+}
+
+// hasherShare counts, per source, the requests of hasherRequests between
+// admission and the end of their handler. That span includes the handler's
+// other work and a failed login's back-off delay, so it bounds a source's
+// hold on the pool's slots from above: a source in its back-off waits
+// cannot start more password checks either.
+type hasherShare struct {
+	max  int // per source; 0: no hasher, no bound
+	mu   sync.Mutex
+	held map[string]int // guarded by mu; no zero values
 }
 
 func init() {
 	extInits = append(extInits, func(s *Server) error {
 		s.ext.overload.maxDepth = int64(s.opts.MaxShardQueue)
+		if h := s.deps.Hasher; h != nil {
+			// A quarter of the pool: four flooding sources leave room for
+			// the others, and a source alone still gets two workers' worth
+			// with the defaults (2 workers, 8 queued).
+			s.ext.overload.hasher.max = max(1, h.Capacity()/4)
+			s.ext.overload.hasher.held = make(map[string]int)
+		}
 		return nil
 	})
 }
 
+func noRelease() {}
+
 // admit decides whether a request of type ep may run. It returns errBusy
-// under overload and errUnwritable for a write while the store is failing;
-// statusOf maps both to 503.
-func (s *Server) admit(ep *endpoint, now time.Time) error {
-	if s.overloaded(now) {
-		return errBusy
+// under overload, errUnwritable for a write while the store is failing, and
+// actors.ErrHasherBusy for a request of hasherRequests while the pool is full
+// or its source holds its share; statusOf maps them all to 503. When it
+// admits, the caller must call release once the handler has returned.
+func (s *Server) admit(ctx *fasthttp.RequestCtx, ep *endpoint, c *call) (release func(), err error) {
+	if s.overloaded(c.now) {
+		return nil, errBusy
 	}
 	if s.deps.Healthy != nil && !readOnlyRequests[ep.name] {
 		if err := s.deps.Healthy(); err != nil {
 			if !s.ext.overload.warned.Swap(true) {
 				s.log.Error("store refuses writes; answering writes with 503 until restarted", "err", err)
 			}
-			return errUnwritable
+			return nil, errUnwritable
 		}
 	}
-	return nil
+	if !hasherRequests[ep.name] || s.ext.overload.hasher.max == 0 {
+		return noRelease, nil
+	}
+	// Racy, and meant to be: a job admitted meanwhile is refused by Run
+	// itself. This only saves a doomed request its handler's work.
+	if h := s.deps.Hasher; h.InFlight() >= h.Capacity() {
+		return nil, actors.ErrHasherBusy
+	}
+	source := c.clientIP
+	if source == "" {
+		source = ctx.RemoteIP().String()
+	}
+	return s.ext.overload.hasher.take(source)
+}
+
+// take counts one more request of source, or refuses it with
+// actors.ErrHasherBusy if source holds its share already.
+func (g *hasherShare) take(source string) (release func(), err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.held[source] >= g.max {
+		return nil, actors.ErrHasherBusy
+	}
+	g.held[source]++
+	return func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.held[source]--; g.held[source] <= 0 {
+			delete(g.held, source)
+		}
+	}, nil
 }
 
 // overloaded reports whether some shard's mailbox was deeper than the bound

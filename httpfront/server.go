@@ -377,9 +377,10 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 	defer s.finish(ep, c, &res, env.ReqID, start)
 	if probs := validate(ep.params, params); len(probs) > 0 {
 		res = invalidParams(reqType, probs)
-	} else if err := s.admit(ep, c.now); err != nil {
+	} else if release, err := s.admit(ctx, ep, c); err != nil {
 		res = coreFailure(err)
 	} else {
+		defer release()
 		res = ep.handle(c)
 	}
 	if res.status != 0 {

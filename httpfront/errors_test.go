@@ -1,0 +1,68 @@
+package httpfront
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/authnzerver/authnzerver/actors"
+)
+
+// TestStatusOf: every failure of the hasher pool is a 503, like every other
+// "busy, retry later" condition; other errors are 500.
+func TestStatusOf(t *testing.T) {
+	wrap := func(err error) error { return fmt.Errorf("handler: %w", err) }
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{actors.ErrHasherBusy, 503},
+		{actors.ErrHasherTimeout, 503},
+		{actors.ErrHasherStopped, 503},
+		{wrap(fmt.Errorf("%w: op 1 of 1: %w", actors.ErrHasherFault, actors.ErrHashProcess)), 503},
+		{wrap(fmt.Errorf("%w: op 1 of 1: %w", actors.ErrHasherFault, actors.ErrHasherTimeout)), 503},
+		{wrap(errBusy), 503},
+		{wrap(errUnwritable), 503},
+		{actors.ErrTimeout, 503},
+		{actors.ErrStopped, 503},
+		{errors.New("something else"), 500},
+	} {
+		if got := statusOf(tc.err); got != tc.want {
+			t.Errorf("statusOf(%v) = %d; want %d", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestPlain503RetryAfter: a 503 tells the client when to retry, with the
+// protocol's busy text.
+func TestPlain503RetryAfter(t *testing.T) {
+	s := &Server{}
+	var ctx fasthttp.RequestCtx
+	s.plain(&ctx, 503)
+	if got := ctx.Response.StatusCode(); got != 503 {
+		t.Errorf("status %d; want 503", got)
+	}
+	if got := string(ctx.Response.Header.Peek("Retry-After")); got != "1" {
+		t.Errorf("Retry-After %q; want 1", got)
+	}
+	if got := string(ctx.Response.Body()); got != text503 {
+		t.Errorf("body %q; want %q", got, text503)
+	}
+}
+
+// TestBusyCauseHasher: a 503 for a hasher fault is counted as the hasher's,
+// not the store's.
+func TestBusyCauseHasher(t *testing.T) {
+	for _, err := range []error{
+		actors.ErrHasherBusy,
+		actors.ErrHasherTimeout,
+		actors.ErrHasherStopped,
+		fmt.Errorf("%w: op 1 of 1: %w", actors.ErrHasherFault, actors.ErrHashProcess),
+	} {
+		if got := busyCause(err); got != BusyHasher {
+			t.Errorf("busyCause(%v) = %v; want hasher", err, got)
+		}
+	}
+}
