@@ -154,7 +154,11 @@ func (s *Server) finish(ep *endpoint, c *call, res *result, reqID []byte, start 
 		}
 	}
 	level := slog.LevelDebug
-	if outcome != OutcomeSuccess {
+	if outcome != OutcomeSuccess && res.status != 503 {
+		// 503s are counted by cause (Busy above), and their causes log
+		// once where they arise: a line for each would make a flood of
+		// refused requests a flood of log lines, and cost the refusal
+		// most of its price.
 		level = slog.LevelInfo
 	}
 	ctx := context.Background()
