@@ -19,5 +19,17 @@
 // with the same error and [Writer.Err] reports it, so the server refuses
 // writes rather than acknowledging what it did not store.
 //
+// # Full disk, damage, file modes
+//
+// A full disk is not such a failure: the store keeps a reserve file, frees
+// it at the first ENOSPC so that pebble finishes what it has begun, reports
+// [ErrDiskFull] through [Store.Healthy] (the server answers writes 503),
+// and recovers by itself once space is back. Repeated pebble errors are
+// logged once per kind and minute, with a count. A write-ahead log damaged
+// before its end is refused at open ([WALDamageError]) unless
+// [Options.SkipWALDamage]; a damaged table file is reported as a
+// [DamagedStoreError] naming it. Files are 0600 and directories 0700
+// whatever the umask.
+//
 // This package imports nothing of ours.
 package persist
