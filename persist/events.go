@@ -50,7 +50,7 @@ func (e *storeEvents) listener() *pebble.EventListener {
 		BackgroundError: func(err error) {
 			e.backgroundErrs.Add(1)
 			msg := firstLine(err.Error())
-			e.limited.error("background: "+msg, "store background error", "err", msg)
+			e.limited.error("background: "+msg, "store background error", "component", "pebble", "err", msg)
 		},
 		// pebble's default for a damaged file is Logger.Fatalf, a panic
 		// with a stack trace; the read that found it returns a corruption
@@ -59,7 +59,7 @@ func (e *storeEvents) listener() *pebble.EventListener {
 			path := i.Path
 			e.damagedFile.Store(&path)
 			e.limited.error("corruption: "+path, "store file is damaged: restore the data directory from a backup",
-				"file", path, "err", firstLine(fmt.Sprint(i.Details)))
+				"component", "pebble", "file", path, "err", firstLine(fmt.Sprint(i.Details)))
 		},
 	}
 }

@@ -96,7 +96,7 @@ func (ll *limitedLog) flush() {
 }
 
 func (ll *limitedLog) emit(level slog.Level, msg string, dropped int, attrs []any) {
-	args := append([]any{"component", "pebble"}, attrs...)
+	args := attrs[:len(attrs):len(attrs)] // appending must not write into the caller's array
 	if dropped > 0 {
 		args = append(args, "repeated", dropped)
 	}
