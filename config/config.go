@@ -62,6 +62,8 @@ type Config struct {
 	WriteTimeout   time.Duration // AUTHNZERVER_WRITETIMEOUT: seconds or a Go duration
 	MaxShardQueue  int           // AUTHNZERVER_MAXSHARDQUEUE; negative: no bound
 	ServerFQDN     string        // AUTHNZERVER_FQDN; "" = the host name
+	WALDamage      string        // AUTHNZERVER_WALDAMAGE: refuse | skip
+	DiskReserve    int           // AUTHNZERVER_DISKRESERVE: MiB kept free for the store; 0 = none
 
 	// Command-line only.
 	EnvFile string
@@ -158,6 +160,8 @@ var items = []item{
 	{name: "readtimeout", env: "AUTHNZERVER_READTIMEOUT", def: "10", help: "seconds (or a duration such as 500ms) a client may take to send a request; slower clients are disconnected", set: duration("readtimeout", func(c *Config) *time.Duration { return &c.ReadTimeout })},
 	{name: "writetimeout", env: "AUTHNZERVER_WRITETIMEOUT", def: "10", help: "seconds (or a duration) a client may take to read an answer", set: duration("writetimeout", func(c *Config) *time.Duration { return &c.WriteTimeout })},
 	{name: "maxshardqueue", env: "AUTHNZERVER_MAXSHARDQUEUE", def: "4096", help: "messages waiting for one shard beyond which requests are answered 503 (negative: no bound)", set: integer("maxshardqueue", func(c *Config) *int { return &c.MaxShardQueue })},
+	{name: "waldamage", env: "AUTHNZERVER_WALDAMAGE", def: "refuse", help: "a write-ahead log damaged before its end (not a tail torn by a crash): refuse to start, or skip: start without the commits after the damage (reported in the log; the damaged log is copied beside the store)", set: str(func(c *Config) *string { return &c.WALDamage })},
+	{name: "diskreserve", env: "AUTHNZERVER_DISKRESERVE", def: "64", help: "MiB of disk the store holds in reserve and frees when the disk fills, so that it stays consistent while writes are answered 503 (0: none)", set: integer("diskreserve", func(c *Config) *int { return &c.DiskReserve })},
 	{name: "fqdn", env: "AUTHNZERVER_FQDN", def: "", help: "server name for the password similarity check (default: host name)", set: str(func(c *Config) *string { return &c.ServerFQDN })},
 }
 
@@ -231,6 +235,10 @@ func (c *Config) validate() error {
 		return errors.New("config: userlocktries and userlocktime must be positive")
 	case c.SessionExpiry < 0:
 		return errors.New("config: sessionexpiry must not be negative")
+	case c.WALDamage != "refuse" && c.WALDamage != "skip":
+		return fmt.Errorf("config: waldamage must be refuse or skip, not %q", c.WALDamage)
+	case c.DiskReserve < 0 || c.DiskReserve > 1<<20:
+		return fmt.Errorf("config: diskreserve must be 0 to %d MiB, not %d", 1<<20, c.DiskReserve)
 	}
 	return nil
 }
