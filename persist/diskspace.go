@@ -52,11 +52,16 @@ type diskSpace struct {
 	reserve int64
 	limited *limitedLog
 
+	probeEvery time.Duration
+	stop       <-chan struct{}        // closed when the store closes
+	writer     atomic.Pointer[Writer] // set once the store's writer runs
+
 	isFull atomic.Bool
 
-	mu    sync.Mutex // guards since, hits and the reserve file
-	since time.Time
-	hits  int // ENOSPC errors met since the disk filled
+	mu      sync.Mutex // guards since, hits, waiters and the reserve file
+	since   time.Time
+	hits    int // ENOSPC errors met since the disk filled
+	waiters int // writes waiting for room (roomFS)
 }
 
 func (d *diskSpace) path() string { return d.fs.PathJoin(d.dir, reserveName) }
@@ -116,8 +121,10 @@ func (d *diskSpace) err() error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return diskFullError{since: d.since}
+	return d.errLocked()
 }
+
+func (d *diskSpace) errLocked() error { return diskFullError{since: d.since} }
 
 // tryRecover ends the disk-full state if there is room for the reserve (or
 // a probe file) and as much again besides.
@@ -143,6 +150,11 @@ func (d *diskSpace) tryRecover() {
 	}
 	if d.reserve <= 0 {
 		_ = d.fs.Remove(path)
+	}
+	// Writes are taken before the state says so, so that nothing is
+	// refused once Healthy is nil.
+	if w := d.writer.Load(); w != nil {
+		w.refuse(nil)
 	}
 	d.isFull.Store(false)
 	d.limited.log(slog.LevelWarn, "disk space back", "store: disk space is back; accepting writes again",
@@ -201,4 +213,141 @@ func (s *Store) probe(every time.Duration) {
 			s.disk.tryRecover()
 		}
 	}
+}
+
+// roomFS makes a write that meets ENOSPC wait for room instead of failing,
+// once the disk-full callback (which frees the reserve) has not helped.
+// pebble cannot go on after a failed log write (it stops taking writes
+// until it is reopened, and a failure while it switches log files crashes
+// the process), and it retries a failed flush at once, in a loop. So the
+// write waits; the store meanwhile fails the tickets of the writes in
+// flight at once (the server answers them 503) and the server refuses new
+// ones, and the records reach the disk when the probe finds room. Syncs are
+// not retried: after a failed fsync the kernel may have dropped the data.
+type roomFS struct {
+	vfs.FS
+	d *diskSpace
+}
+
+func (r roomFS) Unwrap() vfs.FS { return r.FS }
+
+func (r roomFS) Create(name string, cat vfs.DiskWriteCategory) (vfs.File, error) {
+	for {
+		f, err := r.FS.Create(name, cat)
+		if !r.d.waitRoom(err) {
+			return r.file(f, err)
+		}
+	}
+}
+
+func (r roomFS) OpenReadWrite(name string, cat vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	for {
+		f, err := r.FS.OpenReadWrite(name, cat, opts...)
+		if !r.d.waitRoom(err) {
+			return r.file(f, err)
+		}
+	}
+}
+
+func (r roomFS) ReuseForWrite(oldname, newname string, cat vfs.DiskWriteCategory) (vfs.File, error) {
+	for {
+		f, err := r.FS.ReuseForWrite(oldname, newname, cat)
+		if !r.d.waitRoom(err) {
+			return r.file(f, err)
+		}
+	}
+}
+
+func (r roomFS) file(f vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return roomFile{File: f, d: r.d}, nil
+}
+
+type roomFile struct {
+	vfs.File
+	d *diskSpace
+}
+
+// Write resumes after what a short write took, so no byte is written twice.
+func (f roomFile) Write(p []byte) (int, error) {
+	n := 0
+	for {
+		m, err := f.File.Write(p[n:])
+		n += m
+		if !f.d.waitRoom(err) {
+			return n, err
+		}
+	}
+}
+
+func (f roomFile) WriteAt(p []byte, off int64) (int, error) {
+	n := 0
+	for {
+		m, err := f.File.WriteAt(p[n:], off+int64(n))
+		n += m
+		if !f.d.waitRoom(err) {
+			return n, err
+		}
+	}
+}
+
+func (f roomFile) Preallocate(off, length int64) error {
+	for {
+		err := f.File.Preallocate(off, length)
+		if !f.d.waitRoom(err) {
+			return err
+		}
+	}
+}
+
+// waitRoom reports whether err is ENOSPC and the disk has room again, so
+// the write should be tried again; it waits for that, and returns false
+// (give up) once the store is closing.
+func (d *diskSpace) waitRoom(err error) bool {
+	if err == nil || !errors.Is(err, syscall.ENOSPC) {
+		return false
+	}
+	if d.writer.Load() == nil {
+		return false // opening: fail the open, nothing would wake the wait
+	}
+	d.mu.Lock()
+	d.hits++
+	d.waiters++
+	if d.waiters == 1 {
+		if w := d.writer.Load(); w != nil {
+			w.refuse(d.errLocked())
+		}
+	}
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.waiters--
+		// The probe may have found room between this write's ENOSPC and
+		// its refusal; then no one else takes writes again.
+		if d.waiters == 0 && !d.isFull.Load() {
+			if w := d.writer.Load(); w != nil {
+				w.refuse(nil)
+			}
+		}
+		d.mu.Unlock()
+	}()
+	t := time.NewTicker(d.probeEvery)
+	defer t.Stop()
+	for d.isFull.Load() {
+		select {
+		case <-d.stop:
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
+
+// waiting reports whether a write waits for room.
+func (d *diskSpace) waiting() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.waiters > 0
 }

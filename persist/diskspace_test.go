@@ -126,47 +126,41 @@ func TestDiskFullRefusesAndResumes(t *testing.T) {
 	}
 }
 
-// TestRepeatedStoreErrorsLoggedOnce: with no reserve, a full disk makes
-// every flush fail, and pebble retries at once, in a loop. The store says
-// so once, with a count, not once per failure, and never with a stack
-// trace; writes held by the failing flushes complete once space is back.
+// TestRepeatedStoreErrorsLoggedOnce: a table file that cannot be created
+// makes every flush fail, and pebble retries at once, in a loop. The store
+// logs that once and then counts it, never with a stack trace; the writes
+// held by the failing flushes complete once the disk works again.
 func TestRepeatedStoreErrorsLoggedOnce(t *testing.T) {
 	mem := vfs.NewMem()
-	var full atomic.Bool
+	var failing atomic.Bool
 	fs := errorfs.Wrap(mem, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		// The log keeps its room (pebble reuses log files); tables and the
-		// probe file find none.
-		if full.Load() && op.Kind == errorfs.OpCreate && !strings.HasSuffix(op.Path, ".log") {
-			return syscall.ENOSPC
+		if failing.Load() && op.Kind == errorfs.OpCreate && strings.HasSuffix(op.Path, ".sst") {
+			return errorfs.ErrInjected
 		}
 		return nil
 	}))
 	var logs lockedBuffer
 	s, err := Open("db", Options{FS: fs, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
-		ProbeEvery: 5 * time.Millisecond,
+		Writer: WriterOptions{MaxBatch: 64},
 		tune: func(o *pebble.Options) {
 			o.MemTableSize = 256 << 10
 		}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	full.Store(true)
+	failing.Store(true)
 	value := bytes.Repeat([]byte("v"), 1024)
 	var tickets []*Ticket
 	for i := range 1024 {
 		tickets = append(tickets, s.Writer().Enqueue(Op{Key: key(i), Value: value}))
 	}
 	waitFor(t, "20 failed flushes", func() bool { return s.Events().BackgroundErrs >= 20 })
-	if !errors.Is(s.Healthy(), ErrDiskFull) {
-		t.Errorf("Healthy() = %v while flushes fail for want of space; want ErrDiskFull", s.Healthy())
-	}
-	full.Store(false)
+	failing.Store(false)
 	for i, tk := range tickets {
 		if err := tk.Wait(); err != nil {
 			t.Fatalf("write %d: %v", i, err)
 		}
 	}
-	waitFor(t, "the store to find space again", func() bool { return s.Healthy() == nil })
 	failures := s.Events().BackgroundErrs
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -182,5 +176,124 @@ func TestRepeatedStoreErrorsLoggedOnce(t *testing.T) {
 		if !strings.HasPrefix(line, "time=") {
 			t.Errorf("log line that is not a record (a stack trace?): %q", line)
 		}
+	}
+}
+
+// fullDisk is an in-memory filesystem that fails every write with ENOSPC
+// while full is set.
+func fullDisk() (*vfs.MemFS, vfs.FS, *atomic.Bool, *atomic.Int64) {
+	mem := vfs.NewMem()
+	var full atomic.Bool
+	var hits atomic.Int64
+	fs := errorfs.Wrap(mem, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if full.Load() && isWrite(op) && op.Kind != errorfs.OpFileSync && op.Kind != errorfs.OpFileSyncData && op.Kind != errorfs.OpFileSyncTo {
+			hits.Add(1)
+			return syscall.ENOSPC
+		}
+		return nil
+	}))
+	return mem, fs, &full, &hits
+}
+
+// TestFullDiskWithoutReserve: with no reserve to free, a write that meets
+// ENOSPC waits for room rather than failing inside pebble (which cannot go
+// on after a failed log write, and crashes when one fails while it switches
+// log files). The writes in flight are answered at once with ErrDiskFull,
+// none hangs; their records reach the disk once there is room, so the disk
+// then holds what memory holds, and writes are taken again.
+func TestFullDiskWithoutReserve(t *testing.T) {
+	mem, fs, full, hits := fullDisk()
+	tune := func(o *pebble.Options) { o.MemTableSize = 256 << 10 } // log switches soon
+	var logs lockedBuffer
+	s, err := Open("db", Options{FS: fs, Logger: slog.New(slog.NewTextHandler(&logs, nil)), ProbeEvery: 5 * time.Millisecond, tune: tune})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := s.Writer()
+	for i := range 10 {
+		if err := w.Enqueue(Op{Key: key(i), Value: []byte("ok")}).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	full.Store(true)
+	value := bytes.Repeat([]byte("r"), 64<<10)
+	var answered, refused atomic.Int64
+	for i := 10; i < 30; i++ {
+		go func(i int) {
+			err := w.Enqueue(Op{Key: key(i), Value: value}).Wait()
+			if errors.Is(err, ErrDiskFull) {
+				refused.Add(1)
+			} else if err != nil {
+				t.Errorf("write %d: %v; want success or ErrDiskFull", i, err)
+			}
+			answered.Add(1)
+		}(i)
+	}
+	waitFor(t, "every write on the full disk to be answered", func() bool { return answered.Load() == 20 })
+	if refused.Load() == 0 || hits.Load() == 0 {
+		t.Fatalf("%d writes refused, %d ENOSPC injected; want some of each", refused.Load(), hits.Load())
+	}
+	if !errors.Is(s.Healthy(), ErrDiskFull) {
+		t.Fatalf("Healthy() = %v; want ErrDiskFull", s.Healthy())
+	}
+	// A write the server applied in memory meanwhile (a delete): refused
+	// at once, stored later.
+	if err := w.Enqueue(Op{Key: key(0)}).Wait(); !errors.Is(err, ErrDiskFull) {
+		t.Errorf("delete on a full disk: %v; want ErrDiskFull at once", err)
+	}
+
+	full.Store(false)
+	waitFor(t, "the store to find room again", func() bool { return s.Healthy() == nil })
+	if err := w.Enqueue(Op{Key: key(30), Value: []byte("after")}).Wait(); err != nil {
+		t.Fatalf("write after room came back: %v", err)
+	}
+	check := func(s *Store) {
+		t.Helper()
+		if _, ok, err := s.Get(key(0)); ok || err != nil {
+			t.Errorf("k0: present %v, %v; want deleted, as memory has it", ok, err)
+		}
+		for i := 1; i <= 30; i++ {
+			want := "ok"
+			switch {
+			case i >= 10 && i < 30:
+				want = string(value)
+			case i == 30:
+				want = "after"
+			}
+			if v, ok, err := s.Get(key(i)); err != nil || !ok || string(v) != want {
+				t.Errorf("record %d: %.20q, %v, %v; want %.20q", i, v, ok, err, want)
+			}
+		}
+	}
+	check(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "store: disk full"); n != 1 {
+		t.Errorf("disk full logged %d times; want once:\n%s", n, logs.String())
+	}
+	s, err = Open("db", Options{FS: mem, Logger: quiet, tune: tune})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	check(s)
+}
+
+// TestCloseOnFullDisk: closing while a write waits for room returns at
+// once with an error instead of hanging or crashing.
+func TestCloseOnFullDisk(t *testing.T) {
+	_, fs, full, _ := fullDisk()
+	s, err := Open("db", Options{FS: fs, Logger: quiet, ProbeEvery: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full.Store(true)
+	if err := s.Writer().Enqueue(Op{Key: key(1), Value: []byte("x")}).Wait(); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("write on a full disk: %v; want ErrDiskFull", err)
+	}
+	if err := s.Close(); !errors.Is(err, ErrDiskFull) {
+		t.Errorf("Close on a full disk: %v; want an error saying the disk is full", err)
 	}
 }

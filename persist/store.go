@@ -89,11 +89,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	limited := newLimitedLog(lg, opts.LogEvery)
 	events := &storeEvents{log: lg, limited: limited}
-	disk := &diskSpace{fs: base, dir: dir, reserve: opts.Reserve, limited: limited}
+	stop := make(chan struct{})
+	disk := &diskSpace{fs: base, dir: dir, reserve: opts.Reserve, limited: limited, probeEvery: opts.ProbeEvery, stop: stop}
 	popts := &pebble.Options{
 		// Every ENOSPC, whichever file it hits, goes through disk.full
-		// first; pebble retries the failed write once after it.
-		FS:                 newPrivateFS(vfs.OnDiskFull(base, disk.full)),
+		// first (pebble retries the failed write once after it), and
+		// then waits for room (roomFS).
+		FS:                 newPrivateFS(roomFS{vfs.OnDiskFull(base, disk.full), disk}),
 		Logger:             pebbleLogger{lg, limited},
 		EventListener:      events.listener(),
 		FormatMajorVersion: formatVersion,
@@ -121,8 +123,9 @@ func Open(dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	s := &Store{db: db, events: events, disk: disk, stop: make(chan struct{}), probed: make(chan struct{})}
+	s := &Store{db: db, events: events, disk: disk, stop: stop, probed: make(chan struct{})}
 	s.w = newWriter(pebbleSink{db}, opts.Writer)
+	disk.writer.Store(s.w)
 	go s.probe(opts.ProbeEvery)
 	return s, nil
 }
@@ -204,6 +207,12 @@ func (s *Store) Checkpoint(dir string) error {
 // commit pebble may refuse to close cleanly; Close then reports the error
 // rather than panicking, and a restart recovers from the WAL.
 func (s *Store) Close() (err error) {
+	if s.disk.waiting() {
+		// A commit waits for disk space, and pebble cannot fail it
+		// safely: leave the store as a crash would (nothing waiting was
+		// acknowledged), the process is about to end.
+		return fmt.Errorf("persist: close: %w: the writes waiting for space were not stored (none was acknowledged)", s.disk.err())
+	}
 	s.closed.Do(func() { close(s.stop) })
 	<-s.probed
 	defer s.events.limited.flush()
