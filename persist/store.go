@@ -197,6 +197,10 @@ func (s *Store) Get(key []byte) (value []byte, ok bool, err error) {
 // Checkpoint writes a consistent copy of the database to dir, which must not
 // exist. It is safe while the server runs.
 func (s *Store) Checkpoint(dir string) error {
+	if err := s.disk.err(); err != nil {
+		// It would wait for room, holding up the backup signal.
+		return fmt.Errorf("persist: checkpoint to %s: %w", dir, err)
+	}
 	if err := s.db.Checkpoint(filepath.Clean(dir), pebble.WithFlushedWAL()); err != nil {
 		return fmt.Errorf("persist: checkpoint to %s: %w", dir, err)
 	}

@@ -146,7 +146,10 @@ func (w *Writer) Enqueue(ops ...Op) *Ticket {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for !w.closed && w.err == nil && len(w.pending) > 0 && len(w.pending)+len(ops) > w.opts.MaxPending {
+	// No back-pressure while refusing: the commit in flight waits for disk
+	// space, and a shard must not wait with it (the server refuses writes
+	// meanwhile, so little comes here).
+	for !w.closed && w.err == nil && w.refusing == nil && len(w.pending) > 0 && len(w.pending)+len(ops) > w.opts.MaxPending {
 		w.cond.Wait()
 	}
 	if w.closed {
@@ -174,6 +177,7 @@ func (w *Writer) refuse(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.refusing = err
+	w.cond.Broadcast() // Enqueues blocked by back-pressure go on
 	if err == nil {
 		return
 	}
