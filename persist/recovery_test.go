@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // crashImage writes n synced records to a store in a new directory and
@@ -18,7 +20,12 @@ import (
 // them (the WAL holds the records; nothing was flushed).
 func crashImage(t *testing.T, n int) string {
 	t.Helper()
-	live := t.TempDir()
+	return crashImageOf(t, t.TempDir(), n)
+}
+
+// crashImageOf is crashImage on the store in live (created if need be).
+func crashImageOf(t *testing.T, live string, n int) string {
+	t.Helper()
 	s, err := Open(live, Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -236,5 +243,37 @@ func TestStoreFilesPrivate(t *testing.T) {
 	}
 	if checked < 10 {
 		t.Errorf("only %d files checked", checked)
+	}
+}
+
+// TestWALDamageAfterUpgrade: a store written by the previous version (an
+// older pebble format, whose log records no synced offsets) is upgraded at
+// its first open so that the log of that very run already tells damage
+// from a torn tail.
+func TestWALDamageAfterUpgrade(t *testing.T) {
+	live := t.TempDir()
+	old, err := Open(live, Options{Logger: quiet, tune: func(o *pebble.Options) { o.FormatMajorVersion = pebble.FormatMinSupported }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Writer().Enqueue(Op{Key: []byte("old"), Value: []byte("v")}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	img := crashImageOf(t, live, 400)
+	wal := liveWAL(t, img)
+	b, err := os.ReadFile(wal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	if err := os.WriteFile(wal, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var dmg *WALDamageError
+	if _, err := Open(img, Options{Logger: quiet}); !errors.As(err, &dmg) {
+		t.Fatalf("Open = %v; want a *WALDamageError in the first run after the upgrade", err)
 	}
 }
