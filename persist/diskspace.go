@@ -41,11 +41,13 @@ const probeSize = 1 << 20
 // that met it, retried by pebble once, and the flushes and log rotations
 // pebble has begun find room, and marks the disk full: the server then
 // answers writes 503 at once instead of letting them pile up behind a
-// store that cannot flush. A write is therefore never acknowledged without
-// being durable, and never left half applied: the writes refused are
-// refused before they change anything. The store's probe re-creates the
-// reserve once there is room for it and as much again, and that ends the
-// disk-full state.
+// store that cannot flush (the server refuses them before they change
+// anything). A write that finds no room even so waits for it (roomFS), and
+// the writes then in flight are answered with ErrDiskFull at once but still
+// reach the disk, in order, once there is room: no write is acknowledged
+// without being durable, and the disk ends up holding what memory holds.
+// The store's probe re-creates the reserve once there is room for it and as
+// much again, and that ends the disk-full state.
 type diskSpace struct {
 	fs      vfs.FS // the filesystem under pebble's ENOSPC wrapper
 	dir     string
