@@ -314,6 +314,12 @@ func (d *diskSpace) waitRoom(err error) bool {
 	if d.writer.Load() == nil {
 		return false // opening: fail the open, nothing would wake the wait
 	}
+	if !d.isFull.Load() {
+		// The probe found room after this ENOSPC: try again. Another
+		// ENOSPC goes through the disk-full callback first, which marks
+		// the disk full again, so this does not spin.
+		return true
+	}
 	d.mu.Lock()
 	d.hits++
 	d.waiters++

@@ -183,7 +183,11 @@ func (w *Writer) refuse(err error) {
 	}
 	for t := range w.outstanding {
 		t.release(err)
+		delete(w.outstanding, t)
 	}
+	// The records queued so far go without a ticket; later ones get a new
+	// one (released, as always, only when all before it are committed).
+	w.waiting = nil
 }
 
 // Err returns the sticky commit error, if any. It takes no lock.

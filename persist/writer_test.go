@@ -207,3 +207,29 @@ func TestRefuseFailsTicketsAtOnceAndStillCommits(t *testing.T) {
 		}
 	}
 }
+
+// TestRefuseEnds: once refusing ends, a new write gets a ticket of its own,
+// not the one refused with the records queued before it.
+func TestRefuseEnds(t *testing.T) {
+	g := &gateSink{gate: make(chan struct{})}
+	w := newWriter(g, WriterOptions{})
+	first := w.Enqueue(op(0)) // its commit blocks on the gate
+	for w.Stats().Pending != 0 {
+	}
+	queued := w.Enqueue(op(1))
+	full := errors.New("disk full")
+	w.refuse(full)
+	if err := queued.Wait(); !errors.Is(err, full) {
+		t.Fatalf("queued write: %v; want %v", err, full)
+	}
+	w.refuse(nil)
+	after := w.Enqueue(op(2))
+	close(g.gate)
+	if err := after.Wait(); err != nil {
+		t.Errorf("write after refusing ended: %v; want it committed", err)
+	}
+	first.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
