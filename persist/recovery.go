@@ -37,12 +37,17 @@ func (e *WALDamageError) Error() string {
 // DamagedStoreError is returned when a store file cannot be read (a
 // checksum mismatch, a truncated table): the data must come from a backup.
 type DamagedStoreError struct {
-	File string // the damaged file, or the store directory if unknown
+	File string // the damaged file; "" when pebble's error names it
+	Dir  string // the store directory
 	Err  error
 }
 
 func (e *DamagedStoreError) Error() string {
-	return fmt.Sprintf("persist: store file %s is damaged (%s): restore the data directory from a backup", e.File, firstLine(e.Err.Error()))
+	what := "store file " + e.File
+	if e.File == "" {
+		what = "the store in " + e.Dir
+	}
+	return fmt.Sprintf("persist: %s is damaged (%s): restore the data directory from a backup", what, firstLine(e.Err.Error()))
 }
 func (e *DamagedStoreError) Unwrap() error { return e.Err }
 
@@ -52,11 +57,11 @@ func (s *Store) damaged(err error) error {
 	if !pebble.IsCorruptionError(err) && !errors.Is(err, pebble.ErrCorruption) {
 		return err
 	}
-	file := "(unknown)"
+	var file string
 	if p := s.events.damagedFile.Load(); p != nil {
 		file = *p
 	}
-	return &DamagedStoreError{File: file, Err: err}
+	return &DamagedStoreError{File: file, Dir: s.dir, Err: err}
 }
 
 // openRecovering opens the store. Its write-ahead logs are read first: a
@@ -94,7 +99,7 @@ func openRecovering(dir string, popts *pebble.Options, skip bool, lg *slog.Logge
 		return db, nil
 	}
 	if pebble.IsCorruptionError(err) || errors.Is(err, pebble.ErrCorruption) {
-		return nil, &DamagedStoreError{File: dir, Err: err}
+		return nil, &DamagedStoreError{Dir: dir, Err: err}
 	}
 	return nil, fmt.Errorf("persist: open %s: %w", dir, err)
 }

@@ -49,6 +49,7 @@ type Options struct {
 
 // Store is an open pebble database with its group-commit writer.
 type Store struct {
+	dir    string
 	db     *pebble.DB
 	w      *Writer
 	events *storeEvents
@@ -123,7 +124,7 @@ func Open(dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	s := &Store{db: db, events: events, disk: disk, stop: stop, probed: make(chan struct{})}
+	s := &Store{db: db, dir: dir, events: events, disk: disk, stop: stop, probed: make(chan struct{})}
 	s.w = newWriter(pebbleSink{db}, opts.Writer)
 	disk.writer.Store(s.w)
 	go s.probe(opts.ProbeEvery)
