@@ -66,6 +66,8 @@ type Config struct {
 	ServerFQDN     string        // AUTHNZERVER_FQDN; "" = the host name
 	MaxSessions    int           // AUTHNZERVER_MAXSESSIONSPERUSER; negative: no bound
 	MaxAPIKeys     int           // AUTHNZERVER_MAXAPIKEYSPERUSER; negative: no bound
+	WALDamage      string        // AUTHNZERVER_WALDAMAGE: refuse | skip
+	DiskReserve    int           // AUTHNZERVER_DISKRESERVE: MiB kept free for the store; 0 = none
 
 	// Command-line only.
 	EnvFile string
@@ -166,6 +168,8 @@ var items = []item{
 	{name: "maxshardqueue", env: "AUTHNZERVER_MAXSHARDQUEUE", def: "4096", help: "messages waiting for one shard beyond which requests are answered 503 (negative: no bound)", set: integer("maxshardqueue", func(c *Config) *int { return &c.MaxShardQueue })},
 	{name: "maxsessionsperuser", env: "AUTHNZERVER_MAXSESSIONSPERUSER", def: "100", help: "live sessions one user may hold; a new one past it deletes the oldest (negative: no bound; the anonymous user has none)", set: integer("maxsessionsperuser", func(c *Config) *int { return &c.MaxSessions })},
 	{name: "maxapikeysperuser", env: "AUTHNZERVER_MAXAPIKEYSPERUSER", def: "100", help: "live API keys of each kind (session-tied, no-session) one user may hold; a new one past it deletes the oldest of its kind (negative: no bound)", set: integer("maxapikeysperuser", func(c *Config) *int { return &c.MaxAPIKeys })},
+	{name: "waldamage", env: "AUTHNZERVER_WALDAMAGE", def: "refuse", help: "a write-ahead log damaged before its end (not a tail torn by a crash): refuse to start, or skip: start without the commits after the damage (reported in the log; the damaged log is copied beside the store)", set: str(func(c *Config) *string { return &c.WALDamage })},
+	{name: "diskreserve", env: "AUTHNZERVER_DISKRESERVE", def: "64", help: "MiB of disk the store holds in reserve and frees when the disk fills, so that it stays consistent while writes are answered 503 (0: none)", set: integer("diskreserve", func(c *Config) *int { return &c.DiskReserve })},
 	{name: "fqdn", env: "AUTHNZERVER_FQDN", def: "", help: "server name for the password similarity check (default: host name)", set: str(func(c *Config) *string { return &c.ServerFQDN })},
 }
 
@@ -243,6 +247,10 @@ func (c *Config) validate() error {
 		return errors.New("config: maxextrainfobytes must be positive")
 	case c.MaxSessions == 0, c.MaxAPIKeys == 0:
 		return errors.New("config: maxsessionsperuser and maxapikeysperuser must not be 0 (negative: no bound)")
+	case c.WALDamage != "refuse" && c.WALDamage != "skip":
+		return fmt.Errorf("config: waldamage must be refuse or skip, not %q", c.WALDamage)
+	case c.DiskReserve < 0 || c.DiskReserve > 1<<20:
+		return fmt.Errorf("config: diskreserve must be 0 to %d MiB, not %d", 1<<20, c.DiskReserve)
 	}
 	return nil
 }

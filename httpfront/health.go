@@ -2,6 +2,7 @@ package httpfront
 
 import (
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -12,7 +13,8 @@ import (
 
 // handleHealth answers GET /health (spec §1.10) with the reference's JSON
 // shape. It is healthy when every shard answers and the store accepts writes
-// (the reference reports healthy even when its DB check fails, §8.4 item 16).
+// (the reference reports healthy even when its DB check fails, §8.4 item 16);
+// otherwise it answers 500 and the store's entry says it is failing.
 // It is not rate limited when rate limiting is off (the reference crashes
 // then).
 func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
@@ -29,7 +31,13 @@ func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
 	}
 	if s.deps.Healthy != nil {
 		if err := s.deps.Healthy(); err != nil {
-			workers["store"] = "database broken"
+			// A fixed text: the error itself names paths, and /health is
+			// for anyone who can reach the port. The log has the details.
+			workers["store"] = "failing: writes refused"
+			var r interface{ Reason() string } // a full disk says so
+			if errors.As(err, &r) {
+				workers["store"] = "failing: " + r.Reason() + ", writes refused"
+			}
 			ok = false
 		} else {
 			workers["store"] = "ok"

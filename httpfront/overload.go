@@ -14,10 +14,12 @@ import (
 // runs, that refuses a request the server cannot serve well right now.
 //
 //   - A request that may change durable state is refused with 503 while the
-//     store refuses writes (a failed WAL write or sync is sticky: see
-//     README.md, "Reliability"). Checking before the handler means a refused
-//     write changes no memory either, so what the server answers stays what
-//     a restart will load. Reads keep being answered from memory.
+//     store refuses writes: while the disk is full (until the store finds
+//     space again by itself), and after a failed WAL write or sync (sticky
+//     until a restart: see README.md, "Reliability"). Checking before the
+//     handler means a refused write changes no memory either, so what the
+//     server answers stays what a restart will load. Reads keep being
+//     answered from memory.
 //   - Every request is refused with 503 while a shard's mailbox holds more
 //     than MaxShardQueue messages, so overload is answered at once instead of
 //     queueing without bound (the hasher pool refuses on its own when full).
@@ -70,7 +72,7 @@ type overloadExt struct {
 	maxDepth   int64        // <= 0: no bound
 	nextSample atomic.Int64 // unix nanos of the next sample
 	shedding   atomic.Bool  // a shard's mailbox was over maxDepth at the last sample
-	warned     atomic.Bool  // the store failure was logged
+	warned     atomic.Bool  // the store failure in progress was logged
 	hasher     hasherShare
 }
 
@@ -113,9 +115,12 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ep *endpoint, c *call) (release
 	if s.deps.Healthy != nil && !readOnlyRequests[ep.name] {
 		if err := s.deps.Healthy(); err != nil {
 			if !s.ext.overload.warned.Swap(true) {
-				s.log.Error("store refuses writes; answering writes with 503 until restarted", "err", err)
+				s.log.Error("store refuses writes; answering writes with 503", "err", err)
 			}
 			return nil, errUnwritable
+		}
+		if s.ext.overload.warned.Load() && s.ext.overload.warned.Swap(false) {
+			s.log.Warn("store accepts writes again")
 		}
 	}
 	if !hasherRequests[ep.name] || s.ext.overload.hasher.max == 0 {

@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -23,9 +24,11 @@ type StoreEvents struct {
 // see. Its methods run on pebble's goroutines and must not block.
 type storeEvents struct {
 	log                                      *slog.Logger
+	limited                                  *limitedLog
 	stalls, stallNanos, flushes, compactions atomic.Uint64
 	backgroundErrs                           atomic.Uint64
 	stallStart                               atomic.Int64 // unix nanos of the stall in progress, 0 if none
+	damagedFile                              atomic.Pointer[string]
 }
 
 func (e *storeEvents) listener() *pebble.EventListener {
@@ -46,7 +49,17 @@ func (e *storeEvents) listener() *pebble.EventListener {
 		},
 		BackgroundError: func(err error) {
 			e.backgroundErrs.Add(1)
-			e.log.Error("store background error", "component", "pebble", "err", err)
+			msg := firstLine(err.Error())
+			e.limited.error("background: "+msg, "store background error", "component", "pebble", "err", msg)
+		},
+		// pebble's default for a damaged file is Logger.Fatalf, a panic
+		// with a stack trace; the read that found it returns a corruption
+		// error, which [Store.damaged] turns into a message for people.
+		DataCorruption: func(i pebble.DataCorruptionInfo) {
+			path := i.Path
+			e.damagedFile.Store(&path)
+			e.limited.error("corruption: "+path, "store file is damaged: restore the data directory from a backup",
+				"component", "pebble", "file", path, "err", firstLine(fmt.Sprint(i.Details)))
 		},
 	}
 }

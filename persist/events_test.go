@@ -47,7 +47,11 @@ func TestWriteStallCountedAndLogged(t *testing.T) {
 	}))
 	var logs lockedBuffer
 	s, err := Open("db", Options{
-		FS:     fs,
+		FS: fs,
+		// Small commits, as many requests make: one commit of all 4 MiB
+		// (the writer takes all that is queued) would be a single large
+		// batch and might never stall.
+		Writer: WriterOptions{MaxBatch: 64},
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		tune: func(o *pebble.Options) {
 			o.MemTableSize = 256 << 10

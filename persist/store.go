@@ -7,6 +7,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -22,6 +26,22 @@ type Options struct {
 	// Logger receives pebble's own log lines (at info and above); nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Reserve is the size of the reserve file kept in the store directory
+	// and deleted when the disk fills, so that pebble can finish the work it
+	// has begun while writes are refused (0: no reserve). See [ErrDiskFull].
+	Reserve int64
+	// ProbeEvery is how often a full disk is checked for space again.
+	// Default 1 s.
+	ProbeEvery time.Duration
+	// LogEvery is how often one kind of repeated store error is logged
+	// again, with the count of those not logged. Default 1 minute.
+	LogEvery time.Duration
+	// SkipWALDamage opens a store whose write-ahead log is damaged in the
+	// middle (not merely torn at its end by a crash) by dropping the
+	// records from the damage on, after logging what is dropped and copying
+	// the log aside. Without it Open refuses such a store with a
+	// [*WALDamageError].
+	SkipWALDamage bool
 
 	// tune adjusts pebble's options in tests (tiny memtables).
 	tune func(*pebble.Options)
@@ -29,36 +49,101 @@ type Options struct {
 
 // Store is an open pebble database with its group-commit writer.
 type Store struct {
+	dir    string
 	db     *pebble.DB
 	w      *Writer
 	events *storeEvents
+	disk   *diskSpace
+	stop   chan struct{} // closed by Close: ends the disk probe
+	closed sync.Once
+	probed chan struct{} // closed when the disk probe has ended
 }
+
+// formatVersion is the on-disk format the store is created with or
+// upgraded to: the first one whose write-ahead log records how far it was
+// synced, so that recovery tells damage in the middle of the log (refused,
+// see [WALDamageError]) from a tail torn by a crash (replayed up to the
+// tear).
+const formatVersion = pebble.FormatWALSyncChunks
 
 // Open opens (creating if needed) the store in dir.
 func Open(dir string, opts Options) (*Store, error) {
-	fs := opts.FS
-	if fs == nil {
-		fs = vfs.Default
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+	base := opts.FS
+	if base == nil {
+		base = vfs.Default
+		if err := os.MkdirAll(dir, dirMode); err != nil {
 			return nil, fmt.Errorf("persist: create %s: %w", dir, err)
+		}
+		if err := tightenModes(dir); err != nil {
+			return nil, err
 		}
 	}
 	lg := opts.Logger
 	if lg == nil {
 		lg = slog.Default()
 	}
-	events := &storeEvents{log: lg}
-	popts := &pebble.Options{FS: fs, Logger: pebbleLogger{lg}, EventListener: events.listener()}
+	if opts.ProbeEvery <= 0 {
+		opts.ProbeEvery = time.Second
+	}
+	if opts.LogEvery <= 0 {
+		opts.LogEvery = time.Minute
+	}
+	limited := newLimitedLog(lg, opts.LogEvery)
+	events := &storeEvents{log: lg, limited: limited}
+	stop := make(chan struct{})
+	disk := &diskSpace{fs: base, dir: dir, reserve: opts.Reserve, limited: limited, probeEvery: opts.ProbeEvery, stop: stop}
+	popts := &pebble.Options{
+		// Every ENOSPC, whichever file it hits, goes through disk.full
+		// first (pebble retries the failed write once after it), and
+		// then waits for room (roomFS).
+		FS:                 newPrivateFS(roomFS{vfs.OnDiskFull(base, disk.full), disk}),
+		Logger:             pebbleLogger{lg, limited},
+		EventListener:      events.listener(),
+		FormatMajorVersion: formatVersion,
+	}
 	if opts.tune != nil {
 		opts.tune(popts)
 	}
-	db, err := pebble.Open(dir, popts)
-	if err != nil {
-		return nil, fmt.Errorf("persist: open %s: %w", dir, err)
+	if err := base.MkdirAll(dir, dirMode); err != nil {
+		return nil, fmt.Errorf("persist: create %s: %w", dir, err)
 	}
-	s := &Store{db: db, events: events}
+	disk.start()
+	upgrade := needsFormat(base, dir)
+	db, err := openRecovering(dir, popts, opts.SkipWALDamage, lg)
+	if err != nil {
+		return nil, err
+	}
+	if upgrade {
+		// pebble creates the log of an open before it sets the format
+		// version of a new (or older) store, so that log would lack the
+		// synced offsets; the log of every later open has them.
+		if err := db.Close(); err != nil {
+			return nil, fmt.Errorf("persist: reopen new store %s: %w", dir, err)
+		}
+		if db, err = openRecovering(dir, popts, opts.SkipWALDamage, lg); err != nil {
+			return nil, err
+		}
+	}
+	s := &Store{db: db, dir: dir, events: events, disk: disk, stop: stop, probed: make(chan struct{})}
 	s.w = newWriter(pebbleSink{db}, opts.Writer)
+	disk.writer.Store(s.w)
+	go s.probe(opts.ProbeEvery)
 	return s, nil
+}
+
+// needsFormat reports whether dir holds no store yet, or one whose format
+// is older than formatVersion (its marker file's name ends with it).
+func needsFormat(fs vfs.FS, dir string) bool {
+	names, _ := fs.List(dir)
+	for _, n := range names {
+		if rest, ok := strings.CutPrefix(n, "marker.format-version."); ok {
+			_, v, _ := strings.Cut(rest, ".")
+			if n, err := strconv.Atoi(v); err == nil {
+				return n < int(formatVersion)
+			}
+		}
+	}
+	return true
 }
 
 // Events returns the counters of pebble's background work.
@@ -78,13 +163,13 @@ func (s *Store) Scan(prefix []byte, fn func(key, value []byte) error) error {
 	}
 	it, err := s.db.NewIter(o)
 	if err != nil {
-		return fmt.Errorf("persist: scan: %w", err)
+		return s.damaged(fmt.Errorf("persist: scan: %w", err))
 	}
 	for it.First(); it.Valid(); it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			it.Close()
-			return fmt.Errorf("persist: scan value: %w", err)
+			return s.damaged(fmt.Errorf("persist: scan value: %w", err))
 		}
 		if err := fn(it.Key(), v); err != nil {
 			it.Close()
@@ -92,7 +177,7 @@ func (s *Store) Scan(prefix []byte, fn func(key, value []byte) error) error {
 		}
 	}
 	if err := it.Close(); err != nil {
-		return fmt.Errorf("persist: scan: %w", err)
+		return s.damaged(fmt.Errorf("persist: scan: %w", err))
 	}
 	return nil
 }
@@ -104,7 +189,7 @@ func (s *Store) Get(key []byte) (value []byte, ok bool, err error) {
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("persist: get: %w", err)
+		return nil, false, s.damaged(fmt.Errorf("persist: get: %w", err))
 	}
 	defer closer.Close()
 	return bytes.Clone(v), true, nil
@@ -113,6 +198,10 @@ func (s *Store) Get(key []byte) (value []byte, ok bool, err error) {
 // Checkpoint writes a consistent copy of the database to dir, which must not
 // exist. It is safe while the server runs.
 func (s *Store) Checkpoint(dir string) error {
+	if err := s.disk.err(); err != nil {
+		// It would wait for room, holding up the backup signal.
+		return fmt.Errorf("persist: checkpoint to %s: %w", dir, err)
+	}
 	if err := s.db.Checkpoint(filepath.Clean(dir), pebble.WithFlushedWAL()); err != nil {
 		return fmt.Errorf("persist: checkpoint to %s: %w", dir, err)
 	}
@@ -123,6 +212,15 @@ func (s *Store) Checkpoint(dir string) error {
 // commit pebble may refuse to close cleanly; Close then reports the error
 // rather than panicking, and a restart recovers from the WAL.
 func (s *Store) Close() (err error) {
+	if s.disk.waiting() {
+		// A commit waits for disk space, and pebble cannot fail it
+		// safely: leave the store as a crash would (nothing waiting was
+		// acknowledged), the process is about to end.
+		return fmt.Errorf("persist: close: %w: the writes waiting for space were not stored (none was acknowledged)", s.disk.err())
+	}
+	s.closed.Do(func() { close(s.stop) })
+	<-s.probed
+	defer s.events.limited.flush()
 	werr := s.w.Close()
 	defer func() {
 		if r := recover(); r != nil {
@@ -142,9 +240,16 @@ func (s *Store) Close() (err error) {
 	return werr
 }
 
-// Healthy returns nil while the store accepts writes, and the sticky commit
-// error once a write or sync has failed (a restart is needed then).
-func (s *Store) Healthy() error { return s.w.Err() }
+// Healthy returns nil while the store accepts writes; an error wrapping
+// [ErrDiskFull] while the disk is full (it clears by itself once space is
+// back); and the sticky commit error once a write or sync has failed for
+// another reason (a restart is needed then).
+func (s *Store) Healthy() error {
+	if err := s.w.Err(); err != nil {
+		return err
+	}
+	return s.disk.err()
+}
 
 // ErrFatal wraps a fatal error reported by pebble (a failed WAL write or
 // sync, a failed MANIFEST update). The store accepts no more writes after
@@ -228,18 +333,23 @@ func prefixEnd(p []byte) []byte {
 }
 
 // pebbleLogger routes pebble's log lines into slog: Infof at debug (pebble
-// is chatty about compactions), Errorf at error, Fatalf at error and then the
-// panic pebble expects.
-type pebbleLogger struct{ l *slog.Logger }
+// is chatty about compactions), Errorf at error but each kind of message at
+// most once per LogEvery with a count (a full disk makes pebble retry and
+// fail in a loop), Fatalf at error and then the panic pebble expects.
+type pebbleLogger struct {
+	l       *slog.Logger
+	limited *limitedLog
+}
 
 func (p pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
 }
 func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	msg := fmt.Sprintf(format, args...)
+	p.limited.error(msg, msg, "component", "pebble") // kinds by message: formats like "%s" say nothing
 }
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "component", "pebble")
+	p.l.Error(firstLine(msg), "component", "pebble")
 	panic(fatalPanic{msg})
 }

@@ -20,8 +20,18 @@ var ErrClosed = errors.New("persist: writer closed")
 
 // Ticket is released when the batch that holds a write has been committed.
 type Ticket struct {
-	done chan struct{} // closed by the writer after commit; never sent on
+	done chan struct{} // closed by release; never sent on
 	err  error         // written before done is closed
+	once sync.Once
+}
+
+// release sets the ticket's error and releases it; only the first call
+// counts (a ticket refused early is not released again by its commit).
+func (t *Ticket) release(err error) {
+	t.once.Do(func() {
+		t.err = err
+		close(t.done)
+	})
 }
 
 // Wait blocks until the write is durable (or failed) and returns the commit's
@@ -96,6 +106,13 @@ type Writer struct {
 	waiting *Ticket // released with the batch that takes pending
 	closed  bool
 	err     error // sticky commit error
+	// refusing is set while the disk is full and a write waits for room:
+	// tickets are then failed at once (the records still go to the store
+	// in order, and reach the disk once there is room, so what memory
+	// holds and the disk holds agree again; an answer of failure only
+	// says the write is not known to be durable).
+	refusing    error
+	outstanding map[*Ticket]struct{} // tickets not yet released
 
 	// Shared: atomics.
 	batches, records, syncNanos atomic.Uint64
@@ -114,7 +131,7 @@ func newWriter(s sink, opts WriterOptions) *Writer {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 8192
 	}
-	w := &Writer{sink: s, opts: opts, stopped: make(chan struct{})}
+	w := &Writer{sink: s, opts: opts, stopped: make(chan struct{}), outstanding: map[*Ticket]struct{}{}}
 	w.cond = sync.NewCond(&w.mu)
 	go w.run()
 	return w
@@ -129,7 +146,10 @@ func (w *Writer) Enqueue(ops ...Op) *Ticket {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for !w.closed && w.err == nil && len(w.pending) > 0 && len(w.pending)+len(ops) > w.opts.MaxPending {
+	// No back-pressure while refusing: the commit in flight waits for disk
+	// space, and a shard must not wait with it (the server refuses writes
+	// meanwhile, so little comes here).
+	for !w.closed && w.err == nil && w.refusing == nil && len(w.pending) > 0 && len(w.pending)+len(ops) > w.opts.MaxPending {
 		w.cond.Wait()
 	}
 	if w.closed {
@@ -140,10 +160,34 @@ func (w *Writer) Enqueue(ops ...Op) *Ticket {
 	}
 	if w.waiting == nil {
 		w.waiting = &Ticket{done: make(chan struct{})}
+		w.outstanding[w.waiting] = struct{}{}
 	}
 	w.pending = append(w.pending, ops...)
 	w.cond.Broadcast()
+	if w.refusing != nil {
+		return FailedTicket(w.refusing)
+	}
 	return w.waiting
+}
+
+// refuse fails every outstanding ticket with err at once, and every ticket
+// handed out until refuse(nil); the records are committed all the same.
+// The store calls it while a write waits for disk space.
+func (w *Writer) refuse(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.refusing = err
+	w.cond.Broadcast() // Enqueues blocked by back-pressure go on
+	if err == nil {
+		return
+	}
+	for t := range w.outstanding {
+		t.release(err)
+		delete(w.outstanding, t)
+	}
+	// The records queued so far go without a ticket; later ones get a new
+	// one (released, as always, only when all before it are committed).
+	w.waiting = nil
 }
 
 // Err returns the sticky commit error, if any. It takes no lock.
@@ -245,8 +289,10 @@ func (w *Writer) syncer(syncq <-chan syncItem) {
 		w.batches.Add(1)
 		w.records.Add(uint64(it.records))
 		if it.ticket != nil {
-			it.ticket.err = err
-			close(it.ticket.done)
+			it.ticket.release(err)
+			w.mu.Lock()
+			delete(w.outstanding, it.ticket)
+			w.mu.Unlock()
 		}
 	}
 }

@@ -155,3 +155,81 @@ func TestStoreRoundTrip(t *testing.T) {
 		t.Errorf("Get(s/x) = %q, %v, %v; want sx", v, ok, err)
 	}
 }
+
+// TestRefuseFailsTicketsAtOnceAndStillCommits: while the store refuses
+// (a commit waits for disk space), the tickets in flight and new ones fail
+// at once, Enqueue does not block on back-pressure, and every record is
+// still committed, in order, once the commit goes on.
+func TestRefuseFailsTicketsAtOnceAndStillCommits(t *testing.T) {
+	g := &gateSink{gate: make(chan struct{})}
+	w := newWriter(g, WriterOptions{MaxPending: 8, MaxBatch: 4})
+	first := w.Enqueue(op(0)) // its commit blocks on the gate
+	for w.Stats().Pending != 0 {
+	}
+	queued := w.Enqueue(op(1)) // waits behind it
+	full := errors.New("disk full")
+	w.refuse(full)
+	for _, tk := range []*Ticket{first, queued} {
+		if err := tk.Wait(); !errors.Is(err, full) {
+			t.Fatalf("ticket in flight: %v; want %v at once", err, full)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 2; i < 100; i++ { // far past MaxPending
+			if err := w.Enqueue(op(i)).Wait(); !errors.Is(err, full) {
+				t.Errorf("write %d while refusing: %v; want %v", i, err, full)
+			}
+		}
+	}()
+	<-done // a blocked Enqueue would hang here
+	w.refuse(nil)
+	close(g.gate)
+	if err := w.Enqueue(op(100)).Wait(); err != nil {
+		t.Fatalf("write after refusing ended: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, b := range g.batches {
+		for _, o := range b {
+			got = append(got, string(o.Key))
+		}
+	}
+	if len(got) != 101 {
+		t.Fatalf("%d records committed; want all 101", len(got))
+	}
+	for i, k := range got {
+		if want := string(op(i).Key); k != want {
+			t.Fatalf("record %d committed is %s; want %s (in order)", i, k, want)
+		}
+	}
+}
+
+// TestRefuseEnds: once refusing ends, a new write gets a ticket of its own,
+// not the one refused with the records queued before it.
+func TestRefuseEnds(t *testing.T) {
+	g := &gateSink{gate: make(chan struct{})}
+	w := newWriter(g, WriterOptions{})
+	first := w.Enqueue(op(0)) // its commit blocks on the gate
+	for w.Stats().Pending != 0 {
+	}
+	queued := w.Enqueue(op(1))
+	full := errors.New("disk full")
+	w.refuse(full)
+	if err := queued.Wait(); !errors.Is(err, full) {
+		t.Fatalf("queued write: %v; want %v", err, full)
+	}
+	w.refuse(nil)
+	after := w.Enqueue(op(2))
+	close(g.gate)
+	if err := after.Wait(); err != nil {
+		t.Errorf("write after refusing ended: %v; want it committed", err)
+	}
+	first.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -157,13 +157,15 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		fqdn, _ = os.Hostname()
 	}
 
-	s.Store, err = persist.Open(filepath.Join(dataDir, "db"), persist.Options{
-		Logger: lg,
-		FS:     o.StoreFS,
-		Writer: persist.WriterOptions{Async: cfg.Durability == "async"},
+	s.Store, err = persist.Open(filepath.Join(dataDir, storeDir), persist.Options{
+		Logger:        lg,
+		FS:            o.StoreFS,
+		Writer:        persist.WriterOptions{Async: cfg.Durability == "async"},
+		Reserve:       int64(cfg.DiskReserve) << 20,
+		SkipWALDamage: cfg.WALDamage == "skip",
 	})
 	if err != nil {
-		return nil, fmt.Errorf("server: %w", err)
+		return nil, storeError(err)
 	}
 	s.system = actors.NewActorSystem(lg)
 	s.Core, err = actors.Start(s.system, s.Store, s.Store.Writer(), actors.Options{
@@ -176,7 +178,7 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 	})
 	if err != nil {
 		s.Store.Close()
-		return nil, fmt.Errorf("server: %w", err)
+		return nil, storeError(err)
 	}
 	hopts := actors.HasherOptions{Workers: cfg.Workers, QueueLen: cfg.HashQueue, Params: params}
 	if cfg.HashIsolation == "process" {
@@ -243,7 +245,7 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		Core:    s.Core,
 		Hasher:  s.Hasher,
 		Mailer:  s.Mailer,
-		Healthy: s.Store.Writer().Err,
+		Healthy: s.Store.Healthy,
 	})
 	if err != nil {
 		s.Close()
@@ -302,6 +304,21 @@ func (s *Server) Close() error {
 		s.system.Shutdown()
 	}
 	return err
+}
+
+// storeError says what to do about a store that cannot be opened or loaded
+// because it is damaged; other errors it only prefixes.
+func storeError(err error) error {
+	var wal *persist.WALDamageError
+	var file *persist.DamagedStoreError
+	switch {
+	case errors.As(err, &wal):
+		return fmt.Errorf("server: %w. Restore the data directory from a backup (authnzerver restore), "+
+			"or start with AUTHNZERVER_WALDAMAGE=skip (--waldamage skip) to go on without those commits", err)
+	case errors.As(err, &file):
+		return fmt.Errorf("server: %w (stop the server, then authnzerver restore BACKUP_DIR into an empty data directory)", err)
+	}
+	return fmt.Errorf("server: %w", err)
 }
 
 // keyOrGenerate returns the configured value (or the file it names); when
