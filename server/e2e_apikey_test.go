@@ -207,13 +207,17 @@ func TestAPIKeyNewSessionChecks(t *testing.T) {
 		}
 	}
 	const reasonSession = "invalid session for user requesting API key issuance"
+	unknown := "x" + tok[1:] // a token of the same form that is not tok
+	if unknown == tok {
+		unknown = "y" + tok[1:]
+	}
 	for _, tt := range []struct {
 		name   string
 		edit   map[string]any
 		reason string
 		msg    string
 	}{
-		{"unknown session", map[string]any{"session_token": "x" + tok[1:]}, reasonSession, "Invalid session token for API key issuance request."},
+		{"unknown session", map[string]any{"session_token": unknown}, reasonSession, "Invalid session token for API key issuance request."},
 		{"other IP", map[string]any{"ip_address": "10.1.2.4"}, reasonSession, "DB session user_id, ip_address, user_agent, user_role does not match provided session info."},
 		{"other agent", map[string]any{"user_agent": "curl"}, reasonSession, "DB session user_id, ip_address, user_agent, user_role does not match provided session info."},
 		{"other user's session", map[string]any{"session_token": staffTok}, reasonSession, "DB session user_id, ip_address, user_agent, user_role does not match provided session info."},
