@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -140,11 +141,15 @@ func (s *Server) DataDir() string { return s.env["AUTHNZERVER_AUTHDB"] }
 // transport error.
 func (s *Server) Do(reqType string, body map[string]any) *client.Response {
 	s.t.Helper()
-	if body == nil {
-		body = map[string]any{}
-	}
 	if _, ok := body["client_ipaddr"]; !ok {
-		body["client_ipaddr"] = "127.0.0.1"
+		// A copy: callers pass shared maps, which must not keep this
+		// address for the next request that sets its own.
+		withIP := maps.Clone(body)
+		if withIP == nil {
+			withIP = map[string]any{}
+		}
+		withIP["client_ipaddr"] = "127.0.0.1"
+		body = withIP
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
