@@ -1,6 +1,5 @@
 // Package actors runs authnzerver's core on protoactor-go: one shard actor
-// per shard of state, the Argon2id hasher pool, and the link to the
-// write-behind persister. Its exported functions are the core's API for the
+// per shard of state and the link to the write-behind persister. Its exported functions are the core's API for the
 // HTTP front.
 //
 // # Ownership
@@ -14,8 +13,9 @@
 // itself never waits for the disk.
 //
 // Work that takes more than microseconds never runs on a shard actor: Argon2
-// runs in the hasher pool, and callers (HTTP goroutines) orchestrate the steps
+// runs in the hasher pool (package passhash), and callers (HTTP goroutines) orchestrate the steps
 // of a request that needs both.
 //
-// This package may import shard and persist, never httpfront or fasthttp.
+// This package may import shard, persist, passhash and mail, never httpfront
+// or fasthttp.
 package actors

@@ -14,8 +14,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/config"
+	"github.com/authnzerver/authnzerver/passhash"
 	"github.com/authnzerver/authnzerver/server"
 	"github.com/authnzerver/authnzerver/wire"
 )
@@ -100,7 +100,7 @@ type Local struct {
 	Srv    *server.Server
 	Target *Target
 	env    map[string]string
-	hash   *actors.HashParams
+	hash   *passhash.HashParams
 }
 
 // benchKey is the Fernet key of in-process servers (a fixed test key: the
@@ -140,7 +140,7 @@ func StartLocal(o LocalOptions) (*Local, error) {
 	}
 	l := &Local{env: env}
 	if o.CheapHash {
-		hp := actors.HashParams{TimeCost: 1, MemoryKiB: 64, Threads: 1, KeyLen: 32, SaltLen: 16}
+		hp := passhash.HashParams{TimeCost: 1, MemoryKiB: 64, Threads: 1, KeyLen: 32, SaltLen: 16}
 		l.hash = &hp
 	}
 	if err := l.start(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passhash"
 	"github.com/authnzerver/authnzerver/perm"
 	"github.com/authnzerver/authnzerver/shard"
 	"github.com/authnzerver/authnzerver/wire"
@@ -475,7 +476,7 @@ func noSessionKey(c *call, uid int64, role string, iss, ver, aud, sub []byte) (r
 	if err != nil {
 		return coreFailure(err), shard.APIKey{}, false
 	}
-	hs, err := c.s.deps.Hasher.Run(actors.HashOp{Password: rt})
+	hs, err := c.s.deps.Hasher.Run(passhash.HashOp{Password: rt})
 	if err != nil {
 		return coreFailure(err), shard.APIKey{}, false
 	}
@@ -555,7 +556,7 @@ func handleAPIKeyRefresh(c *call) result {
 	if !isAPIKeyToken(rt) {
 		return badRefresh
 	}
-	hs, err := c.s.deps.Hasher.Run(actors.HashOp{Verify: true, PHC: old.RefreshPHC, Password: rt})
+	hs, err := c.s.deps.Hasher.Run(passhash.HashOp{Verify: true, PHC: old.RefreshPHC, Password: rt})
 	if err != nil {
 		return coreFailure(err)
 	}

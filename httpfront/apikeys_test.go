@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passhash"
 	"github.com/authnzerver/authnzerver/shard"
 	"github.com/authnzerver/authnzerver/wire"
 )
@@ -37,7 +38,7 @@ func newAPIKeyHarness(tb testing.TB) *apikeyHarness {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	hasher := actors.NewHasher(system, actors.HasherOptions{Params: actors.HashParams{TimeCost: 1, MemoryKiB: 64, Threads: 1, KeyLen: 32, SaltLen: 16}})
+	hasher := passhash.NewHasher(system, passhash.HasherOptions{Params: passhash.HashParams{TimeCost: 1, MemoryKiB: 64, Threads: 1, KeyLen: 32, SaltLen: 16}})
 	tb.Cleanup(func() { hasher.Stop(); core.Stop() })
 	srv, err := New(Options{Logger: lg, RateLimits: "none"}, Deps{Codec: codec, Core: core, Hasher: hasher})
 	if err != nil {

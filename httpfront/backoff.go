@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passhash"
 	"github.com/authnzerver/authnzerver/passpolicy"
 	"github.com/authnzerver/authnzerver/shard"
 )
@@ -264,10 +264,10 @@ func verifyOpErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, e := range [...]error{actors.ErrPHCMalformed, actors.ErrPHCOutOfBounds, actors.ErrPHCUnsupported} {
-		// The hash worker process reports errors as text, so the sentinel
-		// may survive only in the message.
-		if errors.Is(err, e) || strings.Contains(err.Error(), e.Error()) {
+	// The hash worker process names these kinds in its replies, so the
+	// sentinels survive the pipe (passhash/hashproc.go).
+	for _, e := range [...]error{passhash.ErrPHCMalformed, passhash.ErrPHCOutOfBounds, passhash.ErrPHCUnsupported} {
+		if errors.Is(err, e) {
 			return nil
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passhash"
 	"github.com/authnzerver/authnzerver/wire"
 )
 
@@ -21,15 +22,13 @@ func TestVerifyOpErr(t *testing.T) {
 		wantFault bool
 	}{
 		{nil, false},
-		{fmt.Errorf("parse: %w", actors.ErrPHCMalformed), false},
-		{fmt.Errorf("parse: %w", actors.ErrPHCOutOfBounds), false},
-		{fmt.Errorf("parse: %w", actors.ErrPHCUnsupported), false},
-		// From the hash worker process: text only.
-		{errors.New("actors: parse phc: unknown variant: " + actors.ErrPHCMalformed.Error()), false},
-		{fmt.Errorf("%w: broken pipe", actors.ErrHashProcess), true},
-		{actors.ErrHasherTimeout, true},
-		{actors.ErrHasherStopped, true},
-		{errors.New("actors: hasher op panicked: boom"), true},
+		{fmt.Errorf("parse: %w", passhash.ErrPHCMalformed), false},
+		{fmt.Errorf("parse: %w", passhash.ErrPHCOutOfBounds), false},
+		{fmt.Errorf("parse: %w", passhash.ErrPHCUnsupported), false},
+		{fmt.Errorf("%w: broken pipe", passhash.ErrHashProcess), true},
+		{passhash.ErrHasherTimeout, true},
+		{passhash.ErrHasherStopped, true},
+		{errors.New("passhash: hasher op panicked: boom"), true},
 	}
 	for _, tt := range tests {
 		got := verifyOpErr(tt.err)
@@ -74,8 +73,8 @@ func TestHasherFaultNeverAPasswordFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hasher := actors.NewHasher(system, actors.HasherOptions{
-		Params:  actors.HashParams{TimeCost: 1, MemoryKiB: 64, Threads: 1, KeyLen: 32, SaltLen: 16},
+	hasher := passhash.NewHasher(system, passhash.HasherOptions{
+		Params:  passhash.HashParams{TimeCost: 1, MemoryKiB: 64, Threads: 1, KeyLen: 32, SaltLen: 16},
 		Process: []string{"false"}, // exits at once: every operation fails
 		Timeout: time.Minute,
 	})

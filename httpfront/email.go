@@ -1,19 +1,16 @@
 package httpfront
 
 import (
-	"bytes"
 	"crypto/rand"
-	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/mail"
+	netmail "net/mail"
 	"strings"
 	"sync"
-	"text/template"
 	"time"
 
-	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/mail"
 	"github.com/authnzerver/authnzerver/shard"
 	"github.com/authnzerver/authnzerver/wire"
 )
@@ -73,7 +70,7 @@ func init() {
 type MailOptions struct {
 	// SMTP are the default delivery settings; requests may override host,
 	// port, user and password (spec §2.E1).
-	SMTP actors.SMTPSettings
+	SMTP mail.SMTPSettings
 	// Sender is the default From address.
 	Sender string
 	// TokenKey signs the codes the server mints. Derive it from the
@@ -99,43 +96,6 @@ func initMail(s *Server) error {
 		s.ext.mail.opts.TokenKey = k
 	}
 	return nil
-}
-
-//go:embed mailtemplates/*.txt
-var mailTemplateFS embed.FS
-
-var mailTemplates = template.Must(template.New("").Option("missingkey=error").ParseFS(mailTemplateFS, "mailtemplates/*.txt"))
-
-// mailFields are the fields a template may use (spec §2.E).
-type mailFields struct {
-	ServerName, ServerBaseURL, UserEmail, BrowserIdentifier, IPAddress string
-	VerificationCode, VerifyURL, VerificationExpiry                    string
-}
-
-// renderMail fills template name ("signup.txt", "forgotpass.txt"). Its first
-// line is "Subject: …", then a blank line, then the body.
-func renderMail(name string, f mailFields) (subject, body string, err error) {
-	var b bytes.Buffer
-	if err := mailTemplates.ExecuteTemplate(&b, name, f); err != nil {
-		return "", "", fmt.Errorf("httpfront: mail template %s: %w", name, err)
-	}
-	head, rest, ok := strings.Cut(b.String(), "\n")
-	subject, hasSubject := strings.CutPrefix(head, "Subject: ")
-	if !ok || !hasSubject || hasControl(subject) {
-		return "", "", fmt.Errorf("httpfront: mail template %s: first line must be 'Subject: …'", name)
-	}
-	return subject, strings.TrimLeft(rest, "\r\n"), nil
-}
-
-// hasControl reports characters that could end a header line or hide text
-// in one: C0 controls, DEL, C1 controls, and the Unicode line separators.
-func hasControl(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || (r >= 0x7f && r <= 0x9f) || r == '\u2028' || r == '\u2029' {
-			return true
-		}
-	}
-	return false
 }
 
 // sanitizeLine makes text from a session (user agent, IP) safe for one line
@@ -181,7 +141,7 @@ func legacy(h func(c *call) result) func(c *call) result {
 
 // mailRequest is what the two send requests share.
 type mailRequest struct {
-	smtp     actors.SMTPSettings
+	smtp     mail.SMTPSettings
 	sender   string
 	lifetime time.Duration
 	code     string // the frontend's, or "" to mint one
@@ -213,14 +173,14 @@ func readMailRequest(c *call, fields ...string) (mailRequest, string) {
 	}
 	r.code = normalizeCode(c.str("verification_token"))
 	for _, f := range append(fields, "email_address", "server_name", "server_baseurl", "emailsender", "emailserver") {
-		if hasControl(c.str(f)) {
+		if mail.HasControl(c.str(f)) {
 			return r, "control"
 		}
 	}
-	if len(r.code) > maxCodeBytes || hasControl(r.smtp.User) {
+	if len(r.code) > maxCodeBytes || mail.HasControl(r.smtp.User) {
 		return r, "control"
 	}
-	if _, err := mail.ParseAddress(r.sender); err != nil || hasControl(r.sender) {
+	if _, err := netmail.ParseAddress(r.sender); err != nil || mail.HasControl(r.sender) {
 		return r, "control"
 	}
 	secs, _ := c.int("verification_expiry")
@@ -256,7 +216,7 @@ func composeAndSend(c *call, r mailRequest, purpose string, u shard.User, sess s
 	if purpose == purposeForgotPass {
 		tmpl = "forgotpass.txt"
 	}
-	subject, body, err := renderMail(tmpl, mailFields{
+	subject, body, err := mail.Render(tmpl, mail.Fields{
 		ServerName:         c.str("server_name"),
 		ServerBaseURL:      c.str("server_baseurl"),
 		UserEmail:          u.Email,
@@ -270,9 +230,9 @@ func composeAndSend(c *call, r mailRequest, purpose string, u shard.User, sess s
 		return "", err
 	}
 	if c.s.deps.Mailer == nil {
-		return "", &actors.MailError{Err: errors.New("no mailer configured")}
+		return "", &mail.MailError{Err: errors.New("no mailer configured")}
 	}
-	err = c.s.deps.Mailer.Send(actors.Mail{SMTP: r.smtp, From: r.sender, To: []string{u.Email}, Subject: subject, Body: body})
+	err = c.s.deps.Mailer.Send(mail.Mail{SMTP: r.smtp, From: r.sender, To: []string{u.Email}, Subject: subject, Body: body})
 	return code, err
 }
 
@@ -281,7 +241,7 @@ func composeAndSend(c *call, r mailRequest, purpose string, u shard.User, sess s
 // recipient.
 func logMailFailure(c *call, what string, u *shard.User, err error) {
 	class, attempts, cause := "timeout", 0, ""
-	var me *actors.MailError
+	var me *mail.MailError
 	if errors.As(err, &me) {
 		class, attempts, cause = me.Class(), me.Attempts, me.Cause()
 	}
@@ -291,12 +251,12 @@ func logMailFailure(c *call, what string, u *shard.User, err error) {
 // mailSendError reports whether err is the mail server's fault (answered
 // with the spec's failure) rather than ours (answered with a status).
 func mailSendError(err error) bool {
-	var me *actors.MailError
-	return errors.As(err, &me) || errors.Is(err, actors.ErrMailerTimeout)
+	var me *mail.MailError
+	return errors.As(err, &me) || errors.Is(err, mail.ErrMailerTimeout)
 }
 
 func mailerFailure(err error) result {
-	if errors.Is(err, actors.ErrMailerBusy) || errors.Is(err, actors.ErrMailerStopped) {
+	if errors.Is(err, mail.ErrMailerBusy) || errors.Is(err, mail.ErrMailerStopped) {
 		return coreFailure(errBusy)
 	}
 	return coreFailure(err)

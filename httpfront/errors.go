@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passhash"
 )
 
 // The plain-text bodies of error answers (spec §1.6.4). Frontends built on
@@ -32,9 +33,9 @@ var (
 // well succeed (a dead hash worker is restarted, a stalled one killed).
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, errBusy), errors.Is(err, actors.ErrHasherBusy), errors.Is(err, actors.ErrTimeout):
+	case errors.Is(err, errBusy), errors.Is(err, passhash.ErrHasherBusy), errors.Is(err, actors.ErrTimeout):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, actors.ErrHasherFault), errors.Is(err, actors.ErrHasherTimeout), errors.Is(err, actors.ErrHasherStopped):
+	case errors.Is(err, passhash.ErrHasherFault), errors.Is(err, passhash.ErrHasherTimeout), errors.Is(err, passhash.ErrHasherStopped):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, errUnwritable), errors.Is(err, actors.ErrStopped):
 		return http.StatusServiceUnavailable

@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passhash"
 )
 
 // TestStatusOf: every failure of the hasher pool is a 503, like every other
@@ -18,11 +19,11 @@ func TestStatusOf(t *testing.T) {
 		err  error
 		want int
 	}{
-		{actors.ErrHasherBusy, 503},
-		{actors.ErrHasherTimeout, 503},
-		{actors.ErrHasherStopped, 503},
-		{wrap(fmt.Errorf("%w: op 1 of 1: %w", actors.ErrHasherFault, actors.ErrHashProcess)), 503},
-		{wrap(fmt.Errorf("%w: op 1 of 1: %w", actors.ErrHasherFault, actors.ErrHasherTimeout)), 503},
+		{passhash.ErrHasherBusy, 503},
+		{passhash.ErrHasherTimeout, 503},
+		{passhash.ErrHasherStopped, 503},
+		{wrap(fmt.Errorf("%w: op 1 of 1: %w", passhash.ErrHasherFault, passhash.ErrHashProcess)), 503},
+		{wrap(fmt.Errorf("%w: op 1 of 1: %w", passhash.ErrHasherFault, passhash.ErrHasherTimeout)), 503},
 		{wrap(errBusy), 503},
 		{wrap(errUnwritable), 503},
 		{actors.ErrTimeout, 503},
@@ -56,10 +57,10 @@ func TestPlain503RetryAfter(t *testing.T) {
 // not the store's.
 func TestBusyCauseHasher(t *testing.T) {
 	for _, err := range []error{
-		actors.ErrHasherBusy,
-		actors.ErrHasherTimeout,
-		actors.ErrHasherStopped,
-		fmt.Errorf("%w: op 1 of 1: %w", actors.ErrHasherFault, actors.ErrHashProcess),
+		passhash.ErrHasherBusy,
+		passhash.ErrHasherTimeout,
+		passhash.ErrHasherStopped,
+		fmt.Errorf("%w: op 1 of 1: %w", passhash.ErrHasherFault, passhash.ErrHashProcess),
 	} {
 		if got := busyCause(err); got != BusyHasher {
 			t.Errorf("busyCause(%v) = %v; want hasher", err, got)

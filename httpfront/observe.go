@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passhash"
 )
 
 // Observer receives what the front did, for metrics. Package metrics
@@ -98,8 +99,8 @@ func (b BusyCause) String() string {
 // busyCause classifies the error behind a 503 answer.
 func busyCause(err error) BusyCause {
 	switch {
-	case errors.Is(err, actors.ErrHasherBusy), errors.Is(err, errBusy),
-		errors.Is(err, actors.ErrHasherFault), errors.Is(err, actors.ErrHasherTimeout), errors.Is(err, actors.ErrHasherStopped):
+	case errors.Is(err, passhash.ErrHasherBusy), errors.Is(err, errBusy),
+		errors.Is(err, passhash.ErrHasherFault), errors.Is(err, passhash.ErrHasherTimeout), errors.Is(err, passhash.ErrHasherStopped):
 		return BusyHasher
 	case errors.Is(err, actors.ErrTimeout):
 		return BusyTimeout

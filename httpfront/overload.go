@@ -7,7 +7,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passhash"
 )
 
 // Admission control: the one place, in the pipeline before any handler
@@ -105,7 +105,7 @@ func noRelease() {}
 
 // admit decides whether a request of type ep may run. It returns errBusy
 // under overload, errUnwritable for a write while the store is failing, and
-// actors.ErrHasherBusy for a request of hasherRequests while the pool is full
+// passhash.ErrHasherBusy for a request of hasherRequests while the pool is full
 // or its source holds its share; statusOf maps them all to 503. When it
 // admits, the caller must call release once the handler has returned.
 func (s *Server) admit(ctx *fasthttp.RequestCtx, ep *endpoint, c *call) (release func(), err error) {
@@ -129,7 +129,7 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ep *endpoint, c *call) (release
 	// Racy, and meant to be: a job admitted meanwhile is refused by Run
 	// itself. This only saves a doomed request its handler's work.
 	if h := s.deps.Hasher; h.InFlight() >= h.Capacity() {
-		return nil, actors.ErrHasherBusy
+		return nil, passhash.ErrHasherBusy
 	}
 	source := c.clientIP
 	if source == "" {
@@ -139,12 +139,12 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ep *endpoint, c *call) (release
 }
 
 // take counts one more request of source, or refuses it with
-// actors.ErrHasherBusy if source holds its share already.
+// passhash.ErrHasherBusy if source holds its share already.
 func (g *hasherShare) take(source string) (release func(), err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.held[source] >= g.max {
-		return nil, actors.ErrHasherBusy
+		return nil, passhash.ErrHasherBusy
 	}
 	g.held[source]++
 	return func() {

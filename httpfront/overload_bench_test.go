@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passhash"
 )
 
 // BenchmarkShedPasswordRequest measures what the front spends on a
@@ -22,9 +23,9 @@ import (
 func BenchmarkShedPasswordRequest(b *testing.B) {
 	bs := newBenchServer(b, "none")
 	system := actors.NewActorSystem(slog.New(slog.DiscardHandler))
-	hasher := actors.NewHasher(system, actors.HasherOptions{
+	hasher := passhash.NewHasher(system, passhash.HasherOptions{
 		Workers: 2, QueueLen: 8, Timeout: time.Hour, Process: []string{"sleep", "3600"},
-		Params: actors.HashParams{TimeCost: 1, MemoryKiB: 64, Threads: 1, KeyLen: 32, SaltLen: 16},
+		Params: passhash.HashParams{TimeCost: 1, MemoryKiB: 64, Threads: 1, KeyLen: 32, SaltLen: 16},
 	})
 	var held sync.WaitGroup
 	b.Cleanup(func() {
@@ -36,7 +37,7 @@ func BenchmarkShedPasswordRequest(b *testing.B) {
 		held.Add(1)
 		go func() {
 			defer held.Done()
-			hasher.Run(actors.HashOp{Password: "held"})
+			hasher.Run(passhash.HashOp{Password: "held"})
 		}()
 	}
 	for deadline := time.Now().Add(time.Minute); hasher.InFlight() < hasher.Capacity(); time.Sleep(time.Millisecond) {

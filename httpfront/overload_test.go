@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passhash"
 )
 
 // TestHasherShare: a source gets at most its share of slots, other sources
@@ -26,7 +26,7 @@ func TestHasherShare(t *testing.T) {
 		{"10.0.0.2", false},
 	} {
 		release, err := g.take(tc.source)
-		if tc.ok != (err == nil) || (err != nil && !errors.Is(err, actors.ErrHasherBusy)) {
+		if tc.ok != (err == nil) || (err != nil && !errors.Is(err, passhash.ErrHasherBusy)) {
 			t.Fatalf("take %d from %s = %v; want ok %v", i, tc.source, err, tc.ok)
 		}
 		if err == nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passhash"
 	"github.com/authnzerver/authnzerver/wire"
 )
 
@@ -34,8 +35,8 @@ var fuzzServer = sync.OnceValues(func() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	hasher := actors.NewHasher(system, actors.HasherOptions{Workers: 1, QueueLen: 4,
-		Params: actors.HashParams{TimeCost: 1, MemoryKiB: 64, Threads: 1, KeyLen: 32, SaltLen: 16}})
+	hasher := passhash.NewHasher(system, passhash.HasherOptions{Workers: 1, QueueLen: 4,
+		Params: passhash.HashParams{TimeCost: 1, MemoryKiB: 64, Threads: 1, KeyLen: 32, SaltLen: 16}})
 	return New(Options{Logger: lg, RateLimits: "none", PIISalt: "fuzz", MaxBodyBytes: 64 << 10},
 		Deps{Codec: codec, Core: core, Hasher: hasher})
 })

@@ -21,6 +21,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/mail"
+	"github.com/authnzerver/authnzerver/passhash"
 	"github.com/authnzerver/authnzerver/wire"
 )
 
@@ -108,9 +110,9 @@ func (o Options) withDefaults() Options {
 type Deps struct {
 	Codec  *wire.Codec
 	Core   *actors.Core
-	Hasher *actors.Hasher
+	Hasher *passhash.Hasher
 	// Mailer sends the email requests' mail (nil: every send fails).
-	Mailer *actors.Mailer
+	Mailer *mail.Mailer
 	// Healthy reports whether the store accepts writes (nil: always).
 	Healthy func() error
 }

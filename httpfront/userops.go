@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passhash"
 	"github.com/authnzerver/authnzerver/passpolicy"
 	"github.com/authnzerver/authnzerver/shard"
 )
@@ -60,7 +61,7 @@ func verifyPassword(s *Server, phc, password string) (ok, needsRehash bool, err 
 	if !real {
 		phc = s.deps.Hasher.DummyPHC()
 	}
-	rs, err := s.deps.Hasher.Run(actors.HashOp{Verify: true, PHC: phc, Password: password})
+	rs, err := s.deps.Hasher.Run(passhash.HashOp{Verify: true, PHC: phc, Password: password})
 	if err != nil {
 		return false, false, err
 	}
@@ -77,7 +78,7 @@ func verifyPassword(s *Server, phc, password string) (ok, needsRehash bool, err 
 
 // hashPassword hashes password with the current parameters.
 func hashPassword(s *Server, password string) (string, error) {
-	rs, err := s.deps.Hasher.Run(actors.HashOp{Password: password})
+	rs, err := s.deps.Hasher.Run(passhash.HashOp{Password: password})
 	if err != nil {
 		return "", err
 	}

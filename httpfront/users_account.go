@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passhash"
 	"github.com/authnzerver/authnzerver/passpolicy"
 	"github.com/authnzerver/authnzerver/shard"
 )
@@ -86,15 +87,15 @@ func changepass(c *call, keep *shard.SessionDigest) (result, shard.Outcome) {
 	if found {
 		phc = u.PasswordPHC
 	}
-	current := actors.TruncatePassword(c.str("current_password"))
-	next := actors.TruncatePassword(c.str("new_password"))
+	current := passhash.TruncatePassword(c.str("current_password"))
+	next := passhash.TruncatePassword(c.str("new_password"))
 	// One pool job: verify the current password, check the new one is not
 	// the same, and hash the new one (hashing before the policy check keeps
 	// a refused password as slow as an accepted one).
 	rs, err := s.deps.Hasher.Run(
-		actors.HashOp{Verify: true, PHC: phc, Password: current},
-		actors.HashOp{Verify: true, PHC: phc, Password: next},
-		actors.HashOp{Password: next},
+		passhash.HashOp{Verify: true, PHC: phc, Password: current},
+		passhash.HashOp{Verify: true, PHC: phc, Password: next},
+		passhash.HashOp{Password: next},
 	)
 	if err == nil {
 		err = cmp.Or(verifyOpErr(rs[0].Err), verifyOpErr(rs[1].Err))
@@ -182,7 +183,7 @@ func handleUserResetpass(c *call) result {
 	} else {
 		found = found && u.IsActive == c.boolean("required_active")
 	}
-	next := actors.TruncatePassword(c.str("new_password"))
+	next := passhash.TruncatePassword(c.str("new_password"))
 	phc, err := hashPassword(s, next)
 	if err != nil {
 		return coreFailure(err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/authnzerver/authnzerver/actors"
+	"github.com/authnzerver/authnzerver/passhash"
 	"github.com/authnzerver/authnzerver/passpolicy"
 	"github.com/authnzerver/authnzerver/shard"
 )
@@ -48,7 +49,7 @@ func handleUserNew(c *call) result {
 	}
 	// Hash before the policy check, so a refused password costs the same
 	// time as an accepted one (spec §4.2).
-	password := actors.TruncatePassword(c.str("password"))
+	password := passhash.TruncatePassword(c.str("password"))
 	phc, err := hashPassword(s, password)
 	if err != nil {
 		return coreFailure(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/httpfront"
+	"github.com/authnzerver/authnzerver/passhash"
 	"github.com/authnzerver/authnzerver/persist"
 )
 
@@ -34,7 +35,7 @@ var statuses = [...]int{200, 400, 401, 404, 405, 413, 429, 500, 503}
 // its gauges out.
 type Sources struct {
 	Core   *actors.Core
-	Hasher *actors.Hasher
+	Hasher *passhash.Hasher
 	Writer *persist.Writer
 	Store  *persist.Store
 }

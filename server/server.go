@@ -28,6 +28,8 @@ import (
 	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/config"
 	"github.com/authnzerver/authnzerver/httpfront"
+	"github.com/authnzerver/authnzerver/mail"
+	"github.com/authnzerver/authnzerver/passhash"
 	"github.com/authnzerver/authnzerver/passpolicy"
 	"github.com/authnzerver/authnzerver/perm"
 	"github.com/authnzerver/authnzerver/persist"
@@ -41,8 +43,8 @@ type Server struct {
 	Codec  *wire.Codec
 	Store  *persist.Store
 	Core   *actors.Core
-	Hasher *actors.Hasher
-	Mailer *actors.Mailer
+	Hasher *passhash.Hasher
+	Mailer *mail.Mailer
 	Front  *httpfront.Server
 	Log    *slog.Logger
 	// Addr is the address the server listens on, once Listen returned.
@@ -66,11 +68,11 @@ type Options struct {
 	// (nil: os.Getenv).
 	Getenv func(string) string
 	// Hasher overrides the Argon2 parameters (tests use cheap ones).
-	HashParams *actors.HashParams
+	HashParams *passhash.HashParams
 	// Now overrides the clock of the core.
 	Now func() time.Time
 	// HashWorkerCommand starts an isolated hash worker process (a binary
-	// that runs actors.ServeHashWorker for the sub-command given), used when
+	// that runs passhash.ServeHashWorker for the sub-command given), used when
 	// AUTHNZERVER_HASHISOLATION is "process". Nil hashes in this process
 	// (tests, which have no such binary).
 	HashWorkerCommand []string
@@ -180,28 +182,28 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		s.Store.Close()
 		return nil, storeError(err)
 	}
-	hopts := actors.HasherOptions{Workers: cfg.Workers, QueueLen: cfg.HashQueue, Params: params}
+	hopts := passhash.HasherOptions{Workers: cfg.Workers, QueueLen: cfg.HashQueue, Params: params}
 	if cfg.HashIsolation == "process" {
 		hopts.Process = o.HashWorkerCommand
 	}
-	s.Hasher = actors.NewHasher(s.system, hopts)
+	s.Hasher = passhash.NewHasher(s.system, hopts)
 	if err := s.bootstrap(o.Getenv, dataDir); err != nil {
 		s.Close()
 		return nil, err
 	}
-	mailTLS, err := actors.ParseMailTLS(cfg.EmailTLS)
+	mailTLS, err := mail.ParseMailTLS(cfg.EmailTLS)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	var mailCAs *x509.CertPool
 	if cfg.EmailCAFile != "" {
-		if mailCAs, err = actors.LoadMailCAs(cfg.EmailCAFile); err != nil {
+		if mailCAs, err = mail.LoadMailCAs(cfg.EmailCAFile); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("server: %w", err)
 		}
 	}
-	s.Mailer = actors.NewMailer(s.system, actors.MailerOptions{})
+	s.Mailer = mail.NewMailer(s.system, mail.MailerOptions{})
 	hosts := strings.Split(cfg.AllowedHosts, ";")
 	s.Front, err = httpfront.New(httpfront.Options{
 		AllowedHosts: hosts,
@@ -235,7 +237,7 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 			MaxAPIKeysPerUser:  cfg.MaxAPIKeys,
 		},
 		Mail: httpfront.MailOptions{
-			SMTP: actors.SMTPSettings{Host: cfg.EmailServer, Port: cfg.EmailPort,
+			SMTP: mail.SMTPSettings{Host: cfg.EmailServer, Port: cfg.EmailPort,
 				User: cfg.EmailUser, Pass: cfg.EmailPass, TLS: mailTLS, RootCAs: mailCAs},
 			Sender:   cfg.EmailSender,
 			TokenKey: httpfront.DeriveMailKey(wire.ParseKeyList(secret)[0]),
@@ -345,8 +347,8 @@ func keyOrGenerate(configured, path string, lg *slog.Logger, what string) (strin
 	return k, nil
 }
 
-func parseArgon2(s string) (actors.HashParams, error) {
-	p := actors.DefaultHashParams()
+func parseArgon2(s string) (passhash.HashParams, error) {
+	p := passhash.DefaultHashParams()
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -436,9 +438,9 @@ func (s *Server) bootstrap(getenv func(string) string, dataDir string) error {
 		{shard.DummyUserID, "dummyuser@localhost", "locked", false, "The systemwide locked user", lockedExtra, randomString(32)},
 		{shard.SuperuserID, passpolicy.NormalizeEmail(adminEmail), "superuser", true, "Superuser account", systemExtra, adminPass},
 	}
-	ops := make([]actors.HashOp, len(users))
+	ops := make([]passhash.HashOp, len(users))
 	for i, u := range users {
-		ops[i] = actors.HashOp{Password: u.password}
+		ops[i] = passhash.HashOp{Password: u.password}
 	}
 	hashes, err := s.Hasher.Run(ops...)
 	if err != nil {

@@ -11,8 +11,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/config"
+	"github.com/authnzerver/authnzerver/passhash"
 	"github.com/authnzerver/authnzerver/server"
 	"github.com/authnzerver/authnzerver/wire"
 )
@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case "hash-worker":
 			// The isolated Argon2 process the server starts itself
 			// (AUTHNZERVER_HASHISOLATION=process); not for people.
-			if err := actors.ServeHashWorker(os.Stdin, os.Stdout); err != nil {
+			if err := passhash.ServeHashWorker(os.Stdin, os.Stdout); err != nil {
 				fmt.Fprintln(stderr, "authnzerver hash-worker:", err)
 				return 1
 			}

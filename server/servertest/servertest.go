@@ -14,15 +14,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/client"
 	"github.com/authnzerver/authnzerver/config"
+	"github.com/authnzerver/authnzerver/passhash"
 	"github.com/authnzerver/authnzerver/server"
 )
 
 // CheapHash are Argon2id parameters that keep tests fast. Never use them in
 // production.
-var CheapHash = actors.HashParams{TimeCost: 1, MemoryKiB: 64, Threads: 1, KeyLen: 32, SaltLen: 16}
+var CheapHash = passhash.HashParams{TimeCost: 1, MemoryKiB: 64, Threads: 1, KeyLen: 32, SaltLen: 16}
 
 // AdminPassword is the superuser password of test servers.
 const AdminPassword = "correct-horse-battery-staple-42"

@@ -13,14 +13,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/bench"
+	"github.com/authnzerver/authnzerver/passhash"
 )
 
 func main() {
 	if len(os.Args) == 2 && os.Args[1] == "hash-worker" {
 		// The isolated Argon2 process of the in-process server.
-		if err := actors.ServeHashWorker(os.Stdin, os.Stdout); err != nil {
+		if err := passhash.ServeHashWorker(os.Stdin, os.Stdout); err != nil {
 			os.Exit(1)
 		}
 		return

@@ -1,4 +1,4 @@
-package actors
+package mail
 
 import (
 	"context"
@@ -86,7 +86,7 @@ func TestMailErrorCause(t *testing.T) {
 		want    []string
 		notWant []string
 	}{
-		{"certificate", fmt.Errorf("actors: send mail: %w", x509.UnknownAuthorityError{}),
+		{"certificate", fmt.Errorf("mail: send mail: %w", x509.UnknownAuthorityError{}),
 			[]string{"x509: certificate signed by unknown authority"}, nil},
 		{"recipient in a reply", errors.New(`550 5.1.1 <jane.doe@example.org>: Recipient address rejected, affected recipient(s): jane.doe@example.org, affected message ID: <1.2@host>`),
 			[]string{"550 5.1.1 [address] Recipient address rejected"}, []string{"jane", "example.org", "1.2@host"}},

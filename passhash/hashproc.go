@@ -1,4 +1,4 @@
-package actors
+package passhash
 
 import (
 	"bufio"
@@ -96,7 +96,7 @@ func (rep hashProcReply) result() HashResult {
 
 // ErrHashProcess reports that the hash worker process failed; the next
 // operation starts a new one.
-var ErrHashProcess = errors.New("actors: hash worker process failed")
+var ErrHashProcess = errors.New("passhash: hash worker process failed")
 
 func writeFrame(w io.Writer, v any) error {
 	b, err := json.Marshal(v)
@@ -104,7 +104,7 @@ func writeFrame(w io.Writer, v any) error {
 		return err
 	}
 	if len(b) > maxHashFrame {
-		return fmt.Errorf("actors: hash frame of %d bytes", len(b))
+		return fmt.Errorf("passhash: hash frame of %d bytes", len(b))
 	}
 	var hdr [4]byte
 	binary.BigEndian.PutUint32(hdr[:], uint32(len(b)))
@@ -121,7 +121,7 @@ func readFrame(r io.Reader, v any) error {
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if n > maxHashFrame {
-		return fmt.Errorf("actors: hash frame of %d bytes", n)
+		return fmt.Errorf("passhash: hash frame of %d bytes", n)
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {
@@ -144,7 +144,7 @@ func ServeHashWorker(r io.Reader, w io.Writer) error {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
-			return fmt.Errorf("actors: hash worker: read: %w", err)
+			return fmt.Errorf("passhash: hash worker: read: %w", err)
 		}
 		wg.Add(1)
 		go func() {
@@ -202,14 +202,14 @@ func (p *hashProc) startLocked() error {
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return fmt.Errorf("actors: start hash worker: %w", err)
+		return fmt.Errorf("passhash: start hash worker: %w", err)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return fmt.Errorf("actors: start hash worker: %w", err)
+		return fmt.Errorf("passhash: start hash worker: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("actors: start hash worker %q: %w", p.command, err)
+		return fmt.Errorf("passhash: start hash worker %q: %w", p.command, err)
 	}
 	c := &hashChild{cmd: cmd, stdin: stdin, done: make(chan struct{})}
 	p.child = c

@@ -1,14 +1,17 @@
-package actors
+package mail
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/textproto"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
 )
 
 func newTestMailer(t *testing.T, opts MailerOptions) *Mailer {
@@ -20,6 +23,13 @@ func newTestMailer(t *testing.T, opts MailerOptions) *Mailer {
 		system.Shutdown()
 	})
 	return m
+}
+
+// newQuietActorSystem returns an actor system that does not log.
+func newQuietActorSystem() *actor.ActorSystem {
+	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.DiscardHandler)
+	}))
 }
 
 var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}

@@ -1,4 +1,4 @@
-package actors
+package passhash
 
 import (
 	"bufio"
@@ -80,7 +80,7 @@ func TestHashWorkerProcess(t *testing.T) {
 	t.Setenv(hashWorkerEnv, "1")
 	// The child is this test binary, built with -race: a 64 MiB verify in it
 	// can take many seconds on a loaded machine, so the wait is generous.
-	h := NewHasher(NewActorSystem(nil), HasherOptions{Workers: 2, Params: phcTestParams, Process: []string{os.Args[0]}, Timeout: 2 * time.Minute})
+	h := NewHasher(newQuietActorSystem(), HasherOptions{Workers: 2, Params: phcTestParams, Process: []string{os.Args[0]}, Timeout: 2 * time.Minute})
 	defer h.Stop()
 	rs, err := h.Run(HashOp{Password: "correct horse"})
 	if err != nil || rs[0].Err != nil || rs[0].PHC == "" {
@@ -120,7 +120,7 @@ func TestHashWorkerProcess(t *testing.T) {
 
 func TestHashWorkerProcessRestartsAfterDeath(t *testing.T) {
 	t.Setenv(hashWorkerEnv, "1")
-	h := NewHasher(NewActorSystem(nil), HasherOptions{Workers: 1, Params: phcTestParams, Process: []string{os.Args[0]}})
+	h := NewHasher(newQuietActorSystem(), HasherOptions{Workers: 1, Params: phcTestParams, Process: []string{os.Args[0]}})
 	defer h.Stop()
 	if rs, err := h.Run(HashOp{Password: "x"}); err != nil || rs[0].Err != nil {
 		t.Fatalf("first hash: %+v %v", rs, err)

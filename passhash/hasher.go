@@ -1,4 +1,4 @@
-package actors
+package passhash
 
 import (
 	"crypto/rand"
@@ -20,17 +20,17 @@ import (
 var (
 	// ErrHasherBusy means every worker is busy and the queue is full. It is
 	// returned at once; the caller should answer "busy, retry later".
-	ErrHasherBusy = errors.New("actors: hasher pool busy")
+	ErrHasherBusy = errors.New("passhash: hasher pool busy")
 	// ErrHasherStopped means [Hasher.Stop] has been called.
-	ErrHasherStopped = errors.New("actors: hasher pool stopped")
+	ErrHasherStopped = errors.New("passhash: hasher pool stopped")
 	// ErrHasherTimeout means the job was admitted but no reply came within
 	// [HasherOptions.Timeout]. The job may still run.
-	ErrHasherTimeout = errors.New("actors: hasher pool timeout")
+	ErrHasherTimeout = errors.New("passhash: hasher pool timeout")
 	// ErrHasherFault means an operation could not be computed: the hash
 	// worker process died, stalled or answered nonsense, or the operation
 	// panicked. It says nothing about the password, so a caller must answer
 	// "busy, retry later", never "wrong password".
-	ErrHasherFault = errors.New("actors: hasher fault")
+	ErrHasherFault = errors.New("passhash: hasher fault")
 )
 
 const (
@@ -137,7 +137,7 @@ type Hasher struct {
 	// Shared: atomics.
 	inflight atomic.Int32   // invariant 1
 	load     []atomic.Int32 // invariant 2; len(load) == len(pids)
-	stats    hasherStats    // opsstats.go
+	stats    hasherStats
 
 	mu       sync.RWMutex
 	stopped  bool // guarded by mu
@@ -166,7 +166,7 @@ type hashWorker struct {
 // accepted from stored strings (the phc* constants).
 func NewHasher(system *actor.ActorSystem, opts HasherOptions) *Hasher {
 	if opts.Workers < 0 || opts.QueueLen < 0 || opts.Timeout < 0 {
-		panic(fmt.Sprintf("actors: NewHasher: negative option in %+v", opts))
+		panic(fmt.Sprintf("passhash: NewHasher: negative option in %+v", opts))
 	}
 	if opts.Workers == 0 {
 		opts.Workers = runtime.NumCPU()
@@ -179,13 +179,13 @@ func NewHasher(system *actor.ActorSystem, opts HasherOptions) *Hasher {
 	}
 	params := opts.Params.withDefaults()
 	if err := params.check(); err != nil {
-		panic(fmt.Sprintf("actors: NewHasher: params %+v: %v", params, err))
+		panic(fmt.Sprintf("passhash: NewHasher: params %+v: %v", params, err))
 	}
 	// The dummy hash is of a random password nobody knows, so no password
 	// verifies against it.
 	dummy, err := hashPassword(params, rand.Text(), rand.Reader)
 	if err != nil {
-		panic(fmt.Sprintf("actors: NewHasher: dummy hash: %v", err))
+		panic(fmt.Sprintf("passhash: NewHasher: dummy hash: %v", err))
 	}
 	h := &Hasher{
 		root:     system.Root,
@@ -248,7 +248,7 @@ func (h *Hasher) QueueDepth() int {
 // Run with no ops returns nil, nil.
 func (h *Hasher) Run(ops ...HashOp) ([]HashResult, error) {
 	if len(ops) > hashMaxOpsPerRun {
-		return nil, fmt.Errorf("actors: hasher run: %d ops, max %d", len(ops), hashMaxOpsPerRun)
+		return nil, fmt.Errorf("passhash: hasher run: %d ops, max %d", len(ops), hashMaxOpsPerRun)
 	}
 	if len(ops) == 0 {
 		return nil, nil
@@ -388,7 +388,7 @@ func (w *hashWorker) Receive(c actor.Context) {
 func (h *Hasher) runOp(op HashOp) (res HashResult) {
 	defer func() {
 		if r := recover(); r != nil {
-			res = HashResult{Err: fmt.Errorf("actors: hasher op panicked: %v", r)}
+			res = HashResult{Err: fmt.Errorf("passhash: hasher op panicked: %v", r)}
 		}
 	}()
 	if h.testHook != nil {
@@ -404,11 +404,11 @@ func (h *Hasher) runOp(op HashOp) (res HashResult) {
 // params and a salt read from rand, and returns the PHC string.
 func hashPassword(params HashParams, password string, rand io.Reader) (string, error) {
 	if err := params.check(); err != nil {
-		return "", fmt.Errorf("actors: hash password: %w", err)
+		return "", fmt.Errorf("passhash: hash password: %w", err)
 	}
 	salt := make([]byte, params.SaltLen)
 	if _, err := io.ReadFull(rand, salt); err != nil {
-		return "", fmt.Errorf("actors: hash password: read salt: %w", err)
+		return "", fmt.Errorf("passhash: hash password: read salt: %w", err)
 	}
 	key := argon2.IDKey([]byte(TruncatePassword(password)), salt,
 		params.TimeCost, params.MemoryKiB, params.Threads, params.KeyLen)
@@ -444,4 +444,31 @@ func verifyPassword(phc, password string) (ok bool, parsed PHC, err error) {
 		key = argon2.Key(pw, p.Salt, p.TimeCost, p.MemoryKiB, p.Threads, uint32(len(p.Key)))
 	}
 	return subtle.ConstantTimeCompare(key, p.Key) == 1, p, nil
+}
+
+// HasherStats are the hasher pool's cumulative counters, for metrics.
+type HasherStats struct {
+	// Ops is the number of hash and verify operations run.
+	Ops uint64
+	// Nanos is the total time workers spent computing them.
+	Nanos uint64
+	// Refused is the number of Run calls refused because the pool was full.
+	Refused uint64
+}
+
+// hasherStats holds the counters behind [Hasher.Stats]. Shared: atomics,
+// written by the workers and by Run.
+type hasherStats struct {
+	ops, nanos, refused atomic.Uint64
+}
+
+func (s *hasherStats) record(ops int, d time.Duration) {
+	s.ops.Add(uint64(ops))
+	s.nanos.Add(uint64(d))
+}
+
+// Stats returns the pool's counters. It is a snapshot, safe from any
+// goroutine.
+func (h *Hasher) Stats() HasherStats {
+	return HasherStats{Ops: h.stats.ops.Load(), Nanos: h.stats.nanos.Load(), Refused: h.stats.refused.Load()}
 }

@@ -1,4 +1,4 @@
-package actors
+package passhash
 
 import (
 	"encoding/base64"
@@ -67,15 +67,15 @@ const (
 // never contain the salt, the hash or the password.
 var (
 	// ErrPHCMalformed means the string is not an Argon2 PHC string.
-	ErrPHCMalformed = errors.New("actors: malformed phc string")
+	ErrPHCMalformed = errors.New("passhash: malformed phc string")
 	// ErrPHCOutOfBounds means a parameter is outside the limits this server
 	// accepts from stored strings (see the phcMax* constants).
-	ErrPHCOutOfBounds = errors.New("actors: phc parameters out of bounds")
+	ErrPHCOutOfBounds = errors.New("passhash: phc parameters out of bounds")
 	// ErrPHCUnsupported means the string is well formed but this server cannot
 	// compute it: argon2d (golang.org/x/crypto/argon2 offers only argon2i and
 	// argon2id) or Argon2 version 0x10 (x/crypto implements only 0x13).
 	// Neither was ever written by argon2-cffi's defaults.
-	ErrPHCUnsupported = errors.New("actors: phc variant or version not supported")
+	ErrPHCUnsupported = errors.New("passhash: phc variant or version not supported")
 )
 
 // PHC is a parsed Argon2 PHC string (the encoding of the reference C library
@@ -107,32 +107,32 @@ type PHC struct {
 func ParsePHC(s string) (PHC, error) {
 	var p PHC
 	if len(s) > phcMaxLen {
-		return PHC{}, fmt.Errorf("actors: parse phc: %d bytes, max %d: %w", len(s), phcMaxLen, ErrPHCOutOfBounds)
+		return PHC{}, fmt.Errorf("passhash: parse phc: %d bytes, max %d: %w", len(s), phcMaxLen, ErrPHCOutOfBounds)
 	}
 	parts := strings.Split(s, "$")
 	// "", variant, [v=..], params, salt, key
 	if len(parts) != 5 && len(parts) != 6 || parts[0] != "" {
-		return PHC{}, fmt.Errorf("actors: parse phc: want 4 or 5 $-separated fields: %w", ErrPHCMalformed)
+		return PHC{}, fmt.Errorf("passhash: parse phc: want 4 or 5 $-separated fields: %w", ErrPHCMalformed)
 	}
 	switch parts[1] {
 	case PHCArgon2id, PHCArgon2i, PHCArgon2d:
 		p.Variant = parts[1]
 	default:
-		return PHC{}, fmt.Errorf("actors: parse phc: unknown variant: %w", ErrPHCMalformed)
+		return PHC{}, fmt.Errorf("passhash: parse phc: unknown variant: %w", ErrPHCMalformed)
 	}
 	rest := parts[2:]
 	p.Version = PHCVersion10
 	if len(parts) == 6 {
 		v, ok := strings.CutPrefix(parts[2], "v=")
 		if !ok {
-			return PHC{}, fmt.Errorf("actors: parse phc: want v=: %w", ErrPHCMalformed)
+			return PHC{}, fmt.Errorf("passhash: parse phc: want v=: %w", ErrPHCMalformed)
 		}
 		n, err := phcDecimal(v)
 		if err != nil {
-			return PHC{}, fmt.Errorf("actors: parse phc: version: %w", err)
+			return PHC{}, fmt.Errorf("passhash: parse phc: version: %w", err)
 		}
 		if n != PHCVersion10 && n != PHCVersion13 {
-			return PHC{}, fmt.Errorf("actors: parse phc: unknown version %d: %w", n, ErrPHCMalformed)
+			return PHC{}, fmt.Errorf("passhash: parse phc: unknown version %d: %w", n, ErrPHCMalformed)
 		}
 		p.Version = int(n)
 		rest = parts[3:]
@@ -140,34 +140,34 @@ func ParsePHC(s string) (PHC, error) {
 
 	params := strings.Split(rest[0], ",")
 	if len(params) != 3 {
-		return PHC{}, fmt.Errorf("actors: parse phc: want m=,t=,p=: %w", ErrPHCMalformed)
+		return PHC{}, fmt.Errorf("passhash: parse phc: want m=,t=,p=: %w", ErrPHCMalformed)
 	}
 	var nums [3]uint32
 	for i, name := range [3]string{"m=", "t=", "p="} {
 		v, ok := strings.CutPrefix(params[i], name)
 		if !ok {
-			return PHC{}, fmt.Errorf("actors: parse phc: want %s: %w", name, ErrPHCMalformed)
+			return PHC{}, fmt.Errorf("passhash: parse phc: want %s: %w", name, ErrPHCMalformed)
 		}
 		n, err := phcDecimal(v)
 		if err != nil {
-			return PHC{}, fmt.Errorf("actors: parse phc: %s: %w", name, err)
+			return PHC{}, fmt.Errorf("passhash: parse phc: %s: %w", name, err)
 		}
 		nums[i] = n
 	}
 	if nums[2] > phcMaxThreads { // before the cut to uint8
-		return PHC{}, fmt.Errorf("actors: parse phc: p=%d above %d: %w", nums[2], phcMaxThreads, ErrPHCOutOfBounds)
+		return PHC{}, fmt.Errorf("passhash: parse phc: p=%d above %d: %w", nums[2], phcMaxThreads, ErrPHCOutOfBounds)
 	}
 	p.MemoryKiB, p.TimeCost, p.Threads = nums[0], nums[1], uint8(nums[2])
 
 	var err error
 	if p.Salt, err = phcBase64(rest[1]); err != nil {
-		return PHC{}, fmt.Errorf("actors: parse phc: salt: %w", err)
+		return PHC{}, fmt.Errorf("passhash: parse phc: salt: %w", err)
 	}
 	if p.Key, err = phcBase64(rest[2]); err != nil {
-		return PHC{}, fmt.Errorf("actors: parse phc: hash: %w", err)
+		return PHC{}, fmt.Errorf("passhash: parse phc: hash: %w", err)
 	}
 	if err := p.checkBounds(); err != nil {
-		return PHC{}, fmt.Errorf("actors: parse phc: %w", err)
+		return PHC{}, fmt.Errorf("passhash: parse phc: %w", err)
 	}
 	return p, nil
 }
@@ -199,10 +199,10 @@ func phcCheckBounds(memoryKiB, timeCost, threads uint32, saltLen, keyLen int) er
 // argon2id or argon2i, version 0x13.
 func (p PHC) computable() error {
 	if p.Variant != PHCArgon2id && p.Variant != PHCArgon2i {
-		return fmt.Errorf("actors: %s: %w", p.Variant, ErrPHCUnsupported)
+		return fmt.Errorf("passhash: %s: %w", p.Variant, ErrPHCUnsupported)
 	}
 	if p.Version != PHCVersion13 {
-		return fmt.Errorf("actors: argon2 version %d: %w", p.Version, ErrPHCUnsupported)
+		return fmt.Errorf("passhash: argon2 version %d: %w", p.Version, ErrPHCUnsupported)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package actors
+package mail
 
 import (
 	"context"
@@ -24,13 +24,13 @@ import (
 var (
 	// ErrMailerBusy means every worker is busy and the queue is full. It is
 	// returned at once, so a request never waits on a backlog of mail.
-	ErrMailerBusy = errors.New("actors: mailer busy")
+	ErrMailerBusy = errors.New("mail: mailer busy")
 	// ErrMailerStopped means [Mailer.Stop] has been called.
-	ErrMailerStopped = errors.New("actors: mailer stopped")
+	ErrMailerStopped = errors.New("mail: mailer stopped")
 	// ErrMailerTimeout means no result came within MailerOptions.Wait. The
 	// mail is then not sent: a worker drops a job whose caller gave up, and
 	// an attempt in progress is cut off at the same deadline.
-	ErrMailerTimeout = errors.New("actors: mailer timeout")
+	ErrMailerTimeout = errors.New("mail: mailer timeout")
 )
 
 // MailError is a mail that could not be delivered after the allowed
@@ -87,7 +87,7 @@ func (e *MailError) Cause() string {
 }
 
 func (e *MailError) Error() string {
-	return fmt.Sprintf("actors: mail not sent after %d attempt(s): %v", e.Attempts, e.Err)
+	return fmt.Sprintf("mail: mail not sent after %d attempt(s): %v", e.Attempts, e.Err)
 }
 
 func (e *MailError) Unwrap() error { return e.Err }
@@ -127,7 +127,7 @@ func ParseMailTLS(s string) (MailTLS, error) {
 	case "opportunistic":
 		return MailTLSOpportunistic, nil
 	}
-	return 0, fmt.Errorf("actors: email TLS mode %q: want starttls, required, none or opportunistic", s)
+	return 0, fmt.Errorf("mail: email TLS mode %q: want starttls, required, none or opportunistic", s)
 }
 
 // IsLoopbackHost reports whether an SMTP relay host names this machine for
@@ -180,11 +180,11 @@ type SMTPSettings struct {
 func LoadMailCAs(path string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("actors: email CA file: %w", err)
+		return nil, fmt.Errorf("mail: email CA file: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("actors: email CA file %s: no PEM certificate in it", path)
+		return nil, fmt.Errorf("mail: email CA file %s: no PEM certificate in it", path)
 	}
 	return pool, nil
 }
@@ -384,7 +384,7 @@ func (w *mailWorker) Receive(c actor.Context) {
 func (m *Mailer) deliver(job *mailJob) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("actors: mail send panicked: %v", r)
+			err = fmt.Errorf("mail: mail send panicked: %v", r)
 		}
 	}()
 	ctx, cancel := context.WithDeadline(m.ctx, job.deadline)
@@ -448,10 +448,10 @@ func temporary(err error) bool {
 func sendSMTP(ctx context.Context, m *Mail, dial mail.DialContextFunc) error {
 	msg := mail.NewMsg()
 	if err := msg.From(m.From); err != nil {
-		return fmt.Errorf("actors: mail sender: %w", err)
+		return fmt.Errorf("mail: mail sender: %w", err)
 	}
 	if err := msg.To(m.To...); err != nil {
-		return fmt.Errorf("actors: mail recipient: %w", err)
+		return fmt.Errorf("mail: mail recipient: %w", err)
 	}
 	if from, err := msg.GetSender(false); err == nil {
 		msg.SetGenHeader(mail.Header("Sender"), from)
@@ -478,10 +478,10 @@ func sendSMTP(ctx context.Context, m *Mail, dial mail.DialContextFunc) error {
 	}
 	c, err := mail.NewClient(m.SMTP.Host, opts...)
 	if err != nil {
-		return fmt.Errorf("actors: mail client: %w", err)
+		return fmt.Errorf("mail: mail client: %w", err)
 	}
 	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
-		return fmt.Errorf("actors: send mail: %w", err)
+		return fmt.Errorf("mail: send mail: %w", err)
 	}
 	return nil
 }
