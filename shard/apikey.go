@@ -10,10 +10,11 @@ import (
 	"time"
 )
 
-// API keys (spec §2.F, §3.4). Two independent tables exist: keys tied to a
-// session and no-session keys that come with a refresh token. A key is known
-// to the server only by the SHA-256 digest of its token (the `tkn` claim,
-// spec §8.4 item 3), and lives on the shard of [APIKeyRoute] of that digest.
+// API keys (docs/protocol.md, "API keys"). Two independent tables exist:
+// keys tied to a session and no-session keys that come with a refresh token.
+// A key is known to the server only by the SHA-256 digest of its token (the
+// `tkn` claim; docs/security.md, "Tokens and keys at rest"), and lives on the
+// shard of [APIKeyRoute] of that digest.
 //
 // Lookups go through the first half of the digest and then compare the whole
 // digest with crypto/subtle, so how long a lookup takes says nothing about
@@ -96,8 +97,9 @@ type APIKey struct {
 	RefreshNBF     time.Time
 }
 
-// ValidAt reports whether the key may be used at now (spec §3.4: issued <
-// now, not_valid_before < now, expires > now; all strict).
+// ValidAt reports whether the key may be used at now: issued < now,
+// not_valid_before < now, expires > now, all strict (docs/protocol.md, "API
+// keys").
 func (k *APIKey) ValidAt(now time.Time) bool {
 	return k.Issued.Before(now) && k.NotBefore.Before(now) && k.Expires.After(now)
 }

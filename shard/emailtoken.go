@@ -4,7 +4,8 @@ import "time"
 
 // EmailToken is an outstanding emailed verification code of a user: the
 // code's SHA-256 digest (hex), what it is for, and when it expires. The
-// store never holds a usable code, only its digest (spec §8.4 item 3).
+// store never holds a usable code, only its digest (docs/security.md,
+// "Tokens and keys at rest").
 //
 // A user has at most one per purpose: mailing a new code replaces the old
 // one, and using a code removes it, so each code works once.

@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// Failed password checks (spec §4.5), without the reference's flaws: the
-// table is bounded, counts decay, and counts are persisted so a restart
-// neither forgets an attacker's tries nor a refusal window.
+// Failed password checks (docs/security.md, "Brute-force back-off and
+// auto-lock"), without the reference's flaws: the table is bounded, counts
+// decay, and counts are persisted so a restart neither forgets an attacker's
+// tries nor a refusal window.
 //
 // Counts are kept per account: the key is the normalised email, on the
 // email's shard, whatever the client address, so many addresses (a botnet,
@@ -190,9 +191,9 @@ func (s *Shard) BeginAttempt(email string, now time.Time, p AttemptPolicy) (Atte
 }
 
 // refresh ends a window that is over and forgets failures that decayed.
-// When a window ends the account starts again with all its tries (spec
-// §4.5: the unlock resets the count); Lockouts stays until the failures
-// decay, so that the caller can make the next window longer.
+// When a window ends the account starts again with all its tries (the
+// unlock resets the count); Lockouts stays until the failures decay, so that
+// the caller can make the next window longer.
 func (st *failState) refresh(now time.Time, decay time.Duration) {
 	if !st.Until.IsZero() && !now.Before(st.Until) {
 		st.Count, st.Last, st.Until = 0, st.Until, time.Time{}

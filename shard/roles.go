@@ -6,9 +6,11 @@ import (
 	"time"
 )
 
-// Lock and unlock as spec §2.H1 describes, with two fixes: the list of
+// Lock and unlock as the reference does them (a lock keeps the previous
+// role in extra_info, an unlock restores it), with two fixes: the list of
 // previous roles is bounded, and an unlock pops the role it restores (the
-// reference's list grows with every lock, §8.4 item 14).
+// reference's list grows with every lock). See docs/protocol.md, "Account
+// management".
 
 // maxPreviousRoles bounds extra_info.previous_user_roles.
 const maxPreviousRoles = 10

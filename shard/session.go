@@ -10,8 +10,8 @@ import (
 )
 
 // SessionDigest is the SHA-256 digest of a session token. Only digests are
-// kept in memory and on disk (spec §8.4 item 3): a copy of the store does not
-// hand out live sessions.
+// kept in memory and on disk (docs/security.md, "Tokens and keys at rest"):
+// a copy of the store does not hand out live sessions.
 type SessionDigest [sha256.Size]byte
 
 // DigestSession returns the digest of a session token.
@@ -65,9 +65,9 @@ const maxInterned = 16384
 
 // deadSession is what is kept in memory of an expired session until its
 // retention ends: enough to delete it (a delete of an expired session
-// succeeds, spec §2.A3, and ending all of a user's sessions counts it) and
-// to know when to purge it, and nothing else. Its IP address, user agent
-// and extra info (up to 64 KiB) are dropped from memory when it expires;
+// succeeds, as in the reference, and ending all of a user's sessions counts
+// it) and to know when to purge it, and nothing else. Its IP address, user
+// agent and extra info (up to 64 KiB) are dropped from memory when it expires;
 // its full record stays on disk for the retention period.
 type deadSession struct {
 	user    UserID
@@ -210,7 +210,7 @@ func validJSONOrNil(b json.RawMessage) json.RawMessage {
 }
 
 // LookupSession returns the live session with digest d. A session is live
-// while its expiry is after now (spec §2.1: strict comparison). An expired
+// while its expiry is after now (strict comparison). An expired
 // session met here leaves memory at once (see deadSession); that changes
 // nothing on disk, so there is nothing to persist.
 func (s *Shard) LookupSession(d SessionDigest, now time.Time) (Session, error) {

@@ -49,7 +49,7 @@ func TestExpiredSessionLeavesMemory(t *testing.T) {
 			if c := s.Counts(); c.Sessions != 1 {
 				t.Errorf("Counts().Sessions = %d; want 1 (held until the retention ends)", c.Sessions)
 			}
-			// Still deletable (spec §2.A3: expired or not), by token and by user.
+			// Still deletable (as in the reference), by token and by user.
 			if n, _ := s.DeleteUserSessions(8, nil); n != 0 {
 				t.Errorf("DeleteUserSessions(other user) = %d; want 0", n)
 			}

@@ -5,8 +5,8 @@ import "time"
 // Options configures a shard. A zero field means the default.
 type Options struct {
 	// SessionRetention is how long an expired session is kept before a sweep
-	// deletes it (the reference's "sessionexpiry", spec §3.3). Zero means 30
-	// days.
+	// deletes it (the reference's "sessionexpiry", AUTHNZERVER_SESSIONEXPIRY).
+	// Zero means 30 days.
 	SessionRetention time.Duration
 }
 
@@ -26,7 +26,7 @@ type Shard struct {
 	users    map[UserID]*User
 	emails   map[string]UserID    // normalised email -> owner (or reserver)
 	unlockAt map[UserID]time.Time // users with a pending automatic unlock
-	failures failureTable         // failed password checks by email (spec §4.5)
+	failures failureTable         // failed password checks by email (lockout.go)
 	rate     rateTable            // rate-limit buckets, memory only (ratelimit.go)
 	apikeys  apiKeyTable          // API keys whose digest routes here (apikey.go)
 }
@@ -59,6 +59,6 @@ func (s *Shard) Counts() Counts {
 }
 
 // micro truncates t to the microsecond, the precision of the wire format
-// (spec §1.6.2), so that a value read back after a restart is the value
-// answered before it.
+// (docs/protocol.md, "Times"), so that a value read back after a restart is
+// the value answered before it.
 func micro(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }

@@ -12,7 +12,7 @@ import (
 // start at 4 and ids are never reused.
 type UserID int64
 
-// The system users of spec §3.1.
+// The system users (docs/protocol.md, "Users, emails and passwords").
 const (
 	SuperuserID UserID = 1
 	AnonymousID UserID = 2
@@ -26,7 +26,7 @@ var (
 	ErrUserExists   = errors.New("shard: user exists")
 )
 
-// User is a copy of one user record (spec §3.1). Zero times mean null.
+// User is a copy of one user record. Zero times mean null.
 type User struct {
 	ID                  UserID          `json:"id"`
 	SystemID            string          `json:"system_id"`
@@ -45,7 +45,7 @@ type User struct {
 	CreatedOn           time.Time       `json:"created_on"`
 	LastUpdated         time.Time       `json:"last_updated"`
 	Role                string          `json:"role"`
-	// AutoUnlockAt, when set, is when an automatic lock (spec §4.5) ends.
+	// AutoUnlockAt, when set, is when an automatic lock (lockout.go) ends.
 	// It is stored with the user, so a restart does not lose the unlock.
 	AutoUnlockAt time.Time `json:"auto_unlock_at,omitzero"`
 	// EmailTokens are the user's outstanding emailed codes (emailtoken.go).

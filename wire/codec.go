@@ -15,7 +15,7 @@ import (
 
 // ErrUnauthenticated is returned by [Codec.Open] for every body that does not
 // open: bad base64, a foreign key, a tampered or stale token. The reason is not
-// told apart on purpose (spec §1.6.4 answers all of them with one 401).
+// told apart on purpose: the server answers all of them with one 401.
 var ErrUnauthenticated = errors.New("wire: body does not authenticate")
 
 // minTokenLen is the shortest raw Fernet token that can carry a message:
@@ -24,9 +24,10 @@ var ErrUnauthenticated = errors.New("wire: body does not authenticate")
 // reach it.
 const minTokenLen = 1 + 8 + aes.BlockSize + aes.BlockSize + sha256.Size
 
-// DefaultMaxAge is the default freshness window of request tokens. The
-// reference accepts tokens of any age (spec §8.4 item 1); frontends encrypt
-// right before sending, so two minutes leaves room for clock skew.
+// DefaultMaxAge is the default freshness window of request tokens
+// (docs/security.md, "Replay and keys"). The reference accepts tokens of any
+// age; frontends encrypt right before sending, so two minutes leaves room
+// for clock skew.
 const DefaultMaxAge = 120 * time.Second
 
 // Codec seals and opens message bodies with a list of Fernet keys: the first
@@ -150,7 +151,7 @@ func validURLBase64(b []byte) bool {
 }
 
 // RandomToken returns n random bytes as base64url without padding, the
-// format of session tokens (spec §3.3).
+// format of session tokens (32 bytes give 43 characters).
 func RandomToken(n int) (string, error) {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {

@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// Appendix C.1 of the spec.
+// A fixed test vector: a session-exists request sealed in 2020 with a fixed
+// key.
 const (
 	vectorKey   = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 	vectorPlain = `{"request": "session-exists", "body": {"session_token": "abc"}, "reqid": 1, "client_ipaddr": "1.2.3.4"}`
@@ -23,7 +24,7 @@ func TestOpenSpecVector(t *testing.T) {
 	for _, body := range []string{vectorBody, vectorBody + "\n", "  " + vectorBody + "\r\n"} {
 		got, err := c.Open([]byte(body))
 		if err != nil {
-			t.Fatalf("Open(%.20q…) error %v; want the C.1 plaintext", body, err)
+			t.Fatalf("Open(%.20q…) error %v; want the vector's plaintext", body, err)
 		}
 		if string(got) != vectorPlain {
 			t.Errorf("Open = %q; want %q", got, vectorPlain)

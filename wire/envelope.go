@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// Request is the decrypted request envelope of spec §1.4.
+// Request is the decrypted request envelope (docs/protocol.md, "The request
+// envelope").
 type Request struct {
 	Request      string          `json:"request"`
 	Body         any             `json:"body"`
@@ -16,7 +17,8 @@ type Request struct {
 	Raw          json.RawMessage `json:"-"`
 }
 
-// Response is the decrypted response envelope of spec §1.6.
+// Response is the decrypted answer envelope (docs/protocol.md, "The request
+// envelope").
 type Response struct {
 	Success       bool            `json:"success"`
 	Response      json.RawMessage `json:"response"`
@@ -25,8 +27,8 @@ type Response struct {
 	FailureReason *string         `json:"failure_reason,omitempty"`
 }
 
-// TimeLayout is the wire format of datetimes (spec §1.6.2): naive UTC in
-// Python's isoformat, whose fraction is omitted when it is zero.
+// TimeLayout is the wire format of datetimes (docs/protocol.md, "Times"):
+// naive UTC in Python's isoformat, whose fraction is omitted when it is zero.
 const (
 	timeLayoutMicro = "2006-01-02T15:04:05.000000"
 	timeLayoutSec   = "2006-01-02T15:04:05"
@@ -85,8 +87,8 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 
 // ParseTime reads a datetime as frontends send it (session-new's expires):
 // naive UTC `YYYY-MM-DDTHH:MM:SS` with an optional fraction of 1–9 digits;
-// every `Z` is removed first, as the reference does. Unlike the reference, a
-// value without a fraction is accepted (spec §8.4 item 15), and so is an
+// every `Z` is removed first, as the reference does. Unlike the reference,
+// which demanded a fraction, a value without one is accepted, and so is an
 // explicit UTC offset such as +00:00 or +05:30, converted to UTC.
 func ParseTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(strings.ReplaceAll(s, "Z", ""))
