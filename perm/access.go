@@ -7,12 +7,12 @@ import (
 )
 
 // AnonymousUserID is the user that anonymous sessions belong to. An item
-// shared with it is shared with everyone (PROTOCOL.md §3.6.3).
+// shared with it is shared with everyone, as in the reference.
 const AnonymousUserID int64 = 2
 
 var (
 	// ErrBadSharedWith is returned, wrapped, by [ParseSharedWith] for an
-	// entry that is not a base-10 integer. §2.G1 answers it with
+	// entry that is not a base-10 integer. user-check-access answers it with
 	// "exception when checking the DB".
 	ErrBadSharedWith = errors.New("perm: shared-with entry is not an integer")
 	// ErrSharedWithRange is returned, wrapped, by [ParseSharedWith] for an
@@ -23,7 +23,8 @@ var (
 	ErrSharedWithRange = errors.New("perm: shared-with entry out of range")
 )
 
-// AccessQuery is one user-check-access question (PROTOCOL.md §2.G1): may
+// AccessQuery is one user-check-access question (docs/protocol.md, "Access
+// and limit checks"): may
 // user UserID, who has role Role, do Action to an item of type Target owned
 // by Owner, with visibility Visibility, shared with the users listed in
 // SharedWith?
@@ -37,7 +38,7 @@ type AccessQuery struct {
 	SharedWith string // comma-separated user ids; "" or "none" (any case) for none
 }
 
-// CheckAccess decides q with the algorithm of PROTOCOL.md §3.6.3:
+// CheckAccess decides q with the reference's algorithm:
 //
 //  1. The shared-or-owned test: superuser and staff pass; otherwise a
 //     private item needs UserID == Owner, a shared item needs UserID in
@@ -142,8 +143,9 @@ func noneShared(s string) bool { return s == "" || strings.EqualFold(s, "none") 
 // one, as in "1,,2") returns an error wrapping [ErrBadSharedWith]; one
 // outside int64 returns an error wrapping [ErrSharedWithRange].
 //
-// The server calls it for §2.G1 step 3 (every listed user must exist); the
-// access decision itself does not need it.
+// The server calls it to check that every listed user exists
+// (docs/protocol.md, "Access and limit checks"); the access decision itself
+// does not need it.
 func ParseSharedWith(s string) ([]int64, error) {
 	if noneShared(s) {
 		return nil, nil

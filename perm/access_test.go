@@ -15,10 +15,10 @@ var (
 	allRoles   = []string{"superuser", "staff", "authenticated", "anonymous", "locked"}
 )
 
-// cell is one row of the effective-results table of PROTOCOL.md §3.6.3:
-// the actions granted on one's own item (at every visibility valid for the
-// item) and on another user's item at each visibility. Shared items are
-// queried with the acting user in the shared-with list.
+// cell is one row of a table of what the default model grants: the actions
+// granted on one's own item (at every visibility valid for the item) and on
+// another user's item at each visibility. Shared items are queried with the
+// acting user in the shared-with list.
 type cell struct {
 	own                               []string
 	public, unlisted, shared, private []string
@@ -37,9 +37,9 @@ const (
 	staffShrd = "list,view,edit"
 )
 
-// effective is the §3.6.3 table, row by row. Cells the table leaves out
-// ("any | locked", "user, session, apikey, preference | anonymous", "user,
-// session | authenticated") are filled from its last three rows: nothing.
+// effective is that table, row by row. The pairs it leaves out ("any |
+// locked", "user, session, apikey, preference | anonymous", "user, session |
+// authenticated") are granted nothing.
 func effective() map[[2]string]cell {
 	t := map[[2]string]cell{}
 	for _, item := range []string{"object", "collection"} {

@@ -6,7 +6,7 @@ import (
 	"sync"
 )
 
-// defaultJSON is the packaged default model, PROTOCOL.md §3.6.2.
+// defaultJSON is the packaged default model, the reference's.
 //
 //go:embed default-permissions-model.json
 var defaultJSON []byte
@@ -24,7 +24,7 @@ var defaultModel = sync.OnceValue(func() *Model {
 	return m
 })
 
-// Default returns the packaged default permission model (PROTOCOL.md
-// §3.6.2). Every call returns the same *Model; it is immutable and safe for
+// Default returns the packaged default permission model (the reference's).
+// Every call returns the same *Model; it is immutable and safe for
 // concurrent use.
 func Default() *Model { return defaultModel() }

@@ -1,7 +1,7 @@
-// Package perm owns the permission model of the auth server: the JSON file
-// format of PROTOCOL.md §3.6.1, the packaged default model (§3.6.2), the access
-// decision of user-check-access (§3.6.3) and the role limit check of
-// user-check-limit (§3.6.4).
+// Package perm owns the permission model of the auth server: the reference's
+// JSON file format, its default model (packaged here), the access decision
+// of user-check-access and the role limit check of user-check-limit
+// (docs/protocol.md, "Access and limit checks").
 //
 // The package is pure: no I/O except [LoadFile], no goroutines, no clock. It
 // imports only the standard library and nothing of ours, so any layer (shard,

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// CheckLimit applies role's limit limitName to value (PROTOCOL.md §3.6.4) and
+// CheckLimit applies role's limit limitName to value (user-check-limit) and
 // reports whether the value is within it.
 //
 // value is the decoded JSON value_to_check: a json.Number (decoder with

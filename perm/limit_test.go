@@ -18,7 +18,7 @@ func TestCheckLimitDefault(t *testing.T) {
 		value any
 		want  bool
 	}{
-		// The examples of PROTOCOL.md §3.6.4.
+		// Examples with the default model.
 		{"superuser 100", "superuser", "max_requests", json.Number("100"), true},
 		{"superuser 100000000", "superuser", "max_requests", json.Number("100000000"), false},
 		{"unknown limit passes", "superuser", "no_such_limit", json.Number("100000000"), true},

@@ -18,8 +18,8 @@ import (
 // keeping a mistaken path (a log file, a database) from being read whole.
 const MaxModelBytes = 1 << 20
 
-// Roles every model must declare. The server gives them fixed meanings
-// (PROTOCOL.md §3.2): new and locked accounts get locked, anonymous sessions
+// Roles every model must declare. The server gives them fixed meanings, as
+// the reference does: new and locked accounts get locked, anonymous sessions
 // belong to anonymous, and the first user is a superuser.
 const (
 	RoleSuperuser = "superuser"
@@ -33,8 +33,8 @@ var (
 	// for a model it refuses.
 	ErrInvalidModel = errors.New("perm: invalid permission model")
 	// ErrUnknownRole is returned, wrapped, by the checks when the role is
-	// not declared by the model. §2.G1/§2.G2 turn it into "exception when
-	// checking the DB".
+	// not declared by the model. user-check-access and user-check-limit turn
+	// it into "exception when checking the DB".
 	ErrUnknownRole = errors.New("perm: unknown role")
 )
 
@@ -147,7 +147,7 @@ func LoadFile(path string) (*Model, error) {
 	return m, nil
 }
 
-// Load reads a JSON permission model (PROTOCOL.md §3.6.1) from r and
+// Load reads a JSON permission model (the reference's format) from r and
 // validates it. It reads at most [MaxModelBytes]+1 bytes.
 //
 // Validation is stricter than the reference, which accepted anything that
