@@ -42,7 +42,7 @@ func isBuiltinCommon(folded string) bool {
 // CommonList is an extra list of common passwords for [Policy.Extra]. Its
 // entries are stored case-folded, so that a mixed-case entry of the source
 // file still matches (the reference compared a case-folded password with a
-// partly mixed-case list, PROTOCOL.md §8.4 item 13).
+// partly mixed-case list).
 //
 // The zero CommonList is empty. A CommonList is immutable after
 // [LoadCommonList] returns and safe for concurrent use.

@@ -1,14 +1,15 @@
-// Package passpolicy holds the input rules of sign-up and password changes:
-// the password policy of PROTOCOL.md §4.1 ([Policy.Check]), the email
-// checks and normalisation of §2.C1 ([ValidateEmail], [NormalizeEmail]) and
-// the full-name normalisation and spam check of §2.C1 ([NormalizeFullName],
-// [CheckFullName]), plus a faithful port of Python's
+// Package passpolicy holds the input rules of sign-up and password changes
+// (docs/protocol.md, "Users, emails and passwords"): the password policy
+// ([Policy.Check]), the sign-up email checks and normalisation
+// ([ValidateEmail], [NormalizeEmail]) and the full-name normalisation and
+// spam check ([NormalizeFullName], [CheckFullName]), plus a faithful port of
+// Python's
 // difflib.SequenceMatcher ratio ([Ratio]) that the similarity check needs to
 // reproduce the reference's borderline decisions.
 //
 // # What it owns and imports
 //
-// It owns the rule data: the reserved local parts (Appendix A), a small
+// It owns the rule data: the 101 reserved local parts, a small
 // built-in disposable-domain list ([BuiltinDisposable]) and the choice of
 // the first 10,000 entries of zxcvbn's password frequency list as the
 // common-password list. Larger lists are read by the caller and passed in
@@ -31,7 +32,7 @@
 //
 // # What it does not do
 //
-// The breach-database check (§4.1 check 6, the "Pwned Passwords" API) needs
+// The reference's breach-database check (the "Pwned Passwords" API) needs
 // the network and is left to a caller that wants it. Hashing is elsewhere.
 //
 // # Errors

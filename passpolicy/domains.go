@@ -24,8 +24,8 @@ type DomainSet struct {
 // services. The reference bundles about 3,100 domains from the public
 // "disposable-email-domains" project; operators who want that coverage load
 // the project's list with [LoadDomainSet] and [DomainSet.Merge] it with this
-// one (PROTOCOL.md Appendix B). Kept short on purpose: a stale entry blocks
-// real users, and this list cannot be updated without a release.
+// one (AUTHNZERVER_DISPOSABLEDOMAINS). Kept short on purpose: a stale entry
+// blocks real users, and this list cannot be updated without a release.
 var builtinDisposableDomains = []string{
 	"10minutemail.com",
 	"20minutemail.com",

@@ -15,12 +15,11 @@ import (
 // the megabyte "addresses" that only serve to make later checks slow.
 const MaxEmailBytes = 280
 
-// reservedLocalParts are the 101 local parts a sign-up may not use
-// (PROTOCOL.md Appendix A, from django-registration's
-// DEFAULT_RESERVED_NAMES). [ValidateEmail] matches them against the
-// normalised local part, so "Admin@x" and "ADMIN@x" are refused too: they
-// are stored as "admin@x" (the reference matched the address as typed and
-// accepted them).
+// reservedLocalParts are the 101 local parts a sign-up may not use (the
+// reference's list, from django-registration's DEFAULT_RESERVED_NAMES).
+// [ValidateEmail] matches them against the normalised local part, so
+// "Admin@x" and "ADMIN@x" are refused too: they are stored as "admin@x" (the
+// reference matched the address as typed and accepted them).
 var reservedLocalParts = func() map[string]struct{} {
 	names := []string{
 		".htaccess", ".htpasswd", "abuse", "account", "accounts", "admin",
@@ -48,8 +47,7 @@ var reservedLocalParts = func() map[string]struct{} {
 }()
 
 // IsReservedLocalPart reports whether local is one of the 101 reserved local
-// parts of PROTOCOL.md Appendix A (exact, case-sensitive: normalise first,
-// as [ValidateEmail] does).
+// parts (exact, case-sensitive: normalise first, as [ValidateEmail] does).
 func IsReservedLocalPart(local string) bool {
 	_, ok := reservedLocalParts[local]
 	return ok
@@ -66,9 +64,10 @@ var (
 	domainRE    = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,253}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,253}[a-zA-Z0-9])?)*$`)
 )
 
-// ValidateEmail applies the sign-up email checks of PROTOCOL.md §2.C1 step 1
-// to email as typed (before [NormalizeEmail]) and returns nil or an error
-// wrapping [ErrInvalidEmail] that says which check failed. In order:
+// ValidateEmail applies the reference's sign-up email checks
+// (docs/protocol.md, "Users, emails and passwords") to email as typed (before
+// [NormalizeEmail]) and returns nil or an error wrapping [ErrInvalidEmail]
+// that says which check failed. In order:
 //
 //  1. (added) at most [MaxEmailBytes] bytes, and no control character
 //     (general category Cc, which includes CR, LF and NUL);
@@ -128,10 +127,11 @@ func ValidateEmail(email string, disposable *DomainSet) error {
 // find its account.
 //
 // NB: the reference normalised only at sign-up and then looked emails up
-// exactly (PROTOCOL.md §8.4 item 11). Every code path that stores, looks
-// up, counts or rate-limits by an email must call NormalizeEmail: users who
-// typed capitals are locked out otherwise, and an attacker who types a
-// variant spelling gets a fresh count or bucket for the same account.
+// exactly (docs/protocol.md, "Deliberate differences from the Python
+// server"). Every code path that stores, looks up, counts or rate-limits by
+// an email must call NormalizeEmail: users who typed capitals are locked out
+// otherwise, and an attacker who types a variant spelling gets a fresh count
+// or bucket for the same account.
 //
 // NormalizeEmail does not validate; call [ValidateEmail] first on input from
 // a sign-up.

@@ -28,17 +28,16 @@ var htmlEscaper = strings.NewReplacer(
 	"'", "&#39;",
 )
 
-// NormalizeFullName returns the stored form of a full name (PROTOCOL.md
-// §2.C1 step 2): NFKC (no case folding), then HTML-escaped ("& < > \" '" as
-// "&amp; &lt; &gt; &quot; &#39;"), then each run of ASCII control and space
-// characters (U+0000–U+0020 and U+007F) collapsed to one space, then
-// trimmed of spaces.
+// NormalizeFullName returns the stored form of a full name, as the reference
+// makes it at sign-up: NFKC (no case folding), then HTML-escaped
+// ("& < > \" '" as "&amp; &lt; &gt; &quot; &#39;"), then each run of ASCII
+// control and space characters (U+0000–U+0020 and U+007F) collapsed to one
+// space, then trimmed of spaces.
 //
-// NB: the escaping happens at storage time, as in the reference
-// (PROTOCOL.md §8.4 item 12 calls that a weakness). Frontends expect the
-// escaped form, so the name must not be escaped again on output by code that
-// reads it back from storage; and NormalizeFullName is not idempotent on
-// names containing "&".
+// NB: the escaping happens at storage time, as in the reference (a weakness:
+// escaping belongs to output). Frontends expect the escaped form, so the name
+// must not be escaped again on output by code that reads it back from
+// storage; and NormalizeFullName is not idempotent on names containing "&".
 func NormalizeFullName(s string) string {
 	s = htmlEscaper.Replace(norm.NFKC.String(s))
 	var sb strings.Builder
@@ -58,10 +57,10 @@ func NormalizeFullName(s string) string {
 	return strings.Trim(sb.String(), " ")
 }
 
-// CheckFullName applies the full-name spam checks of PROTOCOL.md §2.C1 step
-// 3, fixed as §8.4 item 12 asks, to name, normally the output of
-// [NormalizeFullName]. It returns nil or an error wrapping
-// [ErrInvalidFullName]. name is refused if:
+// CheckFullName applies the reference's full-name spam checks, fixed so that
+// names with dots pass (docs/protocol.md, "Users, emails and passwords"), to
+// name, normally the output of [NormalizeFullName]. It returns nil or an
+// error wrapping [ErrInvalidFullName]. name is refused if:
 //
 //  1. it is longer than [MaxFullNameBytes] bytes or is not valid UTF-8;
 //  2. it has a control character (general category Cc: CR, LF, NUL,

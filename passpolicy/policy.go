@@ -10,8 +10,8 @@ import (
 	"golang.org/x/text/cases"
 )
 
-// The messages of [Policy.Check], exactly as the reference server words them
-// (PROTOCOL.md §4.1). Frontends show them to users and may match on them, so
+// The messages of [Policy.Check], exactly as the reference server words
+// them. Frontends show them to users and may match on them, so
 // they must not be "corrected": msgFrequency really says "appear appear".
 const (
 	msgTooShortFmt = "Your password is too short. It must have at least %d characters."
@@ -28,7 +28,8 @@ const (
 	DefaultMaxCharFrequency = 0.3
 )
 
-// Policy holds the local password checks of PROTOCOL.md §4.1.
+// Policy holds the reference's local password checks (docs/protocol.md,
+// "Users, emails and passwords").
 //
 // A zero (or negative, or NaN) field means its default ([DefaultMinLength],
 // [DefaultMaxSimilarity], [DefaultMaxCharFrequency]), so the zero Policy is
@@ -130,7 +131,7 @@ func ParsePolicy(s string) (Policy, error) {
 	return Policy{MinLength: minLen, MaxSimilarity: maxSim, MaxCharFrequency: maxFreq}, nil
 }
 
-// Check applies checks 1–5 of PROTOCOL.md §4.1 to password and returns
+// Check applies the reference's checks 1–5 (below) to password and returns
 // whether all passed and the messages of those that failed, in check order.
 // messages is never nil, so that it encodes as a JSON list, and is empty
 // when ok is true.
@@ -143,7 +144,7 @@ func ParsePolicy(s string) (Policy, error) {
 //
 //  1. Length: runs of U+0000–U+0020 are collapsed to one space and the ends
 //     trimmed; fewer than MinLength code points fails. The message names
-//     MinLength; the reference's message always said 12 (§8.4 item 13).
+//     MinLength; the reference's message always said 12.
 //  2. Common password: the Unicode case-folded password equals an entry of
 //     the built-in list (see below) or of Extra.
 //  3. Similarity: with p the case-folded password, collapsed and trimmed as
@@ -175,8 +176,8 @@ func ParsePolicy(s string) (Policy, error) {
 //
 // # Not done
 //
-// Check 6 of §4.1, the breach-database ("Pwned Passwords") look-up, needs
-// the network and is not done here; ok reports checks 1–5 only.
+// The reference's check 6, the breach-database ("Pwned Passwords") look-up,
+// needs the network and is not done here; ok reports checks 1–5 only.
 //
 // Check is a pure function: no I/O, no goroutines, safe for concurrent use.
 // Its cost is dominated by check 3, O(len(password)·len(x)) in the worst

@@ -61,8 +61,8 @@ func TestCheck(t *testing.T) {
 	cases := []tc{
 		{"random passes", def, "atyse6m3bsblq9", email, name, fqdn, nil},
 		{"long random passes", def, "Tr0ub4dor&3-horse-Battery-st4ple-9x", email, name, fqdn, nil},
-		// §4.1's example gives 1, 2 and 4 with the SecLists list; zxcvbn's
-		// list lacks "aaaa" (see Check's doc), an Extra list restores it.
+		// With the reference's SecLists list "aaaa" fails checks 1, 2 and 4;
+		// zxcvbn's list lacks it (see Check's doc), an Extra list restores it.
 		{"aaaa builtin", def, "aaaa", email, name, fqdn, []string{m1, m4}},
 		{"aaaa with extra", withExtra, "aaaa", email, name, fqdn, []string{m1, m2, m4}},
 		{"extra folded both sides", withExtra, "CORRECThorse", email, name, fqdn, []string{m2}},

@@ -9,8 +9,9 @@ import (
 	"testing"
 )
 
-// TestRatioAppendixC3 checks the similarity vectors of PROTOCOL.md Appendix
-// C.3, to four decimal places of the percentage.
+// TestRatioAppendixC3 checks Ratio against the ratios Python's
+// difflib.SequenceMatcher gives for these pairs, to four decimal places of
+// the percentage.
 func TestRatioAppendixC3(t *testing.T) {
 	tests := []struct {
 		name string
