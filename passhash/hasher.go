@@ -41,7 +41,7 @@ const (
 
 	// hashMaxOpsPerRun bounds one job, so that QueueLen bounds work and not just
 	// jobs. The most a request needs is 3 (user-changepass: 2 verifies and a
-	// hash, PROTOCOL.md §4.3).
+	// hash; docs/security.md, "Passwords and hashing").
 	hashMaxOpsPerRun = 4
 )
 
@@ -213,7 +213,7 @@ func (h *Hasher) Params() HashParams { return h.params }
 // DummyPHC returns the PHC string of a random password nobody knows, made
 // with the pool's parameters at start. Verify against it where no user was
 // found, so that the request costs as many verifications as when one was
-// (PROTOCOL.md §4.4). It never verifies.
+// (docs/security.md, "Passwords and hashing"). It never verifies.
 func (h *Hasher) DummyPHC() string { return h.dummyPHC }
 
 // Capacity returns the most jobs admitted at once: Workers + QueueLen.

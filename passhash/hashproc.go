@@ -16,15 +16,14 @@ import (
 
 // An isolated hash worker process.
 //
-// Argon2 is CPU-bound and x/crypto runs each hash's lanes on p goroutines,
-// so in one process a login storm takes every core away from the session
-// checks: the Go scheduler has no priorities, and a hash's goroutines hold
-// the server's Ps for whole 10 ms time slices. In a child process, the
-// kernel schedules the hashes' threads against the front's, and the front's
-// threads, which wake for short requests, get a core within a fraction of a
-// millisecond (DESIGN.md, "The hasher pool and load shedding"). The pool's
-// admission, bound and routing stay in this process; the child only
-// computes.
+// Argon2 is CPU-bound and x/crypto runs each hash's lanes on p goroutines, so
+// in one process a login storm takes every core away from the session checks:
+// the Go scheduler has no priorities, and a hash's goroutines hold the
+// server's Ps for whole 10 ms time slices. In a child process, the kernel
+// schedules the hashes' threads against the front's, and the front's threads,
+// which wake for short requests, get a core within a fraction of a
+// millisecond (docs/design.md, "The hasher pool"). The pool's admission,
+// bound and routing stay in this process; the child only computes.
 //
 // The child runs at the server's own priority, not below it. Under `nice
 // 19` it got only the CPU the rest of the machine left idle: a flood of

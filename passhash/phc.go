@@ -26,7 +26,8 @@ const (
 // hash/hash_limits.go). A stored hash decides how much memory and CPU its
 // verification takes, so a damaged or hostile row must not be able to make one
 // login allocate gigabytes or spin for minutes. Every hash that argon2-cffi ever
-// produced with its defaults (PROTOCOL.md §4.2) is well inside them.
+// produced with its defaults is well inside them (docs/security.md,
+// "Passwords and hashing").
 const (
 	// phcMaxLen bounds the whole string before any parsing. The largest string
 	// the limits below allow is about 300 bytes.
@@ -312,8 +313,9 @@ func (hp HashParams) check() error {
 }
 
 // NeedsRehash reports whether a password stored as p should be hashed again
-// with cur after a successful login (PROTOCOL.md §4.2): true if the variant is
-// not argon2id or the version, m, t, p, hash length or salt length differ.
+// with cur after a successful login (docs/security.md, "Passwords and
+// hashing"): true if the variant is not argon2id or the version, m, t, p,
+// hash length or salt length differ.
 func (p PHC) NeedsRehash(cur HashParams) bool {
 	return p.Variant != PHCArgon2id ||
 		p.Version != PHCVersion13 ||
@@ -325,7 +327,7 @@ func (p PHC) NeedsRehash(cur HashParams) bool {
 }
 
 // HashMaxPasswordRunes is how many characters of a password are hashed or
-// verified (PROTOCOL.md §4.2); the rest is ignored.
+// verified, as in the reference; the rest is ignored.
 const HashMaxPasswordRunes = 256
 
 // TruncatePassword returns the first [HashMaxPasswordRunes] characters (runes)

@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-// PROTOCOL.md Appendix C.2: password "correct horse battery staple", salt 0x00…0x0f.
+// Hashes made with argon2-cffi's defaults before 21.2 and since: password
+// "correct horse battery staple", salt 0x00…0x0f.
 const (
 	phcTestPassword = "correct horse battery staple"
 	phcTestPre212   = "$argon2id$v=19$m=102400,t=2,p=8$AAECAwQFBgcICQoLDA0ODw$d/VOqhZTKwCM/uQ6epxznw"
