@@ -7,8 +7,9 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-// RateCheck asks whether one request may pass one or two rate-limit buckets
-// (spec §5.3: per client IP, and for email-tied requests also per email).
+// RateCheck asks whether one request may pass one or two rate-limit buckets:
+// per client IP, and for email-tied requests also per email
+// (docs/protocol.md, "Rate limits").
 // The request passes only if every bucket lets it; a bucket that let it pass
 // is refunded when another refuses, so a refused request counts nowhere.
 type RateCheck struct {

@@ -162,7 +162,8 @@ func tlsPolicy(mode MailTLS, host string) mail.TLSPolicy {
 }
 
 // SMTPSettings say where and how to deliver one mail. Requests may override
-// the configured ones (spec §2.E1), so they travel with each mail.
+// the configured ones (docs/email.md, "Configuration"), so they travel with
+// each mail.
 type SMTPSettings struct {
 	Host string
 	Port int
