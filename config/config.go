@@ -1,6 +1,7 @@
 // Package config loads authnzerver's configuration from the environment, an
-// envfile and the command line, with the precedence of spec §6.1:
-// environment variable (or envfile) over command-line option over default.
+// envfile and the command line, with the precedence of docs/operations.md,
+// "Configuration": environment variable (or envfile) over command-line option
+// over default.
 //
 // It imports nothing of ours and does no I/O beyond reading the envfile and
 // the files that "value or path to a file" items name.

@@ -479,7 +479,8 @@ func TestCrashSync(t *testing.T) {
 
 // TestCrashAsync measures the loss window of AUTHNZERVER_DURABILITY=async:
 // answers come before the fsync, so a crash may lose acknowledged writes.
-// It only reports the figures (README.md, "Reliability" has them).
+// It only reports the figures (docs/reliability.md, "Crash safety", has
+// them).
 func TestCrashAsync(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")

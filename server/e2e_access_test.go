@@ -82,8 +82,8 @@ func checkAccess(t *testing.T, ts *servertest.Server, tc accessCase) {
 	}
 }
 
-// TestCheckAccessDefaultModel runs §2.G1 over the wire with the system
-// users: 1 (superuser, active), 2 (anonymous, active), 3 (locked,
+// TestCheckAccessDefaultModel runs user-check-access over the wire with the
+// system users: 1 (superuser, active), 2 (anonymous, active), 3 (locked,
 // inactive). Ordinary users cannot be made over the wire yet.
 func TestCheckAccessDefaultModel(t *testing.T) {
 	ts := servertest.Start(t)
@@ -158,7 +158,7 @@ func TestCheckLimit(t *testing.T) {
 }
 
 // TestCustomPermissionModel checks that AUTHNZERVER_PERMISSIONS is used at
-// request time (the reference ignores it, spec §3.6).
+// request time (the reference ignores it there).
 func TestCustomPermissionModel(t *testing.T) {
 	var model map[string]any
 	if err := json.Unmarshal(perm.DefaultJSON(), &model); err != nil {

@@ -15,15 +15,16 @@ import (
 	"github.com/authnzerver/authnzerver/server/servertest"
 )
 
-// Brute-force protection (spec §4.5) as an attacker meets it: failures are
-// counted per account whatever the client address, every request that
-// verifies a password is under the same count, a locked account verifies
-// nothing, and right passwords never count.
+// Brute-force protection (docs/security.md, "Brute-force back-off and
+// auto-lock") as an attacker meets it: failures are counted per account
+// whatever the client address, every request that verifies a password is
+// under the same count, a locked account verifies nothing, and right
+// passwords never count.
 
 const msgLocked = "Your user account has been locked after repeated login failures. Try again in an hour or contact the server admins."
 
-// isLockAnswer reports whether r is the auto-lock reply of spec §4.5: no
-// success, no failure_reason, the exact message, user_id null.
+// isLockAnswer reports whether r is the auto-lock reply: no success, no
+// failure_reason, the exact message, user_id null.
 func isLockAnswer(r *client.Response) bool {
 	uid, present := r.Response["user_id"]
 	return r.StatusCode == 200 && !r.Success && r.FailureReason == "" &&

@@ -460,7 +460,8 @@ func TestEmailRefusals(t *testing.T) {
 	if n := sink.count(); n != 0 {
 		t.Errorf("%d mails sent by refused requests; want 0", n)
 	}
-	// email_address is a string (spec §8.4): an integer is invalid.
+	// email_address is a string (the reference's schema said int): an
+	// integer is invalid.
 	r := ts.Do("user-sendemail-forgotpass", with(forgotMailBody("", sess), "email_address", 42))
 	if r.Success || len(r.Messages) != 1 || r.Messages[0] != "request 'user-sendemail-forgotpass' has invalid parameters" {
 		t.Errorf("integer email_address: success %v messages %q", r.Success, r.Messages)
@@ -631,7 +632,8 @@ func TestEmailFrontendTokenAndLegacyNames(t *testing.T) {
 		t.Errorf("after verification: active %v verified %v role %q", u.IsActive, u.EmailVerified, u.Role)
 	}
 
-	// Without a code, user-set-emailverified trusts the frontend (spec §2.E3).
+	// Without a code, user-set-emailverified trusts the frontend, as the
+	// reference does (docs/email.md, "Codes: format, lifetime, single use").
 	const email2 = "nocode@example.org"
 	signUp(t, ts, email2)
 	r := ts.MustSucceed("user-set-emailverified", map[string]any{"email": email2})
@@ -670,11 +672,11 @@ func TestEmailSetEmailSent(t *testing.T) {
 	}
 }
 
-// TestSignUpResendReplacesCode: a sign-up for an unverified address after
-// its retry wait replaces the first (spec §2.C1 step 7); the code mailed for
-// the first no longer activates the account (it would activate the second
-// sign-up's password), the code mailed for the second does, and only the
-// second password logs in.
+// TestSignUpResendReplacesCode: a sign-up for an unverified address after its
+// retry wait replaces the first (docs/email.md, "Codes: format, lifetime,
+// single use"); the code mailed for the first no longer activates the account
+// (it would activate the second sign-up's password), the code mailed for the
+// second does, and only the second password logs in.
 func TestSignUpResendReplacesCode(t *testing.T) {
 	sink := startSMTP(t)
 	ts := startWithMail(t, sink.port)

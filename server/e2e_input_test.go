@@ -17,7 +17,7 @@ import (
 )
 
 // problemsOf returns the param -> problem map of an invalid-parameters
-// answer (spec §1.6.3), or nil when r is not one.
+// answer (docs/protocol.md, "Invalid parameters"), or nil when r is not one.
 func problemsOf(r *client.Response) map[string]string {
 	if r.StatusCode != 200 || r.Success {
 		return nil

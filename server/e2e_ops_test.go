@@ -317,7 +317,7 @@ func TestTLS(t *testing.T) {
 		}
 	}
 
-	// TLS 1.0 and 1.1 are refused (spec §1.9).
+	// TLS 1.0 and 1.1 are refused (docs/operations.md, "TLS").
 	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11} {
 		conn, err := tls.Dial("tcp", ts.Srv.Addr.String(), &tls.Config{RootCAs: pool, MinVersion: v, MaxVersion: v})
 		if err == nil {

@@ -209,7 +209,8 @@ func TestHealth(t *testing.T) {
 }
 
 func TestSpecVectorBodyAccepted(t *testing.T) {
-	// Appendix C.1: a 2020 token; accepted when the freshness window is off.
+	// The test vector of wire/codec_test.go, a 2020 token: accepted when the
+	// freshness window is off.
 	ts := servertest.Start(t, servertest.Env("AUTHNZERVER_TOKENMAXAGE", "0"))
 	body := []byte("Z0FBQUFBQmZYaEFBQUFFQ0F3UUZCZ2NJQ1FvTERBME9EXzRRLU1Qd2pJdlI2RHN0RXFmN2otblQzS3E1ZnhScVROaDlrY3BycDlXUTJNQlplSkJCYVRkVDMzaURuUVlTaUZZWkxGZUhTQ2xpTDBISTZFbVV6UG8wOFhVcFBNU1BGOTlOUlFOYjhybmpvaVU2eDZWX1NuNV9NUVRmdndGX1hVWjBqTWMxQ0lPMWRpenJHUjdnb1JMSnBJMi1qMmx6b09wLVFFSk5qU1d3X0g2M1BBTWhTak1CcjNFRHphOU5BZz09\n")
 	status, _, out := post(t, ts.URL, "", body)

@@ -198,7 +198,8 @@ func TestRateLimitConcurrentCannotExceed(t *testing.T) {
 
 func TestRateLimitEmailTied(t *testing.T) {
 	ts := servertest.Start(t, servertest.DefaultRateLimits())
-	// No email at all: 429 at once (spec §5.3 step 2), before validation.
+	// No email at all: 429 at once, before validation (docs/protocol.md,
+	// "Rate limits").
 	r := ts.Do("user-lookup-email", withIP(nil, "192.0.2.5"))
 	if r.StatusCode != 429 || r.Header.Get("Retry-After") == "" {
 		t.Errorf("no email: got status %d Retry-After %q; want 429 with Retry-After", r.StatusCode, r.Header.Get("Retry-After"))

@@ -102,7 +102,8 @@ func benchSessionExists(b *testing.B, srv *server.Server, h fasthttp.RequestHand
 // hop, seal), with metrics off and on.
 //
 // On the shared 2-core machine (go test -run '^$' -bench SessionExistsMetrics
-// -count 10 ./server, benchstat), see README.md, "Running authnzerver in production" for the figures.
+// -count 10 ./server, benchstat); docs/operations.md, "Metrics", has the
+// figures.
 func BenchmarkSessionExistsMetrics(b *testing.B) {
 	for _, tc := range []struct{ name, addr string }{{"metrics=off", ""}, {"metrics=on", "127.0.0.1:0"}} {
 		b.Run(tc.name, func(b *testing.B) {

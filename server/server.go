@@ -215,7 +215,7 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		Debug:        cfg.DebugMode == 1,
 		Observer:     s.observer(),
 
-		// Hostile clients and overload (README.md, "Reliability").
+		// Hostile clients and overload (docs/reliability.md).
 		ReadTimeout:   cfg.ReadTimeout,
 		WriteTimeout:  cfg.WriteTimeout,
 		MaxShardQueue: cfg.MaxShardQueue,
@@ -396,8 +396,9 @@ func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, ho))
 }
 
-// bootstrap creates the system users of spec §3.1 when the store has no
-// superuser yet, and writes the admin credentials file (spec §6.4).
+// bootstrap creates the system users (docs/protocol.md, "Users, emails and
+// passwords") when the store has no superuser yet, and writes the admin
+// credentials file (docs/operations.md, "Where things live").
 func (s *Server) bootstrap(getenv func(string) string, dataDir string) error {
 	if _, err := actors.Do(s.Core, shard.UserRoute(shard.SuperuserID), func(sh *shard.Shard, _ time.Time) (shard.User, []shard.Mutation, error) {
 		u, err := sh.GetUser(shard.SuperuserID)

@@ -258,8 +258,8 @@ func setupCreateUser(fs *flag.FlagSet) func(a *adminCtx) error {
 		if !ok || id <= 0 {
 			return fmt.Errorf("user-new answered no user_id")
 		}
-		// Sign-up makes a locked, unverified account (spec §2.C1); the
-		// operator vouches for this one.
+		// Sign-up makes a locked, unverified account, as in the reference;
+		// the operator vouches for this one.
 		if _, err := a.call("internal-user-edit", map[string]any{
 			"target_userid": int64(id),
 			"update_dict":   map[string]any{"is_active": true, "email_verified": true, "user_role": *role},

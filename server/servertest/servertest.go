@@ -49,7 +49,8 @@ type Server struct {
 // Option changes the configuration variables of a test server.
 type Option func(env map[string]string)
 
-// DefaultRateLimits turns on the server's default rate limits (spec §5.1).
+// DefaultRateLimits turns on the server's default rate limits
+// (docs/protocol.md, "Rate limits").
 func DefaultRateLimits() Option {
 	return Env("AUTHNZERVER_RATELIMITS", "ipaddr:720; user:480; session:600; apikey:720; burst:150")
 }
