@@ -29,10 +29,10 @@ fuzz-short:
 fuzz:
 	@./scripts/fuzz-all.sh 60s
 
-# A short run of the benchmark suite (README.md, "Benchmark suite"): table, JSON and HTML in
-# bench/results/ (not committed). `make gobench` runs the Go benchmarks.
-# BENCHDRIVER=wrk or both measures with wrk too (bench/README.md, "The wrk
-# driver"; `make bench-deps` installs it).
+# A short run of the benchmark suite (bench/README.md): table, JSON and HTML
+# in bench/results/ (not committed). `make gobench` runs the Go benchmarks.
+# BENCHDRIVER=wrk or both measures with wrk too ("The wrk driver" in
+# bench/README.md; `make bench-deps` installs it).
 BENCHFLAGS ?= -d 3s -runs 3 -n 100000
 BENCHDRIVER ?= go
 bench:

@@ -23,9 +23,9 @@ type Call struct {
 // are prepared, never in the measured loop.
 type Gen func(i int) Call
 
-// envelope builds the plaintext request envelope of spec §1.4 for call c
-// with reqid id (an integer, so the sampled answer can be matched back to
-// the body that was sent).
+// envelope builds the plaintext request envelope (docs/protocol.md, "The
+// request envelope") for call c with reqid id (an integer, so the sampled
+// answer can be matched back to the body that was sent).
 func envelope(c Call, id int) ([]byte, error) {
 	ip := c.ClientIP
 	if ip == "" {
@@ -143,8 +143,8 @@ func (b *Bodies) Close() {
 
 // SealedNow seals every body afresh with the current time and returns the
 // new tokens without touching the generation Get hands out. The wrk driver
-// writes them to a file right before each run (bench/README.md, "The wrk
-// driver"): a token's timestamp is then at most one run old.
+// (its section in bench/README.md) writes them to a file right before each
+// run: a token's timestamp is then at most one run old.
 func (b *Bodies) SealedNow() ([][]byte, error) {
 	now := time.Now()
 	out := make([][]byte, len(b.plain))

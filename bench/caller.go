@@ -155,8 +155,8 @@ func (a Answer) str(key string) string {
 }
 
 // limiterOn tells whether c's server applies rate limits: with limits on a
-// request without client_ipaddr is refused with 400 (spec §5.3); with
-// them off it is answered.
+// request without client_ipaddr is refused with 400 (docs/protocol.md, "The
+// pipeline of `POST /`"); with them off it is answered.
 func limiterOn(c *caller) (bool, error) {
 	code, _, err := c.post([]byte(`{"request":"session-exists","body":{"session_token":"x"},"reqid":1}`))
 	if err != nil {

@@ -231,7 +231,7 @@ func setupRateLimitCheck(ctx context.Context, s *Suite) (*workload, error) {
 		return w, nil
 	}
 	// A server whose limiter is off answers a request without
-	// client_ipaddr; with limits on it is refused with 400 (spec §5.3).
+	// client_ipaddr; with limits on it is refused with 400.
 	// Without this check a misconfigured "limits on" server would compare
 	// two identical servers.
 	m, err := s.sessionExistsOn("session-exists limits on", on, func(c *caller) error {
@@ -271,7 +271,8 @@ func setupSessionNew(ctx context.Context, s *Suite) (*workload, error) {
 }
 
 // apikey-check: apikey-verify-nosession (and apikey-verify, with a
-// session-tied key) of a key issued to the superuser in setup (spec §2.F).
+// session-tied key) of a key issued to the superuser in setup
+// (docs/protocol.md, "API keys").
 func setupAPIKeyCheck(ctx context.Context, s *Suite) (*workload, error) {
 	claims := func(a Answer) (map[string]any, error) {
 		var m map[string]any

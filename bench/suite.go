@@ -48,8 +48,8 @@ type Config struct {
 	Log           io.Writer // setup and skip messages; nil: discarded
 
 	// Driver is the load generator: "go" (the suite's own, the default),
-	// "wrk" (wrk, a load generator in C; bench/README.md, "The wrk
-	// driver") or "both" (every figure wrk can drive is measured by
+	// "wrk" (wrk, a load generator in C; "The wrk driver" in
+	// bench/README.md) or "both" (every figure wrk can drive is measured by
 	// both, in the same round, and reported side by side).
 	Driver string
 	// Wrk is the wrk binary ("": wrk on $PATH).

@@ -17,7 +17,7 @@ import (
 	"github.com/authnzerver/authnzerver/wire"
 )
 
-// The wrk driver (bench/README.md, "The wrk driver") measures with wrk, a
+// The wrk driver (its section in bench/README.md) measures with wrk, a
 // load generator in C, instead of the suite's Go generator, which spends
 // enough CPU on a 2-core machine to hold a bare hello down and so flatters
 // every ratio to it. wrk replays the same pre-sealed bodies: the suite

@@ -1,4 +1,4 @@
-// Command authnzbench runs the authnzerver benchmark suite (README.md, "Benchmark suite")
+// Command authnzbench runs the authnzerver benchmark suite (bench/README.md)
 // against our server started in process, or against any
 // authnzerver-compatible server on this machine given by -url and -key.
 package main
