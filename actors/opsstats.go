@@ -1,20 +1,16 @@
 package actors
 
 import (
-	"time"
-
 	"github.com/authnzerver/authnzerver/shard"
 )
 
 // Counts sums the table sizes of every shard ([shard.Shard.Counts]). It
-// visits each shard once through its mailbox (a [DoAll]), so it is meant for
-// metrics scrapes and admin commands, not for the request path.
+// visits each shard once through its mailbox ([CountRecords]), so it is
+// meant for metrics scrapes and admin commands, not for the request path.
 //
 // NB: when shard.Counts gains a field, add it to the sum below.
 func (c *Core) Counts() (shard.Counts, error) {
-	rs, err := DoAll(c, func(s *shard.Shard, _ time.Time) (shard.Counts, []shard.Mutation, error) {
-		return s.Counts(), nil, nil
-	})
+	rs, err := AskAll[shard.Counts](c, CountRecords{})
 	var sum shard.Counts
 	for _, r := range rs {
 		sum.Sessions += r.Value.Sessions

@@ -37,6 +37,8 @@ type sweepTick struct{}
 
 func (a *shardActor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
+	case *opMsg:
+		m.out <- a.runOp(m.op)
 	case *doOp:
 		m.out <- a.run(m.fn)
 	case *checkSession:

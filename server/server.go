@@ -400,10 +400,7 @@ func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 // passwords") when the store has no superuser yet, and writes the admin
 // credentials file (docs/operations.md, "Where things live").
 func (s *Server) bootstrap(getenv func(string) string, dataDir string) error {
-	if _, err := actors.Do(s.Core, shard.UserRoute(shard.SuperuserID), func(sh *shard.Shard, _ time.Time) (shard.User, []shard.Mutation, error) {
-		u, err := sh.GetUser(shard.SuperuserID)
-		return u, nil, err
-	}); err == nil {
+	if _, err := actors.Ask[shard.User](s.Core, actors.GetUser{ID: shard.SuperuserID}); err == nil {
 		return nil
 	} else if !errors.Is(err, shard.ErrUserNotFound) {
 		return fmt.Errorf("server: bootstrap: %w", err)
@@ -455,21 +452,14 @@ func (s *Server) bootstrap(getenv func(string) string, dataDir string) error {
 			ID: su.id, SystemID: newUUID(), FullName: su.name, PasswordPHC: hashes[i].PHC,
 			Email: su.email, EmailVerified: true, IsActive: su.active, ExtraInfo: su.extra, Role: su.role,
 		}
-		email := su.email
-		res, err := actors.Do(s.Core, shard.EmailRoute(email), func(sh *shard.Shard, _ time.Time) (bool, []shard.Mutation, error) {
-			_, ok, muts := sh.ClaimEmail(email, u.ID)
-			return ok, muts, nil
-		})
+		res, err := actors.Ask[actors.Claim](s.Core, actors.ClaimEmail{Email: su.email, ID: u.ID})
 		if err == nil {
 			err = res.Durable()
 		}
 		if err != nil {
 			return fmt.Errorf("server: bootstrap: claim %d: %w", su.id, err)
 		}
-		ures, err := actors.Do(s.Core, shard.UserRoute(u.ID), func(sh *shard.Shard, now time.Time) (shard.User, []shard.Mutation, error) {
-			u.EmailVerifySent = time.Time{}
-			return sh.CreateUser(u, now)
-		})
+		ures, err := actors.Ask[shard.User](s.Core, actors.CreateUser{User: u})
 		if err == nil {
 			err = ures.Durable()
 		}

@@ -317,14 +317,26 @@ func (s *Shard) EditSessionExtra(d SessionDigest, now time.Time, edit func(old j
 // lookups at once, and a lookup that meets one moves it out of memory; the
 // sweep finds the others.
 func (s *Shard) SweepSessions(now time.Time, limit int) []Mutation {
+	return s.sweepSessions(now, now.Add(-s.opts.SessionRetention), limit)
+}
+
+// PurgeSessions deletes every session that expired more than olderThan
+// before now, whatever the retention period (the admin command
+// purge-sessions).
+func (s *Shard) PurgeSessions(now time.Time, olderThan time.Duration) []Mutation {
+	return s.sweepSessions(now, now.Add(-olderThan), 0)
+}
+
+// sweepSessions deletes the sessions that expired before cutoff and moves
+// those expired by now out of memory.
+func (s *Shard) sweepSessions(now, cutoff time.Time, limit int) []Mutation {
 	t := &s.sessions
-	nowUS := now.UnixMicro()
-	cutoff := now.Add(-s.opts.SessionRetention).UnixMicro()
+	nowUS, cutoffUS := now.UnixMicro(), cutoff.UnixMicro()
 	var muts []Mutation
 	scanned := 0
 	for d, r := range t.byDigest {
 		switch {
-		case r.expires < cutoff:
+		case r.expires < cutoffUS:
 			t.remove(d)
 			muts = append(muts, Mutation{Key: sessionKey(d)})
 		case r.expires <= nowUS:
@@ -336,7 +348,7 @@ func (s *Shard) SweepSessions(now time.Time, limit int) []Mutation {
 	}
 	scanned = 0
 	for d, r := range t.dead {
-		if r.expires < cutoff {
+		if r.expires < cutoffUS {
 			t.remove(d)
 			muts = append(muts, Mutation{Key: sessionKey(d)})
 		}

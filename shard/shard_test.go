@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -261,4 +262,43 @@ func TestSweepSessionsBoundedScanConverges(t *testing.T) {
 		t.Fatalf("after %d sweeps: deleted %d, left %d; want 500 and 500", sweeps, deleted, s.Counts().Sessions)
 	}
 	t.Logf("%d bounded sweeps of %d reached all 500 expired sessions of 1000", sweeps, limit)
+}
+
+// PurgeSessions deletes what expired more than olderThan ago, whatever the
+// retention, and leaves live sessions alone.
+func TestPurgeSessions(t *testing.T) {
+	tests := []struct {
+		name      string
+		olderThan time.Duration
+		deleted   []string
+	}{
+		{"every expired one", 0, []string{"week", "hour"}},
+		{"older than a day", 24 * time.Hour, []string{"week"}},
+		{"older than a month", 30 * 24 * time.Hour, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(Options{SessionRetention: 90 * 24 * time.Hour})
+			for tok, exp := range map[string]time.Time{
+				"week": t0.Add(-7 * 24 * time.Hour), "hour": t0.Add(-time.Hour), "live": t0.Add(time.Hour),
+			} {
+				s.CreateSession(digest(tok), NewSession{UserID: 4, Expires: exp}, exp.Add(-time.Minute))
+			}
+			muts := s.PurgeSessions(t0, tt.olderThan)
+			var got []string
+			for _, tok := range []string{"week", "hour", "live"} {
+				for _, m := range muts {
+					if bytes.Equal(m.Key, sessionKey(digest(tok))) && m.Value == nil {
+						got = append(got, tok)
+					}
+				}
+			}
+			if len(muts) != len(tt.deleted) || !slices.Equal(got, tt.deleted) {
+				t.Errorf("deleted %v (%d mutations); want %v", got, len(muts), tt.deleted)
+			}
+			if _, err := s.LookupSession(digest("live"), t0); err != nil {
+				t.Errorf("live session: %v", err)
+			}
+		})
+	}
 }

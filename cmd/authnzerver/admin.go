@@ -19,7 +19,6 @@ import (
 	"github.com/authnzerver/authnzerver/config"
 	"github.com/authnzerver/authnzerver/httpfront"
 	"github.com/authnzerver/authnzerver/server"
-	"github.com/authnzerver/authnzerver/shard"
 )
 
 // stdin is where commands read passwords; tests replace it.
@@ -70,8 +69,6 @@ type adminCtx struct {
 	stderr io.Writer
 	getenv func(string) string
 	srv    *server.Server // opened on demand by open
-	// preStart may change the config before the store is opened.
-	preStart func(cfg *config.Config)
 }
 
 // errUsage marks an error in the command line: exit status 2.
@@ -138,9 +135,6 @@ func (a *adminCtx) open() (*server.Server, error) {
 	}
 	if !server.HasStore(a.cfg.AuthDB) {
 		return nil, fmt.Errorf("no authnzerver store in %s (check --authdb or AUTHNZERVER_AUTHDB; start the server once to create one)", a.cfg.AuthDB)
-	}
-	if a.preStart != nil {
-		a.preStart(a.cfg)
 	}
 	lg := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv, err := server.Start(a.cfg, server.Options{Logger: lg, Stderr: a.stderr, Getenv: a.getenv})
@@ -360,20 +354,11 @@ func setupPurgeSessions(fs *flag.FlagSet) func(a *adminCtx) error {
 		if *days < 0 {
 			return fmt.Errorf("%w: --older-than must not be negative", errUsage)
 		}
-		// The shards keep expired sessions for their retention period (zero
-		// means the 30-day default), so fix it at one day and sweep as of
-		// a shifted clock: the cutoff is then now - older-than days.
-		const retention = 24 * time.Hour
-		a.preStart = func(cfg *config.Config) { cfg.SessionExpiry = 1 }
 		srv, err := a.open()
 		if err != nil {
 			return err
 		}
-		shift := retention - time.Duration(*days)*24*time.Hour
-		rs, err := actors.DoAll(srv.Core, func(s *shard.Shard, now time.Time) (int, []shard.Mutation, error) {
-			muts := s.SweepSessions(now.Add(shift), 0)
-			return len(muts), muts, nil
-		})
+		rs, err := actors.AskAll[int](srv.Core, actors.PurgeSessions{OlderThan: time.Duration(*days) * 24 * time.Hour})
 		if err == nil {
 			err = actors.WaitAll(rs)
 		}
