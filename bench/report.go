@@ -255,8 +255,8 @@ func (r *Report) measurement(scen, name string) *Measurement {
 	return found
 }
 
-// finish computes the medians of the baselines and checks the targets of
-// issue 4 that this run has figures for.
+// finish computes the medians of the baselines and checks the targets
+// that this run has figures for.
 func (r *Report) finish() {
 	for _, b := range r.Baselines {
 		b.finish()

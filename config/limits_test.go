@@ -6,7 +6,7 @@ import (
 )
 
 // TestInputLimits: the per-address connection bound and the session
-// extra-info bound of issue 14 have defaults, and read env and flags.
+// extra-info bound have defaults, and read env and flags.
 func TestInputLimits(t *testing.T) {
 	tests := []struct {
 		name             string

@@ -143,7 +143,7 @@ func TestHashWorkerProcessRestartsAfterDeath(t *testing.T) {
 
 // TestHashWorkerFaultsAreErrors: whatever way the worker process fails, Run
 // fails with ErrHasherFault; it never reports a password as not matching
-// (issue 14 item 3). Only a stored string the server cannot verify is a
+//. Only a stored string the server cannot verify is a
 // result: it never matches.
 func TestHashWorkerFaultsAreErrors(t *testing.T) {
 	stored := "$argon2d$v=19$m=4096,t=3,p=1$c29tZXNhbHQ$iWh06vD8Fy27wf9npn6FXWiCX4K6pW6Ue1Bnzz07Z8A"
@@ -264,7 +264,7 @@ func TestHashWorkerStalledIsKilled(t *testing.T) {
 }
 
 // TestHasherStopReapsWorker: Stop ends the worker process and waits for it,
-// so no child is left running or a zombie (issue 14 item 11), even one that
+// so no child is left running or a zombie, even one that
 // is stopped and would never read the end of its input.
 func TestHasherStopReapsWorker(t *testing.T) {
 	for _, stopped := range []bool{false, true} {
@@ -302,7 +302,7 @@ func FuzzHashFrame(f *testing.F) {
 
 // TestHashWorkerNotNiced: the worker process runs at the server's priority.
 // Under nice 19 it got almost no CPU while the front was busy refusing a
-// flood (issue 14 item 6).
+// flood.
 func TestHashWorkerNotNiced(t *testing.T) {
 	t.Setenv(hashWorkerEnv, "1")
 	h := newTestHasher(t, HasherOptions{Workers: 1, Params: phcTestParams, Process: []string{os.Args[0]}, Timeout: 2 * time.Minute})

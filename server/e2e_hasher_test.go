@@ -282,7 +282,7 @@ func TestHasherStallIs503(t *testing.T) {
 // TestSignalReapsHashWorker: SIGTERM or SIGINT of the real binary ends its
 // hash worker process and waits for it before exiting, even when the worker
 // is stopped and would never read the end of its input: no orphan and no
-// zombie is left (issue 14 item 11).
+// zombie is left.
 func TestSignalReapsHashWorker(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("needs /proc to find the hash worker process")
@@ -329,7 +329,7 @@ func TestSignalReapsHashWorker(t *testing.T) {
 // TestHasherFairShare: while one source floods password checks beyond the
 // hasher pool's capacity, it holds at most its share of the pool, and a
 // password check from another source is still admitted and answered
-// (issue 14 item 6). The worker process is stopped meanwhile, so that the
+//. The worker process is stopped meanwhile, so that the
 // admitted checks stay in the pool and the admissions are all decided
 // before any finishes.
 func TestHasherFairShare(t *testing.T) {

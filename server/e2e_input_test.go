@@ -40,8 +40,8 @@ func problemsOf(r *client.Response) map[string]string {
 }
 
 // TestIntegerOutOfRangeIsInvalid: an integer that does not fit our id type
-// is an invalid parameter, not "no id" (issue 14 item 12: user-list
-// answered with every user, session-new made an anonymous session).
+// is an invalid parameter, not "no id" (once, user-list answered with every
+// user, and session-new made an anonymous session).
 func TestIntegerOutOfRangeIsInvalid(t *testing.T) {
 	ts := servertest.Start(t)
 	ts.NewUser("range@example.org", "a-long-enough-passphrase-123")
@@ -73,8 +73,7 @@ func TestIntegerOutOfRangeIsInvalid(t *testing.T) {
 
 // TestNonOKBodiesArePlainText: every non-200 answer of POST / is the
 // reference's plain text, optionally followed by the reason, never a sealed
-// envelope: the Python client shows the body as failure_reason (issue 14
-// item 17).
+// envelope: the Python client shows the body as failure_reason.
 func TestNonOKBodiesArePlainText(t *testing.T) {
 	ts := servertest.Start(t, servertest.DefaultRateLimits())
 	const text400 = "HTTP 400: Could not service this request because of invalid request parameters."
@@ -114,7 +113,7 @@ func TestNonOKBodiesArePlainText(t *testing.T) {
 
 // TestClientIPAddrAnyString: client_ipaddr may be any non-empty string, as
 // in the reference: frontends pass X-Forwarded-For lists and host names
-// (issue 14 item 18). An address is canonicalised, anything else is an
+//. An address is canonicalised, anything else is an
 // opaque rate-limit key, and a huge one is bounded.
 func TestClientIPAddrAnyString(t *testing.T) {
 	ts := servertest.Start(t, servertest.Env("AUTHNZERVER_RATELIMITS", "burst:2; session:1"))
@@ -156,7 +155,7 @@ func nested(depth int) string {
 // TestAnswersAreReadableJSON: answers are always valid UTF-8 JSON that
 // Python's json.loads reads: a plaintext that is not UTF-8 is refused (the
 // reqid was echoed raw), and free-form JSON is bounded in depth, so nothing
-// nested 9,000 deep is stored and sent back (issue 14 item 13).
+// nested 9,000 deep is stored and sent back.
 func TestAnswersAreReadableJSON(t *testing.T) {
 	ts := servertest.Start(t)
 	// A reqid, and a parameter, with bytes that are not UTF-8.
@@ -245,8 +244,8 @@ func depthOf(b []byte) int {
 
 // TestStoredSizesBounded: ip_address and user_agent are bounded by the
 // reference's columns (280 characters), and a session's extra_info_json by
-// AUTHNZERVER_MAXEXTRAINFOBYTES (issue 14 item 13: 64 KB of extra data and
-// a 4 KB user agent were accepted, at 110 KB of memory per session).
+// AUTHNZERVER_MAXEXTRAINFOBYTES (once, 64 KB of extra data and a 4 KB user
+// agent were accepted, at 110 KB of memory per session).
 func TestStoredSizesBounded(t *testing.T) {
 	ts := servertest.Start(t, servertest.Env("AUTHNZERVER_MAXEXTRAINFOBYTES", "1024"))
 	session := func(ua string, extra map[string]any) *client.Response {
@@ -303,7 +302,7 @@ func getOnConn(c net.Conn, br *bufio.Reader) (int, error) {
 // TestConnectionsPerAddressBounded: one client address cannot hold every
 // connection slot; beyond AUTHNZERVER_MAXCONNSPERIP its connections are
 // refused as they are accepted, other addresses are served, and a slot it
-// gives back can be used again (issue 14 item 16).
+// gives back can be used again.
 func TestConnectionsPerAddressBounded(t *testing.T) {
 	const limit = 4
 	ts := servertest.Start(t, servertest.Env("AUTHNZERVER_MAXCONNSPERIP", strconv.Itoa(limit)))
@@ -368,7 +367,7 @@ func TestConnectionsPerAddressBounded(t *testing.T) {
 
 // TestSessionEditUnknownTokenHasNullInfo: internal-session-edit of an
 // unknown token answers "session_info": null, as the reference does;
-// clients index it (issue 14 item 19).
+// clients index it.
 func TestSessionEditUnknownTokenHasNullInfo(t *testing.T) {
 	ts := servertest.Start(t)
 	for _, reqType := range []string{"internal-session-edit", "session-setinfo"} {
@@ -387,7 +386,7 @@ func TestSessionEditUnknownTokenHasNullInfo(t *testing.T) {
 }
 
 // TestDuplicateSignupUsesNoID: a sign-up of a taken address does not use
-// up a user id; the next sign-up gets the next id (issue 14 item 19).
+// up a user id; the next sign-up gets the next id.
 func TestDuplicateSignupUsesNoID(t *testing.T) {
 	ts := servertest.Start(t)
 	signup := func(email string) *client.Response {

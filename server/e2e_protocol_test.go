@@ -90,8 +90,8 @@ func TestUnknownRequestType(t *testing.T) {
 	if r.StatusCode != 400 {
 		t.Fatalf("status = %d; want 400", r.StatusCode)
 	}
-	// The body is plain text, as the Python client expects (issue 14 item
-	// 17): the reference's text and the reason.
+	// The body is plain text, as the Python client expects: the
+	// reference's text and the reason.
 	if want := "HTTP 400: Could not service this request because of invalid request parameters. Reason: unknown request type."; r.Success || r.FailureReason != want {
 		t.Errorf("success %v failure_reason %q; want false, %q", r.Success, r.FailureReason, want)
 	}

@@ -221,7 +221,7 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		MaxShardQueue: cfg.MaxShardQueue,
 
 		// One address cannot take every connection slot, and a session's
-		// extra info is bounded (issue 14).
+		// extra info is bounded.
 		MaxConnsPerIP:     cfg.MaxConnsPerIP,
 		MaxExtraInfoBytes: cfg.MaxExtraInfo,
 
