@@ -142,8 +142,8 @@ func TestHashWorkerProcessRestartsAfterDeath(t *testing.T) {
 }
 
 // TestHashWorkerFaultsAreErrors: whatever way the worker process fails, Run
-// fails with ErrHasherFault; it never reports a password as not matching
-//. Only a stored string the server cannot verify is a
+// fails with ErrHasherFault; it never reports a password as not matching.
+// Only a stored string the server cannot verify is a
 // result: it never matches.
 func TestHashWorkerFaultsAreErrors(t *testing.T) {
 	stored := "$argon2d$v=19$m=4096,t=3,p=1$c29tZXNhbHQ$iWh06vD8Fy27wf9npn6FXWiCX4K6pW6Ue1Bnzz07Z8A"

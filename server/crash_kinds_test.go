@@ -10,8 +10,9 @@ import (
 	"github.com/authnzerver/authnzerver/client"
 )
 
-// Crash-test write kinds for users and API keys: sign-ups, password changes and API-key revocations. Each worker owns its users and
-// keys, so it knows what the server must hold of them.
+// Crash-test write kinds for users and API keys: sign-ups, password changes
+// and API-key revocations. Each worker owns its users and keys, so it knows
+// what the server must hold of them.
 //
 // Password checks after a restart only ever use a password the worker
 // knows is right: a failed check is delayed by the brute-force back-off and

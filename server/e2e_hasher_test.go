@@ -328,8 +328,8 @@ func TestSignalReapsHashWorker(t *testing.T) {
 
 // TestHasherFairShare: while one source floods password checks beyond the
 // hasher pool's capacity, it holds at most its share of the pool, and a
-// password check from another source is still admitted and answered
-//. The worker process is stopped meanwhile, so that the
+// password check from another source is still admitted and answered.
+// The worker process is stopped meanwhile, so that the
 // admitted checks stay in the pool and the admissions are all decided
 // before any finishes.
 func TestHasherFairShare(t *testing.T) {

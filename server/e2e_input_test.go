@@ -112,8 +112,8 @@ func TestNonOKBodiesArePlainText(t *testing.T) {
 }
 
 // TestClientIPAddrAnyString: client_ipaddr may be any non-empty string, as
-// in the reference: frontends pass X-Forwarded-For lists and host names
-//. An address is canonicalised, anything else is an
+// in the reference: frontends pass X-Forwarded-For lists and host names.
+// An address is canonicalised, anything else is an
 // opaque rate-limit key, and a huge one is bounded.
 func TestClientIPAddrAnyString(t *testing.T) {
 	ts := servertest.Start(t, servertest.Env("AUTHNZERVER_RATELIMITS", "burst:2; session:1"))
