@@ -16,6 +16,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/authnzerver/authnzerver/persist/persisttest"
 )
 
 // crashImage writes n synced records to a store in a new directory and
@@ -161,22 +163,7 @@ func TestDamagedTableFile(t *testing.T) {
 	if err := s.Close(); err != nil { // flushes: the records are in a table now
 		t.Fatal(err)
 	}
-	tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
-	if len(tables) == 0 {
-		t.Fatal("no table file after close")
-	}
-	for _, p := range tables {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := len(b) / 4; i < len(b)/4+32; i++ {
-			b[i] ^= 0xff
-		}
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	persisttest.DamageTables(t, dir)
 	var serr error
 	func() {
 		defer func() {

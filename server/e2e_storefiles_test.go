@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/authnzerver/authnzerver/persist"
+	"github.com/authnzerver/authnzerver/persist/persisttest"
 	"github.com/authnzerver/authnzerver/server/servertest"
 )
 
@@ -185,7 +186,7 @@ func TestDamagedTableAtStart(t *testing.T) {
 	if err := f.srv.Close(); err != nil { // flushes: everything is in tables
 		t.Fatal(err)
 	}
-	tables := damageTables(t, dataDir)
+	tables := persisttest.DamageTables(t, filepath.Join(dataDir, "db"))
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -206,29 +207,6 @@ func TestDamagedTableAtStart(t *testing.T) {
 	if !named || !strings.Contains(msg, "restore") || !strings.Contains(msg, "backup") || strings.Contains(msg, "\n") {
 		t.Errorf("start error %q; want one line naming the damaged file (one of %v) and saying to restore from a backup", msg, tables)
 	}
-}
-
-// damageTables overwrites bytes in the middle of every table file of the
-// store in dataDir and returns their paths.
-func damageTables(t *testing.T, dataDir string) []string {
-	t.Helper()
-	tables, _ := filepath.Glob(filepath.Join(dataDir, "db", "*.sst"))
-	if len(tables) == 0 {
-		t.Fatal("no table file in the store")
-	}
-	for _, p := range tables {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := len(b) / 4; i < len(b)/4+32; i++ {
-			b[i] ^= 0xff
-		}
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return tables
 }
 
 // TestStoreFilesPrivateUnderUmask: under the usual umask of 022, nothing

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/authnzerver/authnzerver/persist/persisttest"
 	"github.com/authnzerver/authnzerver/server/servertest"
 )
 
@@ -20,22 +21,7 @@ func TestDamagedStoreStartMessage(t *testing.T) {
 		ts.NewSession(0)
 	}
 	ts.Stop() // flushes: the records are in table files now
-	tables, _ := filepath.Glob(filepath.Join(ts.DataDir(), "db", "*.sst"))
-	if len(tables) == 0 {
-		t.Fatal("no table file in the store")
-	}
-	for _, p := range tables {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := len(b) / 4; i < len(b)/4+32; i++ {
-			b[i] ^= 0xff
-		}
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tables := persisttest.DamageTables(t, filepath.Join(ts.DataDir(), "db"))
 	env := adminEnv(ts, "AUTHNZERVER_PORT", "0", "AUTHNZERVER_HASHISOLATION", "off", "AUTHNZERVER_LOGLEVEL", "error")
 	code, _, stderr := runCmd(t, env, "")
 	if code != 1 {
