@@ -207,6 +207,16 @@ var binOnce struct {
 // as long as the test process.
 func buildBinary(t *testing.T) string {
 	t.Helper()
+	path, err := buildBinaryOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// buildBinaryOnce builds the server binary once per test process; the form
+// of buildBinary for benchmarks.
+func buildBinaryOnce() (string, error) {
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "authnzerver-crash-bin-")
 		if err != nil {
@@ -219,10 +229,7 @@ func buildBinary(t *testing.T) string {
 			binOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	if binOnce.err != nil {
-		t.Fatal(binOnce.err)
-	}
-	return binOnce.path
+	return binOnce.path, binOnce.err
 }
 
 // proc is one run of the server binary.

@@ -613,21 +613,3 @@ func cpuSeconds(pid int) float64 {
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100
 }
-
-// buildBinaryOnce builds the server binary once per test process (the
-// benchmark's form of buildBinary).
-func buildBinaryOnce() (string, error) {
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "authnzerver-crash-bin-")
-		if err != nil {
-			binOnce.err = err
-			return
-		}
-		binOnce.path = filepath.Join(dir, "authnzerver")
-		cmd := exec.Command("go", "build", "-o", binOnce.path, "github.com/authnzerver/authnzerver/cmd/authnzerver")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	return binOnce.path, binOnce.err
-}
