@@ -200,6 +200,21 @@ func waitHashWorker(t *testing.T, ppid int) int {
 	}
 }
 
+// stopHashWorker stops (SIGSTOP) the one hash worker process of this test
+// process and returns the function that lets it run again; that also runs
+// when the test ends.
+func stopHashWorker(t *testing.T) (resume func()) {
+	t.Helper()
+	pid := waitHashWorker(t, os.Getpid())
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	resume = func() { once.Do(func() { syscall.Kill(pid, syscall.SIGCONT) }) }
+	t.Cleanup(resume)
+	return resume
+}
+
 // waitGone waits until pid no longer exists (was reaped).
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
@@ -260,19 +275,9 @@ func TestHasherStallIs503(t *testing.T) {
 	s := startHashServer(t, []string{bin, "hash-worker"}, nil)
 	const email, password = "stall@example.org", "a-long-and-correct-password-2"
 	s.newUser(email, password)
-	pid := waitHashWorker(t, os.Getpid())
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	continued := false
-	defer func() {
-		if !continued {
-			syscall.Kill(pid, syscall.SIGCONT)
-		}
-	}()
+	resume := stopHashWorker(t)
 	want503(t, "login while the worker is stopped", s.do("10.9.9.9", "user-login", s.loginBody(email, password)))
-	syscall.Kill(pid, syscall.SIGCONT)
-	continued = true
+	resume()
 	r := s.do("10.9.9.9", "user-login", s.loginBody(email, password))
 	if r.StatusCode != 200 || !r.Success {
 		t.Fatalf("login once the worker runs: %d %v %q; want success", r.StatusCode, r.Success, r.FailureReason)
@@ -337,16 +342,7 @@ func TestHasherFairShare(t *testing.T) {
 	s := startHashServer(t, []string{bin, "hash-worker"}, map[string]string{"AUTHNZERVER_WORKERS": "2", "AUTHNZERVER_HASHQUEUE": "8"})
 	const email, password = "fair@example.org", "a-long-and-correct-password-3"
 	s.newUser(email, password)
-	pid := waitHashWorker(t, os.Getpid())
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	continued := false
-	defer func() {
-		if !continued {
-			syscall.Kill(pid, syscall.SIGCONT)
-		}
-	}()
+	resume := stopHashWorker(t)
 	h := s.srv.Hasher
 	const flood = 20 // twice the pool's capacity of 2 workers + 8 queued
 	type answer struct {
@@ -403,8 +399,7 @@ func TestHasherFairShare(t *testing.T) {
 			t.Fatal("the other source's request was neither answered nor admitted")
 		}
 	}
-	syscall.Kill(pid, syscall.SIGCONT)
-	continued = true
+	resume()
 	if got.r == nil && got.err == nil {
 		got = <-other
 	}
