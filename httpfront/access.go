@@ -12,18 +12,6 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-func init() {
-	register("user-check-access", []param{
-		arg("user_id", tInt), arg("user_role", tStr), arg("action", tStr),
-		arg("target_name", tStr), arg("target_owner", tInt),
-		arg("target_visibility", tStr), arg("target_sharedwith", tStr),
-	}, handleCheckAccess)
-	register("user-check-limit", []param{
-		arg("user_id", tInt), arg("user_role", tStr), arg("limit_name", tStr),
-		arg("value_to_check", tAny),
-	}, handleCheckLimit)
-}
-
 // Answers of spec §2.G.
 const (
 	accessGranted   = "Access request check successful. Access granted: True."

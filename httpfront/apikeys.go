@@ -21,30 +21,6 @@ import (
 // session is still live. Only the SHA-256 digest of tkn is stored (see
 // shard/apikey.go).
 
-func init() {
-	keyDict := []param{arg("apikey_dict", tDict), arg("user_id", tInt), arg("user_role", tStr)}
-	register("apikey-new", []param{
-		arg("issuer", tStr), arg("audience", tStr), arg("subject", tStr), arg("apiversion", tStr, tInt),
-		arg("expires_days", tInt), arg("not_valid_before", tFloat, tInt), arg("user_id", tInt),
-		arg("user_role", tStr), arg("ip_address", tStr), arg("user_agent", tStr), arg("session_token", tStr),
-	}, handleAPIKeyNew)
-	register("apikey-verify", keyDict, func(c *call) result { return handleAPIKeyVerify(c, shard.KeySession) })
-	register("apikey-revoke", keyDict, func(c *call) result { return handleAPIKeyRevoke(c, shard.KeySession) })
-	register("apikey-new-nosession", []param{
-		arg("issuer", tStr), arg("audience", tStr), arg("subject", tStr), arg("apiversion", tStr, tInt),
-		arg("expires_seconds", tInt), arg("not_valid_before", tFloat, tInt), arg("user_id", tInt),
-		arg("user_role", tStr), arg("ip_address", tStr), arg("refresh_expires", tInt), arg("refresh_nbf", tFloat, tInt),
-	}, handleAPIKeyNewNoSession)
-	register("apikey-verify-nosession", keyDict, func(c *call) result { return handleAPIKeyVerify(c, shard.KeyNoSession) })
-	register("apikey-revoke-nosession", keyDict, func(c *call) result { return handleAPIKeyRevoke(c, shard.KeyNoSession) })
-	register("apikey-revokeall-nosession", keyDict, handleAPIKeyRevokeAll)
-	register("apikey-refresh-nosession", []param{
-		arg("apikey_dict", tDict), arg("user_id", tInt), arg("user_role", tStr), arg("refresh_token", tStr),
-		arg("ip_address", tStr), arg("expires_seconds", tInt), arg("not_valid_before", tInt, tFloat),
-		arg("refresh_expires", tInt), arg("refresh_nbf", tInt, tFloat),
-	}, handleAPIKeyRefresh)
-}
-
 // Answers of spec §2.F.
 const (
 	msgKeyNotAllowedIssue  = "API key issuance failed. You are not allowed to issue an API key."
@@ -267,6 +243,18 @@ func verifyClaims(c *call, kind shard.APIKeyKind, cl *keyClaims, action string) 
 func keyActor(c *call) (int64, string) {
 	uid, _ := c.int("user_id")
 	return uid, c.str("user_role")
+}
+
+// apiKeyVerify returns the handler of apikey-verify (kind KeySession) or
+// apikey-verify-nosession.
+func apiKeyVerify(kind shard.APIKeyKind) func(c *call) result {
+	return func(c *call) result { return handleAPIKeyVerify(c, kind) }
+}
+
+// apiKeyRevoke returns the handler of apikey-revoke (kind KeySession) or
+// apikey-revoke-nosession.
+func apiKeyRevoke(kind shard.APIKeyKind) func(c *call) result {
+	return func(c *call) result { return handleAPIKeyRevoke(c, kind) }
 }
 
 func handleAPIKeyVerify(c *call, kind shard.APIKeyKind) result {

@@ -19,53 +19,6 @@ import (
 // forgotten-password mail through the mailer, with a single-use code, and
 // records verification. Protocol choices are in README.md, "Email".
 
-func init() {
-	smtpKwargs := []param{
-		kwarg("emailuser", tStr, tNone), kwarg("emailpass", tStr, tNone),
-		kwarg("emailserver", tStr), kwarg("emailsender", tStr), kwarg("emailport", tInt),
-	}
-	register("user-sendemail-signup", append([]param{
-		arg("email_address", tStr), arg("session_token", tStr), arg("created_info", tDict),
-		arg("server_name", tStr), arg("server_baseurl", tStr),
-		kwarg("account_verify_url", tStr), kwarg("server_verify_url", tStr),
-		kwarg("verification_token", tStr, tNone), arg("verification_expiry", tInt),
-	}, smtpKwargs...), handleSendEmailSignup)
-	register("user-sendemail-forgotpass", append([]param{
-		arg("email_address", tStr), arg("session_token", tStr),
-		arg("server_name", tStr), arg("server_baseurl", tStr), arg("password_forgot_url", tStr),
-		kwarg("verification_token", tStr, tNone), arg("verification_expiry", tInt),
-	}, smtpKwargs...), handleSendEmailForgotPass)
-
-	// Legacy names (spec §9): the old parameter names, mapped onto the
-	// current ones. The URL and expiry they lacked default.
-	legacySMTP := []param{
-		kwarg("smtp_user", tStr, tNone), kwarg("smtp_pass", tStr, tNone),
-		kwarg("smtp_server", tStr), kwarg("smtp_sender", tStr), kwarg("smtp_port", tInt),
-		kwarg("emailuser", tStr, tNone), kwarg("emailpass", tStr, tNone),
-		kwarg("emailserver", tStr), kwarg("emailsender", tStr), kwarg("emailport", tInt),
-		kwarg("verification_expiry", tInt),
-	}
-	register("user-signup-email", append([]param{
-		arg("email_address", tStr), arg("session_token", tStr), arg("created_info", tDict),
-		arg("server_name", tStr), arg("server_baseurl", tStr),
-		kwarg("account_verify_url", tStr), kwarg("fernet_verification_token", tStr, tNone),
-		kwarg("verification_token", tStr, tNone),
-	}, legacySMTP...), legacy(handleSendEmailSignup), "user-signup-sendemail")
-	register("user-forgotpass-email", append([]param{
-		arg("email_address", tStr), arg("session_token", tStr),
-		arg("server_name", tStr), arg("server_baseurl", tStr),
-		kwarg("password_forgot_url", tStr), kwarg("fernet_verification_token", tStr, tNone),
-		kwarg("verification_token", tStr, tNone),
-	}, legacySMTP...), legacy(handleSendEmailForgotPass), "user-forgotpass-sendemail")
-
-	register("user-set-emailverified", []param{arg("email", tStr), kwarg("verification_token", tStr, tNone)},
-		handleSetEmailVerified, "user-verify-email", "user-verify-emailaddr")
-	register("user-set-emailsent", []param{arg("email", tStr), arg("email_type", tStr)}, handleSetEmailSent)
-	register("user-verify-emailtoken", []param{arg("email", tStr), arg("verification_token", tStr), arg("purpose", tStr)}, handleVerifyEmailToken)
-
-	extInits = append(extInits, initMail)
-}
-
 // MailOptions configure the email requests.
 type MailOptions struct {
 	// SMTP are the default delivery settings; requests may override host,
@@ -86,7 +39,8 @@ type mailExt struct {
 	inflight sync.Map
 }
 
-func initMail(s *Server) error {
+// initMail takes the mail options, with a random code key if none is set.
+func (s *Server) initMail() error {
 	s.ext.mail.opts = s.opts.Mail
 	if len(s.ext.mail.opts.TokenKey) == 0 {
 		k := make([]byte, 32)

@@ -9,13 +9,9 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-// Legacy request names of spec §9 that need their own handler because
-// their bodies differ from the current request's. Names that only changed
-// are registered as aliases next to the current handler.
-
-func init() {
-	register("session-setinfo", []param{arg("session_token", tStr), arg("extra_info", tDict, tNone)}, handleSessionSetInfo)
-}
+// Legacy request types (docs/protocol.md, "Legacy names") that need their
+// own handler because their bodies differ from the current type's. Names
+// that only changed are aliases in the current type's row of requestTable.
 
 // legacySessionInfo is the 6-key session_info of the 0.0.x session-setinfo.
 type legacySessionInfo struct {

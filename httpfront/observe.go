@@ -111,23 +111,21 @@ func busyCause(err error) BusyCause {
 // observeExt is the front's observation state. Static after New.
 type observeExt struct {
 	obs    Observer                      // nil: metrics off
-	byType map[*endpoint]RequestObserver // one per registered endpoint
+	byType map[*endpoint]RequestObserver // one per row of requestTable
 }
 
-func init() {
-	extInits = append(extInits, func(s *Server) error {
-		s.ext.observe.obs = s.opts.Observer
-		if s.opts.Observer == nil {
-			return nil
-		}
-		s.ext.observe.byType = make(map[*endpoint]RequestObserver, len(endpoints))
-		for _, ep := range endpoints {
-			if _, ok := s.ext.observe.byType[ep]; !ok {
-				s.ext.observe.byType[ep] = s.opts.Observer.RequestType(ep.name)
-			}
-		}
-		return nil
-	})
+// initObserve resolves the metrics recorder of every request type once
+// (legacy aliases share their row's).
+func (s *Server) initObserve() {
+	s.ext.observe.obs = s.opts.Observer
+	if s.opts.Observer == nil {
+		return
+	}
+	s.ext.observe.byType = make(map[*endpoint]RequestObserver, len(requestTable))
+	for i := range requestTable {
+		ep := &requestTable[i]
+		s.ext.observe.byType[ep] = s.opts.Observer.RequestType(ep.name)
+	}
 }
 
 // finish records a request that reached its handler: its metrics, and its

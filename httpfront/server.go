@@ -158,11 +158,11 @@ func New(opts Options, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.limits = lim
-	for _, init := range extInits {
-		if err := init(s); err != nil {
-			return nil, err
-		}
+	if err := s.initMail(); err != nil {
+		return nil, err
 	}
+	s.initObserve()
+	s.initOverload()
 	s.fast = &fasthttp.Server{
 		Handler:                       s.handle,
 		Name:                          "authnzerver",
@@ -190,10 +190,6 @@ func New(opts Options, deps Deps) (*Server, error) {
 	}
 	return s, nil
 }
-
-// extInits are run by New, in file order; capabilities register theirs in
-// an init function.
-var extInits []func(s *Server) error
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error { return s.fast.Serve(ln) }
@@ -466,27 +462,6 @@ type fastLogger struct{ l *slog.Logger }
 
 func (f fastLogger) Printf(format string, args ...any) {
 	f.l.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
-}
-
-// endpoint is one request type: its schema and its handler.
-type endpoint struct {
-	name   string
-	params []param
-	handle func(c *call) result
-}
-
-var endpoints = map[string]*endpoint{}
-
-// register adds a request type, and the legacy names that map to it (spec
-// §9). It is called from init functions.
-func register(name string, params []param, handle func(c *call) result, aliases ...string) {
-	ep := &endpoint{name: name, params: params, handle: handle}
-	for _, n := range append([]string{name}, aliases...) {
-		if _, dup := endpoints[n]; dup {
-			panic("httpfront: request type registered twice: " + n)
-		}
-		endpoints[n] = ep
-	}
 }
 
 // call is one request being handled: its validated body and context.

@@ -16,21 +16,6 @@ import (
 // many more sessions than users.
 const maxExtraInfoBytes = 64 << 10
 
-func init() {
-	register("session-new", []param{
-		arg("ip_address", tStr), arg("user_agent", tStr), arg("user_id", tInt, tNone),
-		arg("expires", tStr), arg("extra_info_json", tDict, tNone),
-	}, handleSessionNew)
-	register("session-exists", []param{arg("session_token", tStr)}, handleSessionExists)
-	register("session-delete", []param{arg("session_token", tStr)}, handleSessionDelete)
-	register("session-delete-userid", []param{
-		arg("session_token", tStr), arg("user_id", tInt), arg("keep_current_session", tBool),
-	}, handleSessionDeleteUserID)
-	register("internal-session-edit", []param{
-		arg("target_session_token", tStr), arg("update_dict", tDict),
-	}, handleInternalSessionEdit)
-}
-
 // durable waits for the write behind a result and maps a failed commit to
 // the 503 answer: nothing is acknowledged that is not on disk.
 func durable[R any](r actors.Result[R]) error {

@@ -14,22 +14,6 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-func init() {
-	changepass := []param{arg("user_id", tInt), arg("session_token", tStr), arg("full_name", tStr), arg("email", tStr), arg("current_password", tStr), arg("new_password", tStr)}
-	register("user-changepass", changepass, handleUserChangepass)
-	register("user-changepass-nosession", []param{arg("user_id", tInt), arg("full_name", tStr), arg("email", tStr), arg("current_password", tStr), arg("new_password", tStr)}, handleUserChangepass)
-	// verification_token (an extension): the code of a forgot-password mail,
-	// checked and used up in the same step as the new password is stored.
-	register("user-resetpass", []param{arg("email_address", tStr), arg("new_password", tStr), arg("session_token", tStr), kwarg("verification_token", tStr, tNone)}, handleUserResetpass)
-	register("user-resetpass-nosession", []param{arg("email_address", tStr), arg("new_password", tStr), arg("required_active", tBool), kwarg("verification_token", tStr, tNone)}, handleUserResetpass)
-	register("user-delete", []param{arg("email", tStr), arg("user_id", tInt), arg("password", tStr)}, handleUserDelete)
-	register("user-validatepass", []param{
-		arg("password", tStr), arg("email", tStr), arg("full_name", tStr),
-		kwarg("min_pass_length", tInt), kwarg("max_unsafe_similarity", tInt),
-		kwarg("max_character_frequency", tFloat), kwarg("min_pwned_matches", tInt),
-	}, handleUserValidatepass)
-}
-
 const msgPassChanged = "Password changed successfully."
 
 // insecureMessage is the closing message of a refused new password. The

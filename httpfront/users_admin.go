@@ -15,17 +15,6 @@ import (
 	"github.com/authnzerver/authnzerver/wire"
 )
 
-func init() {
-	page := []param{kwarg("page_after", tInt), kwarg("page_size", tInt)}
-	register("user-list", append([]param{arg("user_id", tInt, tNone)}, page...), handleUserList)
-	register("user-lookup-email", []param{arg("email", tStr)}, handleUserLookupEmail)
-	register("user-lookup-match", append([]param{arg("by", tStr), arg("match", tAny)}, page...), handleUserLookupMatch)
-	register("user-edit", []param{arg("user_id", tInt), arg("user_role", tStr), arg("session_token", tStr), arg("target_userid", tInt), arg("update_dict", tDict)}, handleUserEdit)
-	register("user-lock", []param{arg("user_id", tInt), arg("user_role", tStr), arg("session_token", tStr), arg("target_userid", tInt), arg("action", tStr)}, handleUserLock)
-	register("internal-user-lock", []param{arg("target_userid", tInt), arg("action", tStr)}, handleInternalUserLock)
-	register("internal-user-delete", []param{arg("target_userid", tInt)}, handleInternalUserDelete)
-}
-
 // Paging of user-list and user-lookup-match: a large user base must not
 // produce a giant answer. Callers page with the extra kwargs page_after
 // (the last user_id seen) and page_size; the answer carries

@@ -10,10 +10,6 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-func init() {
-	register("internal-user-edit", []param{arg("target_userid", tInt), arg("update_dict", tDict)}, handleInternalUserEdit)
-}
-
 // userEditForbidden are the keys internal-user-edit refuses (spec §2.H3).
 var userEditForbidden = map[string]bool{
 	"user_id": true, "system_id": true, "password": true,

@@ -7,13 +7,6 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-func init() {
-	register("user-login", []param{arg("session_token", tStr), arg("email", tStr), arg("password", tStr)}, handleUserLogin)
-	register("user-logout", []param{arg("session_token", tStr), arg("user_id", tInt)}, handleUserLogout)
-	register("user-passcheck", []param{arg("session_token", tStr), arg("password", tStr)}, handleUserPasscheck)
-	register("user-passcheck-nosession", []param{arg("email", tStr), arg("password", tStr)}, handleUserPasscheckNoSession)
-}
-
 const (
 	msgBadLogin     = "Sorry, that user ID and password combination didn't work."
 	msgNoSession    = "No session token provided."

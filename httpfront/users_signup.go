@@ -12,13 +12,6 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-func init() {
-	register("user-new", []param{
-		arg("full_name", tStr), arg("email", tStr), arg("password", tStr),
-		kwarg("extra_info", tDict, tNone), kwarg("verify_retry_wait", tInt, tNone), kwarg("system_id", tStr, tNone),
-	}, handleUserNew)
-}
-
 const (
 	msgAccountCreated = "User account created. Please verify your email address to log in."
 	maxSystemIDBytes  = 50 // spec §3.1: string ≤ 50
