@@ -37,7 +37,7 @@ const maxSharedWithIDs = 8
 // §8.4 item 6), given only if the acting user exists with that role and is
 // active and every owner and shared-with user exists and is active. Users
 // are read from their shards' memory.
-func handleCheckAccess(c *call) result {
+func handleCheckAccess(c *call) (result, error) {
 	uid, _ := c.int("user_id")
 	owner, _ := c.int("target_owner")
 	role := c.str("user_role")
@@ -47,36 +47,36 @@ func handleCheckAccess(c *call) result {
 		Owner: owner, Visibility: c.str("target_visibility"), SharedWith: shared,
 	})
 	if err != nil {
-		return failure(reasonDBError, accessError)
+		return failure(reasonDBError, accessError), nil
 	}
 	sharedIDs, err := perm.ParseSharedWith(shared)
 	sharedOutOfRange := false
 	if err != nil {
 		if !errors.Is(err, perm.ErrSharedWithRange) || anyBadSharedWith(shared) {
-			return failure(reasonDBError, accessError)
+			return failure(reasonDBError, accessError), nil
 		}
 		// Python parsed the huge id, and then found no such user.
 		sharedOutOfRange = true
 	}
 	st, err := userStateOf(c.s, shard.UserID(uid))
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !st.active || st.role != role {
-		return failure(reasonNotValid, accessDenied)
+		return failure(reasonNotValid, accessDenied), nil
 	}
 	ids := append(sharedIDs, owner)
 	ok, err := allActive(c.s, shard.UserID(uid), ids)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !ok || sharedOutOfRange {
-		return failure(reasonNotFound, accessDenied)
+		return failure(reasonNotFound, accessDenied), nil
 	}
 	if !granted {
-		return failure(reasonDenied, accessDenied)
+		return failure(reasonDenied, accessDenied), nil
 	}
-	return success(accessGranted)
+	return success(accessGranted), nil
 }
 
 // anyBadSharedWith reports whether some entry of s is not an integer at
@@ -91,30 +91,30 @@ func anyBadSharedWith(s string) bool {
 }
 
 // handleCheckLimit answers user-check-limit (spec §2.G2).
-func handleCheckLimit(c *call) result {
+func handleCheckLimit(c *call) (result, error) {
 	uid, _ := c.int("user_id")
 	role := c.str("user_role")
 	dec := json.NewDecoder(bytes.NewReader(c.raw("value_to_check")))
 	dec.UseNumber()
 	var value any
 	if err := dec.Decode(&value); err != nil {
-		return failure(reasonDBError, limitError)
+		return failure(reasonDBError, limitError), nil
 	}
 	passed, err := c.s.perms().CheckLimit(role, c.str("limit_name"), value)
 	if err != nil {
-		return failure(reasonDBError, limitError)
+		return failure(reasonDBError, limitError), nil
 	}
 	st, err := userStateOf(c.s, shard.UserID(uid))
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !st.active || st.role != role {
-		return failure(reasonNoUser, limitFailed)
+		return failure(reasonNoUser, limitFailed), nil
 	}
 	if !passed {
-		return failure(reasonOverLimit, limitFailed)
+		return failure(reasonOverLimit, limitFailed), nil
 	}
-	return success(limitPassed)
+	return success(limitPassed), nil
 }
 
 // userState is what the checks need of a user.

@@ -2,6 +2,7 @@ package httpfront
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"math"
 	"strconv"
@@ -247,64 +248,64 @@ func keyActor(c *call) (int64, string) {
 
 // apiKeyVerify returns the handler of apikey-verify (kind KeySession) or
 // apikey-verify-nosession.
-func apiKeyVerify(kind shard.APIKeyKind) func(c *call) result {
-	return func(c *call) result { return handleAPIKeyVerify(c, kind) }
+func apiKeyVerify(kind shard.APIKeyKind) handler {
+	return func(c *call) (result, error) { return handleAPIKeyVerify(c, kind) }
 }
 
 // apiKeyRevoke returns the handler of apikey-revoke (kind KeySession) or
 // apikey-revoke-nosession.
-func apiKeyRevoke(kind shard.APIKeyKind) func(c *call) result {
-	return func(c *call) result { return handleAPIKeyRevoke(c, kind) }
+func apiKeyRevoke(kind shard.APIKeyKind) handler {
+	return func(c *call) (result, error) { return handleAPIKeyRevoke(c, kind) }
 }
 
-func handleAPIKeyVerify(c *call, kind shard.APIKeyKind) result {
+func handleAPIKeyVerify(c *call, kind shard.APIKeyKind) (result, error) {
 	cl, bad, ok := claimsOrBadRequest(c)
 	if !ok {
-		return bad
+		return bad, nil
 	}
 	allowed, key, valid, err := verifyClaims(c, kind, &cl, "view")
 	switch {
 	case err != nil:
-		return coreFailure(err)
+		return result{}, err
 	case !allowed:
-		return failure(reasonKeyNotAllowedOp, msgKeyNotAllowedVerify)
+		return failure(reasonKeyNotAllowedOp, msgKeyNotAllowedVerify), nil
 	case !valid:
-		return failure(reasonKeyInvalid, msgKeyInvalid)
+		return failure(reasonKeyInvalid, msgKeyInvalid), nil
 	}
 	msg := "API key verified successfully. Expires: "
 	if kind == shard.KeyNoSession {
 		msg = "No-session API key verified successfully. Expires: "
 	}
-	return success(msg + wire.FormatTime(key.Expires) + ".")
+	return success(msg + wire.FormatTime(key.Expires) + "."), nil
 }
 
-func handleAPIKeyRevoke(c *call, kind shard.APIKeyKind) result {
+func handleAPIKeyRevoke(c *call, kind shard.APIKeyKind) (result, error) {
 	cl, bad, ok := claimsOrBadRequest(c)
 	if !ok {
-		return bad
+		return bad, nil
 	}
 	uid, role := keyActor(c)
 	if !cl.uidOK {
-		return failure(reasonKeyNotAllowedOp, msgKeyNotAllowedRevoke)
+		return failure(reasonKeyNotAllowedOp, msgKeyNotAllowedRevoke), nil
 	}
 	allowed, err := apikeyAllowed(c, uid, role, "delete", cl.uid)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !allowed {
-		return failure(reasonKeyNotAllowedOp, msgKeyNotAllowedRevoke)
+		return failure(reasonKeyNotAllowedOp, msgKeyNotAllowedRevoke), nil
 	}
 	if !cl.okTR {
-		return result{messages: []string{msgKeyRevoked}}
+		return result{messages: []string{msgKeyRevoked}}, nil
 	}
 	revoked, err := revokeKey(c, kind, &cl, "")
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !revoked {
-		return result{messages: []string{msgKeyRevoked}}
+		return result{messages: []string{msgKeyRevoked}}, nil
 	}
-	return success(msgKeyRevoked)
+	return success(msgKeyRevoked), nil
 }
 
 // revokeKey deletes the key named by cl (and, for a refresh, only if its
@@ -326,28 +327,28 @@ func revokeKey(c *call, kind shard.APIKeyKind, cl *keyClaims, refreshPHC string)
 	return res.Value, nil
 }
 
-func handleAPIKeyRevokeAll(c *call) result {
+func handleAPIKeyRevokeAll(c *call) (result, error) {
 	cl, bad, ok := claimsOrBadRequest(c)
 	if !ok {
-		return bad
+		return bad, nil
 	}
 	allowed, _, valid, err := verifyClaims(c, shard.KeyNoSession, &cl, "delete")
 	switch {
 	case err != nil:
-		return coreFailure(err)
+		return result{}, err
 	case !allowed:
-		return failure("originating user is not allowed to delete API keys", "All API keys revocation failed. You are not allowed to delete API keys.")
+		return failure("originating user is not allowed to delete API keys", "All API keys revocation failed. You are not allowed to delete API keys."), nil
 	case !valid:
-		return failure("provided API key is invalid, revoke-all operation requires a valid key to start with", "All API keys revocation failed. The API key presented is invalid.")
+		return failure("provided API key is invalid, revoke-all operation requires a valid key to start with", "All API keys revocation failed. The API key presented is invalid."), nil
 	}
 	uid, role := shard.UserID(cl.uid), cl.rol
 	n, err := durableFanOut(c.s, func(sh *shard.Shard) (int, []shard.Mutation) {
 		return sh.RevokeUserAPIKeys(uid, role)
 	})
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
-	return success("All API keys revocation processed.").with("revoked_keys", n)
+	return success("All API keys revocation processed.").with("revoked_keys", n), nil
 }
 
 // revokeKeysOfOtherRoles deletes every API key of user uid, of either
@@ -399,33 +400,33 @@ func issueKey(c *call, n shard.NewAPIKey) (tkn string, key shard.APIKey, err err
 	return "", key, shard.ErrAPIKeyExists
 }
 
-func handleAPIKeyNew(c *call) result {
+func handleAPIKeyNew(c *call) (result, error) {
 	uid, role := keyActor(c)
 	noKey := func(r result) result { return r.with("apikey", nil).with("expires", nil) }
 	allowed, err := apikeyAllowed(c, uid, role, "create", uid)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !allowed {
-		return failure("user not allowed to issue API key", msgKeyNotAllowedIssue)
+		return failure("user not allowed to issue API key", msgKeyNotAllowedIssue), nil
 	}
 	days, _ := c.int("expires_days")
 	nbf, ok := keySeconds(c, "not_valid_before")
 	if !ok || days < -int64(maxKeyLifetime/(24*time.Hour)) || days > int64(maxKeyLifetime/(24*time.Hour)) {
-		return noKey(failure(reasonKeyLifetime, msgKeyLifetime))
+		return noKey(failure(reasonKeyLifetime, msgKeyLifetime)), nil
 	}
 	const reasonSession = "invalid session for user requesting API key issuance"
 	sd := shard.DigestSession(c.str("session_token"))
 	info, err := actors.CheckSession(c.s.deps.Core, sd)
 	if errors.Is(err, shard.ErrSessionNotFound) {
-		return noKey(failure(reasonSession, "Invalid session token for API key issuance request."))
+		return noKey(failure(reasonSession, "Invalid session token for API key issuance request.")), nil
 	}
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	ip, ua := c.str("ip_address"), c.str("user_agent")
 	if int64(info.Session.UserID) != uid || info.Session.IPAddress != ip || info.Session.UserAgent != ua || info.User.Role != role {
-		return noKey(failure(reasonSession, "DB session user_id, ip_address, user_agent, user_role does not match provided session info."))
+		return noKey(failure(reasonSession, "DB session user_id, ip_address, user_agent, user_role does not match provided session info.")), nil
 	}
 	tkn, key, err := issueKey(c, shard.NewAPIKey{
 		Kind: shard.KeySession, UserID: shard.UserID(uid), Role: role,
@@ -433,10 +434,10 @@ func handleAPIKeyNew(c *call) result {
 		Session: sd, SessionExpires: info.Session.Expires,
 	})
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if err := capOwned(c.s, shard.UserID(uid), ownedKey(&key)); err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	cl := claims{
 		iss: claimValue(c.raw("issuer")), ver: claimValue(c.raw("apiversion")),
@@ -445,31 +446,31 @@ func handleAPIKeyNew(c *call) result {
 	}
 	exp := wire.FormatTime(key.Expires)
 	return success("API key generated successfully, expires: "+exp+".").
-		with("apikey", cl.String()).with("expires", exp)
+		with("apikey", cl.String()).with("expires", exp), nil
 }
 
 // noSessionKey is the issue half of apikey-new-nosession and
 // apikey-refresh-nosession: lifetimes from the request, a new refresh token
 // hashed with Argon2id (spec §2.F4), and the success answer. It does not
 // check permissions.
-func noSessionKey(c *call, uid int64, role string, iss, ver, aud, sub []byte) (result, shard.APIKey, bool) {
+func noSessionKey(c *call, uid int64, role string, iss, ver, aud, sub []byte) (result, shard.APIKey, bool, error) {
 	life, ok1 := keySeconds(c, "expires_seconds")
 	nbf, ok2 := keySeconds(c, "not_valid_before")
 	rlife, ok3 := keySeconds(c, "refresh_expires")
 	rnbf, ok4 := keySeconds(c, "refresh_nbf")
 	if !ok1 || !ok2 || !ok3 || !ok4 {
-		return failure(reasonKeyLifetime, msgKeyLifetime).with("apikey", nil).with("expires", nil), shard.APIKey{}, false
+		return failure(reasonKeyLifetime, msgKeyLifetime).with("apikey", nil).with("expires", nil), shard.APIKey{}, false, nil
 	}
 	rt, err := wire.RandomToken(32)
 	if err != nil {
-		return coreFailure(err), shard.APIKey{}, false
+		return result{}, shard.APIKey{}, false, err
 	}
 	hs, err := c.s.deps.Hasher.Run(passhash.HashOp{Password: rt})
 	if err != nil {
-		return coreFailure(err), shard.APIKey{}, false
+		return result{}, shard.APIKey{}, false, err
 	}
-	if hs[0].Err != nil || !hs[0].OK {
-		return coreFailure(hs[0].Err), shard.APIKey{}, false
+	if err := hs[0].Err; err != nil || !hs[0].OK {
+		return result{}, shard.APIKey{}, false, cmp.Or(err, errNoHash)
 	}
 	tkn, key, err := issueKey(c, shard.NewAPIKey{
 		Kind: shard.KeyNoSession, UserID: shard.UserID(uid), Role: role,
@@ -477,33 +478,33 @@ func noSessionKey(c *call, uid int64, role string, iss, ver, aud, sub []byte) (r
 		RefreshPHC: hs[0].PHC, RefreshLifetime: rlife, RefreshNotBefore: rnbf,
 	})
 	if err != nil {
-		return coreFailure(err), shard.APIKey{}, false
+		return result{}, shard.APIKey{}, false, err
 	}
 	cl := claims{iss: iss, ver: ver, aud: aud, sub: sub, uid: uid, rol: role, ipa: c.str("ip_address"), tkn: tkn, key: &key}
 	exp := wire.FormatTime(key.Expires)
 	return success("API key generated successfully, expires: "+exp+".").
 		with("apikey", cl.String()).with("expires", exp).
-		with("refresh_token", rt).with("refresh_token_expires", wire.FormatTime(key.RefreshExpires)), key, true
+		with("refresh_token", rt).with("refresh_token_expires", wire.FormatTime(key.RefreshExpires)), key, true, nil
 }
 
-func handleAPIKeyNewNoSession(c *call) result {
+func handleAPIKeyNewNoSession(c *call) (result, error) {
 	uid, role := keyActor(c)
 	allowed, err := apikeyAllowed(c, uid, role, "create", uid)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !allowed {
-		return failure("originating user is not allowed to issue an API key", msgKeyNotAllowedIssue)
+		return failure("originating user is not allowed to issue an API key", msgKeyNotAllowedIssue), nil
 	}
-	res, key, issued := noSessionKey(c, uid, role, claimValue(c.raw("issuer")), claimValue(c.raw("apiversion")),
+	res, key, issued, err := noSessionKey(c, uid, role, claimValue(c.raw("issuer")), claimValue(c.raw("apiversion")),
 		claimValue(c.raw("audience")), claimValue(c.raw("subject")))
-	if !issued {
-		return res
+	if err != nil || !issued {
+		return res, err
 	}
 	if err := capOwned(c.s, shard.UserID(uid), ownedKey(&key)); err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
-	return res
+	return res, nil
 }
 
 // ownedKey names a new key for capOwned.
@@ -511,17 +512,17 @@ func ownedKey(k *shard.APIKey) shard.OwnedItem {
 	return shard.OwnedItem{Created: k.Issued, Key: k.Digest, KeyKind: k.Kind, IsAPIKey: true}
 }
 
-func handleAPIKeyRefresh(c *call) result {
+func handleAPIKeyRefresh(c *call) (result, error) {
 	cl, bad, ok := claimsOrBadRequest(c)
 	if !ok {
-		return bad
+		return bad, nil
 	}
 	if cl.iss == nil || cl.ver == nil || cl.aud == nil || cl.sub == nil {
-		return result{status: 400} // the reference's KeyError when it copies them
+		return result{status: 400}, nil // the reference's KeyError when it copies them
 	}
 	noRefresh := failure("provided API key has no stored refresh token, probably invalid", msgRefreshFailed)
 	if !cl.uidOK || !cl.okTR {
-		return noRefresh
+		return noRefresh, nil
 	}
 	// Step 1: the stored key with an open refresh window.
 	d := shard.DigestAPIKey(cl.tkn)
@@ -531,10 +532,10 @@ func handleAPIKeyRefresh(c *call) result {
 		return k, nil, err
 	})
 	if errors.Is(err, shard.ErrAPIKeyNoRefresh) {
-		return noRefresh
+		return noRefresh, nil
 	}
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	old := found.Value
 	// Step 2: the refresh token against its Argon2id hash. A token not of
@@ -542,14 +543,14 @@ func handleAPIKeyRefresh(c *call) result {
 	badRefresh := failure("provided refresh token does not match stored refresh token", msgRefreshFailed)
 	rt := c.str("refresh_token")
 	if !isAPIKeyToken(rt) {
-		return badRefresh
+		return badRefresh, nil
 	}
 	hs, err := c.s.deps.Hasher.Run(passhash.HashOp{Verify: true, PHC: old.RefreshPHC, Password: rt})
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !hs[0].OK {
-		return badRefresh
+		return badRefresh, nil
 	}
 	// Steps 3–4. Both permissions are checked before anything changes, so a
 	// refused refresh leaves the old key in place (the reference revokes it
@@ -558,21 +559,21 @@ func handleAPIKeyRefresh(c *call) result {
 	notRevoke := failure("user from provided API key not allowed to revoke old key", msgRefreshFailedJoined)
 	allowed, err := apikeyAllowed(c, uid, role, "delete", cl.uid)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !allowed {
-		return notRevoke
+		return notRevoke, nil
 	}
 	if !apikeyPolicy(c, uid, role, "create", uid) {
-		return failure("user from provided API key not allowed to issue new key", msgRefreshFailedJoined)
+		return failure("user from provided API key not allowed to issue new key", msgRefreshFailedJoined), nil
 	}
 	// Issue first, then revoke: a crash in between leaves two keys rather
 	// than none. The revocation is conditional on the refresh hash just
 	// verified, so of two concurrent refreshes exactly one keeps its new key.
-	res, key, issued := noSessionKey(c, uid, role, claimValue(cl.iss), claimValue(cl.ver),
+	res, key, issued, err := noSessionKey(c, uid, role, claimValue(cl.iss), claimValue(cl.ver),
 		claimValue(cl.aud), claimValue(cl.sub))
-	if !issued {
-		return res
+	if err != nil || !issued {
+		return res, err
 	}
 	revoked, err := revokeKey(c, shard.KeyNoSession, &cl, old.RefreshPHC)
 	if err != nil || !revoked {
@@ -587,9 +588,9 @@ func handleAPIKeyRefresh(c *call) result {
 			err = derr
 		}
 		if err != nil {
-			return coreFailure(err)
+			return result{}, err
 		}
-		return notRevoke
+		return notRevoke, nil
 	}
 	// The cap is applied only now that the old key is gone, so that a user
 	// at the cap can refresh its oldest key. Its failure does not fail the
@@ -598,5 +599,5 @@ func handleAPIKeyRefresh(c *call) result {
 	if err := capOwned(c.s, shard.UserID(uid), ownedKey(&key)); err != nil {
 		c.s.log.Warn("API key cap after a refresh", "err", err)
 	}
-	return res
+	return res, nil
 }

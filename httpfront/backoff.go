@@ -96,8 +96,10 @@ func lockedAnswer() result {
 // email, under the back-off and lock rules. check says how the verification
 // went: AttemptSucceeded when the account's password matched (whatever the
 // reply), AttemptFailed when a password was verified and did not match,
-// AttemptCancelled when nothing was decided (an error answered by status).
-func (s *Server) withBackoff(email string, check func() (result, shard.Outcome)) result {
+// AttemptCancelled when nothing was decided. An error, or an answer by
+// status, always counts as AttemptCancelled; withBackoff returns the error
+// for the pipeline to answer.
+func (s *Server) withBackoff(email string, check func() (result, shard.Outcome, error)) (result, error) {
 	key := passpolicy.NormalizeEmail(email)
 	route := shard.EmailRoute(key)
 	users := s.ext.users
@@ -114,18 +116,18 @@ func (s *Server) withBackoff(email string, check func() (result, shard.Outcome))
 			return a, muts, nil
 		})
 		if err != nil {
-			return coreFailure(err)
+			return result{}, err
 		}
 		a := res.Value
 		switch a.Verdict {
 		case shard.AttemptRefused:
-			return lockedAnswer()
+			return lockedAnswer(), nil
 		case shard.AttemptOverLimit:
 			if err := res.Durable(); err != nil {
 				s.log.Warn("record password lock-out", "err", err)
 			}
 			s.lockOut(key, a)
-			return lockedAnswer()
+			return lockedAnswer(), nil
 		case shard.AttemptWait:
 			if wait == nil {
 				wait = time.NewTimer(attemptWaitMax)
@@ -134,7 +136,7 @@ func (s *Server) withBackoff(email string, check func() (result, shard.Outcome))
 			case <-a.Settled:
 				continue
 			case <-wait.C:
-				return coreFailure(errBusy)
+				return result{}, errBusy
 			}
 		}
 		break
@@ -145,15 +147,15 @@ func (s *Server) withBackoff(email string, check func() (result, shard.Outcome))
 			s.endAttempt(key, shard.AttemptCancelled)
 		}
 	}()
-	r, outcome := check()
+	r, outcome, err := check()
 	done = true
-	if r.status != 0 {
+	if err != nil || r.status != 0 {
 		outcome = shard.AttemptCancelled // an error is never a failure
 	}
 	if n := s.endAttempt(key, outcome); outcome == shard.AttemptFailed {
 		time.Sleep(backoffDelay(n))
 	}
-	return r
+	return r, err
 }
 
 // endAttempt settles an attempt and returns the account's failure count.

@@ -25,6 +25,8 @@ const (
 var (
 	errBusy       = errors.New("httpfront: server busy")
 	errUnwritable = errors.New("httpfront: store refuses writes")
+	// errNoHash: the hasher reported neither a hash nor an error (500).
+	errNoHash = errors.New("httpfront: hasher made no hash")
 )
 
 // statusOf maps an error from the core to the HTTP status of its answer.
@@ -41,6 +43,18 @@ func statusOf(err error) int {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
+}
+
+// answerOf is the answer to a request whose handler returned res and err:
+// res, or when err is not nil, the status answer statusOf gives err, with
+// err kept as its cause for logs and metrics. The pipeline (handleAPI,
+// Server.Call) calls it once per request, so a handler returns a core
+// error as it is and never builds a status answer for it.
+func answerOf(res result, err error) result {
+	if err != nil {
+		return result{status: statusOf(err), cause: err}
+	}
+	return res
 }
 
 func statusText(status int) string {

@@ -42,7 +42,7 @@ func (s *Server) Call(reqType string, body map[string]any) (success bool, respon
 	if probs := validate(ep.params, params); len(probs) > 0 {
 		res = invalidParams(reqType, probs)
 	} else {
-		res = ep.handle(c)
+		res = answerOf(ep.handle(c))
 	}
 	if res.status != 0 {
 		if res.cause != nil {

@@ -26,7 +26,7 @@ type endpoint struct {
 	// params is the schema the body is validated against before handle runs.
 	params []param
 	// handle answers a request whose body passed validation.
-	handle func(c *call) result
+	handle handler
 
 	// readOnly is true for a type that changes no durable state; it is
 	// answered from memory while the store refuses writes. A type that is
@@ -54,6 +54,14 @@ type endpoint struct {
 	// client no more requests (or mail). "" means the type's own.
 	rateAs string
 }
+
+// handler answers one request type. It returns the answer to seal, or an
+// error when the request cannot be answered with an envelope (the core
+// timed out or stopped, the store refuses writes, the hasher or mailer is
+// busy or failed); the pipeline turns that error into its status answer,
+// with statusOf, in one place. A failure the protocol defines (a wrong
+// password, an unknown user) is a result, not an error.
+type handler func(c *call) (result, error)
 
 // rateGroup is a group limit of AUTHNZERVER_RATELIMITS.
 type rateGroup uint8

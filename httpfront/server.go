@@ -376,10 +376,10 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 	if probs := validate(ep.params, params); len(probs) > 0 {
 		res = invalidParams(reqType, probs)
 	} else if release, err := s.admit(ctx, ep, c); err != nil {
-		res = coreFailure(err)
+		res = answerOf(result{}, err)
 	} else {
 		defer release()
-		res = ep.handle(c)
+		res = answerOf(ep.handle(c))
 	}
 	if res.status != 0 {
 		s.plain(ctx, res.status)

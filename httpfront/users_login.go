@@ -20,30 +20,30 @@ const (
 // costs exactly one Argon2 verification: the real hash when an active,
 // verified user has this email, the dummy hash otherwise (the reference
 // costs one or two, which tells whether an account exists, §4.4).
-func handleUserLogin(c *call) result {
-	return c.s.withBackoff(c.str("email"), func() (result, shard.Outcome) { return userLogin(c) })
+func handleUserLogin(c *call) (result, error) {
+	return c.s.withBackoff(c.str("email"), func() (result, shard.Outcome, error) { return userLogin(c) })
 }
 
 // userLogin is one login attempt. A login that did not verify the account's
 // password (no session, no eligible user) is a failure, as in the
 // reference: otherwise the back-off delay would tell which failures had the
 // right password.
-func userLogin(c *call) (result, shard.Outcome) {
+func userLogin(c *call) (result, shard.Outcome, error) {
 	s := c.s
 	token, email, password := c.str("session_token"), c.str("email"), c.str("password")
 	_, sessionOK, err := lookupSession(s, token)
 	if err != nil {
-		return coreFailure(err), shard.AttemptCancelled
+		return result{}, shard.AttemptCancelled, err
 	}
 	if !sessionOK {
 		if _, _, err := verifyPassword(s, "", password); err != nil {
-			return coreFailure(err), shard.AttemptCancelled
+			return result{}, shard.AttemptCancelled, err
 		}
-		return failure(reasonNoSession, msgNoSession).with("user_id", nil), shard.AttemptFailed
+		return failure(reasonNoSession, msgNoSession).with("user_id", nil), shard.AttemptFailed, nil
 	}
 	u, found, err := userByEmail(s, email)
 	if err != nil {
-		return coreFailure(err), shard.AttemptCancelled
+		return result{}, shard.AttemptCancelled, err
 	}
 	if found {
 		u = s.unlockIfDue(u)
@@ -56,26 +56,26 @@ func userLogin(c *call) (result, shard.Outcome) {
 	}
 	ok, rehash, err := verifyPassword(s, phc, password)
 	if err != nil {
-		return coreFailure(err), shard.AttemptCancelled
+		return result{}, shard.AttemptCancelled, err
 	}
 	// The presented session ends in all cases.
 	if _, err := deleteSession(s, token); err != nil {
-		return coreFailure(err), shard.AttemptCancelled
+		return result{}, shard.AttemptCancelled, err
 	}
 	if found {
 		s.recordLoginTry(u.ID, ok && eligible)
 	}
 	if !ok {
-		return failure(reasonBadLogin, msgBadLogin).with("user_id", nil), shard.AttemptFailed
+		return failure(reasonBadLogin, msgBadLogin).with("user_id", nil), shard.AttemptFailed, nil
 	}
 	if rehash {
 		s.rehash(u, password)
 	}
 	if userInactiveOrLocked(&u) {
-		return failure(reasonInactive, msgBadLogin).with("user_id", int64(u.ID)), shard.AttemptSucceeded
+		return failure(reasonInactive, msgBadLogin).with("user_id", int64(u.ID)), shard.AttemptSucceeded, nil
 	}
 	s.log.Info("login", "user", s.pii(strconv.FormatInt(int64(u.ID), 10)))
-	return success("Login successful.").with("user_id", int64(u.ID)).with("user_role", u.Role), shard.AttemptSucceeded
+	return success("Login successful.").with("user_id", int64(u.ID)).with("user_role", u.Role), shard.AttemptSucceeded, nil
 }
 
 // rehash stores a new hash of a correct password made with the current
@@ -116,7 +116,7 @@ func (s *Server) recordLoginTry(id shard.UserID, success bool) {
 }
 
 // handleUserLogout ends a session that belongs to user_id (spec §2.B2).
-func handleUserLogout(c *call) result {
+func handleUserLogout(c *call) (result, error) {
 	uid, _ := c.int("user_id")
 	fail := func(reason string) result {
 		return failure(reason, "Logout failed. Invalid session_token for user_id.").with("user_id", uid)
@@ -124,62 +124,62 @@ func handleUserLogout(c *call) result {
 	token := c.str("session_token")
 	sess, ok, err := lookupSession(c.s, token)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !ok {
-		return fail(reasonNoSession)
+		return fail(reasonNoSession), nil
 	}
 	if int64(sess.UserID) != uid {
-		return fail("user does not exist")
+		return fail("user does not exist"), nil
 	}
 	deleted, err := deleteSession(c.s, token)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !deleted {
-		return fail("delete session failed")
+		return fail("delete session failed"), nil
 	}
-	return success("Logout successful.").with("user_id", int64(sess.UserID))
+	return success("Logout successful.").with("user_id", int64(sess.UserID)), nil
 }
 
 // handleUserPasscheck re-checks the password of the session's user (spec
 // §2.B3); it does not end the session. Unlike the reference, the back-off
 // and lock apply, keyed by the user's email: anyone can make a session for
 // any user id (session-new), so this is a password oracle otherwise.
-func handleUserPasscheck(c *call) result {
+func handleUserPasscheck(c *call) (result, error) {
 	s := c.s
 	password := c.str("password")
 	sess, ok, err := lookupSession(s, c.str("session_token"))
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !ok {
 		if _, _, err := verifyPassword(s, "", password); err != nil {
-			return coreFailure(err)
+			return result{}, err
 		}
-		return failure(reasonNoSession, msgNoSession).with("user_id", nil)
+		return failure(reasonNoSession, msgNoSession).with("user_id", nil), nil
 	}
 	u, err := getUser(s, sess.UserID)
 	if errors.Is(err, shard.ErrUserNotFound) {
-		r, _ := passcheckAnswer(s, u, false, password) // no account to count against
-		return r
+		r, _, err := passcheckAnswer(s, u, false, password) // no account to count against
+		return r, err
 	}
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
-	return s.withBackoff(u.Email, func() (result, shard.Outcome) {
+	return s.withBackoff(u.Email, func() (result, shard.Outcome, error) {
 		return passcheckAnswer(s, s.unlockIfDue(u), true, password)
 	})
 }
 
 // handleUserPasscheckNoSession checks an email and password (spec §2.B4),
 // with no active or verified filter; back-off applies.
-func handleUserPasscheckNoSession(c *call) result {
+func handleUserPasscheckNoSession(c *call) (result, error) {
 	email, password := c.str("email"), c.str("password")
-	return c.s.withBackoff(email, func() (result, shard.Outcome) {
+	return c.s.withBackoff(email, func() (result, shard.Outcome, error) {
 		u, found, err := userByEmail(c.s, email)
 		if err != nil {
-			return coreFailure(err), shard.AttemptCancelled
+			return result{}, shard.AttemptCancelled, err
 		}
 		if found {
 			u = c.s.unlockIfDue(u)
@@ -190,22 +190,22 @@ func handleUserPasscheckNoSession(c *call) result {
 
 // passcheckAnswer verifies password for u (the dummy hash when not found)
 // and says whether the account's password matched.
-func passcheckAnswer(s *Server, u shard.User, found bool, password string) (result, shard.Outcome) {
+func passcheckAnswer(s *Server, u shard.User, found bool, password string) (result, shard.Outcome, error) {
 	phc := ""
 	if found {
 		phc = u.PasswordPHC
 	}
 	ok, _, err := verifyPassword(s, phc, password)
 	if err != nil {
-		return coreFailure(err), shard.AttemptCancelled
+		return result{}, shard.AttemptCancelled, err
 	}
 	if !ok {
-		return failure(reasonBadLogin, msgBadLogin).with("user_id", nil), shard.AttemptFailed
+		return failure(reasonBadLogin, msgBadLogin).with("user_id", nil), shard.AttemptFailed, nil
 	}
 	if userInactiveOrLocked(&u) {
-		return failure(reasonInactive, msgBadLogin).with("user_id", int64(u.ID)), shard.AttemptSucceeded
+		return failure(reasonInactive, msgBadLogin).with("user_id", int64(u.ID)), shard.AttemptSucceeded, nil
 	}
-	return success("Verification successful.").with("user_id", int64(u.ID)).with("user_role", u.Role), shard.AttemptSucceeded
+	return success("Verification successful.").with("user_id", int64(u.ID)).with("user_role", u.Role), shard.AttemptSucceeded, nil
 }
 
 // newUUID returns a random version-4 UUID string.
