@@ -12,7 +12,7 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-// Answers of spec §2.G.
+// Answers of user-check-access and user-check-limit.
 const (
 	accessGranted   = "Access request check successful. Access granted: True."
 	accessDenied    = "Access request check successful. Access granted: False."
@@ -32,11 +32,12 @@ const (
 // one by one; a longer list is checked with one message to every shard.
 const maxSharedWithIDs = 8
 
-// handleCheckAccess answers user-check-access (spec §2.G1): the decision of
-// the permission model in use (the configured one; the reference ignores it,
-// §8.4 item 6), given only if the acting user exists with that role and is
-// active and every owner and shared-with user exists and is active. Users
-// are read from their shards' memory.
+// handleCheckAccess answers user-check-access: the decision of the permission
+// model in use (the configured one; the reference ignores it,
+// docs/protocol.md, "Deliberate differences from the Python server"), given
+// only if the acting user exists with that role and is active and every owner
+// and shared-with user exists and is active. Users are read from their
+// shards' memory.
 func handleCheckAccess(c *call) (result, error) {
 	uid, _ := c.int("user_id")
 	owner, _ := c.int("target_owner")
@@ -90,7 +91,8 @@ func anyBadSharedWith(s string) bool {
 	return false
 }
 
-// handleCheckLimit answers user-check-limit (spec §2.G2).
+// handleCheckLimit answers user-check-limit (docs/protocol.md, "Access and
+// limit checks").
 func handleCheckLimit(c *call) (result, error) {
 	uid, _ := c.int("user_id")
 	role := c.str("user_role")

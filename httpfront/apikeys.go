@@ -15,14 +15,14 @@ import (
 	"github.com/authnzerver/authnzerver/wire"
 )
 
-// API keys (spec §2.F). The server hands out a key's claims as a JSON
-// string; the frontend seals it, checks aud/sub/ipa/usa/iss/ver itself on
-// use, and passes the decoded claims back as apikey_dict. The server checks
-// tkn, uid, rol, the validity window and, for a session-tied key, that its
-// session is still live. Only the SHA-256 digest of tkn is stored (see
-// shard/apikey.go).
+// API keys (docs/protocol.md, "API keys"). The server hands out a key's
+// claims as a JSON string; the frontend seals it, checks
+// aud/sub/ipa/usa/iss/ver itself on use, and passes the decoded claims back
+// as apikey_dict. The server checks tkn, uid, rol, the validity window and,
+// for a session-tied key, that its session is still live. Only the SHA-256
+// digest of tkn is stored (see shard/apikey.go).
 
-// Answers of spec §2.F.
+// Answers of the API key requests.
 const (
 	msgKeyNotAllowedIssue  = "API key issuance failed. You are not allowed to issue an API key."
 	msgKeyNotAllowedVerify = "API key verification failed. You are not allowed to operate on this API key."
@@ -58,9 +58,9 @@ func claimsOrBadRequest(c *call) (keyClaims, result, bool) {
 	return cl, result{}, true
 }
 
-// apikeyPolicy is the policy half of the user-check-access evaluation of
-// spec §2.F: may user uid with role do action to the private API key of
-// owner? An unknown role is a refusal.
+// apikeyPolicy is the policy half of the user-check-access evaluation for
+// API keys (docs/protocol.md, "API keys"): may user uid with role do action
+// to the private API key of owner? An unknown role is a refusal.
 func apikeyPolicy(c *call, uid int64, role, action string, owner int64) bool {
 	ok, err := c.s.perms().CheckAccess(perm.AccessQuery{
 		UserID: uid, Role: role, Action: action, Target: "apikey", Owner: owner, Visibility: "private",
@@ -68,9 +68,9 @@ func apikeyPolicy(c *call, uid int64, role, action string, owner int64) bool {
 	return err == nil && ok
 }
 
-// apikeyUsersValid is the other half (spec §2.G1 steps 2–3): the acting user
-// exists, is active and has role; the owner exists and is active. The two
-// lookups run at once when the owner is someone else.
+// apikeyUsersValid is the other half (as user-check-access checks them): the
+// acting user exists, is active and has role; the owner exists and is active.
+// The two lookups run at once when the owner is someone else.
 func apikeyUsersValid(c *call, uid int64, role string, owner int64) (bool, error) {
 	if owner == uid {
 		return userActive(c, uid, role)
@@ -178,11 +178,11 @@ func lookupKey(c *call, kind shard.APIKeyKind, cl *keyClaims) (shard.APIKey, err
 	return res.Value, err
 }
 
-// sessionLive reports whether the session of a session-tied key is live.
-// The spec's foreign-key cascade (ending a session removes its keys) cannot
-// be one transaction here, as key and session live on different shards; a
-// key is therefore valid only while its session is, and a key found without
-// its session is deleted on the spot.
+// sessionLive reports whether the session of a session-tied key is live. The
+// Python server's foreign-key cascade (ending a session removes its keys)
+// cannot be one transaction here, as key and session live on different
+// shards; a key is therefore valid only while its session is, and a key found
+// without its session is deleted on the spot.
 func sessionLive(c *call, k *shard.APIKey) (bool, error) {
 	sd := k.Session
 	res, err := actors.Do(c.s.deps.Core, shard.SessionRoute(sd), func(s *shard.Shard, now time.Time) (bool, []shard.Mutation, error) {
@@ -451,8 +451,8 @@ func handleAPIKeyNew(c *call) (result, error) {
 
 // noSessionKey is the issue half of apikey-new-nosession and
 // apikey-refresh-nosession: lifetimes from the request, a new refresh token
-// hashed with Argon2id (spec §2.F4), and the success answer. It does not
-// check permissions.
+// hashed with Argon2id (docs/protocol.md, "API keys"), and the success
+// answer. It does not check permissions.
 func noSessionKey(c *call, uid int64, role string, iss, ver, aud, sub []byte) (result, shard.APIKey, bool, error) {
 	life, ok1 := keySeconds(c, "expires_seconds")
 	nbf, ok2 := keySeconds(c, "not_valid_before")

@@ -13,10 +13,10 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-// Brute-force back-off and auto-lock (spec §4.5), for every request that
-// verifies a user's password (user-login, user-passcheck,
-// user-passcheck-nosession, user-changepass, user-changepass-nosession,
-// user-delete), fixed as the spec asks:
+// Brute-force back-off and auto-lock (docs/security.md, "Brute-force back-off
+// and auto-lock"), for every request that verifies a user's password
+// (user-login, user-passcheck, user-passcheck-nosession, user-changepass,
+// user-changepass-nosession, user-delete), with these rules:
 //
 //   - Failures are counted per account (the normalised email), whatever
 //     the client address, in the account's shard (see shard/lockout.go).
@@ -44,7 +44,8 @@ import (
 
 const msgAutoLocked = "Your user account has been locked after repeated login failures. Try again in an hour or contact the server admins."
 
-// backoffDelayCap is the longest delay of a failed attempt (spec §4.5).
+// backoffDelayCap is the longest delay of a failed attempt (docs/security.md,
+// "Brute-force back-off and auto-lock").
 const backoffDelayCap = 40 * time.Second
 
 // attemptWaitMax bounds how long an attempt waits for the attempts in
@@ -87,7 +88,8 @@ func (e *usersExt) lockTime() time.Duration {
 }
 
 // lockedAnswer is the reply to an attempt on an account over its limit
-// (spec §4.5), whatever the request type.
+// (docs/security.md, "Brute-force back-off and auto-lock"), whatever the
+// request type.
 func lockedAnswer() result {
 	return result{messages: []string{msgAutoLocked}, fields: []field{{"user_id", nil}}}
 }

@@ -1,7 +1,8 @@
-// Package httpfront is authnzerver's HTTP front: a fasthttp server that
-// opens each request (Fernet + JSON, spec §1.3), validates it against its
-// request type's schema (§1.7), routes it to the shards that own its state,
-// and seals the answer.
+// Package httpfront is authnzerver's HTTP front: a fasthttp server that opens
+// each request (Fernet + JSON: docs/protocol.md, "Encoding: the sealed
+// body"), validates it against its request type's schema (docs/protocol.md,
+// "Invalid parameters"), routes it to the shards that own its state, and
+// seals the answer.
 //
 // A fasthttp handler goroutine runs the whole pipeline for one request:
 // decode, validate, route, orchestrate the shard and hasher steps, encode.

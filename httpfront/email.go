@@ -15,14 +15,15 @@ import (
 	"github.com/authnzerver/authnzerver/wire"
 )
 
-// Email requests (spec §2.E): the server sends sign-up verification and
-// forgotten-password mail through the mailer, with a single-use code, and
-// records verification. Protocol choices are in README.md, "Email".
+// Email requests (docs/email.md, "Requests"): the server sends sign-up
+// verification and forgotten-password mail through the mailer, with a
+// single-use code, and records verification. Protocol choices are in
+// docs/email.md.
 
 // MailOptions configure the email requests.
 type MailOptions struct {
 	// SMTP are the default delivery settings; requests may override host,
-	// port, user and password (spec §2.E1).
+	// port, user and password (docs/email.md, "Requests").
 	SMTP mail.SMTPSettings
 	// Sender is the default From address.
 	Sender string
@@ -63,8 +64,8 @@ func sanitizeLine(s string) string {
 	}, s)
 }
 
-// legacy maps the pre-2020 parameter names (spec §9) onto the current ones
-// and runs h.
+// legacy maps the pre-2020 parameter names (docs/protocol.md, "Legacy names")
+// onto the current ones and runs h.
 func legacy(h handler) handler {
 	renames := [][2]string{
 		{"fernet_verification_token", "verification_token"},
@@ -203,7 +204,7 @@ func logMailFailure(c *call, what string, u *shard.User, err error) {
 }
 
 // mailSendError reports whether err is the mail server's fault (answered
-// with the spec's failure) rather than ours (answered with a status).
+// with the protocol's failure) rather than ours (answered with a status).
 func mailSendError(err error) bool {
 	var me *mail.MailError
 	return errors.As(err, &me) || errors.Is(err, mail.ErrMailerTimeout)
@@ -218,8 +219,8 @@ func mailerError(err error) error {
 	return err
 }
 
-// handleSendEmailSignup sends the sign-up verification mail (spec §2.E1,
-// intended behaviour).
+// handleSendEmailSignup sends the sign-up verification mail (docs/email.md,
+// "Requests").
 func handleSendEmailSignup(c *call) (result, error) {
 	email := c.str("email_address")
 	var info struct {
@@ -305,11 +306,11 @@ func handleSendEmailSignup(c *call) (result, error) {
 }
 
 // forgotPassSpacing is the least time between two forgotten-password mails
-// to one user (spec §2.E2).
+// to one user (docs/email.md, "Requests").
 const forgotPassSpacing = 24 * time.Hour
 
-// handleSendEmailForgotPass sends the password reset mail (spec §2.E2,
-// intended behaviour).
+// handleSendEmailForgotPass sends the password reset mail (docs/email.md,
+// "Requests").
 func handleSendEmailForgotPass(c *call) (result, error) {
 	email := c.str("email_address")
 	fail := func(reason, msg string) result {
@@ -376,9 +377,9 @@ func handleSendEmailForgotPass(c *call) (result, error) {
 		with("emailforgotpass_sent_datetime", wire.FormatTime(u.EmailForgotPassSent)), nil
 }
 
-// roleAfterVerify is the role user-set-emailverified gives (spec §2.E3):
-// the current one unless it is "locked", else the last previous role
-// unless that is "locked" too, else "authenticated".
+// roleAfterVerify is the role user-set-emailverified gives (docs/email.md,
+// "Requests"): the current one unless it is "locked", else the last previous
+// role unless that is "locked" too, else "authenticated".
 func roleAfterVerify(u *shard.User) string {
 	if u.Role != "locked" {
 		return u.Role
@@ -394,8 +395,8 @@ func roleAfterVerify(u *shard.User) string {
 }
 
 // handleSetEmailVerified marks a sign-up verified and activates the user
-// (spec §2.E3). With verification_token, the mailed sign-up code must be
-// valid and is used up in the same step.
+// (docs/email.md, "Requests"). With verification_token, the mailed sign-up
+// code must be valid and is used up in the same step.
 func handleSetEmailVerified(c *call) (result, error) {
 	email := c.str("email")
 	fail := func(reason string) result {
@@ -446,7 +447,7 @@ func handleSetEmailVerified(c *call) (result, error) {
 }
 
 // handleSetEmailSent records that a mail was sent by the frontend itself
-// (spec §2.E4).
+// (docs/email.md, "Requests").
 func handleSetEmailSent(c *call) (result, error) {
 	email := c.str("email")
 	emailType := c.str("email_type")
@@ -485,9 +486,9 @@ func handleSetEmailSent(c *call) (result, error) {
 		with("user_id", int64(u.ID)).with("is_active", u.IsActive).with("user_role", u.Role), nil
 }
 
-// handleVerifyEmailToken checks a mailed code server-side and uses it up
-// (an extension, README.md, "Email"): for a frontend that lets the user enter
-// the code on one page and acts on it with a later request.
+// handleVerifyEmailToken checks a mailed code server-side and uses it up (an
+// extension, docs/email.md, "Requests"): for a frontend that lets the user
+// enter the code on one page and acts on it with a later request.
 func handleVerifyEmailToken(c *call) (result, error) {
 	email := c.str("email")
 	purpose := c.str("purpose")

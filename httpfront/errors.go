@@ -8,8 +8,9 @@ import (
 	"github.com/authnzerver/authnzerver/passhash"
 )
 
-// The plain-text bodies of error answers (spec §1.6.4). Frontends built on
-// the Python client show these as failure_reason, so they are verbatim.
+// The plain-text bodies of error answers (docs/protocol.md, "HTTP statuses").
+// Frontends built on the Python client show these as failure_reason, so they
+// are verbatim.
 const (
 	text400 = "HTTP 400: Could not service this request because of invalid request parameters."
 	text401 = "HTTP 401: Could not service this request because of invalid request authentication token or violation of host restriction."

@@ -50,7 +50,7 @@ const (
 	// OutcomeSuccess: the action ran and answered success: true.
 	OutcomeSuccess Outcome = iota
 	// OutcomeFailure: the action answered success: false, or the body
-	// failed schema validation (spec §1.6.3).
+	// failed schema validation (docs/protocol.md, "Invalid parameters").
 	OutcomeFailure
 	// OutcomeError: answered with an error status (503, 500) instead of an
 	// envelope.
@@ -203,7 +203,7 @@ func (s *Server) observeResponse(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	// The remote address is the frontend, not an end user, but it is still
-	// an IP address: spec §6.5 treats those as PII.
+	// an IP address: docs/security.md, "Logs", treats those as PII.
 	s.log.LogAttrs(bg, slog.LevelInfo, "refused",
 		slog.Int("status", status),
 		slog.String("remote", s.pii(ctx.RemoteIP().String())))

@@ -16,10 +16,11 @@ import (
 //   - A request that may change durable state is refused with 503 while the
 //     store refuses writes: while the disk is full (until the store finds
 //     space again by itself), and after a failed WAL write or sync (sticky
-//     until a restart: see README.md, "Reliability"). Checking before the
-//     handler means a refused write changes no memory either, so what the
-//     server answers stays what a restart will load. Reads keep being
-//     answered from memory.
+//     until a restart: see docs/reliability.md, "Disk faults"). Checking
+//     before the handler means a refused write changes no memory either, so
+//     what the server answers stays what a restart will load. Reads keep
+//     being answered from memory. Which types are reads is the readOnly
+//     column of requestTable.
 //   - Every request is refused with 503 while a shard's mailbox holds more
 //     than MaxShardQueue messages, so overload is answered at once instead of
 //     queueing without bound (the hasher pool refuses on its own when full).

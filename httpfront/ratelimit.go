@@ -15,13 +15,14 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-// limiter applies the rate limits of spec §5 to one request. known is false
-// for request types that do not exist (they are still counted per IP).
+// limiter applies the rate limits (docs/protocol.md, "Rate limits") to one
+// request. known is false for request types that do not exist (they are still
+// counted per IP).
 type limiter interface {
 	allow(reqType, clientIP string, body map[string]json.RawMessage, known bool) (ok bool, retryAfter time.Duration)
 }
 
-// Rate-limit defaults and fixed values (spec §5.1, §5.3).
+// Rate-limit defaults and fixed values (docs/protocol.md, "Rate limits").
 const (
 	defaultRateLimits = "ipaddr:720; user:480; session:600; apikey:720; burst:150"
 	internalPerMinute = 3000
@@ -39,7 +40,8 @@ const (
 	maxRateValue = 1 << 20
 )
 
-// rateConfig is a parsed AUTHNZERVER_RATELIMITS (spec §5.1).
+// rateConfig is a parsed AUTHNZERVER_RATELIMITS (docs/protocol.md, "Rate
+// limits").
 type rateConfig struct {
 	ipaddr, user, session, apikey, burst int64
 	overrides                            map[string]int64 // per request type
@@ -96,15 +98,16 @@ type rateRule struct {
 	emailTied bool
 }
 
-// rateLimiter is the limiter of spec §5 with GCRA buckets in the shard
-// actors (see shard.Rate): one message per limited request.
+// rateLimiter is the limiter, with GCRA buckets in the shard actors (see
+// shard.Rate): one message per limited request.
 type rateLimiter struct {
 	// Static after newLimiter.
 	core  *actors.Core
 	seed  maphash.Seed
 	cfg   rateConfig
 	rules map[string]*rateRule // every request type, alias and configured type
-	// Group rules for types without a limit of their own (spec §5.3 step 3).
+	// Group rules for types without a limit of their own (docs/protocol.md,
+	// "Rate limits").
 	groupUser, groupSession, groupAPIKey, groupInternal, groupOther rateRule
 }
 
@@ -150,9 +153,10 @@ func rateFacts(name string) (group rateGroup, perMinute int64, emailTied bool) {
 	return groupOf(name), 0, strings.Contains(name, "email")
 }
 
-// ruleOf computes the rule of a request type by the precedence of spec
-// §5.3: a config entry, else the type's built-in limit (endpoint.perMinute),
-// else the group limit of its prefix after the burst.
+// ruleOf computes the rule of a request type by the precedence of
+// docs/protocol.md, "Rate limits": a config entry, else the type's built-in
+// limit (endpoint.perMinute), else the group limit of its prefix after the
+// burst.
 func (l *rateLimiter) ruleOf(name string) *rateRule {
 	group, builtin, emailTied := rateFacts(name)
 	r := &rateRule{name: name, emailTied: emailTied}
@@ -237,11 +241,12 @@ func (l *rateLimiter) allow(reqType, clientIP string, body map[string]json.RawMe
 	return ok, retry
 }
 
-// emailKey returns the email an email-tied request is limited by (spec
-// §5.3 step 2): body.email, or if falsy body.email_address, normalised as
-// every lookup normalises it (passpolicy.NormalizeEmail), so that every
-// spelling that reaches one account shares its bucket; "" if both are falsy.
-// The bucket key is a hash, so the whole address counts.
+// emailKey returns the email an email-tied request is limited by
+// (docs/protocol.md, "Rate limits"): body.email, or if falsy
+// body.email_address, normalised as every lookup normalises it
+// (passpolicy.NormalizeEmail), so that every spelling that reaches one
+// account shares its bucket; "" if both are falsy. The bucket key is a hash,
+// so the whole address counts.
 func emailKey(body map[string]json.RawMessage) string {
 	for _, name := range [...]string{"email", "email_address"} {
 		raw, ok := body[name]
@@ -257,10 +262,10 @@ func emailKey(body map[string]json.RawMessage) string {
 	return ""
 }
 
-// allowHealth applies the limit of GET /health (spec §1.10): request type
-// apikey-healthcheck keyed by the socket IP. With rate limiting off, health
-// is not limited (the reference crashes then). It answers 429 itself and
-// returns false when the check is refused.
+// allowHealth applies the limit of GET /health (docs/protocol.md, "`GET
+// /health`"): request type apikey-healthcheck keyed by the socket IP. With
+// rate limiting off, health is not limited (the reference crashes then). It
+// answers 429 itself and returns false when the check is refused.
 func (s *Server) allowHealth(ctx *fasthttp.RequestCtx) bool {
 	if s.limits == nil {
 		return true

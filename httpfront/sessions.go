@@ -142,7 +142,7 @@ func deleteUserSessions(s *Server, uid shard.UserID, keep *shard.SessionDigest) 
 func handleSessionDeleteUserID(c *call) (result, error) {
 	uid, _ := c.int("user_id")
 	var keep *shard.SessionDigest
-	// Spec §2.A4: honour keep_current_session (the reference ignores it).
+	// Honour keep_current_session (the Python server ignores it).
 	if c.boolean("keep_current_session") {
 		if tok := c.str("session_token"); tok != "" {
 			d := shard.DigestSession(tok)

@@ -27,10 +27,12 @@ func (e *usersExt) insecureMessage() string {
 }
 
 // handleUserChangepass changes a password after checking the current one
-// (spec §2.D1, §2.D2). Unlike the reference, user-changepass checks that its
-// session is live and belongs to user_id; both forms end every other session
-// of the user once the new password is stored; and the check of the current
-// password is under the back-off and lock of spec §4.5, keyed by email.
+// (docs/protocol.md, "Account management"). Unlike the reference,
+// user-changepass checks that its session is live and belongs to user_id;
+// both forms end every other session of the user once the new password is
+// stored; and the check of the current password is under the back-off and
+// lock of docs/security.md, "Brute-force back-off and auto-lock", keyed by
+// email.
 func handleUserChangepass(c *call) (result, error) {
 	s := c.s
 	uid, _ := c.int("user_id")
@@ -131,9 +133,9 @@ func setPassword(s *Server, id shard.UserID, oldPHC, newPHC string) (shard.User,
 	})
 }
 
-// handleUserResetpass sets a new password without the current one (spec
-// §2.D3, §2.D4): the frontend has verified a reset token. Every session of
-// the user ends (the reference ended none).
+// handleUserResetpass sets a new password without the current one
+// (docs/protocol.md, "Account management"): the frontend has verified a reset
+// token. Every session of the user ends (the reference ended none).
 func handleUserResetpass(c *call) (result, error) {
 	s := c.s
 	withSession := c.reqType == "user-resetpass"
@@ -204,7 +206,8 @@ func handleUserResetpass(c *call) (result, error) {
 }
 
 // handleUserDelete deletes the caller's own account after checking its
-// password (spec §2.C2), under the back-off and lock of spec §4.5.
+// password, under the back-off and lock of docs/security.md, "Brute-force
+// back-off and auto-lock".
 func handleUserDelete(c *call) (result, error) {
 	return c.s.withBackoff(c.str("email"), func() (result, shard.Outcome, error) { return userDelete(c) })
 }
@@ -274,9 +277,10 @@ func removeUser(s *Server, u shard.User) error {
 	return nil
 }
 
-// handleUserValidatepass dry-runs the password policy (spec §2.D5). Unlike
-// the reference, the request's kwargs take effect when given (§8.4 item 13);
-// the server's policy supplies the rest.
+// handleUserValidatepass dry-runs the password policy. Unlike the reference,
+// the request's kwargs take effect when given (docs/protocol.md, "Deliberate
+// differences from the Python server"); the server's policy supplies the
+// rest.
 func handleUserValidatepass(c *call) (result, error) {
 	p := c.s.ext.users.opts.Policy
 	if n, ok := c.int("min_pass_length"); ok && n > 0 {

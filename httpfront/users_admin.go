@@ -96,8 +96,9 @@ func handleUserLookupEmail(c *call) (result, error) {
 	return success("User look up successful.").with("user_info", userInfo{u}), nil
 }
 
-// handleUserLookupMatch finds users whose column equals a value (spec
-// §2.C5). Only the documented columns may be matched (never the password).
+// handleUserLookupMatch finds users whose column equals a value
+// (docs/protocol.md, "Account management"). Only the documented columns may
+// be matched (never the password).
 func handleUserLookupMatch(c *call) (result, error) {
 	by, match := c.str("by"), c.raw("match")
 	if (by == "extra_info") != (rawKind(match) == '{') {
@@ -267,7 +268,7 @@ func sessionMatches(s *Server, token string, uid int64, role string) (bool, erro
 }
 
 // handleUserEdit lets a user edit their own name and email, and a
-// superuser edit anyone's (spec §2.C6).
+// superuser edit anyone's.
 func handleUserEdit(c *call) (result, error) {
 	s := c.s
 	uid, _ := c.int("user_id")
@@ -330,7 +331,7 @@ func handleUserEdit(c *call) (result, error) {
 	return success("User update successful.").with("user_info", userInfo{u}), nil
 }
 
-// handleUserLock lets a superuser lock or unlock another user (spec §2.C7).
+// handleUserLock lets a superuser lock or unlock another user.
 func handleUserLock(c *call) (result, error) {
 	uid, _ := c.int("user_id")
 	target, _ := c.int("target_userid")
@@ -369,8 +370,8 @@ func handleInternalUserLock(c *call) (result, error) {
 }
 
 // toggleLock locks (ending every session of the user) or unlocks a user
-// (spec §2.H1). A manual lock or unlock cancels a pending automatic unlock,
-// and an unlock forgets the user's failed password checks.
+// (docs/protocol.md, "Users"). A manual lock or unlock cancels a pending
+// automatic unlock, and an unlock forgets the user's failed password checks.
 func toggleLock(s *Server, id shard.UserID, action string) (result, error) {
 	changed := true
 	u, err := updateUser(s, id, func(u *shard.User) error {
@@ -418,9 +419,10 @@ func toggleLock(s *Server, id shard.UserID, action string) (result, error) {
 	return success("User lock toggle successful.").with("user_info", userInfo{u}), nil
 }
 
-// handleInternalUserDelete deletes a user and their sessions (spec §2.H2).
-// Unlike the reference, the system users 1–3 are protected and an unknown
-// user is a failure (§8.4 item 9).
+// handleInternalUserDelete deletes a user and their sessions. Unlike the
+// reference, the system users 1–3 are protected and an unknown user is a
+// failure (docs/protocol.md, "Deliberate differences from the Python
+// server").
 func handleInternalUserDelete(c *call) (result, error) {
 	target, _ := c.int("target_userid")
 	if target >= 1 && target <= int64(shard.DummyUserID) {

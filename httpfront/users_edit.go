@@ -10,7 +10,7 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-// userEditForbidden are the keys internal-user-edit refuses (spec §2.H3).
+// userEditForbidden are the keys internal-user-edit refuses.
 var userEditForbidden = map[string]bool{
 	"user_id": true, "system_id": true, "password": true,
 	"emailverify_sent_datetime": true, "emailforgotpass_sent_datetime": true,

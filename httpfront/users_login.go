@@ -15,11 +15,12 @@ const (
 	reasonInactive  = "user exists but is inactive"
 )
 
-// handleUserLogin checks an email and password against the presented
-// (usually anonymous) session and ends that session (spec §2.B1). Every path
-// costs exactly one Argon2 verification: the real hash when an active,
-// verified user has this email, the dummy hash otherwise (the reference
-// costs one or two, which tells whether an account exists, §4.4).
+// handleUserLogin checks an email and password against the presented (usually
+// anonymous) session and ends that session (docs/design.md, "Request path:
+// `user-login`"). Every path costs exactly one Argon2 verification: the real
+// hash when an active, verified user has this email, the dummy hash otherwise
+// (the reference costs one or two, which tells whether an account exists,
+// docs/security.md, "Passwords and hashing").
 func handleUserLogin(c *call) (result, error) {
 	return c.s.withBackoff(c.str("email"), func() (result, shard.Outcome, error) { return userLogin(c) })
 }
@@ -48,7 +49,7 @@ func userLogin(c *call) (result, shard.Outcome, error) {
 	if found {
 		u = s.unlockIfDue(u)
 	}
-	// Only active, verified users can log in (spec §2.B1 step 2).
+	// Only active, verified users can log in.
 	eligible := found && u.IsActive && u.EmailVerified
 	phc := ""
 	if eligible {
@@ -79,8 +80,9 @@ func userLogin(c *call) (result, shard.Outcome, error) {
 }
 
 // rehash stores a new hash of a correct password made with the current
-// parameters (spec §4.2), if the stored hash is still the one verified. A
-// busy pool skips it: the next login tries again.
+// parameters (docs/security.md, "Passwords and hashing"), if the stored hash
+// is still the one verified. A busy pool skips it: the next login tries
+// again.
 func (s *Server) rehash(u shard.User, password string) {
 	phc, err := hashPassword(s, password)
 	if err != nil {
@@ -100,7 +102,8 @@ func (s *Server) rehash(u shard.User, password string) {
 }
 
 // recordLoginTry maintains last_login_try and last_login_success (the
-// reference never does, spec §8.4 item 14). It does not delay the answer.
+// reference never does, docs/protocol.md, "Deliberate differences from the
+// Python server"). It does not delay the answer.
 func (s *Server) recordLoginTry(id shard.UserID, success bool) {
 	_, err := updateUser(s, id, func(u *shard.User) error {
 		now := s.deps.Core.Now()
@@ -115,7 +118,7 @@ func (s *Server) recordLoginTry(id shard.UserID, success bool) {
 	}
 }
 
-// handleUserLogout ends a session that belongs to user_id (spec §2.B2).
+// handleUserLogout ends a session that belongs to user_id.
 func handleUserLogout(c *call) (result, error) {
 	uid, _ := c.int("user_id")
 	fail := func(reason string) result {
@@ -142,10 +145,10 @@ func handleUserLogout(c *call) (result, error) {
 	return success("Logout successful.").with("user_id", int64(sess.UserID)), nil
 }
 
-// handleUserPasscheck re-checks the password of the session's user (spec
-// §2.B3); it does not end the session. Unlike the reference, the back-off
-// and lock apply, keyed by the user's email: anyone can make a session for
-// any user id (session-new), so this is a password oracle otherwise.
+// handleUserPasscheck re-checks the password of the session's user; it does
+// not end the session. Unlike the reference, the back-off and lock apply,
+// keyed by the user's email: anyone can make a session for any user id
+// (session-new), so this is a password oracle otherwise.
 func handleUserPasscheck(c *call) (result, error) {
 	s := c.s
 	password := c.str("password")
@@ -172,7 +175,7 @@ func handleUserPasscheck(c *call) (result, error) {
 	})
 }
 
-// handleUserPasscheckNoSession checks an email and password (spec §2.B4),
+// handleUserPasscheckNoSession checks an email and password,
 // with no active or verified filter; back-off applies.
 func handleUserPasscheckNoSession(c *call) (result, error) {
 	email, password := c.str("email"), c.str("password")

@@ -14,10 +14,10 @@ import (
 
 const (
 	msgAccountCreated = "User account created. Please verify your email address to log in."
-	maxSystemIDBytes  = 50 // spec §3.1: string ≤ 50
+	maxSystemIDBytes  = 50 // docs/protocol.md, "Users": system_id ≤ 50 bytes
 )
 
-// handleUserNew signs a user up (spec §2.C1).
+// handleUserNew signs a user up.
 func handleUserNew(c *call) (result, error) {
 	s := c.s
 	email := c.str("email")
@@ -41,7 +41,7 @@ func handleUserNew(c *call) (result, error) {
 		retryWait = max(n, 1)
 	}
 	// Hash before the policy check, so a refused password costs the same
-	// time as an accepted one (spec §4.2).
+	// time as an accepted one (docs/security.md, "Passwords and hashing").
 	password := passhash.TruncatePassword(c.str("password"))
 	phc, err := hashPassword(s, password)
 	if err != nil {
@@ -105,9 +105,10 @@ func handleUserNew(c *call) (result, error) {
 }
 
 // signupExisting answers a sign-up for an email that already has a user
-// (spec §2.C1 step 7): the same message as a success; and if the account is
-// still unverified and the last verification mail is older than the retry
-// wait, the sign-up data replaces the old and a new mail may be sent.
+// (docs/protocol.md, "Users"): the same message as a success; and if the
+// account is still unverified and the last verification mail is older than
+// the retry wait, the sign-up data replaces the old and a new mail may be
+// sent.
 func signupExisting(c *call, owner shard.UserID, norm, fullName, phc string, extra json.RawMessage, retryWait int64) (result, error) {
 	resend := false
 	u, err := updateUser(c.s, owner, func(u *shard.User) error {
@@ -177,7 +178,7 @@ func claimEmailNewID(s *Server, email string) (id, owner shard.UserID, err error
 }
 
 // signupExtra is the request's extra_info updated with the server's keys
-// (spec §2.C1 step 6).
+// (docs/protocol.md, "Users").
 func signupExtra(raw json.RawMessage, retryWait int64) (json.RawMessage, error) {
 	m := map[string]json.RawMessage{}
 	if rawKind(raw) == '{' {
