@@ -23,6 +23,9 @@ type endpoint struct {
 	// aliases are older names answered exactly as name: same schema, same
 	// handler, same rate-limit buckets (docs/protocol.md, "Legacy names").
 	aliases []string
+	// legacy is true for a type of the 2019–early 2020 protocol that has a
+	// row of its own because its body differs from the current type's.
+	legacy bool
 	// params is the schema the body is validated against before handle runs.
 	params []param
 	// handle answers a request whose body passed validation.
@@ -246,17 +249,17 @@ var requestTable = []endpoint{
 
 	// Legacy types whose bodies differ from the current type's
 	// (legacy.go, email.go). Names that only changed are aliases above.
-	{name: "session-setinfo", group: sessionGroup, handle: handleSessionSetInfo, params: []param{
+	{name: "session-setinfo", legacy: true, group: sessionGroup, handle: handleSessionSetInfo, params: []param{
 		arg("session_token", tStr), arg("extra_info", tDict, tNone),
 	}},
-	{name: "user-signup-email", aliases: []string{"user-signup-sendemail"}, group: userGroup, emailTied: true, rateAs: "user-sendemail-signup",
+	{name: "user-signup-email", aliases: []string{"user-signup-sendemail"}, legacy: true, group: userGroup, emailTied: true, rateAs: "user-sendemail-signup",
 		handle: legacy(handleSendEmailSignup), params: append([]param{
 			arg("email_address", tStr), arg("session_token", tStr), arg("created_info", tDict),
 			arg("server_name", tStr), arg("server_baseurl", tStr),
 			kwarg("account_verify_url", tStr), kwarg("fernet_verification_token", tStr, tNone),
 			kwarg("verification_token", tStr, tNone),
 		}, paramsLegacySMTP...)},
-	{name: "user-forgotpass-email", aliases: []string{"user-forgotpass-sendemail"}, group: userGroup, emailTied: true, rateAs: "user-sendemail-forgotpass",
+	{name: "user-forgotpass-email", aliases: []string{"user-forgotpass-sendemail"}, legacy: true, group: userGroup, emailTied: true, rateAs: "user-sendemail-forgotpass",
 		handle: legacy(handleSendEmailForgotPass), params: append([]param{
 			arg("email_address", tStr), arg("session_token", tStr),
 			arg("server_name", tStr), arg("server_baseurl", tStr),
