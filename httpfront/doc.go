@@ -11,5 +11,7 @@
 // handler returns, so everything a message carries is copied first (the
 // codec's Open returns a fresh slice).
 //
-// errors.go holds the only mapping from errors to HTTP statuses.
+// requests.go holds the one table of request types, from which every
+// per-type index is derived. Handlers return their errors; errors.go holds
+// the only mapping from errors to HTTP statuses (answerOf, statusOf).
 package httpfront
