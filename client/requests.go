@@ -1,16 +1,41 @@
-// Code written from the server's request list (httpfront register calls);
-// keep it in step when a request type is added.
-
 package client
 
 import "context"
+
+// RequestTypes lists every current request type the server answers, sorted.
+// Each has a method of [Client] below, named after it.
+var RequestTypes = []string{
+	"apikey-new", "apikey-new-nosession", "apikey-refresh-nosession",
+	"apikey-revoke", "apikey-revoke-nosession", "apikey-revokeall-nosession",
+	"apikey-verify", "apikey-verify-nosession",
+	"internal-session-edit", "internal-user-delete", "internal-user-edit", "internal-user-lock",
+	"session-delete", "session-delete-userid", "session-exists", "session-new",
+	"user-changepass", "user-changepass-nosession", "user-check-access", "user-check-limit",
+	"user-delete", "user-edit", "user-list", "user-lock", "user-login", "user-logout",
+	"user-lookup-email", "user-lookup-match", "user-new",
+	"user-passcheck", "user-passcheck-nosession", "user-resetpass", "user-resetpass-nosession",
+	"user-sendemail-forgotpass", "user-sendemail-signup", "user-set-emailsent", "user-set-emailverified",
+	"user-validatepass", "user-verify-emailtoken",
+}
+
+// LegacyRequestTypes lists the request types of the 2019–early 2020
+// protocol that the server still answers (docs/protocol.md, "Legacy
+// names"), sorted. They have no methods: send them with [Client.Request].
+var LegacyRequestTypes = []string{
+	"session-setinfo",
+	"user-forgotpass-email", "user-forgotpass-sendemail",
+	"user-signup-email", "user-signup-sendemail",
+	"user-verify-email", "user-verify-emailaddr",
+}
 
 // Body is a request's parameters. Put the end user's address in
 // "client_ipaddr" (the server needs it while rate limiting is on).
 type Body = map[string]any
 
-// One method per request type (spec §2), as the Python APIClient has; each
-// sends body as that request.
+// One method per request type of RequestTypes, as the Python APIClient has;
+// each sends body as that request. Keep the methods, RequestTypes and the
+// server's table of request types (httpfront/requests.go) in step: tests
+// on both sides compare them.
 
 // APIKeyNew sends a apikey-new request.
 func (c *Client) APIKeyNew(ctx context.Context, body Body) (*Response, error) {

@@ -12,19 +12,7 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-func init() {
-	register("user-check-access", []param{
-		arg("user_id", tInt), arg("user_role", tStr), arg("action", tStr),
-		arg("target_name", tStr), arg("target_owner", tInt),
-		arg("target_visibility", tStr), arg("target_sharedwith", tStr),
-	}, handleCheckAccess)
-	register("user-check-limit", []param{
-		arg("user_id", tInt), arg("user_role", tStr), arg("limit_name", tStr),
-		arg("value_to_check", tAny),
-	}, handleCheckLimit)
-}
-
-// Answers of spec §2.G.
+// Answers of user-check-access and user-check-limit.
 const (
 	accessGranted   = "Access request check successful. Access granted: True."
 	accessDenied    = "Access request check successful. Access granted: False."
@@ -44,12 +32,13 @@ const (
 // one by one; a longer list is checked with one message to every shard.
 const maxSharedWithIDs = 8
 
-// handleCheckAccess answers user-check-access (spec §2.G1): the decision of
-// the permission model in use (the configured one; the reference ignores it,
-// §8.4 item 6), given only if the acting user exists with that role and is
-// active and every owner and shared-with user exists and is active. Users
-// are read from their shards' memory.
-func handleCheckAccess(c *call) result {
+// handleCheckAccess answers user-check-access: the decision of the permission
+// model in use (the configured one; the reference ignores it,
+// docs/protocol.md, "Deliberate differences from the Python server"), given
+// only if the acting user exists with that role and is active and every owner
+// and shared-with user exists and is active. Users are read from their
+// shards' memory.
+func handleCheckAccess(c *call) (result, error) {
 	uid, _ := c.int("user_id")
 	owner, _ := c.int("target_owner")
 	role := c.str("user_role")
@@ -59,36 +48,36 @@ func handleCheckAccess(c *call) result {
 		Owner: owner, Visibility: c.str("target_visibility"), SharedWith: shared,
 	})
 	if err != nil {
-		return failure(reasonDBError, accessError)
+		return failure(reasonDBError, accessError), nil
 	}
 	sharedIDs, err := perm.ParseSharedWith(shared)
 	sharedOutOfRange := false
 	if err != nil {
 		if !errors.Is(err, perm.ErrSharedWithRange) || anyBadSharedWith(shared) {
-			return failure(reasonDBError, accessError)
+			return failure(reasonDBError, accessError), nil
 		}
 		// Python parsed the huge id, and then found no such user.
 		sharedOutOfRange = true
 	}
 	st, err := userStateOf(c.s, shard.UserID(uid))
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !st.active || st.role != role {
-		return failure(reasonNotValid, accessDenied)
+		return failure(reasonNotValid, accessDenied), nil
 	}
 	ids := append(sharedIDs, owner)
 	ok, err := allActive(c.s, shard.UserID(uid), ids)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !ok || sharedOutOfRange {
-		return failure(reasonNotFound, accessDenied)
+		return failure(reasonNotFound, accessDenied), nil
 	}
 	if !granted {
-		return failure(reasonDenied, accessDenied)
+		return failure(reasonDenied, accessDenied), nil
 	}
-	return success(accessGranted)
+	return success(accessGranted), nil
 }
 
 // anyBadSharedWith reports whether some entry of s is not an integer at
@@ -102,31 +91,32 @@ func anyBadSharedWith(s string) bool {
 	return false
 }
 
-// handleCheckLimit answers user-check-limit (spec §2.G2).
-func handleCheckLimit(c *call) result {
+// handleCheckLimit answers user-check-limit (docs/protocol.md, "Access and
+// limit checks").
+func handleCheckLimit(c *call) (result, error) {
 	uid, _ := c.int("user_id")
 	role := c.str("user_role")
 	dec := json.NewDecoder(bytes.NewReader(c.raw("value_to_check")))
 	dec.UseNumber()
 	var value any
 	if err := dec.Decode(&value); err != nil {
-		return failure(reasonDBError, limitError)
+		return failure(reasonDBError, limitError), nil
 	}
 	passed, err := c.s.perms().CheckLimit(role, c.str("limit_name"), value)
 	if err != nil {
-		return failure(reasonDBError, limitError)
+		return failure(reasonDBError, limitError), nil
 	}
 	st, err := userStateOf(c.s, shard.UserID(uid))
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !st.active || st.role != role {
-		return failure(reasonNoUser, limitFailed)
+		return failure(reasonNoUser, limitFailed), nil
 	}
 	if !passed {
-		return failure(reasonOverLimit, limitFailed)
+		return failure(reasonOverLimit, limitFailed), nil
 	}
-	return success(limitPassed)
+	return success(limitPassed), nil
 }
 
 // userState is what the checks need of a user.

@@ -23,7 +23,7 @@ type keyClaims struct {
 }
 
 // errClaimsMissing means apikey_dict is not an object or lacks uid, tkn or
-// rol: the reference answers 400 (spec §2.F2).
+// rol: the reference answers 400 (docs/protocol.md, "API keys").
 var errClaimsMissing = errors.New("httpfront: apikey_dict lacks uid, tkn or rol")
 
 // decodeKeyClaims reads an apikey_dict. Missing uid/tkn/rol is an error;
@@ -195,8 +195,8 @@ func isAPIKeyToken(s string) bool {
 	return true
 }
 
-// claims holds the values of a key's claims JSON (spec §2.F table). iss,
-// ver, aud and sub are JSON values, carried exactly.
+// claims holds the values of a key's claims JSON (docs/protocol.md, "API
+// keys"). iss, ver, aud and sub are JSON values, carried exactly.
 type claims struct {
 	iss, ver, aud, sub []byte
 	uid                int64

@@ -2,6 +2,7 @@ package httpfront
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"math"
 	"strconv"
@@ -14,38 +15,14 @@ import (
 	"github.com/authnzerver/authnzerver/wire"
 )
 
-// API keys (spec §2.F). The server hands out a key's claims as a JSON
-// string; the frontend seals it, checks aud/sub/ipa/usa/iss/ver itself on
-// use, and passes the decoded claims back as apikey_dict. The server checks
-// tkn, uid, rol, the validity window and, for a session-tied key, that its
-// session is still live. Only the SHA-256 digest of tkn is stored (see
-// shard/apikey.go).
+// API keys (docs/protocol.md, "API keys"). The server hands out a key's
+// claims as a JSON string; the frontend seals it, checks
+// aud/sub/ipa/usa/iss/ver itself on use, and passes the decoded claims back
+// as apikey_dict. The server checks tkn, uid, rol, the validity window and,
+// for a session-tied key, that its session is still live. Only the SHA-256
+// digest of tkn is stored (see shard/apikey.go).
 
-func init() {
-	keyDict := []param{arg("apikey_dict", tDict), arg("user_id", tInt), arg("user_role", tStr)}
-	register("apikey-new", []param{
-		arg("issuer", tStr), arg("audience", tStr), arg("subject", tStr), arg("apiversion", tStr, tInt),
-		arg("expires_days", tInt), arg("not_valid_before", tFloat, tInt), arg("user_id", tInt),
-		arg("user_role", tStr), arg("ip_address", tStr), arg("user_agent", tStr), arg("session_token", tStr),
-	}, handleAPIKeyNew)
-	register("apikey-verify", keyDict, func(c *call) result { return handleAPIKeyVerify(c, shard.KeySession) })
-	register("apikey-revoke", keyDict, func(c *call) result { return handleAPIKeyRevoke(c, shard.KeySession) })
-	register("apikey-new-nosession", []param{
-		arg("issuer", tStr), arg("audience", tStr), arg("subject", tStr), arg("apiversion", tStr, tInt),
-		arg("expires_seconds", tInt), arg("not_valid_before", tFloat, tInt), arg("user_id", tInt),
-		arg("user_role", tStr), arg("ip_address", tStr), arg("refresh_expires", tInt), arg("refresh_nbf", tFloat, tInt),
-	}, handleAPIKeyNewNoSession)
-	register("apikey-verify-nosession", keyDict, func(c *call) result { return handleAPIKeyVerify(c, shard.KeyNoSession) })
-	register("apikey-revoke-nosession", keyDict, func(c *call) result { return handleAPIKeyRevoke(c, shard.KeyNoSession) })
-	register("apikey-revokeall-nosession", keyDict, handleAPIKeyRevokeAll)
-	register("apikey-refresh-nosession", []param{
-		arg("apikey_dict", tDict), arg("user_id", tInt), arg("user_role", tStr), arg("refresh_token", tStr),
-		arg("ip_address", tStr), arg("expires_seconds", tInt), arg("not_valid_before", tInt, tFloat),
-		arg("refresh_expires", tInt), arg("refresh_nbf", tInt, tFloat),
-	}, handleAPIKeyRefresh)
-}
-
-// Answers of spec §2.F.
+// Answers of the API key requests.
 const (
 	msgKeyNotAllowedIssue  = "API key issuance failed. You are not allowed to issue an API key."
 	msgKeyNotAllowedVerify = "API key verification failed. You are not allowed to operate on this API key."
@@ -81,9 +58,9 @@ func claimsOrBadRequest(c *call) (keyClaims, result, bool) {
 	return cl, result{}, true
 }
 
-// apikeyPolicy is the policy half of the user-check-access evaluation of
-// spec §2.F: may user uid with role do action to the private API key of
-// owner? An unknown role is a refusal.
+// apikeyPolicy is the policy half of the user-check-access evaluation for
+// API keys (docs/protocol.md, "API keys"): may user uid with role do action
+// to the private API key of owner? An unknown role is a refusal.
 func apikeyPolicy(c *call, uid int64, role, action string, owner int64) bool {
 	ok, err := c.s.perms().CheckAccess(perm.AccessQuery{
 		UserID: uid, Role: role, Action: action, Target: "apikey", Owner: owner, Visibility: "private",
@@ -91,9 +68,9 @@ func apikeyPolicy(c *call, uid int64, role, action string, owner int64) bool {
 	return err == nil && ok
 }
 
-// apikeyUsersValid is the other half (spec §2.G1 steps 2–3): the acting user
-// exists, is active and has role; the owner exists and is active. The two
-// lookups run at once when the owner is someone else.
+// apikeyUsersValid is the other half (as user-check-access checks them): the
+// acting user exists, is active and has role; the owner exists and is active.
+// The two lookups run at once when the owner is someone else.
 func apikeyUsersValid(c *call, uid int64, role string, owner int64) (bool, error) {
 	if owner == uid {
 		return userActive(c, uid, role)
@@ -201,11 +178,11 @@ func lookupKey(c *call, kind shard.APIKeyKind, cl *keyClaims) (shard.APIKey, err
 	return res.Value, err
 }
 
-// sessionLive reports whether the session of a session-tied key is live.
-// The spec's foreign-key cascade (ending a session removes its keys) cannot
-// be one transaction here, as key and session live on different shards; a
-// key is therefore valid only while its session is, and a key found without
-// its session is deleted on the spot.
+// sessionLive reports whether the session of a session-tied key is live. The
+// Python server's foreign-key cascade (ending a session removes its keys)
+// cannot be one transaction here, as key and session live on different
+// shards; a key is therefore valid only while its session is, and a key found
+// without its session is deleted on the spot.
 func sessionLive(c *call, k *shard.APIKey) (bool, error) {
 	sd := k.Session
 	res, err := actors.Do(c.s.deps.Core, shard.SessionRoute(sd), func(s *shard.Shard, now time.Time) (bool, []shard.Mutation, error) {
@@ -269,54 +246,66 @@ func keyActor(c *call) (int64, string) {
 	return uid, c.str("user_role")
 }
 
-func handleAPIKeyVerify(c *call, kind shard.APIKeyKind) result {
+// apiKeyVerify returns the handler of apikey-verify (kind KeySession) or
+// apikey-verify-nosession.
+func apiKeyVerify(kind shard.APIKeyKind) handler {
+	return func(c *call) (result, error) { return handleAPIKeyVerify(c, kind) }
+}
+
+// apiKeyRevoke returns the handler of apikey-revoke (kind KeySession) or
+// apikey-revoke-nosession.
+func apiKeyRevoke(kind shard.APIKeyKind) handler {
+	return func(c *call) (result, error) { return handleAPIKeyRevoke(c, kind) }
+}
+
+func handleAPIKeyVerify(c *call, kind shard.APIKeyKind) (result, error) {
 	cl, bad, ok := claimsOrBadRequest(c)
 	if !ok {
-		return bad
+		return bad, nil
 	}
 	allowed, key, valid, err := verifyClaims(c, kind, &cl, "view")
 	switch {
 	case err != nil:
-		return coreFailure(err)
+		return result{}, err
 	case !allowed:
-		return failure(reasonKeyNotAllowedOp, msgKeyNotAllowedVerify)
+		return failure(reasonKeyNotAllowedOp, msgKeyNotAllowedVerify), nil
 	case !valid:
-		return failure(reasonKeyInvalid, msgKeyInvalid)
+		return failure(reasonKeyInvalid, msgKeyInvalid), nil
 	}
 	msg := "API key verified successfully. Expires: "
 	if kind == shard.KeyNoSession {
 		msg = "No-session API key verified successfully. Expires: "
 	}
-	return success(msg + wire.FormatTime(key.Expires) + ".")
+	return success(msg + wire.FormatTime(key.Expires) + "."), nil
 }
 
-func handleAPIKeyRevoke(c *call, kind shard.APIKeyKind) result {
+func handleAPIKeyRevoke(c *call, kind shard.APIKeyKind) (result, error) {
 	cl, bad, ok := claimsOrBadRequest(c)
 	if !ok {
-		return bad
+		return bad, nil
 	}
 	uid, role := keyActor(c)
 	if !cl.uidOK {
-		return failure(reasonKeyNotAllowedOp, msgKeyNotAllowedRevoke)
+		return failure(reasonKeyNotAllowedOp, msgKeyNotAllowedRevoke), nil
 	}
 	allowed, err := apikeyAllowed(c, uid, role, "delete", cl.uid)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !allowed {
-		return failure(reasonKeyNotAllowedOp, msgKeyNotAllowedRevoke)
+		return failure(reasonKeyNotAllowedOp, msgKeyNotAllowedRevoke), nil
 	}
 	if !cl.okTR {
-		return result{messages: []string{msgKeyRevoked}}
+		return result{messages: []string{msgKeyRevoked}}, nil
 	}
 	revoked, err := revokeKey(c, kind, &cl, "")
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !revoked {
-		return result{messages: []string{msgKeyRevoked}}
+		return result{messages: []string{msgKeyRevoked}}, nil
 	}
-	return success(msgKeyRevoked)
+	return success(msgKeyRevoked), nil
 }
 
 // revokeKey deletes the key named by cl (and, for a refresh, only if its
@@ -338,28 +327,28 @@ func revokeKey(c *call, kind shard.APIKeyKind, cl *keyClaims, refreshPHC string)
 	return res.Value, nil
 }
 
-func handleAPIKeyRevokeAll(c *call) result {
+func handleAPIKeyRevokeAll(c *call) (result, error) {
 	cl, bad, ok := claimsOrBadRequest(c)
 	if !ok {
-		return bad
+		return bad, nil
 	}
 	allowed, _, valid, err := verifyClaims(c, shard.KeyNoSession, &cl, "delete")
 	switch {
 	case err != nil:
-		return coreFailure(err)
+		return result{}, err
 	case !allowed:
-		return failure("originating user is not allowed to delete API keys", "All API keys revocation failed. You are not allowed to delete API keys.")
+		return failure("originating user is not allowed to delete API keys", "All API keys revocation failed. You are not allowed to delete API keys."), nil
 	case !valid:
-		return failure("provided API key is invalid, revoke-all operation requires a valid key to start with", "All API keys revocation failed. The API key presented is invalid.")
+		return failure("provided API key is invalid, revoke-all operation requires a valid key to start with", "All API keys revocation failed. The API key presented is invalid."), nil
 	}
 	uid, role := shard.UserID(cl.uid), cl.rol
 	n, err := durableFanOut(c.s, func(sh *shard.Shard) (int, []shard.Mutation) {
 		return sh.RevokeUserAPIKeys(uid, role)
 	})
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
-	return success("All API keys revocation processed.").with("revoked_keys", n)
+	return success("All API keys revocation processed.").with("revoked_keys", n), nil
 }
 
 // revokeKeysOfOtherRoles deletes every API key of user uid, of either
@@ -411,33 +400,33 @@ func issueKey(c *call, n shard.NewAPIKey) (tkn string, key shard.APIKey, err err
 	return "", key, shard.ErrAPIKeyExists
 }
 
-func handleAPIKeyNew(c *call) result {
+func handleAPIKeyNew(c *call) (result, error) {
 	uid, role := keyActor(c)
 	noKey := func(r result) result { return r.with("apikey", nil).with("expires", nil) }
 	allowed, err := apikeyAllowed(c, uid, role, "create", uid)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !allowed {
-		return failure("user not allowed to issue API key", msgKeyNotAllowedIssue)
+		return failure("user not allowed to issue API key", msgKeyNotAllowedIssue), nil
 	}
 	days, _ := c.int("expires_days")
 	nbf, ok := keySeconds(c, "not_valid_before")
 	if !ok || days < -int64(maxKeyLifetime/(24*time.Hour)) || days > int64(maxKeyLifetime/(24*time.Hour)) {
-		return noKey(failure(reasonKeyLifetime, msgKeyLifetime))
+		return noKey(failure(reasonKeyLifetime, msgKeyLifetime)), nil
 	}
 	const reasonSession = "invalid session for user requesting API key issuance"
 	sd := shard.DigestSession(c.str("session_token"))
 	info, err := actors.CheckSession(c.s.deps.Core, sd)
 	if errors.Is(err, shard.ErrSessionNotFound) {
-		return noKey(failure(reasonSession, "Invalid session token for API key issuance request."))
+		return noKey(failure(reasonSession, "Invalid session token for API key issuance request.")), nil
 	}
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	ip, ua := c.str("ip_address"), c.str("user_agent")
 	if int64(info.Session.UserID) != uid || info.Session.IPAddress != ip || info.Session.UserAgent != ua || info.User.Role != role {
-		return noKey(failure(reasonSession, "DB session user_id, ip_address, user_agent, user_role does not match provided session info."))
+		return noKey(failure(reasonSession, "DB session user_id, ip_address, user_agent, user_role does not match provided session info.")), nil
 	}
 	tkn, key, err := issueKey(c, shard.NewAPIKey{
 		Kind: shard.KeySession, UserID: shard.UserID(uid), Role: role,
@@ -445,10 +434,10 @@ func handleAPIKeyNew(c *call) result {
 		Session: sd, SessionExpires: info.Session.Expires,
 	})
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if err := capOwned(c.s, shard.UserID(uid), ownedKey(&key)); err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	cl := claims{
 		iss: claimValue(c.raw("issuer")), ver: claimValue(c.raw("apiversion")),
@@ -457,31 +446,31 @@ func handleAPIKeyNew(c *call) result {
 	}
 	exp := wire.FormatTime(key.Expires)
 	return success("API key generated successfully, expires: "+exp+".").
-		with("apikey", cl.String()).with("expires", exp)
+		with("apikey", cl.String()).with("expires", exp), nil
 }
 
 // noSessionKey is the issue half of apikey-new-nosession and
 // apikey-refresh-nosession: lifetimes from the request, a new refresh token
-// hashed with Argon2id (spec §2.F4), and the success answer. It does not
-// check permissions.
-func noSessionKey(c *call, uid int64, role string, iss, ver, aud, sub []byte) (result, shard.APIKey, bool) {
+// hashed with Argon2id (docs/protocol.md, "API keys"), and the success
+// answer. It does not check permissions.
+func noSessionKey(c *call, uid int64, role string, iss, ver, aud, sub []byte) (result, shard.APIKey, bool, error) {
 	life, ok1 := keySeconds(c, "expires_seconds")
 	nbf, ok2 := keySeconds(c, "not_valid_before")
 	rlife, ok3 := keySeconds(c, "refresh_expires")
 	rnbf, ok4 := keySeconds(c, "refresh_nbf")
 	if !ok1 || !ok2 || !ok3 || !ok4 {
-		return failure(reasonKeyLifetime, msgKeyLifetime).with("apikey", nil).with("expires", nil), shard.APIKey{}, false
+		return failure(reasonKeyLifetime, msgKeyLifetime).with("apikey", nil).with("expires", nil), shard.APIKey{}, false, nil
 	}
 	rt, err := wire.RandomToken(32)
 	if err != nil {
-		return coreFailure(err), shard.APIKey{}, false
+		return result{}, shard.APIKey{}, false, err
 	}
 	hs, err := c.s.deps.Hasher.Run(passhash.HashOp{Password: rt})
 	if err != nil {
-		return coreFailure(err), shard.APIKey{}, false
+		return result{}, shard.APIKey{}, false, err
 	}
-	if hs[0].Err != nil || !hs[0].OK {
-		return coreFailure(hs[0].Err), shard.APIKey{}, false
+	if err := hs[0].Err; err != nil || !hs[0].OK {
+		return result{}, shard.APIKey{}, false, cmp.Or(err, errNoHash)
 	}
 	tkn, key, err := issueKey(c, shard.NewAPIKey{
 		Kind: shard.KeyNoSession, UserID: shard.UserID(uid), Role: role,
@@ -489,33 +478,33 @@ func noSessionKey(c *call, uid int64, role string, iss, ver, aud, sub []byte) (r
 		RefreshPHC: hs[0].PHC, RefreshLifetime: rlife, RefreshNotBefore: rnbf,
 	})
 	if err != nil {
-		return coreFailure(err), shard.APIKey{}, false
+		return result{}, shard.APIKey{}, false, err
 	}
 	cl := claims{iss: iss, ver: ver, aud: aud, sub: sub, uid: uid, rol: role, ipa: c.str("ip_address"), tkn: tkn, key: &key}
 	exp := wire.FormatTime(key.Expires)
 	return success("API key generated successfully, expires: "+exp+".").
 		with("apikey", cl.String()).with("expires", exp).
-		with("refresh_token", rt).with("refresh_token_expires", wire.FormatTime(key.RefreshExpires)), key, true
+		with("refresh_token", rt).with("refresh_token_expires", wire.FormatTime(key.RefreshExpires)), key, true, nil
 }
 
-func handleAPIKeyNewNoSession(c *call) result {
+func handleAPIKeyNewNoSession(c *call) (result, error) {
 	uid, role := keyActor(c)
 	allowed, err := apikeyAllowed(c, uid, role, "create", uid)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !allowed {
-		return failure("originating user is not allowed to issue an API key", msgKeyNotAllowedIssue)
+		return failure("originating user is not allowed to issue an API key", msgKeyNotAllowedIssue), nil
 	}
-	res, key, issued := noSessionKey(c, uid, role, claimValue(c.raw("issuer")), claimValue(c.raw("apiversion")),
+	res, key, issued, err := noSessionKey(c, uid, role, claimValue(c.raw("issuer")), claimValue(c.raw("apiversion")),
 		claimValue(c.raw("audience")), claimValue(c.raw("subject")))
-	if !issued {
-		return res
+	if err != nil || !issued {
+		return res, err
 	}
 	if err := capOwned(c.s, shard.UserID(uid), ownedKey(&key)); err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
-	return res
+	return res, nil
 }
 
 // ownedKey names a new key for capOwned.
@@ -523,17 +512,17 @@ func ownedKey(k *shard.APIKey) shard.OwnedItem {
 	return shard.OwnedItem{Created: k.Issued, Key: k.Digest, KeyKind: k.Kind, IsAPIKey: true}
 }
 
-func handleAPIKeyRefresh(c *call) result {
+func handleAPIKeyRefresh(c *call) (result, error) {
 	cl, bad, ok := claimsOrBadRequest(c)
 	if !ok {
-		return bad
+		return bad, nil
 	}
 	if cl.iss == nil || cl.ver == nil || cl.aud == nil || cl.sub == nil {
-		return result{status: 400} // the reference's KeyError when it copies them
+		return result{status: 400}, nil // the reference's KeyError when it copies them
 	}
 	noRefresh := failure("provided API key has no stored refresh token, probably invalid", msgRefreshFailed)
 	if !cl.uidOK || !cl.okTR {
-		return noRefresh
+		return noRefresh, nil
 	}
 	// Step 1: the stored key with an open refresh window.
 	d := shard.DigestAPIKey(cl.tkn)
@@ -543,10 +532,10 @@ func handleAPIKeyRefresh(c *call) result {
 		return k, nil, err
 	})
 	if errors.Is(err, shard.ErrAPIKeyNoRefresh) {
-		return noRefresh
+		return noRefresh, nil
 	}
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	old := found.Value
 	// Step 2: the refresh token against its Argon2id hash. A token not of
@@ -554,14 +543,14 @@ func handleAPIKeyRefresh(c *call) result {
 	badRefresh := failure("provided refresh token does not match stored refresh token", msgRefreshFailed)
 	rt := c.str("refresh_token")
 	if !isAPIKeyToken(rt) {
-		return badRefresh
+		return badRefresh, nil
 	}
 	hs, err := c.s.deps.Hasher.Run(passhash.HashOp{Verify: true, PHC: old.RefreshPHC, Password: rt})
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !hs[0].OK {
-		return badRefresh
+		return badRefresh, nil
 	}
 	// Steps 3–4. Both permissions are checked before anything changes, so a
 	// refused refresh leaves the old key in place (the reference revokes it
@@ -570,21 +559,21 @@ func handleAPIKeyRefresh(c *call) result {
 	notRevoke := failure("user from provided API key not allowed to revoke old key", msgRefreshFailedJoined)
 	allowed, err := apikeyAllowed(c, uid, role, "delete", cl.uid)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !allowed {
-		return notRevoke
+		return notRevoke, nil
 	}
 	if !apikeyPolicy(c, uid, role, "create", uid) {
-		return failure("user from provided API key not allowed to issue new key", msgRefreshFailedJoined)
+		return failure("user from provided API key not allowed to issue new key", msgRefreshFailedJoined), nil
 	}
 	// Issue first, then revoke: a crash in between leaves two keys rather
 	// than none. The revocation is conditional on the refresh hash just
 	// verified, so of two concurrent refreshes exactly one keeps its new key.
-	res, key, issued := noSessionKey(c, uid, role, claimValue(cl.iss), claimValue(cl.ver),
+	res, key, issued, err := noSessionKey(c, uid, role, claimValue(cl.iss), claimValue(cl.ver),
 		claimValue(cl.aud), claimValue(cl.sub))
-	if !issued {
-		return res
+	if err != nil || !issued {
+		return res, err
 	}
 	revoked, err := revokeKey(c, shard.KeyNoSession, &cl, old.RefreshPHC)
 	if err != nil || !revoked {
@@ -599,9 +588,9 @@ func handleAPIKeyRefresh(c *call) result {
 			err = derr
 		}
 		if err != nil {
-			return coreFailure(err)
+			return result{}, err
 		}
-		return notRevoke
+		return notRevoke, nil
 	}
 	// The cap is applied only now that the old key is gone, so that a user
 	// at the cap can refresh its oldest key. Its failure does not fail the
@@ -610,5 +599,5 @@ func handleAPIKeyRefresh(c *call) result {
 	if err := capOwned(c.s, shard.UserID(uid), ownedKey(&key)); err != nil {
 		c.s.log.Warn("API key cap after a refresh", "err", err)
 	}
-	return res
+	return res, nil
 }

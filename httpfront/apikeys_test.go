@@ -277,8 +277,8 @@ func BenchmarkAPIKeyVerifyCore(b *testing.B) {
 	raw, _ := json.Marshal(c)
 	body := map[string]json.RawMessage{"apikey_dict": raw, "user_id": json.RawMessage("4"), "user_role": json.RawMessage(`"authenticated"`)}
 	cl := &call{s: h.srv, reqType: "apikey-verify-nosession", body: body}
-	if r := handleAPIKeyVerify(cl, shard.KeyNoSession); !r.ok {
-		b.Fatalf("verify failed: %+v", r)
+	if r, err := handleAPIKeyVerify(cl, shard.KeyNoSession); err != nil || !r.ok {
+		b.Fatalf("verify failed: %+v, %v", r, err)
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -13,10 +13,10 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-// Brute-force back-off and auto-lock (spec §4.5), for every request that
-// verifies a user's password (user-login, user-passcheck,
-// user-passcheck-nosession, user-changepass, user-changepass-nosession,
-// user-delete), fixed as the spec asks:
+// Brute-force back-off and auto-lock (docs/security.md, "Brute-force back-off
+// and auto-lock"), for every request that verifies a user's password
+// (user-login, user-passcheck, user-passcheck-nosession, user-changepass,
+// user-changepass-nosession, user-delete), with these rules:
 //
 //   - Failures are counted per account (the normalised email), whatever
 //     the client address, in the account's shard (see shard/lockout.go).
@@ -44,7 +44,8 @@ import (
 
 const msgAutoLocked = "Your user account has been locked after repeated login failures. Try again in an hour or contact the server admins."
 
-// backoffDelayCap is the longest delay of a failed attempt (spec §4.5).
+// backoffDelayCap is the longest delay of a failed attempt (docs/security.md,
+// "Brute-force back-off and auto-lock").
 const backoffDelayCap = 40 * time.Second
 
 // attemptWaitMax bounds how long an attempt waits for the attempts in
@@ -87,7 +88,8 @@ func (e *usersExt) lockTime() time.Duration {
 }
 
 // lockedAnswer is the reply to an attempt on an account over its limit
-// (spec §4.5), whatever the request type.
+// (docs/security.md, "Brute-force back-off and auto-lock"), whatever the
+// request type.
 func lockedAnswer() result {
 	return result{messages: []string{msgAutoLocked}, fields: []field{{"user_id", nil}}}
 }
@@ -96,8 +98,10 @@ func lockedAnswer() result {
 // email, under the back-off and lock rules. check says how the verification
 // went: AttemptSucceeded when the account's password matched (whatever the
 // reply), AttemptFailed when a password was verified and did not match,
-// AttemptCancelled when nothing was decided (an error answered by status).
-func (s *Server) withBackoff(email string, check func() (result, shard.Outcome)) result {
+// AttemptCancelled when nothing was decided. An error, or an answer by
+// status, always counts as AttemptCancelled; withBackoff returns the error
+// for the pipeline to answer.
+func (s *Server) withBackoff(email string, check func() (result, shard.Outcome, error)) (result, error) {
 	key := passpolicy.NormalizeEmail(email)
 	route := shard.EmailRoute(key)
 	users := s.ext.users
@@ -114,18 +118,18 @@ func (s *Server) withBackoff(email string, check func() (result, shard.Outcome))
 			return a, muts, nil
 		})
 		if err != nil {
-			return coreFailure(err)
+			return result{}, err
 		}
 		a := res.Value
 		switch a.Verdict {
 		case shard.AttemptRefused:
-			return lockedAnswer()
+			return lockedAnswer(), nil
 		case shard.AttemptOverLimit:
 			if err := res.Durable(); err != nil {
 				s.log.Warn("record password lock-out", "err", err)
 			}
 			s.lockOut(key, a)
-			return lockedAnswer()
+			return lockedAnswer(), nil
 		case shard.AttemptWait:
 			if wait == nil {
 				wait = time.NewTimer(attemptWaitMax)
@@ -134,7 +138,7 @@ func (s *Server) withBackoff(email string, check func() (result, shard.Outcome))
 			case <-a.Settled:
 				continue
 			case <-wait.C:
-				return coreFailure(errBusy)
+				return result{}, errBusy
 			}
 		}
 		break
@@ -145,15 +149,15 @@ func (s *Server) withBackoff(email string, check func() (result, shard.Outcome))
 			s.endAttempt(key, shard.AttemptCancelled)
 		}
 	}()
-	r, outcome := check()
+	r, outcome, err := check()
 	done = true
-	if r.status != 0 {
+	if err != nil || r.status != 0 {
 		outcome = shard.AttemptCancelled // an error is never a failure
 	}
 	if n := s.endAttempt(key, outcome); outcome == shard.AttemptFailed {
 		time.Sleep(backoffDelay(n))
 	}
-	return r
+	return r, err
 }
 
 // endAttempt settles an attempt and returns the account's failure count.

@@ -15,61 +15,15 @@ import (
 	"github.com/authnzerver/authnzerver/wire"
 )
 
-// Email requests (spec §2.E): the server sends sign-up verification and
-// forgotten-password mail through the mailer, with a single-use code, and
-// records verification. Protocol choices are in README.md, "Email".
-
-func init() {
-	smtpKwargs := []param{
-		kwarg("emailuser", tStr, tNone), kwarg("emailpass", tStr, tNone),
-		kwarg("emailserver", tStr), kwarg("emailsender", tStr), kwarg("emailport", tInt),
-	}
-	register("user-sendemail-signup", append([]param{
-		arg("email_address", tStr), arg("session_token", tStr), arg("created_info", tDict),
-		arg("server_name", tStr), arg("server_baseurl", tStr),
-		kwarg("account_verify_url", tStr), kwarg("server_verify_url", tStr),
-		kwarg("verification_token", tStr, tNone), arg("verification_expiry", tInt),
-	}, smtpKwargs...), handleSendEmailSignup)
-	register("user-sendemail-forgotpass", append([]param{
-		arg("email_address", tStr), arg("session_token", tStr),
-		arg("server_name", tStr), arg("server_baseurl", tStr), arg("password_forgot_url", tStr),
-		kwarg("verification_token", tStr, tNone), arg("verification_expiry", tInt),
-	}, smtpKwargs...), handleSendEmailForgotPass)
-
-	// Legacy names (spec §9): the old parameter names, mapped onto the
-	// current ones. The URL and expiry they lacked default.
-	legacySMTP := []param{
-		kwarg("smtp_user", tStr, tNone), kwarg("smtp_pass", tStr, tNone),
-		kwarg("smtp_server", tStr), kwarg("smtp_sender", tStr), kwarg("smtp_port", tInt),
-		kwarg("emailuser", tStr, tNone), kwarg("emailpass", tStr, tNone),
-		kwarg("emailserver", tStr), kwarg("emailsender", tStr), kwarg("emailport", tInt),
-		kwarg("verification_expiry", tInt),
-	}
-	register("user-signup-email", append([]param{
-		arg("email_address", tStr), arg("session_token", tStr), arg("created_info", tDict),
-		arg("server_name", tStr), arg("server_baseurl", tStr),
-		kwarg("account_verify_url", tStr), kwarg("fernet_verification_token", tStr, tNone),
-		kwarg("verification_token", tStr, tNone),
-	}, legacySMTP...), legacy(handleSendEmailSignup), "user-signup-sendemail")
-	register("user-forgotpass-email", append([]param{
-		arg("email_address", tStr), arg("session_token", tStr),
-		arg("server_name", tStr), arg("server_baseurl", tStr),
-		kwarg("password_forgot_url", tStr), kwarg("fernet_verification_token", tStr, tNone),
-		kwarg("verification_token", tStr, tNone),
-	}, legacySMTP...), legacy(handleSendEmailForgotPass), "user-forgotpass-sendemail")
-
-	register("user-set-emailverified", []param{arg("email", tStr), kwarg("verification_token", tStr, tNone)},
-		handleSetEmailVerified, "user-verify-email", "user-verify-emailaddr")
-	register("user-set-emailsent", []param{arg("email", tStr), arg("email_type", tStr)}, handleSetEmailSent)
-	register("user-verify-emailtoken", []param{arg("email", tStr), arg("verification_token", tStr), arg("purpose", tStr)}, handleVerifyEmailToken)
-
-	extInits = append(extInits, initMail)
-}
+// Email requests (docs/email.md, "Requests"): the server sends sign-up
+// verification and forgotten-password mail through the mailer, with a
+// single-use code, and records verification. Protocol choices are in
+// docs/email.md.
 
 // MailOptions configure the email requests.
 type MailOptions struct {
 	// SMTP are the default delivery settings; requests may override host,
-	// port, user and password (spec §2.E1).
+	// port, user and password (docs/email.md, "Requests").
 	SMTP mail.SMTPSettings
 	// Sender is the default From address.
 	Sender string
@@ -86,7 +40,8 @@ type mailExt struct {
 	inflight sync.Map
 }
 
-func initMail(s *Server) error {
+// initMail takes the mail options, with a random code key if none is set.
+func (s *Server) initMail() error {
 	s.ext.mail.opts = s.opts.Mail
 	if len(s.ext.mail.opts.TokenKey) == 0 {
 		k := make([]byte, 32)
@@ -109,15 +64,15 @@ func sanitizeLine(s string) string {
 	}, s)
 }
 
-// legacy maps the pre-2020 parameter names (spec §9) onto the current ones
-// and runs h.
-func legacy(h func(c *call) result) func(c *call) result {
+// legacy maps the pre-2020 parameter names (docs/protocol.md, "Legacy names")
+// onto the current ones and runs h.
+func legacy(h handler) handler {
 	renames := [][2]string{
 		{"fernet_verification_token", "verification_token"},
 		{"smtp_user", "emailuser"}, {"smtp_pass", "emailpass"}, {"smtp_server", "emailserver"},
 		{"smtp_sender", "emailsender"}, {"smtp_port", "emailport"},
 	}
-	return func(c *call) result {
+	return func(c *call) (result, error) {
 		body := make(map[string]json.RawMessage, len(c.body)+2)
 		for k, v := range c.body {
 			body[k] = v
@@ -249,22 +204,24 @@ func logMailFailure(c *call, what string, u *shard.User, err error) {
 }
 
 // mailSendError reports whether err is the mail server's fault (answered
-// with the spec's failure) rather than ours (answered with a status).
+// with the protocol's failure) rather than ours (answered with a status).
 func mailSendError(err error) bool {
 	var me *mail.MailError
 	return errors.As(err, &me) || errors.Is(err, mail.ErrMailerTimeout)
 }
 
-func mailerFailure(err error) result {
+// mailerError is the error a mailer failure is answered by: a full or
+// stopped mailer is busy, anything else as statusOf maps it.
+func mailerError(err error) error {
 	if errors.Is(err, mail.ErrMailerBusy) || errors.Is(err, mail.ErrMailerStopped) {
-		return coreFailure(errBusy)
+		return errBusy
 	}
-	return coreFailure(err)
+	return err
 }
 
-// handleSendEmailSignup sends the sign-up verification mail (spec §2.E1,
-// intended behaviour).
-func handleSendEmailSignup(c *call) result {
+// handleSendEmailSignup sends the sign-up verification mail (docs/email.md,
+// "Requests").
+func handleSendEmailSignup(c *call) (result, error) {
 	email := c.str("email_address")
 	var info struct {
 		UserID           *int64 `json:"user_id"`
@@ -282,50 +239,50 @@ func handleSendEmailSignup(c *call) result {
 	r, bad := readMailRequest(c, "account_verify_url", "server_verify_url")
 	switch bad {
 	case "settings":
-		return fail("invalid request: missing 'emailsender', 'emailserver', or 'emailport' in request", "Invalid email server settings provided. Can't send an email.")
+		return fail("invalid request: missing 'emailsender', 'emailserver', or 'emailport' in request", "Invalid email server settings provided. Can't send an email."), nil
 	case "control":
-		return fail("invalid request: control characters in email fields", invalid)
+		return fail("invalid request: control characters in email fields", invalid), nil
 	}
 	verifyURL := c.str("account_verify_url")
 	if !c.has("account_verify_url") {
 		verifyURL = c.str("server_verify_url")
 	}
 	if !info.SendVerification {
-		return fail("not allowed to send verification email to target user, send_verification = False", "Not allowed to send an email verification request.")
+		return fail("not allowed to send verification email to target user, send_verification = False", "Not allowed to send an email verification request."), nil
 	}
 	var u shard.User
 	found := false
 	if info.UserID != nil {
 		var err error
 		if u, found, err = userByEmail(c.s, email); err != nil {
-			return coreFailure(err)
+			return result{}, err
 		}
 	}
 	if !found || int64(u.ID) != *info.UserID {
-		return fail("target user for verification email does not exist", invalid)
+		return fail("target user for verification email does not exist", invalid), nil
 	}
 	if u.IsActive || u.Role != "locked" {
-		return fail("target user for verification email already active and verified", "Not sending an verify email request to an existing user.")
+		return fail("target user for verification email already active and verified", "Not sending an verify email request to an existing user."), nil
 	}
 	sess, ok, err := lookupSession(c.s, c.str("session_token"))
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !ok {
-		return fail("invalid session for requesting a verification email", invalid)
+		return fail("invalid session for requesting a verification email", invalid), nil
 	}
 	release, ok := c.s.ext.mail.claimInflight(purposeSignup, u.ID)
 	if !ok {
-		return fail("verification email already being sent", "Could not send email for the verify email request.")
+		return fail("verification email already being sent", "Could not send email for the verify email request."), nil
 	}
 	defer release()
 	code, err := composeAndSend(c, r, purposeSignup, u, sess, verifyURL)
 	if err != nil {
 		if mailSendError(err) {
 			logMailFailure(c, "sign-up verification", &u, err)
-			return fail("verification email could not be sent because of an email server problem", "Could not send email for the verify email request.")
+			return fail("verification email could not be sent because of an email server problem", "Could not send email for the verify email request."), nil
 		}
-		return mailerFailure(err)
+		return result{}, mailerError(err)
 	}
 	tok := shard.EmailToken{Purpose: purposeSignup, Digest: codeDigest(code), Expires: c.now.Add(r.lifetime)}
 	u, err = updateUser(c.s, u.ID, func(x *shard.User) error {
@@ -337,24 +294,24 @@ func handleSendEmailSignup(c *call) result {
 	})
 	if err != nil {
 		if errors.Is(err, shard.ErrUserNotFound) {
-			return fail("target user for verification email does not exist", invalid)
+			return fail("target user for verification email does not exist", invalid), nil
 		}
-		return coreFailure(err)
+		return result{}, err
 	}
 	sent := any(nil)
 	if !u.EmailVerifySent.IsZero() {
 		sent = wire.FormatTime(u.EmailVerifySent)
 	}
-	return success("Verify email sent successfully.").with("user_id", int64(u.ID)).with("email_address", email).with("emailverify_sent_datetime", sent)
+	return success("Verify email sent successfully.").with("user_id", int64(u.ID)).with("email_address", email).with("emailverify_sent_datetime", sent), nil
 }
 
 // forgotPassSpacing is the least time between two forgotten-password mails
-// to one user (spec §2.E2).
+// to one user (docs/email.md, "Requests").
 const forgotPassSpacing = 24 * time.Hour
 
-// handleSendEmailForgotPass sends the password reset mail (spec §2.E2,
-// intended behaviour).
-func handleSendEmailForgotPass(c *call) result {
+// handleSendEmailForgotPass sends the password reset mail (docs/email.md,
+// "Requests").
+func handleSendEmailForgotPass(c *call) (result, error) {
 	email := c.str("email_address")
 	fail := func(reason, msg string) result {
 		return failure(reason, msg).with("user_id", nil).with("email_address", email).with("emailforgotpass_sent_datetime", nil)
@@ -363,34 +320,34 @@ func handleSendEmailForgotPass(c *call) result {
 	r, bad := readMailRequest(c, "password_forgot_url")
 	switch bad {
 	case "settings":
-		return fail("missing 'emailserver', 'emailsender', 'emailport' in request", "Invalid email server settings provided. Can't send an email.")
+		return fail("missing 'emailserver', 'emailsender', 'emailport' in request", "Invalid email server settings provided. Can't send an email."), nil
 	case "control":
-		return fail("invalid request: control characters in email fields", invalid)
+		return fail("invalid request: control characters in email fields", invalid), nil
 	}
 	u, found, err := userByEmail(c.s, email)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !found || !u.IsActive || u.Role == "locked" || u.Role == "anonymous" {
-		return fail("invalid user for forgot-pass email request", invalid)
+		return fail("invalid user for forgot-pass email request", invalid), nil
 	}
 	tooSoon := func(x *shard.User) bool {
 		return !x.EmailForgotPassSent.IsZero() && c.now.Sub(x.EmailForgotPassSent) < forgotPassSpacing
 	}
 	const spacingReason = "forgot-pass verification email sent less than 24 hours ago"
 	if tooSoon(&u) {
-		return fail(spacingReason, invalid)
+		return fail(spacingReason, invalid), nil
 	}
 	sess, ok, err := lookupSession(c.s, c.str("session_token"))
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !ok {
-		return fail("invalid session for forgot-pass request", "Invalid verification email request.")
+		return fail("invalid session for forgot-pass request", "Invalid verification email request."), nil
 	}
 	release, ok := c.s.ext.mail.claimInflight(purposeForgotPass, u.ID)
 	if !ok {
-		return fail(spacingReason, invalid) // a mail is on its way right now
+		return fail(spacingReason, invalid), nil // a mail is on its way right now
 	}
 	defer release()
 	recipients := "['" + u.Email + "']" // the reference's Python list repr
@@ -399,9 +356,9 @@ func handleSendEmailForgotPass(c *call) result {
 		if mailSendError(err) {
 			logMailFailure(c, "password reset", &u, err)
 			return fail("forgot-pass verification email could not be sent because email server issue",
-				"Could not send email to "+recipients+" for the user password reset request.")
+				"Could not send email to "+recipients+" for the user password reset request."), nil
 		}
-		return mailerFailure(err)
+		return result{}, mailerError(err)
 	}
 	tok := shard.EmailToken{Purpose: purposeForgotPass, Digest: codeDigest(code), Expires: c.now.Add(r.lifetime)}
 	u, err = updateUser(c.s, u.ID, func(x *shard.User) error {
@@ -411,18 +368,18 @@ func handleSendEmailForgotPass(c *call) result {
 	})
 	if err != nil {
 		if errors.Is(err, shard.ErrUserNotFound) {
-			return fail("invalid user for forgot-pass email request", invalid)
+			return fail("invalid user for forgot-pass email request", invalid), nil
 		}
-		return coreFailure(err)
+		return result{}, err
 	}
 	return success("Password reset request sent successfully to "+recipients).
 		with("user_id", int64(u.ID)).with("email_address", email).
-		with("emailforgotpass_sent_datetime", wire.FormatTime(u.EmailForgotPassSent))
+		with("emailforgotpass_sent_datetime", wire.FormatTime(u.EmailForgotPassSent)), nil
 }
 
-// roleAfterVerify is the role user-set-emailverified gives (spec §2.E3):
-// the current one unless it is "locked", else the last previous role
-// unless that is "locked" too, else "authenticated".
+// roleAfterVerify is the role user-set-emailverified gives (docs/email.md,
+// "Requests"): the current one unless it is "locked", else the last previous
+// role unless that is "locked" too, else "authenticated".
 func roleAfterVerify(u *shard.User) string {
 	if u.Role != "locked" {
 		return u.Role
@@ -438,9 +395,9 @@ func roleAfterVerify(u *shard.User) string {
 }
 
 // handleSetEmailVerified marks a sign-up verified and activates the user
-// (spec §2.E3). With verification_token, the mailed sign-up code must be
-// valid and is used up in the same step.
-func handleSetEmailVerified(c *call) result {
+// (docs/email.md, "Requests"). With verification_token, the mailed sign-up
+// code must be valid and is used up in the same step.
+func handleSetEmailVerified(c *call) (result, error) {
 	email := c.str("email")
 	fail := func(reason string) result {
 		return failure(reason, "Email verification toggle request failed.").
@@ -451,15 +408,15 @@ func handleSetEmailVerified(c *call) result {
 	withCode := c.has("verification_token")
 	if withCode {
 		if reason := codeReason(precheckCode(key, code, purposeSignup, email, c.now)); reason != "" {
-			return fail(reason)
+			return fail(reason), nil
 		}
 	}
 	id, ok, err := lookupEmail(c.s, email)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !ok {
-		return fail("could not find user in DB by email")
+		return fail("could not find user in DB by email"), nil
 	}
 	u, err := updateUser(c.s, id, func(x *shard.User) error {
 		if withCode {
@@ -477,21 +434,21 @@ func handleSetEmailVerified(c *call) result {
 	})
 	switch {
 	case errors.Is(err, errTokenExpired):
-		return fail("verification token expired")
+		return fail("verification token expired"), nil
 	case errors.Is(err, errTokenInvalid):
-		return fail("invalid verification token")
+		return fail("invalid verification token"), nil
 	case errors.Is(err, shard.ErrUserNotFound):
-		return fail("could not find user in DB by email")
+		return fail("could not find user in DB by email"), nil
 	case err != nil:
-		return coreFailure(err)
+		return result{}, err
 	}
 	return success("Email verification toggle request succeeded.").
-		with("user_id", int64(u.ID)).with("is_active", u.IsActive).with("user_role", u.Role)
+		with("user_id", int64(u.ID)).with("is_active", u.IsActive).with("user_role", u.Role), nil
 }
 
 // handleSetEmailSent records that a mail was sent by the frontend itself
-// (spec §2.E4).
-func handleSetEmailSent(c *call) result {
+// (docs/email.md, "Requests").
+func handleSetEmailSent(c *call) (result, error) {
 	email := c.str("email")
 	emailType := c.str("email_type")
 	fail := func(reason, msg string) result {
@@ -499,14 +456,14 @@ func handleSetEmailSent(c *call) result {
 			with("emailforgotpass_sent_datetime", nil).with("user_id", nil).with("is_active", nil).with("user_role", nil)
 	}
 	if emailType != purposeSignup && emailType != purposeForgotPass {
-		return fail("invalid request: invalid email_type requested", "Invalid email sent notification request.")
+		return fail("invalid request: invalid email_type requested", "Invalid email sent notification request."), nil
 	}
 	id, ok, err := lookupEmail(c.s, email)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !ok {
-		return fail("could not update the email sent status in DB", "Email sent notification request failed.")
+		return fail("could not update the email sent status in DB", "Email sent notification request failed."), nil
 	}
 	u, err := updateUser(c.s, id, func(x *shard.User) error {
 		if emailType == purposeSignup {
@@ -517,52 +474,52 @@ func handleSetEmailSent(c *call) result {
 		return nil
 	})
 	if errors.Is(err, shard.ErrUserNotFound) {
-		return fail("could not update the email sent status in DB", "Email sent notification request failed.")
+		return fail("could not update the email sent status in DB", "Email sent notification request failed."), nil
 	}
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	return success("Email sent notification request succeeded.").
 		with("email", email).
 		with("emailverify_sent_datetime", rawJSON(wire.AppendTime(nil, u.EmailVerifySent))).
 		with("emailforgotpass_sent_datetime", rawJSON(wire.AppendTime(nil, u.EmailForgotPassSent))).
-		with("user_id", int64(u.ID)).with("is_active", u.IsActive).with("user_role", u.Role)
+		with("user_id", int64(u.ID)).with("is_active", u.IsActive).with("user_role", u.Role), nil
 }
 
-// handleVerifyEmailToken checks a mailed code server-side and uses it up
-// (an extension, README.md, "Email"): for a frontend that lets the user enter
-// the code on one page and acts on it with a later request.
-func handleVerifyEmailToken(c *call) result {
+// handleVerifyEmailToken checks a mailed code server-side and uses it up (an
+// extension, docs/email.md, "Requests"): for a frontend that lets the user
+// enter the code on one page and acts on it with a later request.
+func handleVerifyEmailToken(c *call) (result, error) {
 	email := c.str("email")
 	purpose := c.str("purpose")
 	fail := func(reason string) result {
 		return failure(reason, "The verification code is not valid.").with("user_id", nil).with("email", email)
 	}
 	if purpose != purposeSignup && purpose != purposeForgotPass {
-		return fail("invalid request: purpose must be 'signup' or 'forgotpass'")
+		return fail("invalid request: purpose must be 'signup' or 'forgotpass'"), nil
 	}
 	key := c.s.ext.mail.opts.TokenKey
 	code := normalizeCode(c.str("verification_token"))
 	if reason := codeReason(precheckCode(key, code, purpose, email, c.now)); reason != "" {
-		return fail(reason)
+		return fail(reason), nil
 	}
 	id, ok, err := lookupEmail(c.s, email)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !ok {
-		return fail("invalid verification token")
+		return fail("invalid verification token"), nil
 	}
 	u, err := updateUser(c.s, id, func(x *shard.User) error {
 		return useCode(key, x, code, purpose, c.now)
 	})
 	switch {
 	case errors.Is(err, errTokenExpired):
-		return fail("verification token expired")
+		return fail("verification token expired"), nil
 	case errors.Is(err, errTokenInvalid), errors.Is(err, shard.ErrUserNotFound):
-		return fail("invalid verification token")
+		return fail("invalid verification token"), nil
 	case err != nil:
-		return coreFailure(err)
+		return result{}, err
 	}
-	return success("Verification code accepted.").with("user_id", int64(u.ID)).with("email", email)
+	return success("Verification code accepted.").with("user_id", int64(u.ID)).with("email", email), nil
 }

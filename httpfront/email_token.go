@@ -16,7 +16,8 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-// Emailed verification codes (README.md, "Email").
+// Emailed verification codes (docs/email.md, "Codes: format, lifetime, single
+// use").
 //
 // A code the server mints is
 //
@@ -27,8 +28,8 @@ import (
 // expiry is in the signed claims. Single use comes from the user record:
 // sending a code stores its digest (shard.EmailToken), and using it removes
 // the digest in the same atomic edit that acts on it, so a second use finds
-// nothing. A frontend that brings its own code (the reference's model, spec
-// §2.E) gets the same single-use and expiry checks through the digest.
+// nothing. A frontend that brings its own code (the Python server's model)
+// gets the same single-use and expiry checks through the digest.
 
 const (
 	tokenPrefix       = "azv1."

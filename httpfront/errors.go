@@ -8,8 +8,9 @@ import (
 	"github.com/authnzerver/authnzerver/passhash"
 )
 
-// The plain-text bodies of error answers (spec §1.6.4). Frontends built on
-// the Python client show these as failure_reason, so they are verbatim.
+// The plain-text bodies of error answers (docs/protocol.md, "HTTP statuses").
+// Frontends built on the Python client show these as failure_reason, so they
+// are verbatim.
 const (
 	text400 = "HTTP 400: Could not service this request because of invalid request parameters."
 	text401 = "HTTP 401: Could not service this request because of invalid request authentication token or violation of host restriction."
@@ -25,6 +26,8 @@ const (
 var (
 	errBusy       = errors.New("httpfront: server busy")
 	errUnwritable = errors.New("httpfront: store refuses writes")
+	// errNoHash: the hasher reported neither a hash nor an error (500).
+	errNoHash = errors.New("httpfront: hasher made no hash")
 )
 
 // statusOf maps an error from the core to the HTTP status of its answer.
@@ -41,6 +44,18 @@ func statusOf(err error) int {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
+}
+
+// answerOf is the answer to a request whose handler returned res and err:
+// res, or when err is not nil, the status answer statusOf gives err, with
+// err kept as its cause for logs and metrics. The pipeline (handleAPI,
+// Server.Call) calls it once per request, so a handler returns a core
+// error as it is and never builds a status answer for it.
+func answerOf(res result, err error) result {
+	if err != nil {
+		return result{status: statusOf(err), cause: err}
+	}
+	return res
 }
 
 func statusText(status int) string {

@@ -67,3 +67,39 @@ func TestBusyCauseHasher(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswerOf: a handler's error becomes the status answer statusOf gives
+// it, whatever result came with it, and keeps the error as its cause; with
+// no error the handler's result is the answer, a deliberate status included.
+func TestAnswerOf(t *testing.T) {
+	ok := success("fine").with("user_id", 4)
+	tests := []struct {
+		name       string
+		res        result
+		err        error
+		wantStatus int
+		wantOK     bool
+	}{
+		{"success", ok, nil, 0, true},
+		{"failure", failure("no such user"), nil, 0, false},
+		{"deliberate 400", result{status: 400}, nil, 400, false},
+		{"timeout", result{}, actors.ErrTimeout, 503, false},
+		{"wrapped busy", ok, fmt.Errorf("login: %w", passhash.ErrHasherBusy), 503, false},
+		{"unwritable", result{}, errUnwritable, 503, false},
+		{"other", result{}, errors.New("boom"), 500, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := answerOf(tt.res, tt.err)
+			if got.status != tt.wantStatus || got.ok != tt.wantOK {
+				t.Errorf("answerOf = status %d ok %v; want %d %v", got.status, got.ok, tt.wantStatus, tt.wantOK)
+			}
+			if got.cause != tt.err {
+				t.Errorf("cause = %v; want %v", got.cause, tt.err)
+			}
+			if tt.err != nil && (len(got.fields) != 0 || got.messages != nil) {
+				t.Errorf("an error answer carries the handler's fields: %+v", got)
+			}
+		})
+	}
+}

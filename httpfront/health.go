@@ -11,10 +11,10 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-// handleHealth answers GET /health (spec §1.10) with the reference's JSON
-// shape. It is healthy when every shard answers and the store accepts writes
-// (the reference reports healthy even when its DB check fails, §8.4 item 16);
-// otherwise it answers 500 and the store's entry says it is failing.
+// handleHealth answers GET /health (docs/protocol.md, "`GET /health`") with
+// the reference's JSON shape. It is healthy when every shard answers and the
+// store accepts writes (the reference reports healthy even when its DB check
+// fails); otherwise it answers 500 and the store's entry says it is failing.
 // It is not rate limited when rate limiting is off (the reference crashes
 // then).
 func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
@@ -58,8 +58,9 @@ func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(out)
 }
 
-// handleEcho answers POST /echo in debug mode (spec §1.11): loopback
-// clients only, the decrypted payload sent back sealed.
+// handleEcho answers POST /echo in debug mode (docs/protocol.md,
+// "Endpoints"): loopback clients only, the decrypted payload sent back
+// sealed.
 func (s *Server) handleEcho(ctx *fasthttp.RequestCtx) {
 	if !ctx.RemoteIP().IsLoopback() {
 		s.plain(ctx, 400)

@@ -18,10 +18,10 @@ var ErrUnknownRequest = errors.New("httpfront: unknown request type")
 // "local".
 //
 // success, messages and failureReason are those of the response envelope;
-// response is the action's result object (spec §1.6.1) decoded from JSON.
-// err is [ErrUnknownRequest] for an unregistered type, or an error naming
-// the HTTP status when the request was answered with a status instead of an
-// envelope (503 busy, 500).
+// response is the action's result object (docs/protocol.md, "The request
+// envelope") decoded from JSON. err is [ErrUnknownRequest] for an
+// unregistered type, or an error naming the HTTP status when the request was
+// answered with a status instead of an envelope (503 busy, 500).
 func (s *Server) Call(reqType string, body map[string]any) (success bool, response map[string]any, messages []string, failureReason string, err error) {
 	ep := endpoints[reqType]
 	if ep == nil {
@@ -42,7 +42,7 @@ func (s *Server) Call(reqType string, body map[string]any) (success bool, respon
 	if probs := validate(ep.params, params); len(probs) > 0 {
 		res = invalidParams(reqType, probs)
 	} else {
-		res = ep.handle(c)
+		res = answerOf(ep.handle(c))
 	}
 	if res.status != 0 {
 		if res.cause != nil {

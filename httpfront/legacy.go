@@ -9,13 +9,9 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-// Legacy request names of spec §9 that need their own handler because
-// their bodies differ from the current request's. Names that only changed
-// are registered as aliases next to the current handler.
-
-func init() {
-	register("session-setinfo", []param{arg("session_token", tStr), arg("extra_info", tDict, tNone)}, handleSessionSetInfo)
-}
+// Legacy request types (docs/protocol.md, "Legacy names") that need their
+// own handler because their bodies differ from the current type's. Names
+// that only changed are aliases in the current type's row of requestTable.
 
 // legacySessionInfo is the 6-key session_info of the 0.0.x session-setinfo.
 type legacySessionInfo struct {
@@ -31,27 +27,27 @@ func (v legacySessionInfo) appendJSON(dst []byte) []byte {
 
 // handleSessionSetInfo replaces a live session's extra info as a whole (the
 // 0.0.x behaviour; internal-session-edit merges instead).
-func handleSessionSetInfo(c *call) result {
+func handleSessionSetInfo(c *call) (result, error) {
 	token := c.str("session_token")
 	extra := c.raw("extra_info")
 	if rawKind(extra) != '{' {
 		extra = nil
 	}
 	if len(extra) > c.s.opts.MaxExtraInfoBytes {
-		return failure("DB error when updating session info", "Session info update failed.").with("session_info", nil)
+		return failure("DB error when updating session info", "Session info update failed.").with("session_info", nil), nil
 	}
 	d := shard.DigestSession(token)
 	res, err := actors.Do(c.s.deps.Core, shard.SessionRoute(d), func(s *shard.Shard, now time.Time) (shard.Session, []shard.Mutation, error) {
 		return s.EditSessionExtra(d, now, func(json.RawMessage) (json.RawMessage, error) { return extra, nil })
 	})
 	if errors.Is(err, shard.ErrSessionNotFound) {
-		return failure("no such session", "Session extra_info update failed.").with("session_info", nil)
+		return failure("no such session", "Session extra_info update failed.").with("session_info", nil), nil
 	}
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if err := durable(res); err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
-	return success("Session extra_info update successful.").with("session_info", legacySessionInfo{res.Value, token})
+	return success("Session extra_info update successful.").with("session_info", legacySessionInfo{res.Value, token}), nil
 }

@@ -50,7 +50,7 @@ const (
 	// OutcomeSuccess: the action ran and answered success: true.
 	OutcomeSuccess Outcome = iota
 	// OutcomeFailure: the action answered success: false, or the body
-	// failed schema validation (spec §1.6.3).
+	// failed schema validation (docs/protocol.md, "Invalid parameters").
 	OutcomeFailure
 	// OutcomeError: answered with an error status (503, 500) instead of an
 	// envelope.
@@ -111,23 +111,21 @@ func busyCause(err error) BusyCause {
 // observeExt is the front's observation state. Static after New.
 type observeExt struct {
 	obs    Observer                      // nil: metrics off
-	byType map[*endpoint]RequestObserver // one per registered endpoint
+	byType map[*endpoint]RequestObserver // one per row of requestTable
 }
 
-func init() {
-	extInits = append(extInits, func(s *Server) error {
-		s.ext.observe.obs = s.opts.Observer
-		if s.opts.Observer == nil {
-			return nil
-		}
-		s.ext.observe.byType = make(map[*endpoint]RequestObserver, len(endpoints))
-		for _, ep := range endpoints {
-			if _, ok := s.ext.observe.byType[ep]; !ok {
-				s.ext.observe.byType[ep] = s.opts.Observer.RequestType(ep.name)
-			}
-		}
-		return nil
-	})
+// initObserve resolves the metrics recorder of every request type once
+// (legacy aliases share their row's).
+func (s *Server) initObserve() {
+	s.ext.observe.obs = s.opts.Observer
+	if s.opts.Observer == nil {
+		return
+	}
+	s.ext.observe.byType = make(map[*endpoint]RequestObserver, len(requestTable))
+	for i := range requestTable {
+		ep := &requestTable[i]
+		s.ext.observe.byType[ep] = s.opts.Observer.RequestType(ep.name)
+	}
 }
 
 // finish records a request that reached its handler: its metrics, and its
@@ -205,7 +203,7 @@ func (s *Server) observeResponse(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	// The remote address is the frontend, not an end user, but it is still
-	// an IP address: spec §6.5 treats those as PII.
+	// an IP address: docs/security.md, "Logs", treats those as PII.
 	s.log.LogAttrs(bg, slog.LevelInfo, "refused",
 		slog.Int("status", status),
 		slog.String("remote", s.pii(ctx.RemoteIP().String())))

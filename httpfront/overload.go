@@ -16,10 +16,11 @@ import (
 //   - A request that may change durable state is refused with 503 while the
 //     store refuses writes: while the disk is full (until the store finds
 //     space again by itself), and after a failed WAL write or sync (sticky
-//     until a restart: see README.md, "Reliability"). Checking before the
-//     handler means a refused write changes no memory either, so what the
-//     server answers stays what a restart will load. Reads keep being
-//     answered from memory.
+//     until a restart: see docs/reliability.md, "Disk faults"). Checking
+//     before the handler means a refused write changes no memory either, so
+//     what the server answers stays what a restart will load. Reads keep
+//     being answered from memory. Which types are reads is the readOnly
+//     column of requestTable.
 //   - Every request is refused with 503 while a shard's mailbox holds more
 //     than MaxShardQueue messages, so overload is answered at once instead of
 //     queueing without bound (the hasher pool refuses on its own when full).
@@ -31,42 +32,9 @@ import (
 //     most a fair share of the pool's slots in such requests at once, so a
 //     flood from one source cannot take every slot from the others.
 
-// readOnlyRequests are the request types that change no durable state; all
-// others count as writes. Unknown to this list means "write", the safe
-// default: a new read-only request type should be added here, or it is
-// refused while the disk is failing.
-var readOnlyRequests = map[string]bool{
-	"session-exists":          true,
-	"user-lookup-email":       true,
-	"user-lookup-match":       true,
-	"user-list":               true,
-	"user-check-access":       true,
-	"user-check-limit":        true,
-	"user-validatepass":       true,
-	"apikey-verify":           true,
-	"apikey-verify-nosession": true,
-}
-
 // sampleEvery is how often the mailbox depths are sampled; between samples
 // the last verdict holds. Sampling reads one atomic per shard.
 const sampleEvery = time.Millisecond
-
-// hasherRequests are the request types whose handler may run Argon2 in the
-// hasher pool (spec §4.3). A new request type that hashes or verifies a
-// password or token must be added here, or it escapes the fair share.
-var hasherRequests = map[string]bool{
-	"user-login":                true,
-	"user-passcheck":            true,
-	"user-passcheck-nosession":  true,
-	"user-new":                  true,
-	"user-changepass":           true,
-	"user-changepass-nosession": true,
-	"user-resetpass":            true,
-	"user-resetpass-nosession":  true,
-	"user-delete":               true,
-	"apikey-new-nosession":      true,
-	"apikey-refresh-nosession":  true,
-}
 
 type overloadExt struct {
 	maxDepth   int64        // <= 0: no bound
@@ -76,7 +44,7 @@ type overloadExt struct {
 	hasher     hasherShare
 }
 
-// hasherShare counts, per source, the requests of hasherRequests between
+// hasherShare counts, per source, the requests of hashing types between
 // admission and the end of their handler. That span includes the handler's
 // other work and a failed login's back-off delay, so it bounds a source's
 // hold on the pool's slots from above: a source in its back-off waits
@@ -87,32 +55,31 @@ type hasherShare struct {
 	held map[string]int // guarded by mu; no zero values
 }
 
-func init() {
-	extInits = append(extInits, func(s *Server) error {
-		s.ext.overload.maxDepth = int64(s.opts.MaxShardQueue)
-		if h := s.deps.Hasher; h != nil {
-			// A quarter of the pool: four flooding sources leave room for
-			// the others, and a source alone still gets two workers' worth
-			// with the defaults (2 workers, 8 queued).
-			s.ext.overload.hasher.max = max(1, h.Capacity()/4)
-			s.ext.overload.hasher.held = make(map[string]int)
-		}
-		return nil
-	})
+// initOverload sets the mailbox bound and the hasher's fair share.
+func (s *Server) initOverload() {
+	s.ext.overload.maxDepth = int64(s.opts.MaxShardQueue)
+	if h := s.deps.Hasher; h != nil {
+		// A quarter of the pool: four flooding sources leave room for
+		// the others, and a source alone still gets two workers' worth
+		// with the defaults (2 workers, 8 queued).
+		s.ext.overload.hasher.max = max(1, h.Capacity()/4)
+		s.ext.overload.hasher.held = make(map[string]int)
+	}
 }
 
 func noRelease() {}
 
 // admit decides whether a request of type ep may run. It returns errBusy
 // under overload, errUnwritable for a write while the store is failing, and
-// passhash.ErrHasherBusy for a request of hasherRequests while the pool is full
-// or its source holds its share; statusOf maps them all to 503. When it
-// admits, the caller must call release once the handler has returned.
+// passhash.ErrHasherBusy for a type that runs Argon2 (ep.hashes) while the
+// pool is full or its source holds its share; statusOf maps them all to 503.
+// A type not marked ep.readOnly counts as a write. When it admits, the
+// caller must call release once the handler has returned.
 func (s *Server) admit(ctx *fasthttp.RequestCtx, ep *endpoint, c *call) (release func(), err error) {
 	if s.overloaded(c.now) {
 		return nil, errBusy
 	}
-	if s.deps.Healthy != nil && !readOnlyRequests[ep.name] {
+	if s.deps.Healthy != nil && !ep.readOnly {
 		if err := s.deps.Healthy(); err != nil {
 			if !s.ext.overload.warned.Swap(true) {
 				s.log.Error("store refuses writes; answering writes with 503", "err", err)
@@ -123,7 +90,7 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ep *endpoint, c *call) (release
 			s.log.Warn("store accepts writes again")
 		}
 	}
-	if !hasherRequests[ep.name] || s.ext.overload.hasher.max == 0 {
+	if !ep.hashes || s.ext.overload.hasher.max == 0 {
 		return noRelease, nil
 	}
 	// Racy, and meant to be: a job admitted meanwhile is refused by Run

@@ -15,13 +15,14 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-// limiter applies the rate limits of spec §5 to one request. known is false
-// for request types that do not exist (they are still counted per IP).
+// limiter applies the rate limits (docs/protocol.md, "Rate limits") to one
+// request. known is false for request types that do not exist (they are still
+// counted per IP).
 type limiter interface {
 	allow(reqType, clientIP string, body map[string]json.RawMessage, known bool) (ok bool, retryAfter time.Duration)
 }
 
-// Rate-limit defaults and fixed values (spec §5.1, §5.3).
+// Rate-limit defaults and fixed values (docs/protocol.md, "Rate limits").
 const (
 	defaultRateLimits = "ipaddr:720; user:480; session:600; apikey:720; burst:150"
 	internalPerMinute = 3000
@@ -39,51 +40,8 @@ const (
 	maxRateValue = 1 << 20
 )
 
-// aggressiveLimits are the built-in per-request limits (requests a minute,
-// and as many at once) of spec §5.1, plus limits for the other requests that
-// run Argon2 (spec §4.3), so that a flood of password checks from one client
-// is refused before it reaches the hasher pool. A config entry of the same
-// name overrides them (the documented behaviour; the reference ignores such
-// entries, spec §8.3).
-var aggressiveLimits = map[string]int64{
-	"user-new":                  5,
-	"user-login":                10,
-	"user-logout":               10,
-	"user-edit":                 10,
-	"user-resetpass":            5,
-	"user-changepass":           5,
-	"user-sendemail-signup":     2,
-	"user-sendemail-forgotpass": 2,
-	"user-set-emailsent":        2,
-	"apikey-new":                30,
-	"apikey-new-nosession":      30,
-	"apikey-refresh-nosession":  30,
-	// Not in the reference: the rest of spec §4.3.
-	"user-passcheck":            10,
-	"user-passcheck-nosession":  10,
-	"user-changepass-nosession": 5,
-	"user-resetpass-nosession":  5,
-	"user-delete":               5,
-	"user-verify-emailtoken":    5,
-}
-
-// emailTiedTypes are the request types of spec §5.3 step 2, limited per
-// email as well as per IP.
-var emailTiedTypes = []string{
-	"user-lookup-email", "user-sendemail-signup", "user-sendemail-forgotpass",
-	"user-set-emailverified", "user-set-emailsent", "user-verify-emailtoken",
-}
-
-// legacyRateNames maps the pre-2020 send-mail request types, which are
-// endpoints of their own because their parameters have other names, to the
-// current types whose limits and buckets they share: a client cannot send
-// more mail by switching names.
-var legacyRateNames = map[string]string{
-	"user-signup-email":     "user-sendemail-signup",
-	"user-forgotpass-email": "user-sendemail-forgotpass",
-}
-
-// rateConfig is a parsed AUTHNZERVER_RATELIMITS (spec §5.1).
+// rateConfig is a parsed AUTHNZERVER_RATELIMITS (docs/protocol.md, "Rate
+// limits").
 type rateConfig struct {
 	ipaddr, user, session, apikey, burst int64
 	overrides                            map[string]int64 // per request type
@@ -140,15 +98,16 @@ type rateRule struct {
 	emailTied bool
 }
 
-// rateLimiter is the limiter of spec §5 with GCRA buckets in the shard
-// actors (see shard.Rate): one message per limited request.
+// rateLimiter is the limiter, with GCRA buckets in the shard actors (see
+// shard.Rate): one message per limited request.
 type rateLimiter struct {
 	// Static after newLimiter.
 	core  *actors.Core
 	seed  maphash.Seed
 	cfg   rateConfig
-	rules map[string]*rateRule // every registered, aggressive and configured type
-	// Group rules for types not in rules, by prefix (spec §5.3 step 3).
+	rules map[string]*rateRule // every request type, alias and configured type
+	// Group rules for types without a limit of their own (docs/protocol.md,
+	// "Rate limits").
 	groupUser, groupSession, groupAPIKey, groupInternal, groupOther rateRule
 }
 
@@ -165,17 +124,13 @@ func newLimiter(cfgText string, core *actors.Core) (limiter, error) {
 	add := func(name, canonical string) { l.rules[name] = l.ruleOf(canonical) }
 	for name, ep := range endpoints {
 		canonical := ep.name
-		if current, ok := legacyRateNames[canonical]; ok {
-			canonical = current
+		if ep.rateAs != "" {
+			canonical = ep.rateAs
 		}
 		add(name, canonical)
 	}
-	for name := range aggressiveLimits {
-		add(name, name)
-	}
-	for _, name := range emailTiedTypes {
-		add(name, name)
-	}
+	// A configured type has buckets of its own, keyed by its own name,
+	// even when it is an alias.
 	for name := range cfg.overrides {
 		add(name, name)
 	}
@@ -188,19 +143,31 @@ func newLimiter(cfgText string, core *actors.Core) (limiter, error) {
 	return l, nil
 }
 
-// ruleOf computes the rule of a request type by the precedence of spec
-// §5.3: a config entry, else a built-in aggressive limit, else the group
-// limit of its prefix after the burst.
+// rateFacts returns the rate-limit columns of a request type: those of its
+// row in requestTable, or for a name without one, what the name says (its
+// prefix's group, per email if it contains "email").
+func rateFacts(name string) (group rateGroup, perMinute int64, emailTied bool) {
+	if ep := endpoints[name]; ep != nil {
+		return ep.group, ep.perMinute, ep.emailTied
+	}
+	return groupOf(name), 0, strings.Contains(name, "email")
+}
+
+// ruleOf computes the rule of a request type by the precedence of
+// docs/protocol.md, "Rate limits": a config entry, else the type's built-in
+// limit (endpoint.perMinute), else the group limit of its prefix after the
+// burst.
 func (l *rateLimiter) ruleOf(name string) *rateRule {
-	r := &rateRule{name: name, emailTied: strings.Contains(name, "email")}
+	group, builtin, emailTied := rateFacts(name)
+	r := &rateRule{name: name, emailTied: emailTied}
 	perMin, special := l.cfg.overrides[name]
-	if !special {
-		perMin, special = aggressiveLimits[name]
+	if !special && builtin > 0 {
+		perMin, special = builtin, true
 	}
 	if special {
 		r.ip = shard.PerMinute(perMin, perMin)
 	} else {
-		r.ip = l.group(name).ip
+		r.ip = l.group(group).ip
 	}
 	if r.emailTied {
 		if !special {
@@ -211,15 +178,16 @@ func (l *rateLimiter) ruleOf(name string) *rateRule {
 	return r
 }
 
-func (l *rateLimiter) group(name string) *rateRule {
-	switch {
-	case strings.HasPrefix(name, "user-"):
+// group returns the rule of a rate-limit group.
+func (l *rateLimiter) group(g rateGroup) *rateRule {
+	switch g {
+	case userGroup:
 		return &l.groupUser
-	case strings.HasPrefix(name, "session-"):
+	case sessionGroup:
 		return &l.groupSession
-	case strings.HasPrefix(name, "apikey-"):
+	case apikeyGroup:
 		return &l.groupAPIKey
-	case strings.HasPrefix(name, "internal-"):
+	case internalGroup:
 		return &l.groupInternal
 	}
 	return &l.groupOther
@@ -242,7 +210,7 @@ func (l *rateLimiter) allow(reqType, clientIP string, body map[string]json.RawMe
 		if strings.Contains(reqType, "email") {
 			r = l.ruleOf(reqType)
 		} else {
-			r = l.group(reqType)
+			r = l.group(groupOf(reqType))
 		}
 	} else {
 		reqType = r.name
@@ -273,11 +241,12 @@ func (l *rateLimiter) allow(reqType, clientIP string, body map[string]json.RawMe
 	return ok, retry
 }
 
-// emailKey returns the email an email-tied request is limited by (spec
-// §5.3 step 2): body.email, or if falsy body.email_address, normalised as
-// every lookup normalises it (passpolicy.NormalizeEmail), so that every
-// spelling that reaches one account shares its bucket; "" if both are falsy.
-// The bucket key is a hash, so the whole address counts.
+// emailKey returns the email an email-tied request is limited by
+// (docs/protocol.md, "Rate limits"): body.email, or if falsy
+// body.email_address, normalised as every lookup normalises it
+// (passpolicy.NormalizeEmail), so that every spelling that reaches one
+// account shares its bucket; "" if both are falsy. The bucket key is a hash,
+// so the whole address counts.
 func emailKey(body map[string]json.RawMessage) string {
 	for _, name := range [...]string{"email", "email_address"} {
 		raw, ok := body[name]
@@ -293,10 +262,10 @@ func emailKey(body map[string]json.RawMessage) string {
 	return ""
 }
 
-// allowHealth applies the limit of GET /health (spec §1.10): request type
-// apikey-healthcheck keyed by the socket IP. With rate limiting off, health
-// is not limited (the reference crashes then). It answers 429 itself and
-// returns false when the check is refused.
+// allowHealth applies the limit of GET /health (docs/protocol.md, "`GET
+// /health`"): request type apikey-healthcheck keyed by the socket IP. With
+// rate limiting off, health is not limited (the reference crashes then). It
+// answers 429 itself and returns false when the check is refused.
 func (s *Server) allowHealth(ctx *fasthttp.RequestCtx) bool {
 	if s.limits == nil {
 		return true

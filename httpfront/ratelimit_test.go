@@ -52,7 +52,7 @@ func TestParseRateLimits(t *testing.T) {
 	}
 }
 
-// TestRateRules checks the precedence of spec §5.3 with the documented fix
+// TestRateRules checks the precedence of docs/protocol.md, "Rate limits"
 // (config entries override the built-in per-type limits).
 func TestRateRules(t *testing.T) {
 	cfg, _, err := parseRateLimits("ipaddr:100; user:200; session:300; apikey:400; burst:7; user-list:3; user-new:9")

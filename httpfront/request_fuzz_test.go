@@ -100,11 +100,11 @@ func firstParam(ep *endpoint) string {
 	return ep.params[0].name
 }
 
-// FuzzRequest drives the whole POST / pipeline of spec §1.5 (decrypt,
-// envelope decode, schema validation, admission, the handler itself) with
-// arbitrary plaintexts sealed with the server's key, and with arbitrary raw
-// bodies. No input may panic, and every answer is a status the protocol
-// knows.
+// FuzzRequest drives the whole POST / pipeline (docs/protocol.md, "The
+// pipeline of `POST /`": decrypt, envelope decode, schema validation,
+// admission, the handler itself) with arbitrary plaintexts sealed with the
+// server's key, and with arbitrary raw bodies. No input may panic, and every
+// answer is a status the protocol knows.
 func FuzzRequest(f *testing.F) {
 	s, err := fuzzServer()
 	if err != nil {

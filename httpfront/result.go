@@ -6,7 +6,8 @@ import (
 )
 
 // result is what a request handler answers: the action's result object of
-// spec §1.6.1. fields keep their order on the wire.
+// docs/protocol.md, "The request envelope". fields keep their order on the
+// wire.
 type result struct {
 	ok       bool
 	reason   string   // failure_reason; "" means the key is absent
@@ -38,7 +39,8 @@ func (r result) with(name string, v any) result {
 	return r
 }
 
-// appendEnvelope appends the response envelope of spec §1.6.1 for r.
+// appendEnvelope appends the answer envelope of r (docs/protocol.md, "The
+// request envelope").
 func appendEnvelope(dst []byte, r *result, reqID []byte) []byte {
 	dst = append(dst, `{"success":`...)
 	dst = strconv.AppendBool(dst, r.ok)

@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 )
 
-// ptype is a schema type name of spec §1.7.
+// ptype is a schema type name (docs/protocol.md, "Invalid parameters").
 type ptype uint8
 
 const (
@@ -44,10 +44,12 @@ func rawKind(v json.RawMessage) byte {
 
 // matches reports whether a raw JSON value is of type t.
 //
-// Protocol notes (README): unlike the reference, a JSON boolean is not an
-// int, "None" accepts only null (not anything at all), and a float accepts
-// any JSON number; these were reference bugs (spec §8.4 item 7) and accepting
-// less of them cannot break a frontend that sends what the schema says.
+// As docs/protocol.md, "Invalid parameters", says: unlike the reference, a
+// JSON boolean is not an int, "None" accepts only null (not anything at all),
+// and a float accepts any JSON number; these were reference bugs
+// (docs/protocol.md, "Deliberate differences from the Python server") and
+// accepting less of them cannot break a frontend that sends what the schema
+// says.
 func matches(v json.RawMessage, t ptype) bool {
 	k := rawKind(v)
 	switch t {
@@ -105,8 +107,8 @@ var nonNegative = map[string]bool{
 }
 
 // falsy reports Python truthiness of a raw JSON value: kwargs that are falsy
-// are treated as absent (spec §1.7), so `"extra_info": null` means "no
-// extra info".
+// are treated as absent (docs/protocol.md, "Invalid parameters"), so
+// `"extra_info": null` means "no extra info".
 func falsy(v json.RawMessage) bool {
 	v = bytes.TrimSpace(v)
 	switch string(v) {
@@ -126,7 +128,8 @@ func falsy(v json.RawMessage) bool {
 }
 
 // columnChars bounds string parameters by the reference's column limits
-// (spec §3): what a request may store is what the reference could.
+// (docs/protocol.md, "Users, emails and passwords"): what a request may store
+// is what the reference could.
 var columnChars = map[string]int{"ip_address": 280, "user_agent": 280}
 
 // fitsChars reports whether a JSON string holds at most n characters.
@@ -138,7 +141,8 @@ func fitsChars(v json.RawMessage, n int) bool {
 	return json.Unmarshal(v, &s) == nil && utf8.RuneCountInString(s) <= n
 }
 
-// problem is one entry of the invalid-parameters answer (spec §1.6.3).
+// problem is one entry of the invalid-parameters answer (docs/protocol.md,
+// "Invalid parameters").
 type problem struct {
 	Param        string `json:"param"`
 	Problem      string `json:"problem"`
@@ -198,8 +202,9 @@ func validate(params []param, body map[string]json.RawMessage) []problem {
 	return probs
 }
 
-// invalidParams is the answer of spec §1.6.3: HTTP 200, two levels of
-// response, no top-level failure_reason.
+// invalidParams is the invalid-parameters answer (docs/protocol.md, "Invalid
+// parameters"): HTTP 200, two levels of response, no top-level
+// failure_reason.
 func invalidParams(reqType string, probs []problem) result {
 	inner, _ := json.Marshal(struct {
 		Problems      []problem `json:"problems"`

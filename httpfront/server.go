@@ -28,8 +28,8 @@ import (
 
 // Options configures a Server. Zero fields mean the defaults.
 type Options struct {
-	// AllowedHosts is the Host allow-list (spec §1.2). Nil means
-	// localhost and 127.0.0.1.
+	// AllowedHosts is the Host allow-list (docs/protocol.md, "Endpoints").
+	// Nil means localhost and 127.0.0.1.
 	AllowedHosts []string
 	// MaxBodyBytes bounds request bodies; larger ones are refused before
 	// any decryption. Default 1 MiB.
@@ -54,15 +54,15 @@ type Options struct {
 	// beyond it every request is answered 503 at once (overload.go).
 	// Default 4096; negative: no bound.
 	MaxShardQueue int
-	// PIISalt keys the hashes that stand for personal data in logs (spec
-	// §6.5). "none" logs plain values.
+	// PIISalt keys the hashes that stand for personal data in logs
+	// (docs/security.md, "Logs"). "none" logs plain values.
 	PIISalt string
 	// Logger is the server's logger. Nil means slog.Default().
 	Logger *slog.Logger
-	// RateLimits is the rate-limit configuration string of spec §5.1;
-	// "none" turns rate limiting off.
+	// RateLimits is the rate-limit configuration string (docs/protocol.md,
+	// "Rate limits"); "none" turns rate limiting off.
 	RateLimits string
-	// Debug enables POST /echo (spec §1.11).
+	// Debug enables POST /echo (docs/protocol.md, "Endpoints").
 	Debug bool
 	// Users configures sign-up, passwords and permissions.
 	Users UserOptions
@@ -158,11 +158,11 @@ func New(opts Options, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.limits = lim
-	for _, init := range extInits {
-		if err := init(s); err != nil {
-			return nil, err
-		}
+	if err := s.initMail(); err != nil {
+		return nil, err
 	}
+	s.initObserve()
+	s.initOverload()
 	s.fast = &fasthttp.Server{
 		Handler:                       s.handle,
 		Name:                          "authnzerver",
@@ -177,7 +177,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,
 		Logger:                        fastLogger{s.log},
-		TLSConfig:                     &tls.Config{MinVersion: tls.VersionTLS12}, // spec §1.9
+		TLSConfig:                     &tls.Config{MinVersion: tls.VersionTLS12}, // docs/operations.md, "TLS"
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			// fasthttp stops reading a body over the bound before it is all
 			// in memory; say why with 413.
@@ -190,10 +190,6 @@ func New(opts Options, deps Deps) (*Server, error) {
 	}
 	return s, nil
 }
-
-// extInits are run by New, in file order; capabilities register theirs in
-// an init function.
-var extInits []func(s *Server) error
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error { return s.fast.Serve(ln) }
@@ -250,8 +246,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// hostAllowed implements the allow-list of spec §1.2: the Host header,
-// lower-cased, without its port (an IPv6 literal keeps its brackets).
+// hostAllowed implements the Host allow-list (docs/protocol.md,
+// "Endpoints"): the Host header, lower-cased, without its port (an IPv6
+// literal keeps its brackets).
 func (s *Server) hostAllowed(host []byte) bool {
 	h := strings.ToLower(string(host))
 	if strings.HasPrefix(h, "[") {
@@ -278,16 +275,17 @@ func (s *Server) plain(ctx *fasthttp.RequestCtx, status int) {
 	ctx.SetBodyString(statusText(status))
 }
 
-// plainReason is plain with the specific reason after the reference's text.
-// A non-200 body is never sealed: the Python client shows it to the
-// frontend as failure_reason, so it must be readable text (spec §7.1).
+// plainReason is plain with the specific reason after the reference's text. A
+// non-200 body is never sealed: the Python client shows it to the frontend as
+// failure_reason, so it must be readable text (docs/protocol.md, "HTTP
+// statuses").
 func (s *Server) plainReason(ctx *fasthttp.RequestCtx, status int, reason string) {
 	s.plain(ctx, status)
 	ctx.Response.AppendBodyString(" Reason: " + reason + ".")
 }
 
-// envelope is the decrypted request envelope (spec §1.4). Raw fields are
-// slices of the plaintext, which the request owns.
+// envelope is the decrypted request envelope (docs/protocol.md, "The request
+// envelope"). Raw fields are slices of the plaintext, which the request owns.
 type envelope struct {
 	Request  json.RawMessage            `json:"request"`
 	Body     map[string]json.RawMessage `json:"body"`
@@ -295,7 +293,8 @@ type envelope struct {
 	ClientIP json.RawMessage            `json:"client_ipaddr"`
 }
 
-// handleAPI runs the pipeline of spec §1.5 for POST /.
+// handleAPI runs the pipeline of POST / (docs/protocol.md, "The pipeline of
+// `POST /`").
 func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	body := ctx.PostBody()
@@ -325,7 +324,7 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 	if err := json.Unmarshal(plain, &env); err != nil {
 		var syntax *json.SyntaxError
 		if errors.As(err, &syntax) {
-			s.plain(ctx, 401) // spec §1.3: a plaintext that is not JSON
+			s.plain(ctx, 401) // a plaintext that is not JSON fails decryption
 		} else {
 			// Only body has a type other than raw JSON.
 			s.plainReason(ctx, 400, "body is missing or not an object")
@@ -351,7 +350,8 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 	}
 	clientIP := clientKey(env.ClientIP)
 	if s.limits != nil && clientIP == "" {
-		// Rate limits need the end user's address (spec §1.5 step 4).
+		// Rate limits need the end user's address (docs/protocol.md, "The
+		// pipeline of `POST /`").
 		s.plainReason(ctx, 400, "missing or empty client_ipaddr")
 		return
 	}
@@ -369,8 +369,9 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	if ep == nil {
-		// The reference crashes here and sends the bare 400 text (spec
-		// §8.4 item 7); say what is wrong.
+		// The Python server crashes here and sends the bare 400 text; say
+		// what is wrong (docs/protocol.md, "Deliberate differences from the
+		// Python server").
 		s.plainReason(ctx, 400, "unknown request type")
 		return
 	}
@@ -380,10 +381,10 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 	if probs := validate(ep.params, params); len(probs) > 0 {
 		res = invalidParams(reqType, probs)
 	} else if release, err := s.admit(ctx, ep, c); err != nil {
-		res = coreFailure(err)
+		res = answerOf(result{}, err)
 	} else {
 		defer release()
-		res = ep.handle(c)
+		res = answerOf(ep.handle(c))
 	}
 	if res.status != 0 {
 		s.plain(ctx, res.status)
@@ -418,12 +419,12 @@ func (s *Server) seal(ctx *fasthttp.RequestCtx, res *result, reqID []byte) {
 // (say a long X-Forwarded-For list) is cut, not refused.
 const maxClientKeyBytes = 280
 
-// clientKey returns the rate-limit key of the envelope's client_ipaddr
-// ("" when it is absent or falsy). The reference accepts any truthy value
-// (spec §1.4), and frontends pass X-Forwarded-For lists and host names: an
-// IP address is canonicalised (IPv4-mapped IPv6 as IPv4, no zone), so one
-// client has one key; any other string is an opaque key, and any other
-// JSON value's text is.
+// clientKey returns the rate-limit key of the envelope's client_ipaddr (""
+// when it is absent or falsy). The reference accepts any truthy value
+// (docs/protocol.md, "The request envelope"), and frontends pass
+// X-Forwarded-For lists and host names: an IP address is canonicalised
+// (IPv4-mapped IPv6 as IPv4, no zone), so one client has one key; any other
+// string is an opaque key, and any other JSON value's text is.
 func clientKey(raw json.RawMessage) string {
 	if len(raw) == 0 || falsy(raw) {
 		return ""
@@ -451,7 +452,8 @@ func truncateString(s string, n int) string {
 }
 
 // pii returns the salted hash that stands for a piece of personal data in
-// logs (spec §6.5): HMAC-SHA256 keyed by the PII salt, 24 hex characters.
+// logs (docs/security.md, "Logs"): HMAC-SHA256 keyed by the PII salt, 24 hex
+// characters.
 func (s *Server) pii(v string) string {
 	if s.opts.PIISalt == "none" {
 		return v
@@ -466,27 +468,6 @@ type fastLogger struct{ l *slog.Logger }
 
 func (f fastLogger) Printf(format string, args ...any) {
 	f.l.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
-}
-
-// endpoint is one request type: its schema and its handler.
-type endpoint struct {
-	name   string
-	params []param
-	handle func(c *call) result
-}
-
-var endpoints = map[string]*endpoint{}
-
-// register adds a request type, and the legacy names that map to it (spec
-// §9). It is called from init functions.
-func register(name string, params []param, handle func(c *call) result, aliases ...string) {
-	ep := &endpoint{name: name, params: params, handle: handle}
-	for _, n := range append([]string{name}, aliases...) {
-		if _, dup := endpoints[n]; dup {
-			panic("httpfront: request type registered twice: " + n)
-		}
-		endpoints[n] = ep
-	}
 }
 
 // call is one request being handled: its validated body and context.

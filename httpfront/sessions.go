@@ -16,21 +16,6 @@ import (
 // many more sessions than users.
 const maxExtraInfoBytes = 64 << 10
 
-func init() {
-	register("session-new", []param{
-		arg("ip_address", tStr), arg("user_agent", tStr), arg("user_id", tInt, tNone),
-		arg("expires", tStr), arg("extra_info_json", tDict, tNone),
-	}, handleSessionNew)
-	register("session-exists", []param{arg("session_token", tStr)}, handleSessionExists)
-	register("session-delete", []param{arg("session_token", tStr)}, handleSessionDelete)
-	register("session-delete-userid", []param{
-		arg("session_token", tStr), arg("user_id", tInt), arg("keep_current_session", tBool),
-	}, handleSessionDeleteUserID)
-	register("internal-session-edit", []param{
-		arg("target_session_token", tStr), arg("update_dict", tDict),
-	}, handleInternalSessionEdit)
-}
-
 // durable waits for the write behind a result and maps a failed commit to
 // the 503 answer: nothing is acknowledged that is not on disk.
 func durable[R any](r actors.Result[R]) error {
@@ -40,21 +25,17 @@ func durable[R any](r actors.Result[R]) error {
 	return nil
 }
 
-// coreFailure turns an error of the core (timeout, stopped, store) into the
-// status answer.
-func coreFailure(err error) result { return result{status: statusOf(err), cause: err} }
-
-func handleSessionNew(c *call) result {
+func handleSessionNew(c *call) (result, error) {
 	fail := failure("DB error when making new session", "Could not create a new session.").
 		with("session_token", nil).with("expires", nil)
 	ip, err := netip.ParseAddr(c.str("ip_address"))
 	if err != nil || ip.Zone() != "" {
-		return fail
+		return fail, nil
 	}
 	ua := c.str("user_agent") // at most 280 characters (validate)
 	expires, err := wire.ParseTime(c.str("expires"))
 	if err != nil {
-		return fail
+		return fail, nil
 	}
 	extra := c.raw("extra_info_json")
 	if rawKind(extra) != '{' {
@@ -63,21 +44,21 @@ func handleSessionNew(c *call) result {
 	if len(extra) > c.s.opts.MaxExtraInfoBytes {
 		// Refused, not dropped: the frontend must not believe it stored.
 		return failure("invalid request: extra_info_json is larger than this server allows", "Could not create a new session.").
-			with("session_token", nil).with("expires", nil)
+			with("session_token", nil).with("expires", nil), nil
 	}
 	uid := shard.AnonymousID
 	if id, ok := c.int("user_id"); ok && id != 0 {
 		uid = shard.UserID(id)
 		if _, err := getUser(c.s, uid); err != nil {
 			if errors.Is(err, shard.ErrUserNotFound) {
-				return fail // the reference's foreign-key failure
+				return fail, nil // the reference's foreign-key failure
 			}
-			return coreFailure(err)
+			return result{}, err
 		}
 	}
 	token, err := wire.RandomToken(32)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	d := shard.DigestSession(token)
 	res, err := actors.Do(c.s.deps.Core, shard.SessionRoute(d), func(s *shard.Shard, now time.Time) (shard.Session, []shard.Mutation, error) {
@@ -85,47 +66,47 @@ func handleSessionNew(c *call) result {
 		return sess, muts, nil
 	})
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if err := durable(res); err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if err := capOwned(c.s, uid, shard.OwnedItem{Session: d}); err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	return success("Generated session_token successfully. Session initiated.").
 		with("session_token", token).
-		with("expires", wire.FormatTime(res.Value.Expires))
+		with("expires", wire.FormatTime(res.Value.Expires)), nil
 }
 
-func handleSessionExists(c *call) result {
+func handleSessionExists(c *call) (result, error) {
 	token := c.str("session_token")
 	info, err := actors.CheckSession(c.s.deps.Core, shard.DigestSession(token))
 	if errors.Is(err, shard.ErrSessionNotFound) {
-		return failure("session does not exist or expired", "Session look up failed.").with("session_info", nil)
+		return failure("session does not exist or expired", "Session look up failed.").with("session_info", nil), nil
 	}
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
-	return success("Session look up successful.").with("session_info", sessionInfo{info: info, token: token})
+	return success("Session look up successful.").with("session_info", sessionInfo{info: info, token: token}), nil
 }
 
-func handleSessionDelete(c *call) result {
+func handleSessionDelete(c *call) (result, error) {
 	d := shard.DigestSession(c.str("session_token"))
 	res, err := actors.Do(c.s.deps.Core, shard.SessionRoute(d), func(s *shard.Shard, _ time.Time) (bool, []shard.Mutation, error) {
 		_, muts, err := s.DeleteSession(d)
 		return err == nil, muts, nil
 	})
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if err := durable(res); err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !res.Value {
-		return result{messages: []string{"Session delete processed, success: False."}}
+		return result{messages: []string{"Session delete processed, success: False."}}, nil
 	}
-	return success("Session delete processed, success: True.")
+	return success("Session delete processed, success: True."), nil
 }
 
 // durableFanOut runs edit on every shard, waits until all its mutations
@@ -158,10 +139,10 @@ func deleteUserSessions(s *Server, uid shard.UserID, keep *shard.SessionDigest) 
 	})
 }
 
-func handleSessionDeleteUserID(c *call) result {
+func handleSessionDeleteUserID(c *call) (result, error) {
 	uid, _ := c.int("user_id")
 	var keep *shard.SessionDigest
-	// Spec §2.A4: honour keep_current_session (the reference ignores it).
+	// Honour keep_current_session (the Python server ignores it).
 	if c.boolean("keep_current_session") {
 		if tok := c.str("session_token"); tok != "" {
 			d := shard.DigestSession(tok)
@@ -170,19 +151,19 @@ func handleSessionDeleteUserID(c *call) result {
 	}
 	n, err := deleteUserSessions(c.s, shard.UserID(uid), keep)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if n == 0 {
-		return result{messages: []string{"Sessions delete processed. Success: False."}}
+		return result{messages: []string{"Sessions delete processed. Success: False."}}, nil
 	}
-	return success("Sessions delete processed. Success: True.")
+	return success("Sessions delete processed. Success: True."), nil
 }
 
-func handleInternalSessionEdit(c *call) result {
+func handleInternalSessionEdit(c *call) (result, error) {
 	var update map[string]json.RawMessage
 	if err := json.Unmarshal(c.raw("update_dict"), &update); err != nil || len(update) == 0 {
 		return failure("invalid request: missing 'update_dict' in request", "Invalid session edit request: missing or invalid parameters.").
-			with("session_info", nil)
+			with("session_info", nil), nil
 	}
 	token := c.str("target_session_token")
 	d := shard.DigestSession(token)
@@ -199,16 +180,16 @@ func handleInternalSessionEdit(c *call) result {
 	// clients index it.
 	switch {
 	case errors.Is(err, shard.ErrSessionNotFound):
-		return failure("no such session", "Session extra_info update failed.").with("session_info", nil)
+		return failure("no such session", "Session extra_info update failed.").with("session_info", nil), nil
 	case errors.Is(err, errTooLarge):
-		return failure("DB error when updating session info", "Session info update failed.").with("session_info", nil)
+		return failure("DB error when updating session info", "Session info update failed.").with("session_info", nil), nil
 	case err != nil:
-		return coreFailure(err)
+		return result{}, err
 	}
 	if err := durable(res); err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
-	return success("Session extra_info update successful.").with("session_info", shortSessionInfo{sess: res.Value, token: token})
+	return success("Session extra_info update successful.").with("session_info", shortSessionInfo{sess: res.Value, token: token}), nil
 }
 
 var errTooLarge = errors.New("httpfront: value too large")

@@ -14,7 +14,8 @@ import (
 // shards, and password hashing through the pool.
 
 // lookupEmail returns the id of the user that owns email (normalised here:
-// emails match case-insensitively everywhere, spec §8.4 item 11).
+// emails match case-insensitively everywhere: docs/protocol.md, "Users,
+// emails and passwords").
 func lookupEmail(s *Server, email string) (shard.UserID, bool, error) {
 	norm := passpolicy.NormalizeEmail(email)
 	res, err := actors.Do(s.deps.Core, shard.EmailRoute(norm), func(sh *shard.Shard, _ time.Time) (shard.UserID, []shard.Mutation, error) {
@@ -173,5 +174,5 @@ func releaseKey(s *Server, key string, id shard.UserID) {
 func systemIDKey(id string) string { return "\x00sid:" + id }
 
 // userInactiveOrLocked reports whether a user with a correct password must
-// still be refused (spec §3.2).
+// still be refused (docs/protocol.md, "Logins and password checks").
 func userInactiveOrLocked(u *shard.User) bool { return !u.IsActive || u.Role == "locked" }

@@ -10,10 +10,12 @@ import (
 // UserOptions configures the user capabilities: sign-up checks, password
 // policy, permissions and brute-force back-off.
 type UserOptions struct {
-	// Permissions is the permission model used at request time (spec
-	// §3.6). Nil means the built-in default.
+	// Permissions is the permission model used at request time
+	// (docs/protocol.md, "Access and limit checks"). Nil means the built-in
+	// default.
 	Permissions *perm.Model
-	// Policy is the password policy (spec §4.1).
+	// Policy is the password policy (docs/protocol.md, "Users, emails and
+	// passwords").
 	Policy passpolicy.Policy
 	// Disposable lists the email domains refused at sign-up. Nil means the
 	// built-in list.
@@ -21,7 +23,8 @@ type UserOptions struct {
 	// ServerFQDN is compared with passwords by the similarity check.
 	ServerFQDN string
 	// LockTries is the number of failed password checks after which an
-	// account is locked (spec §4.5). Default 10.
+	// account is locked (docs/security.md, "Brute-force back-off and
+	// auto-lock"). Default 10.
 	LockTries int
 	// LockTime is how long an automatic lock lasts. Default 1 hour.
 	LockTime time.Duration

@@ -14,22 +14,6 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-func init() {
-	changepass := []param{arg("user_id", tInt), arg("session_token", tStr), arg("full_name", tStr), arg("email", tStr), arg("current_password", tStr), arg("new_password", tStr)}
-	register("user-changepass", changepass, handleUserChangepass)
-	register("user-changepass-nosession", []param{arg("user_id", tInt), arg("full_name", tStr), arg("email", tStr), arg("current_password", tStr), arg("new_password", tStr)}, handleUserChangepass)
-	// verification_token (an extension): the code of a forgot-password mail,
-	// checked and used up in the same step as the new password is stored.
-	register("user-resetpass", []param{arg("email_address", tStr), arg("new_password", tStr), arg("session_token", tStr), kwarg("verification_token", tStr, tNone)}, handleUserResetpass)
-	register("user-resetpass-nosession", []param{arg("email_address", tStr), arg("new_password", tStr), arg("required_active", tBool), kwarg("verification_token", tStr, tNone)}, handleUserResetpass)
-	register("user-delete", []param{arg("email", tStr), arg("user_id", tInt), arg("password", tStr)}, handleUserDelete)
-	register("user-validatepass", []param{
-		arg("password", tStr), arg("email", tStr), arg("full_name", tStr),
-		kwarg("min_pass_length", tInt), kwarg("max_unsafe_similarity", tInt),
-		kwarg("max_character_frequency", tFloat), kwarg("min_pwned_matches", tInt),
-	}, handleUserValidatepass)
-}
-
 const msgPassChanged = "Password changed successfully."
 
 // insecureMessage is the closing message of a refused new password. The
@@ -43,11 +27,13 @@ func (e *usersExt) insecureMessage() string {
 }
 
 // handleUserChangepass changes a password after checking the current one
-// (spec §2.D1, §2.D2). Unlike the reference, user-changepass checks that its
-// session is live and belongs to user_id; both forms end every other session
-// of the user once the new password is stored; and the check of the current
-// password is under the back-off and lock of spec §4.5, keyed by email.
-func handleUserChangepass(c *call) result {
+// (docs/protocol.md, "Account management"). Unlike the reference,
+// user-changepass checks that its session is live and belongs to user_id;
+// both forms end every other session of the user once the new password is
+// stored; and the check of the current password is under the back-off and
+// lock of docs/security.md, "Brute-force back-off and auto-lock", keyed by
+// email.
+func handleUserChangepass(c *call) (result, error) {
 	s := c.s
 	uid, _ := c.int("user_id")
 	email := c.str("email")
@@ -57,20 +43,20 @@ func handleUserChangepass(c *call) result {
 		token := c.str("session_token")
 		sess, ok, err := lookupSession(s, token)
 		if err != nil {
-			return coreFailure(err)
+			return result{}, err
 		}
 		if !ok || int64(sess.UserID) != uid {
-			return failure("session does not exist or does not belong to user_id", "Invalid session for password change request.").with("user_id", uid).with("email", email)
+			return failure("session does not exist or does not belong to user_id", "Invalid session for password change request.").with("user_id", uid).with("email", email), nil
 		}
 		d := shard.DigestSession(token)
 		keep = &d
 	}
-	return s.withBackoff(email, func() (result, shard.Outcome) { return changepass(c, keep) })
+	return s.withBackoff(email, func() (result, shard.Outcome, error) { return changepass(c, keep) })
 }
 
 // changepass verifies the current password and stores the new one. Once the
 // current password matched, no later refusal is a password failure.
-func changepass(c *call, keep *shard.SessionDigest) (result, shard.Outcome) {
+func changepass(c *call, keep *shard.SessionDigest) (result, shard.Outcome, error) {
 	s := c.s
 	uid, _ := c.int("user_id")
 	email := c.str("email")
@@ -80,7 +66,7 @@ func changepass(c *call, keep *shard.SessionDigest) (result, shard.Outcome) {
 	const msgNoMatch = "Your current password did not match the stored password."
 	u, err := getUser(s, shard.UserID(uid))
 	if err != nil && !errors.Is(err, shard.ErrUserNotFound) {
-		return coreFailure(err), shard.AttemptCancelled
+		return result{}, shard.AttemptCancelled, err
 	}
 	found := err == nil && u.IsActive && u.Email == passpolicy.NormalizeEmail(email)
 	phc := s.deps.Hasher.DummyPHC()
@@ -101,38 +87,38 @@ func changepass(c *call, keep *shard.SessionDigest) (result, shard.Outcome) {
 		err = cmp.Or(verifyOpErr(rs[0].Err), verifyOpErr(rs[1].Err))
 	}
 	if err != nil {
-		return coreFailure(err), shard.AttemptCancelled
+		return result{}, shard.AttemptCancelled, err
 	}
 	if !found {
-		return fail("user does not exist", msgNoMatch), shard.AttemptFailed
+		return fail("user does not exist", msgNoMatch), shard.AttemptFailed, nil
 	}
 	if rs[0].Err != nil || !rs[0].OK {
-		return fail("user password does not match", msgNoMatch), shard.AttemptFailed
+		return fail("user password does not match", msgNoMatch), shard.AttemptFailed, nil
 	}
 	if rs[1].OK {
-		return fail("password did not change", "Your new password cannot be the same as your old password."), shard.AttemptSucceeded
+		return fail("password did not change", "Your new password cannot be the same as your old password."), shard.AttemptSucceeded, nil
 	}
 	if rs[2].Err != nil {
-		return coreFailure(rs[2].Err), shard.AttemptCancelled
+		return result{}, shard.AttemptCancelled, rs[2].Err
 	}
 	if ok, msgs := s.ext.users.opts.Policy.Check(next, passpolicy.NormalizeEmail(email), c.str("full_name"), s.ext.users.opts.ServerFQDN); !ok {
-		return fail("new password is insecure", append(msgs, s.ext.users.insecureMessage())...), shard.AttemptSucceeded
+		return fail("new password is insecure", append(msgs, s.ext.users.insecureMessage())...), shard.AttemptSucceeded, nil
 	}
 	if _, err := setPassword(s, u.ID, u.PasswordPHC, rs[2].PHC); err != nil {
 		if errors.Is(err, errNoChange) {
-			return fail("DB error when updating password", "Password could not be changed."), shard.AttemptSucceeded
+			return fail("DB error when updating password", "Password could not be changed."), shard.AttemptSucceeded, nil
 		}
-		return coreFailure(err), shard.AttemptCancelled
+		return result{}, shard.AttemptCancelled, err
 	}
 	if _, err := deleteUserSessions(c.s, u.ID, keep); err != nil {
-		return coreFailure(err), shard.AttemptCancelled
+		return result{}, shard.AttemptCancelled, err
 	}
 	s.log.Info("password changed", "user", s.pii(strconv.FormatInt(uid, 10)))
 	r := success(msgPassChanged)
 	if keep != nil {
 		r.messages = append(r.messages, "For security purposes, you have been logged out of all other sessions.")
 	}
-	return r.with("user_id", uid).with("email", email), shard.AttemptSucceeded
+	return r.with("user_id", uid).with("email", email), shard.AttemptSucceeded, nil
 }
 
 // setPassword stores a new hash if the stored one is still oldPHC (when
@@ -147,10 +133,10 @@ func setPassword(s *Server, id shard.UserID, oldPHC, newPHC string) (shard.User,
 	})
 }
 
-// handleUserResetpass sets a new password without the current one (spec
-// §2.D3, §2.D4): the frontend has verified a reset token. Every session of
-// the user ends (the reference ended none).
-func handleUserResetpass(c *call) result {
+// handleUserResetpass sets a new password without the current one
+// (docs/protocol.md, "Account management"): the frontend has verified a reset
+// token. Every session of the user ends (the reference ended none).
+func handleUserResetpass(c *call) (result, error) {
 	s := c.s
 	withSession := c.reqType == "user-resetpass"
 	email := c.str("email_address")
@@ -162,21 +148,21 @@ func handleUserResetpass(c *call) result {
 	}
 	if withSession {
 		if _, ok, err := lookupSession(s, c.str("session_token")); err != nil {
-			return coreFailure(err)
+			return result{}, err
 		} else if !ok {
-			return failure("session does not exist", "Invalid session token for password reset request.")
+			return failure("session does not exist", "Invalid session token for password reset request."), nil
 		}
 	}
 	key := s.ext.mail.opts.TokenKey
 	code := normalizeCode(c.str("verification_token"))
 	if code != "" {
 		if reason := codeReason(precheckCode(key, code, purposeForgotPass, email, c.now)); reason != "" {
-			return failure(reason, "The verification code is not valid.")
+			return failure(reason, "The verification code is not valid."), nil
 		}
 	}
 	u, found, err := userByEmail(s, email)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if withSession {
 		found = found && u.IsActive
@@ -186,13 +172,13 @@ func handleUserResetpass(c *call) result {
 	next := passhash.TruncatePassword(c.str("new_password"))
 	phc, err := hashPassword(s, next)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !found {
-		return failure(reasonBadUser, msgBadUser)
+		return failure(reasonBadUser, msgBadUser), nil
 	}
 	if ok, msgs := s.ext.users.opts.Policy.Check(next, u.Email, u.FullName, s.ext.users.opts.ServerFQDN); !ok {
-		return failure(reasonInsecure, append([]string{msgInsecure}, msgs...)...)
+		return failure(reasonInsecure, append([]string{msgInsecure}, msgs...)...), nil
 	}
 	_, err = updateUser(s, u.ID, func(x *shard.User) error {
 		if code != "" {
@@ -204,28 +190,29 @@ func handleUserResetpass(c *call) result {
 		return nil
 	})
 	if reason := codeReason(err); reason != "" {
-		return failure(reason, "The verification code is not valid.")
+		return failure(reason, "The verification code is not valid."), nil
 	}
 	switch {
 	case errors.Is(err, shard.ErrUserNotFound):
-		return failure("password update failed in DB", "Password could not be changed.")
+		return failure("password update failed in DB", "Password could not be changed."), nil
 	case err != nil:
-		return coreFailure(err)
+		return result{}, err
 	}
 	if _, err := deleteAllUserSessions(s, u.ID); err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	s.log.Info("password reset", "user", s.pii(strconv.FormatInt(int64(u.ID), 10)))
-	return success(msgPassChanged)
+	return success(msgPassChanged), nil
 }
 
 // handleUserDelete deletes the caller's own account after checking its
-// password (spec §2.C2), under the back-off and lock of spec §4.5.
-func handleUserDelete(c *call) result {
-	return c.s.withBackoff(c.str("email"), func() (result, shard.Outcome) { return userDelete(c) })
+// password, under the back-off and lock of docs/security.md, "Brute-force
+// back-off and auto-lock".
+func handleUserDelete(c *call) (result, error) {
+	return c.s.withBackoff(c.str("email"), func() (result, shard.Outcome, error) { return userDelete(c) })
 }
 
-func userDelete(c *call) (result, shard.Outcome) {
+func userDelete(c *call) (result, shard.Outcome, error) {
 	s := c.s
 	uid, _ := c.int("user_id")
 	email := c.str("email")
@@ -235,7 +222,7 @@ func userDelete(c *call) (result, shard.Outcome) {
 	const msgNoVerify = "We could not verify your email address or password."
 	u, err := getUser(s, shard.UserID(uid))
 	if err != nil && !errors.Is(err, shard.ErrUserNotFound) {
-		return coreFailure(err), shard.AttemptCancelled
+		return result{}, shard.AttemptCancelled, err
 	}
 	found := err == nil && u.Email == passpolicy.NormalizeEmail(email)
 	phc := ""
@@ -244,23 +231,23 @@ func userDelete(c *call) (result, shard.Outcome) {
 	}
 	ok, _, err := verifyPassword(s, phc, c.str("password"))
 	if err != nil {
-		return coreFailure(err), shard.AttemptCancelled
+		return result{}, shard.AttemptCancelled, err
 	}
 	switch {
 	case !found:
-		return fail("invalid email", msgNoVerify), shard.AttemptFailed
+		return fail("invalid email", msgNoVerify), shard.AttemptFailed, nil
 	case !ok:
-		return fail("invalid password", msgNoVerify), shard.AttemptFailed
+		return fail("invalid password", msgNoVerify), shard.AttemptFailed, nil
 	case u.Role == "superuser" || u.ID <= shard.DummyUserID:
-		return fail("can't delete superusers", "Can't delete superusers."), shard.AttemptSucceeded
+		return fail("can't delete superusers", "Can't delete superusers."), shard.AttemptSucceeded, nil
 	}
 	if err := removeUser(s, u); err != nil {
 		if errors.Is(err, shard.ErrUserNotFound) {
-			return fail("user deletion failed in DB", "Could not delete user from DB."), shard.AttemptSucceeded
+			return fail("user deletion failed in DB", "Could not delete user from DB."), shard.AttemptSucceeded, nil
 		}
-		return coreFailure(err), shard.AttemptCancelled
+		return result{}, shard.AttemptCancelled, err
 	}
-	return success("User successfully deleted from DB.").with("user_id", uid).with("email", email), shard.AttemptSucceeded
+	return success("User successfully deleted from DB.").with("user_id", uid).with("email", email), shard.AttemptSucceeded, nil
 }
 
 // removeUser deletes a user, all their sessions and their index entries.
@@ -290,10 +277,11 @@ func removeUser(s *Server, u shard.User) error {
 	return nil
 }
 
-// handleUserValidatepass dry-runs the password policy (spec §2.D5). Unlike
-// the reference, the request's kwargs take effect when given (§8.4 item 13);
-// the server's policy supplies the rest.
-func handleUserValidatepass(c *call) result {
+// handleUserValidatepass dry-runs the password policy. Unlike the reference,
+// the request's kwargs take effect when given (docs/protocol.md, "Deliberate
+// differences from the Python server"); the server's policy supplies the
+// rest.
+func handleUserValidatepass(c *call) (result, error) {
 	p := c.s.ext.users.opts.Policy
 	if n, ok := c.int("min_pass_length"); ok && n > 0 {
 		p.MinLength = int(n)
@@ -309,7 +297,7 @@ func handleUserValidatepass(c *call) result {
 	}
 	ok, msgs := p.Check(c.str("password"), passpolicy.NormalizeEmail(c.str("email")), c.str("full_name"), c.s.ext.users.opts.ServerFQDN)
 	if !ok {
-		return failure("password is insecure or invalid", msgs...)
+		return failure("password is insecure or invalid", msgs...), nil
 	}
-	return success(msgs...)
+	return success(msgs...), nil
 }

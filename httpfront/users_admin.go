@@ -15,17 +15,6 @@ import (
 	"github.com/authnzerver/authnzerver/wire"
 )
 
-func init() {
-	page := []param{kwarg("page_after", tInt), kwarg("page_size", tInt)}
-	register("user-list", append([]param{arg("user_id", tInt, tNone)}, page...), handleUserList)
-	register("user-lookup-email", []param{arg("email", tStr)}, handleUserLookupEmail)
-	register("user-lookup-match", append([]param{arg("by", tStr), arg("match", tAny)}, page...), handleUserLookupMatch)
-	register("user-edit", []param{arg("user_id", tInt), arg("user_role", tStr), arg("session_token", tStr), arg("target_userid", tInt), arg("update_dict", tDict)}, handleUserEdit)
-	register("user-lock", []param{arg("user_id", tInt), arg("user_role", tStr), arg("session_token", tStr), arg("target_userid", tInt), arg("action", tStr)}, handleUserLock)
-	register("internal-user-lock", []param{arg("target_userid", tInt), arg("action", tStr)}, handleInternalUserLock)
-	register("internal-user-delete", []param{arg("target_userid", tInt)}, handleInternalUserDelete)
-}
-
 // Paging of user-list and user-lookup-match: a large user base must not
 // produce a giant answer. Callers page with the extra kwargs page_after
 // (the last user_id seen) and page_size; the answer carries
@@ -77,53 +66,54 @@ func listUsers(s *Server, after shard.UserID, size int, match func(u *shard.User
 	return all, next, nil
 }
 
-func handleUserList(c *call) result {
+func handleUserList(c *call) (result, error) {
 	after, size := pageOf(c)
 	if id, ok := c.int("user_id"); ok {
 		u, err := getUser(c.s, shard.UserID(id))
 		if errors.Is(err, shard.ErrUserNotFound) {
-			return success("User look up successful.").with("user_info", userInfoList{}).with("next_page_after", nil)
+			return success("User look up successful.").with("user_info", userInfoList{}).with("next_page_after", nil), nil
 		}
 		if err != nil {
-			return coreFailure(err)
+			return result{}, err
 		}
-		return success("User look up successful.").with("user_info", userInfoList{u}).with("next_page_after", nil)
+		return success("User look up successful.").with("user_info", userInfoList{u}).with("next_page_after", nil), nil
 	}
 	users, next, err := listUsers(c.s, after, size, nil)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
-	return success("User look up successful.").with("user_info", userInfoList(users)).with("next_page_after", next)
+	return success("User look up successful.").with("user_info", userInfoList(users)).with("next_page_after", next), nil
 }
 
-func handleUserLookupEmail(c *call) result {
+func handleUserLookupEmail(c *call) (result, error) {
 	u, found, err := userByEmail(c.s, c.str("email"))
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !found {
-		return failure("user email not found in DB", "User look up failed.").with("user_info", nil)
+		return failure("user email not found in DB", "User look up failed.").with("user_info", nil), nil
 	}
-	return success("User look up successful.").with("user_info", userInfo{u})
+	return success("User look up successful.").with("user_info", userInfo{u}), nil
 }
 
-// handleUserLookupMatch finds users whose column equals a value (spec
-// §2.C5). Only the documented columns may be matched (never the password).
-func handleUserLookupMatch(c *call) result {
+// handleUserLookupMatch finds users whose column equals a value
+// (docs/protocol.md, "Account management"). Only the documented columns may
+// be matched (never the password).
+func handleUserLookupMatch(c *call) (result, error) {
 	by, match := c.str("by"), c.raw("match")
 	if (by == "extra_info") != (rawKind(match) == '{') {
-		return failure("invalid request: 'by' is 'extra_info' but 'match' is not a dict or 'match' is a dict and 'by' is not 'extra_info'", "Invalid match condition provided.").with("user_info", nil)
+		return failure("invalid request: 'by' is 'extra_info' but 'match' is not a dict or 'match' is a dict and 'by' is not 'extra_info'", "Invalid match condition provided.").with("user_info", nil), nil
 	}
 	pred, err := matcher(by, match)
 	if err != nil {
-		return failure("exception in DB access", "User look up failed.").with("user_info", nil)
+		return failure("exception in DB access", "User look up failed.").with("user_info", nil), nil
 	}
 	after, size := pageOf(c)
 	users, next, err := listUsers(c.s, after, size, pred)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
-	return success("User look up successful.").with("user_info", userInfoList(users)).with("next_page_after", next)
+	return success("User look up successful.").with("user_info", userInfoList(users)).with("next_page_after", next), nil
 }
 
 var errBadMatch = errors.New("httpfront: bad match")
@@ -278,111 +268,111 @@ func sessionMatches(s *Server, token string, uid int64, role string) (bool, erro
 }
 
 // handleUserEdit lets a user edit their own name and email, and a
-// superuser edit anyone's (spec §2.C6).
-func handleUserEdit(c *call) result {
+// superuser edit anyone's.
+func handleUserEdit(c *call) (result, error) {
 	s := c.s
 	uid, _ := c.int("user_id")
 	target, _ := c.int("target_userid")
 	role := c.str("user_role")
 	fail := func(reason, msg string) result { return failure(reason, msg).with("user_info", nil) }
 	if target == int64(shard.AnonymousID) || target == int64(shard.DummyUserID) {
-		return fail("invalid request: can't edit anonymous/locked users", "Editing anonymous/locked user accounts not allowed.")
+		return fail("invalid request: can't edit anonymous/locked users", "Editing anonymous/locked user accounts not allowed."), nil
 	}
 	raw := c.raw("update_dict")
 	var update map[string]json.RawMessage
 	if json.Unmarshal(raw, &update) != nil || len(update) == 0 {
-		return fail("invalid request: missing 'update_dict' in request", "Invalid user-edit request: missing or invalid parameters.")
+		return fail("invalid request: missing 'update_dict' in request", "Invalid user-edit request: missing or invalid parameters."), nil
 	}
 	keys := orderedKeys(raw)
 	switch {
 	case target == uid && (role == "authenticated" || role == "staff"):
 		ok, err := sessionMatches(s, c.str("session_token"), uid, role)
 		if err != nil {
-			return coreFailure(err)
+			return result{}, err
 		}
 		if !ok {
-			return fail("no valid session found for originating user_id", "User session info not available for this user edit attempt.")
+			return fail("no valid session found for originating user_id", "User session info not available for this user edit attempt."), nil
 		}
 		for _, k := range keys {
 			if k != "full_name" && k != "email" {
-				return fail("role '"+role+"' can't edit anything other than 'full_name', 'email'", "extra elements in update_dict not allowed")
+				return fail("role '"+role+"' can't edit anything other than 'full_name', 'email'", "extra elements in update_dict not allowed"), nil
 			}
 		}
 	case role == "superuser":
 		ok, err := sessionMatches(s, c.str("session_token"), uid, role)
 		if err != nil {
-			return coreFailure(err)
+			return result{}, err
 		}
 		if !ok {
-			return fail("invalid session for edit attempt", "Superuser session info not available for this user edit attempt.")
+			return fail("invalid session for edit attempt", "Superuser session info not available for this user edit attempt."), nil
 		}
 		allowed := map[string]bool{"full_name": true, "email": true, "is_active": true, "user_role": true, "email_verified": true}
 		for _, k := range keys {
 			if !allowed[k] {
-				return fail("role: 'superuser' is not allowed to edit items: '"+pyList(keys)+"'", "extra elements in update_dict not allowed")
+				return fail("role: 'superuser' is not allowed to edit items: '"+pyList(keys)+"'", "extra elements in update_dict not allowed"), nil
 			}
 		}
 		if r, ok := update["user_role"]; ok {
 			var nr string
 			if json.Unmarshal(r, &nr) != nil || !s.perms().HasRole(nr) {
-				return fail("role change requested is not valid", "unknown role change request in update_dict")
+				return fail("role change requested is not valid", "unknown role change request in update_dict"), nil
 			}
 		}
 	default:
-		return fail("invalid session for edit attempt", "user_id or session info not available for this user edit attempt.")
+		return fail("invalid session for edit attempt", "user_id or session info not available for this user edit attempt."), nil
 	}
 	u, err := editUser(s, shard.UserID(target), update)
 	switch {
 	case errors.Is(err, shard.ErrUserNotFound), errors.Is(err, errEditValue):
-		return fail("exception when trying to update user", "User update failed.")
+		return fail("exception when trying to update user", "User update failed."), nil
 	case err != nil:
-		return coreFailure(err)
+		return result{}, err
 	}
-	return success("User update successful.").with("user_info", userInfo{u})
+	return success("User update successful.").with("user_info", userInfo{u}), nil
 }
 
-// handleUserLock lets a superuser lock or unlock another user (spec §2.C7).
-func handleUserLock(c *call) result {
+// handleUserLock lets a superuser lock or unlock another user.
+func handleUserLock(c *call) (result, error) {
 	uid, _ := c.int("user_id")
 	target, _ := c.int("target_userid")
 	role, action := c.str("user_role"), c.str("action")
 	fail := func(reason, msg string) result { return failure(reason, msg).with("user_info", nil) }
 	switch {
 	case role != "superuser":
-		return fail("user role is not 'superuser', required to toggle locks", "You don't have lock/unlock privileges.")
+		return fail("user role is not 'superuser', required to toggle locks", "You don't have lock/unlock privileges."), nil
 	case target == uid:
-		return fail("can't toggle a lock state on self", "You can't lock/unlock your own user account.")
+		return fail("can't toggle a lock state on self", "You can't lock/unlock your own user account."), nil
 	case action != "lock" && action != "unlock":
-		return fail("action must be one of 'lock', 'unlock'", "Unknown action requested for toggle_user_lock.")
+		return fail("action must be one of 'lock', 'unlock'", "Unknown action requested for toggle_user_lock."), nil
 	case target == int64(shard.AnonymousID) || target == int64(shard.DummyUserID):
-		return fail("can't toggle lock state for system anonymous/locked accounts", "Editing anonymous/locked user accounts not allowed.")
+		return fail("can't toggle lock state for system anonymous/locked accounts", "Editing anonymous/locked user accounts not allowed."), nil
 	}
 	ok, err := sessionMatches(c.s, c.str("session_token"), uid, role)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if !ok {
-		return fail("invalid session for user attempting lock toggle", "Superuser session info not available for this user edit attempt.")
+		return fail("invalid session for user attempting lock toggle", "Superuser session info not available for this user edit attempt."), nil
 	}
 	return toggleLock(c.s, shard.UserID(target), action)
 }
 
-func handleInternalUserLock(c *call) result {
+func handleInternalUserLock(c *call) (result, error) {
 	target, _ := c.int("target_userid")
 	action := c.str("action")
 	if action != "lock" && action != "unlock" {
-		return failure("action must be either 'lock' or 'unlock'", "Unknown action requested for toggle_user_lock.").with("user_info", nil)
+		return failure("action must be either 'lock' or 'unlock'", "Unknown action requested for toggle_user_lock.").with("user_info", nil), nil
 	}
 	if target == int64(shard.AnonymousID) || target == int64(shard.DummyUserID) {
-		return failure("can't edit anonymous/locked users", "Editing anonymous/locked user accounts not allowed.").with("user_info", nil)
+		return failure("can't edit anonymous/locked users", "Editing anonymous/locked user accounts not allowed.").with("user_info", nil), nil
 	}
 	return toggleLock(c.s, shard.UserID(target), action)
 }
 
 // toggleLock locks (ending every session of the user) or unlocks a user
-// (spec §2.H1). A manual lock or unlock cancels a pending automatic unlock,
-// and an unlock forgets the user's failed password checks.
-func toggleLock(s *Server, id shard.UserID, action string) result {
+// (docs/protocol.md, "Users"). A manual lock or unlock cancels a pending
+// automatic unlock, and an unlock forgets the user's failed password checks.
+func toggleLock(s *Server, id shard.UserID, action string) (result, error) {
 	changed := true
 	u, err := updateUser(s, id, func(u *shard.User) error {
 		var err error
@@ -401,21 +391,21 @@ func toggleLock(s *Server, id shard.UserID, action string) result {
 		u, err = getUser(s, id)
 	}
 	if errors.Is(err, shard.ErrUserNotFound) {
-		return failure("exception encountered when trying lock toggle action", "User lock toggle failed.").with("user_info", nil)
+		return failure("exception encountered when trying lock toggle action", "User lock toggle failed.").with("user_info", nil), nil
 	}
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if changed && action == "lock" {
 		if _, err := deleteAllUserSessions(s, id); err != nil {
-			return coreFailure(err)
+			return result{}, err
 		}
 		// A lock by hand also revokes every key (none has role "locked"), so
 		// that keys do not come back with an unlock. (An automatic lock
 		// does not: anyone can trigger one with wrong passwords; its keys
 		// are refused while it lasts, see keyUsers.)
 		if _, err := revokeKeysOfOtherRoles(s, id, "locked"); err != nil {
-			return coreFailure(err)
+			return result{}, err
 		}
 	}
 	if action == "unlock" {
@@ -426,29 +416,30 @@ func toggleLock(s *Server, id shard.UserID, action string) result {
 	if changed {
 		s.log.Info("user lock toggled", "user", s.pii(strconv.FormatInt(int64(id), 10)), "action", action)
 	}
-	return success("User lock toggle successful.").with("user_info", userInfo{u})
+	return success("User lock toggle successful.").with("user_info", userInfo{u}), nil
 }
 
-// handleInternalUserDelete deletes a user and their sessions (spec §2.H2).
-// Unlike the reference, the system users 1–3 are protected and an unknown
-// user is a failure (§8.4 item 9).
-func handleInternalUserDelete(c *call) result {
+// handleInternalUserDelete deletes a user and their sessions. Unlike the
+// reference, the system users 1–3 are protected and an unknown user is a
+// failure (docs/protocol.md, "Deliberate differences from the Python
+// server").
+func handleInternalUserDelete(c *call) (result, error) {
 	target, _ := c.int("target_userid")
 	if target >= 1 && target <= int64(shard.DummyUserID) {
-		return failure("can't delete system users", "Could not delete user from DB.").with("user_id", target)
+		return failure("can't delete system users", "Could not delete user from DB.").with("user_id", target), nil
 	}
 	u, err := getUser(c.s, shard.UserID(target))
 	if errors.Is(err, shard.ErrUserNotFound) {
-		return failure("no such user", "Could not delete user from DB.").with("user_id", target)
+		return failure("no such user", "Could not delete user from DB.").with("user_id", target), nil
 	}
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if err := removeUser(c.s, u); err != nil {
 		if errors.Is(err, shard.ErrUserNotFound) {
-			return failure("no such user", "Could not delete user from DB.").with("user_id", target)
+			return failure("no such user", "Could not delete user from DB.").with("user_id", target), nil
 		}
-		return coreFailure(err)
+		return result{}, err
 	}
-	return success("User successfully deleted from DB.").with("user_id", target)
+	return success("User successfully deleted from DB.").with("user_id", target), nil
 }

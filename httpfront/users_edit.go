@@ -10,11 +10,7 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-func init() {
-	register("internal-user-edit", []param{arg("target_userid", tInt), arg("update_dict", tDict)}, handleInternalUserEdit)
-}
-
-// userEditForbidden are the keys internal-user-edit refuses (spec §2.H3).
+// userEditForbidden are the keys internal-user-edit refuses.
 var userEditForbidden = map[string]bool{
 	"user_id": true, "system_id": true, "password": true,
 	"emailverify_sent_datetime": true, "emailforgotpass_sent_datetime": true,
@@ -37,10 +33,10 @@ func pyKeySet(keys []string) string {
 	return "{" + strings.Join(q, ", ") + "}"
 }
 
-func handleInternalUserEdit(c *call) result {
+func handleInternalUserEdit(c *call) (result, error) {
 	var update map[string]json.RawMessage
 	if err := json.Unmarshal(c.raw("update_dict"), &update); err != nil || len(update) == 0 {
-		return failure("invalid request: missing 'update_dict' in request", "Invalid user-edit request: missing or invalid parameters.").with("user_info", nil)
+		return failure("invalid request: missing 'update_dict' in request", "Invalid user-edit request: missing or invalid parameters.").with("user_info", nil), nil
 	}
 	var bad []string
 	for k := range update {
@@ -49,19 +45,19 @@ func handleInternalUserEdit(c *call) result {
 		}
 	}
 	if len(bad) > 0 {
-		return failure("invalid request: disallowed keys in update_dict: "+pyKeySet(bad), "Invalid edit-user request: invalid update parameters.").with("user_info", nil)
+		return failure("invalid request: disallowed keys in update_dict: "+pyKeySet(bad), "Invalid edit-user request: invalid update parameters.").with("user_info", nil), nil
 	}
 	target, _ := c.int("target_userid")
 	u, err := editUser(c.s, shard.UserID(target), update)
 	switch {
 	case errors.Is(err, shard.ErrUserNotFound):
-		return failure("no such user", "User info update failed.").with("user_info", nil)
+		return failure("no such user", "User info update failed.").with("user_info", nil), nil
 	case errors.Is(err, errEditValue):
-		return failure("DB error when updating user info", "User info update failed.").with("user_info", nil)
+		return failure("DB error when updating user info", "User info update failed.").with("user_info", nil), nil
 	case err != nil:
-		return coreFailure(err)
+		return result{}, err
 	}
-	return success("User-info update successful.").with("user_info", userInfo{u})
+	return success("User-info update successful.").with("user_info", userInfo{u}), nil
 }
 
 // editUser applies update (column -> JSON value) to user id: full_name,

@@ -12,61 +12,54 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-func init() {
-	register("user-new", []param{
-		arg("full_name", tStr), arg("email", tStr), arg("password", tStr),
-		kwarg("extra_info", tDict, tNone), kwarg("verify_retry_wait", tInt, tNone), kwarg("system_id", tStr, tNone),
-	}, handleUserNew)
-}
-
 const (
 	msgAccountCreated = "User account created. Please verify your email address to log in."
-	maxSystemIDBytes  = 50 // spec §3.1: string ≤ 50
+	maxSystemIDBytes  = 50 // docs/protocol.md, "Users": system_id ≤ 50 bytes
 )
 
-// handleUserNew signs a user up (spec §2.C1).
-func handleUserNew(c *call) result {
+// handleUserNew signs a user up.
+func handleUserNew(c *call) (result, error) {
 	s := c.s
 	email := c.str("email")
 	fail := func(reason string, userEmail any, msgs ...string) result {
 		return failure(reason, msgs...).with("user_email", userEmail).with("user_id", nil).with("send_verification", false)
 	}
 	if err := passpolicy.ValidateEmail(email, s.ext.users.disposable()); err != nil {
-		return fail("invalid email", nil, "The email address provided doesn't seem to be a valid email address and cannot be used to sign up for an account on this server.")
+		return fail("invalid email", nil, "The email address provided doesn't seem to be a valid email address and cannot be used to sign up for an account on this server."), nil
 	}
 	norm := passpolicy.NormalizeEmail(email)
 	fullName := passpolicy.NormalizeFullName(c.str("full_name"))
 	if err := passpolicy.CheckFullName(fullName); err != nil {
-		return fail("invalid full name", nil, "The full name provided appears to contain an HTTP link, and cannot be used to sign up for an account on this server.")
+		return fail("invalid full name", nil, "The full name provided appears to contain an HTTP link, and cannot be used to sign up for an account on this server."), nil
 	}
 	sysID := c.str("system_id")
 	if len(sysID) > maxSystemIDBytes {
-		return fail("DB issue with user creation", nil, msgAccountCreated)
+		return fail("DB issue with user creation", nil, msgAccountCreated), nil
 	}
 	retryWait := int64(6)
 	if n, ok := c.int("verify_retry_wait"); ok {
 		retryWait = max(n, 1)
 	}
 	// Hash before the policy check, so a refused password costs the same
-	// time as an accepted one (spec §4.2).
+	// time as an accepted one (docs/security.md, "Passwords and hashing").
 	password := passhash.TruncatePassword(c.str("password"))
 	phc, err := hashPassword(s, password)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if ok, msgs := s.ext.users.opts.Policy.Check(password, norm, fullName, s.ext.users.opts.ServerFQDN); !ok {
-		return fail("invalid password", norm, msgs...)
+		return fail("invalid password", norm, msgs...), nil
 	}
 	extra, err := signupExtra(c.raw("extra_info"), retryWait)
 	if err != nil {
-		return fail("DB issue with user creation", nil, msgAccountCreated)
+		return fail("DB issue with user creation", nil, msgAccountCreated), nil
 	}
 
 	// Claim the email on its shard first: one actor decides who gets an
 	// address, so of two racing sign-ups exactly one wins.
 	id, owner, err := claimEmailNewID(s, norm)
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	if id == 0 {
 		return signupExisting(c, owner, norm, fullName, phc, extra, retryWait)
@@ -76,9 +69,9 @@ func handleUserNew(c *call) result {
 	} else if _, ok, err := claimKey(s, systemIDKey(sysID), id); err != nil || !ok {
 		releaseKey(s, norm, id)
 		if err != nil {
-			return coreFailure(err)
+			return result{}, err
 		}
-		return fail("DB issue with user creation", nil, msgAccountCreated)
+		return fail("DB issue with user creation", nil, msgAccountCreated), nil
 	}
 	u := shard.User{
 		ID: id, SystemID: sysID, FullName: fullName, PasswordPHC: phc, Email: norm,
@@ -103,19 +96,20 @@ func handleUserNew(c *call) result {
 		if c.has("system_id") {
 			releaseKey(s, systemIDKey(sysID), id)
 		}
-		return coreFailure(err)
+		return result{}, err
 	}
 	s.log.Info("user signed up", "user", s.pii(strconv.FormatInt(int64(id), 10)))
 	return success(msgAccountCreated).
 		with("user_email", norm).with("user_id", int64(id)).
-		with("system_id", sysID).with("send_verification", true)
+		with("system_id", sysID).with("send_verification", true), nil
 }
 
 // signupExisting answers a sign-up for an email that already has a user
-// (spec §2.C1 step 7): the same message as a success; and if the account is
-// still unverified and the last verification mail is older than the retry
-// wait, the sign-up data replaces the old and a new mail may be sent.
-func signupExisting(c *call, owner shard.UserID, norm, fullName, phc string, extra json.RawMessage, retryWait int64) result {
+// (docs/protocol.md, "Users"): the same message as a success; and if the
+// account is still unverified and the last verification mail is older than
+// the retry wait, the sign-up data replaces the old and a new mail may be
+// sent.
+func signupExisting(c *call, owner shard.UserID, norm, fullName, phc string, extra json.RawMessage, retryWait int64) (result, error) {
 	resend := false
 	u, err := updateUser(c.s, owner, func(u *shard.User) error {
 		now := c.s.deps.Core.Now()
@@ -144,14 +138,14 @@ func signupExisting(c *call, owner shard.UserID, norm, fullName, phc string, ext
 	if errors.Is(err, shard.ErrUserNotFound) {
 		return failure("user exists", msgAccountCreated).
 			with("user_email", norm).with("user_id", int64(owner)).
-			with("system_id", nil).with("send_verification", false)
+			with("system_id", nil).with("send_verification", false), nil
 	}
 	if err != nil {
-		return coreFailure(err)
+		return result{}, err
 	}
 	return failure("user exists", msgAccountCreated).
 		with("user_email", norm).with("user_id", int64(u.ID)).
-		with("system_id", u.SystemID).with("send_verification", resend)
+		with("system_id", u.SystemID).with("send_verification", resend), nil
 }
 
 var errNoChange = errors.New("httpfront: no change")
@@ -184,7 +178,7 @@ func claimEmailNewID(s *Server, email string) (id, owner shard.UserID, err error
 }
 
 // signupExtra is the request's extra_info updated with the server's keys
-// (spec §2.C1 step 6).
+// (docs/protocol.md, "Users").
 func signupExtra(raw json.RawMessage, retryWait int64) (json.RawMessage, error) {
 	m := map[string]json.RawMessage{}
 	if rawKind(raw) == '{' {

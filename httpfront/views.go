@@ -9,8 +9,8 @@ import (
 	"github.com/authnzerver/authnzerver/wire"
 )
 
-// sessionInfo is the 18-key session_info of session-exists (spec §2.A2),
-// encoded without reflection: it is on the hottest path.
+// sessionInfo is the 18-key session_info of session-exists (docs/protocol.md,
+// "Sessions"), encoded without reflection: it is on the hottest path.
 type sessionInfo struct {
 	info  actors.SessionInfo
 	token string
@@ -48,7 +48,7 @@ func (v sessionInfo) appendJSON(dst []byte) []byte {
 }
 
 // shortSessionInfo is the 7-key session_info of internal-session-edit
-// (spec §2.H4).
+// (docs/protocol.md, "Sessions").
 type shortSessionInfo struct {
 	sess  shard.Session
 	token string
@@ -63,7 +63,7 @@ func (v shortSessionInfo) appendJSON(dst []byte) []byte {
 	return append(dst, '}')
 }
 
-// userInfo is the 16-key "user info" object of spec §3.1.
+// userInfo is the 16-key "user info" object of the user requests.
 type userInfo struct{ u shard.User }
 
 func (v userInfo) appendJSON(dst []byte) []byte {
@@ -120,10 +120,11 @@ func (l userInfoList) appendJSON(dst []byte) []byte {
 // deleteMarker is the value that removes a key in an extra-info merge.
 const deleteMarker = "__delete__"
 
-// mergeExtra merges update into the JSON object old (null counts as {}):
-// each key is set, and a key whose value is "__delete__" is removed. Unlike
-// the reference, deleting an absent key is a no-op instead of storing the
-// literal "__delete__" (README, protocol notes).
+// mergeExtra merges update into the JSON object old (null counts as {}): each
+// key is set, and a key whose value is "__delete__" is removed. Unlike the
+// reference, deleting an absent key is a no-op instead of storing the literal
+// "__delete__" (docs/protocol.md, "Deliberate differences from the Python
+// server").
 func mergeExtra(old json.RawMessage, update map[string]json.RawMessage) (json.RawMessage, error) {
 	m := map[string]json.RawMessage{}
 	if len(old) > 0 && rawKind(old) == '{' {
