@@ -64,7 +64,7 @@ type Response struct {
 }
 
 // ErrReqIDMismatch is returned when the answer's reqid differs from the one
-// sent: such an answer must be rejected (spec §8.1).
+// sent: such an answer must be rejected: it answers another request.
 var ErrReqIDMismatch = errors.New("client: server returned a different request id")
 
 // Request sends one request. body should hold client_ipaddr (the server
@@ -122,7 +122,7 @@ func (c *Client) Post(ctx context.Context, sealed []byte) (*Response, error) {
 	}
 	r := &Response{StatusCode: hr.StatusCode, Header: hr.Header}
 	if hr.StatusCode != http.StatusOK {
-		// Error answers are plain text (spec §1.6.4), reported as the
+		// Error answers are plain text (docs/protocol.md, "HTTP statuses"), reported as the
 		// Python client does: the body is the failure reason.
 		r.FailureReason = string(bytes.TrimSpace(data))
 		r.Messages = []string{"This request could not be completed.", "There was a problem communicating with the auth server."}
