@@ -64,7 +64,7 @@ type Response struct {
 }
 
 // ErrReqIDMismatch is returned when the answer's reqid differs from the one
-// sent: such an answer must be rejected: it answers another request.
+// sent: such an answer belongs to another request and must be rejected.
 var ErrReqIDMismatch = errors.New("client: server returned a different request id")
 
 // Request sends one request. body should hold client_ipaddr (the server
