@@ -82,7 +82,7 @@ func fuzzSeeds(add func(name string, body []byte)) {
 		add(name, b)
 		add(name, []byte(`{}`))
 		add(name, []byte(`{"`+firstParam(ep)+`":[{"deep":[[[null]]]}],"extra":1e999}`))
-		// Integers out of our range (issue 14 item 12).
+		// Integers out of our range.
 		for _, p := range ep.params {
 			if p.types[0] == tInt {
 				for _, v := range []string{"18446744073709551617", "-1", "1e300", "4.5", "-9223372036854775809"} {
@@ -159,7 +159,7 @@ func FuzzRequest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("200 answer does not open: %v", err)
 		}
-		// Python's json.loads must read every answer (issue 14 item 13).
+		// Python's json.loads must read every answer.
 		if !utf8.Valid(plain) || !json.Valid(plain) || jsonDepth(plain) > maxJSONDepth+4 {
 			t.Fatalf("answer %q is not UTF-8 JSON of bounded depth", plain)
 		}

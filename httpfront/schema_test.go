@@ -71,7 +71,7 @@ func TestJSONDepth(t *testing.T) {
 }
 
 // TestValidateBounds: free-form JSON is bounded in depth and the
-// reference's 280-character columns in length (issue 14 item 13).
+// reference's 280-character columns in length.
 func TestValidateBounds(t *testing.T) {
 	params := []param{arg("extra_info_json", tDict, tNone), kwarg("update_dict", tDict), arg("user_agent", tStr), kwarg("ip_address", tStr)}
 	deep := func(n int) string { return strings.Repeat("[", n-1) + "{}" + strings.Repeat("]", n-1) }
