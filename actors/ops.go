@@ -199,17 +199,24 @@ func (CountRecords) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutation, e
 	return s.Counts(), nil, nil
 }
 
-// opTypes names every operation for the codec. A new operation is added
-// here; TestOpCodecRoundTrip checks that each one encodes and decodes.
-var opTypes = map[string]reflect.Type{}
-
-func init() {
-	for _, op := range []broadcastOp{
-		GetUser{}, CreateUser{}, ClaimEmail{}, ReleaseEmail{}, PurgeSessions{}, CountRecords{},
-	} {
-		opTypes[opName(op)] = reflect.TypeOf(op)
-	}
+// coreOps are the operations of this file.
+var coreOps = []broadcastOp{
+	GetUser{}, CreateUser{}, ClaimEmail{}, ReleaseEmail{}, PurgeSessions{}, CountRecords{},
 }
+
+// opTypes names every operation for the codec: each ops_*.go file lists
+// its operations in one slice, and this is the list of those slices. A new
+// operation is added to its file's slice; TestOpCodecRoundTrip checks that
+// each one encodes and decodes.
+var opTypes = func() map[string]reflect.Type {
+	m := map[string]reflect.Type{}
+	for _, ops := range [][]broadcastOp{coreOps, sessionOps, userOps, emailOps, apiKeyOps} {
+		for _, op := range ops {
+			m[opName(op)] = reflect.TypeOf(op)
+		}
+	}
+	return m
+}()
 
 func opName(op broadcastOp) string { return reflect.TypeOf(op).Name() }
 

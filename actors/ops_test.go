@@ -15,6 +15,15 @@ import (
 // sampleOps holds one operation of every registered type, with fields set
 // to values that would be lost by a careless codec.
 func sampleOps() []broadcastOp {
+	var all []broadcastOp
+	for _, ops := range [][]broadcastOp{sampleCoreOps(), sampleSessionOps(), sampleUserOps(), sampleEmailOps(), sampleAPIKeyOps()} {
+		all = append(all, ops...)
+	}
+	return all
+}
+
+// sampleCoreOps holds one operation of each type of ops.go.
+func sampleCoreOps() []broadcastOp {
 	t0 := time.Date(2026, 12, 1, 12, 0, 0, 123456000, time.UTC)
 	return []broadcastOp{
 		GetUser{ID: 1<<62 + 5},
