@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/mail"
 	"github.com/authnzerver/authnzerver/shard"
 	"github.com/authnzerver/authnzerver/wire"
@@ -219,6 +220,19 @@ func mailerError(err error) error {
 	return err
 }
 
+// askEmailOp runs op, an email operation (actors/ops_email.go), and waits
+// until its edit is durable.
+func askEmailOp(s *Server, op actors.Op) (actors.EmailState, error) {
+	res, err := actors.Ask[actors.EmailState](s.deps.Core, op)
+	if err != nil {
+		return actors.EmailState{}, err
+	}
+	if err := durable(res); err != nil {
+		return actors.EmailState{}, err
+	}
+	return res.Value, nil
+}
+
 // handleSendEmailSignup sends the sign-up verification mail (docs/email.md,
 // "Requests").
 func handleSendEmailSignup(c *call) (result, error) {
@@ -285,13 +299,7 @@ func handleSendEmailSignup(c *call) (result, error) {
 		return result{}, mailerError(err)
 	}
 	tok := shard.EmailToken{Purpose: purposeSignup, Digest: codeDigest(code), Expires: c.now.Add(r.lifetime)}
-	u, err = updateUser(c.s, u.ID, func(x *shard.User) error {
-		if !x.IsActive {
-			x.EmailVerifySent = c.now
-			x.EmailTokens = shard.WithEmailToken(x.EmailTokens, tok, c.now)
-		}
-		return nil
-	})
+	st, err := askEmailOp(c.s, actors.RecordEmailCode{ID: u.ID, Token: tok, At: c.now})
 	if err != nil {
 		if errors.Is(err, shard.ErrUserNotFound) {
 			return fail("target user for verification email does not exist", invalid), nil
@@ -299,10 +307,10 @@ func handleSendEmailSignup(c *call) (result, error) {
 		return result{}, err
 	}
 	sent := any(nil)
-	if !u.EmailVerifySent.IsZero() {
-		sent = wire.FormatTime(u.EmailVerifySent)
+	if !st.EmailVerifySent.IsZero() {
+		sent = wire.FormatTime(st.EmailVerifySent)
 	}
-	return success("Verify email sent successfully.").with("user_id", int64(u.ID)).with("email_address", email).with("emailverify_sent_datetime", sent), nil
+	return success("Verify email sent successfully.").with("user_id", int64(st.ID)).with("email_address", email).with("emailverify_sent_datetime", sent), nil
 }
 
 // forgotPassSpacing is the least time between two forgotten-password mails
@@ -361,11 +369,7 @@ func handleSendEmailForgotPass(c *call) (result, error) {
 		return result{}, mailerError(err)
 	}
 	tok := shard.EmailToken{Purpose: purposeForgotPass, Digest: codeDigest(code), Expires: c.now.Add(r.lifetime)}
-	u, err = updateUser(c.s, u.ID, func(x *shard.User) error {
-		x.EmailForgotPassSent = c.now
-		x.EmailTokens = shard.WithEmailToken(x.EmailTokens, tok, c.now)
-		return nil
-	})
+	st, err := askEmailOp(c.s, actors.RecordEmailCode{ID: u.ID, Token: tok, At: c.now})
 	if err != nil {
 		if errors.Is(err, shard.ErrUserNotFound) {
 			return fail("invalid user for forgot-pass email request", invalid), nil
@@ -373,25 +377,8 @@ func handleSendEmailForgotPass(c *call) (result, error) {
 		return result{}, err
 	}
 	return success("Password reset request sent successfully to "+recipients).
-		with("user_id", int64(u.ID)).with("email_address", email).
-		with("emailforgotpass_sent_datetime", wire.FormatTime(u.EmailForgotPassSent)), nil
-}
-
-// roleAfterVerify is the role user-set-emailverified gives (docs/email.md,
-// "Requests"): the current one unless it is "locked", else the last previous
-// role unless that is "locked" too, else "authenticated".
-func roleAfterVerify(u *shard.User) string {
-	if u.Role != "locked" {
-		return u.Role
-	}
-	var extra struct {
-		Previous []string `json:"previous_user_roles"`
-	}
-	_ = json.Unmarshal(u.ExtraInfo, &extra)
-	if n := len(extra.Previous); n > 0 && extra.Previous[n-1] != "locked" && extra.Previous[n-1] != "" {
-		return extra.Previous[n-1]
-	}
-	return "authenticated"
+		with("user_id", int64(st.ID)).with("email_address", email).
+		with("emailforgotpass_sent_datetime", wire.FormatTime(st.EmailForgotPassSent)), nil
 }
 
 // handleSetEmailVerified marks a sign-up verified and activates the user
@@ -405,9 +392,13 @@ func handleSetEmailVerified(c *call) (result, error) {
 	}
 	key := c.s.ext.mail.opts.TokenKey
 	code := normalizeCode(c.str("verification_token"))
-	withCode := c.has("verification_token")
-	if withCode {
-		if reason := codeReason(precheckCode(key, code, purposeSignup, email, c.now)); reason != "" {
+	op := actors.VerifyEmail{WithCode: c.has("verification_token"), At: c.now}
+	if op.WithCode {
+		err := precheckCode(key, code, purposeSignup, email, c.now)
+		if err == nil {
+			op.Code, err = mailedCode(key, code, purposeSignup)
+		}
+		if reason := codeReason(err); reason != "" {
 			return fail(reason), nil
 		}
 	}
@@ -418,20 +409,8 @@ func handleSetEmailVerified(c *call) (result, error) {
 	if !ok {
 		return fail("could not find user in DB by email"), nil
 	}
-	u, err := updateUser(c.s, id, func(x *shard.User) error {
-		if withCode {
-			if err := useCode(key, x, code, purposeSignup, c.now); err != nil {
-				return err
-			}
-		}
-		if !x.IsActive {
-			x.Role = roleAfterVerify(x)
-			x.IsActive = true
-			x.EmailVerified = true
-			x.AutoUnlockAt = time.Time{} // active now: no unlock pending
-		}
-		return nil
-	})
+	op.ID = id
+	st, err := askEmailOp(c.s, op)
 	switch {
 	case errors.Is(err, errTokenExpired):
 		return fail("verification token expired"), nil
@@ -443,7 +422,7 @@ func handleSetEmailVerified(c *call) (result, error) {
 		return result{}, err
 	}
 	return success("Email verification toggle request succeeded.").
-		with("user_id", int64(u.ID)).with("is_active", u.IsActive).with("user_role", u.Role), nil
+		with("user_id", int64(st.ID)).with("is_active", st.IsActive).with("user_role", st.Role), nil
 }
 
 // handleSetEmailSent records that a mail was sent by the frontend itself
@@ -465,14 +444,7 @@ func handleSetEmailSent(c *call) (result, error) {
 	if !ok {
 		return fail("could not update the email sent status in DB", "Email sent notification request failed."), nil
 	}
-	u, err := updateUser(c.s, id, func(x *shard.User) error {
-		if emailType == purposeSignup {
-			x.EmailVerifySent = c.now
-		} else {
-			x.EmailForgotPassSent = c.now
-		}
-		return nil
-	})
+	st, err := askEmailOp(c.s, actors.MarkEmailSent{ID: id, Purpose: emailType, At: c.now})
 	if errors.Is(err, shard.ErrUserNotFound) {
 		return fail("could not update the email sent status in DB", "Email sent notification request failed."), nil
 	}
@@ -481,9 +453,9 @@ func handleSetEmailSent(c *call) (result, error) {
 	}
 	return success("Email sent notification request succeeded.").
 		with("email", email).
-		with("emailverify_sent_datetime", rawJSON(wire.AppendTime(nil, u.EmailVerifySent))).
-		with("emailforgotpass_sent_datetime", rawJSON(wire.AppendTime(nil, u.EmailForgotPassSent))).
-		with("user_id", int64(u.ID)).with("is_active", u.IsActive).with("user_role", u.Role), nil
+		with("emailverify_sent_datetime", rawJSON(wire.AppendTime(nil, st.EmailVerifySent))).
+		with("emailforgotpass_sent_datetime", rawJSON(wire.AppendTime(nil, st.EmailForgotPassSent))).
+		with("user_id", int64(st.ID)).with("is_active", st.IsActive).with("user_role", st.Role), nil
 }
 
 // handleVerifyEmailToken checks a mailed code server-side and uses it up (an
@@ -500,7 +472,12 @@ func handleVerifyEmailToken(c *call) (result, error) {
 	}
 	key := c.s.ext.mail.opts.TokenKey
 	code := normalizeCode(c.str("verification_token"))
-	if reason := codeReason(precheckCode(key, code, purpose, email, c.now)); reason != "" {
+	err := precheckCode(key, code, purpose, email, c.now)
+	var mc shard.EmailCode
+	if err == nil {
+		mc, err = mailedCode(key, code, purpose)
+	}
+	if reason := codeReason(err); reason != "" {
 		return fail(reason), nil
 	}
 	id, ok, err := lookupEmail(c.s, email)
@@ -510,9 +487,7 @@ func handleVerifyEmailToken(c *call) (result, error) {
 	if !ok {
 		return fail("invalid verification token"), nil
 	}
-	u, err := updateUser(c.s, id, func(x *shard.User) error {
-		return useCode(key, x, code, purpose, c.now)
-	})
+	st, err := askEmailOp(c.s, actors.UseEmailCode{ID: id, Code: mc, At: c.now})
 	switch {
 	case errors.Is(err, errTokenExpired):
 		return fail("verification token expired"), nil
@@ -521,5 +496,5 @@ func handleVerifyEmailToken(c *call) (result, error) {
 	case err != nil:
 		return result{}, err
 	}
-	return success("Verification code accepted.").with("user_id", int64(u.ID)).with("email", email), nil
+	return success("Verification code accepted.").with("user_id", int64(st.ID)).with("email", email), nil
 }

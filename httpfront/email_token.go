@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -33,18 +32,20 @@ import (
 
 const (
 	tokenPrefix       = "azv1."
-	purposeSignup     = "signup"
-	purposeForgotPass = "forgotpass"
+	purposeSignup     = shard.PurposeSignup
+	purposeForgotPass = shard.PurposeForgotPass
 	// maxTokenLifetime bounds verification_expiry: a code that lives for
 	// weeks is a password in a mailbox.
 	maxTokenLifetime = 7 * 24 * time.Hour
 	maxCodeBytes     = 4096
 )
 
-// Errors of code checks. Their text never reaches a client.
+// Errors of code checks: the same as the user record's checks
+// ([shard.User.UseEmailCode]), so that codeReason answers both. Their text
+// never reaches a client.
 var (
-	errTokenInvalid = errors.New("httpfront: verification code invalid, altered, used or replaced")
-	errTokenExpired = errors.New("httpfront: verification code expired")
+	errTokenInvalid = shard.ErrEmailCodeInvalid
+	errTokenExpired = shard.ErrEmailCodeExpired
 )
 
 type emailClaims struct {
@@ -142,28 +143,37 @@ func precheckCode(key []byte, code, purpose, email string, now time.Time) error 
 	return nil
 }
 
+// mailedCode is code as the user record checks it (shard.EmailCode): its
+// digest and, for a code this server minted, the user and address its
+// claims name. It fails with errTokenInvalid when a code of the minted form
+// does not parse, its signature does not verify with key, or its claims are
+// for another purpose. The rest
+// (single use, expiry of the stored code, the claims' user and address
+// against the record) is the record's check, in the core.
+func mailedCode(key []byte, code, purpose string) (shard.EmailCode, error) {
+	mc := shard.EmailCode{Purpose: purpose, Digest: codeDigest(code)}
+	if isServerToken(code) {
+		c, err := parseToken(key, code)
+		if err != nil || c.Purpose != purpose {
+			return shard.EmailCode{}, errTokenInvalid
+		}
+		mc.Minted, mc.UserID, mc.Email = true, c.UserID, c.Email
+	}
+	return mc, nil
+}
+
 // useCode checks code against u's outstanding code for purpose and, when
 // it matches and has not expired, removes it from u. It runs inside a
 // shard.UpdateUser edit, so checking and removing are one atomic step.
+// The email requests send the same check to the core instead: mailedCode,
+// then an operation of actors/ops_email.go that calls
+// shard.User.UseEmailCode in its edit.
 func useCode(key []byte, u *shard.User, code, purpose string, now time.Time) error {
-	if isServerToken(code) {
-		c, err := parseToken(key, code)
-		if err != nil || c.UserID != u.ID || c.Purpose != purpose || c.Email != u.Email {
-			return errTokenInvalid
-		}
+	mc, err := mailedCode(key, code, purpose)
+	if err != nil {
+		return err
 	}
-	d := codeDigest(code)
-	for _, t := range u.EmailTokens {
-		if t.Purpose != purpose || subtle.ConstantTimeCompare([]byte(t.Digest), []byte(d)) != 1 {
-			continue
-		}
-		if !t.Expires.After(now) {
-			return errTokenExpired
-		}
-		u.EmailTokens = shard.WithoutEmailToken(u.EmailTokens, purpose, now)
-		return nil
-	}
-	return errTokenInvalid
+	return u.UseEmailCode(mc, now)
 }
 
 // wrapCode breaks a code into lines of 70 characters for the mail body,
