@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"sort"
 	"strconv"
-	"time"
 
 	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/shard"
@@ -53,23 +52,12 @@ func capOwned(s *Server, uid shard.UserID, keep shard.OwnedItem) error {
 	if limit < 0 || (kind == shard.OwnedSessions && uid == shard.AnonymousID) {
 		return nil
 	}
-	type noted struct {
-		gen     uint64
-		recount bool
-	}
-	note, err := actors.Do(s.deps.Core, shard.UserRoute(uid), func(sh *shard.Shard, _ time.Time) (noted, []shard.Mutation, error) {
-		gen, recount := sh.NoteOwned(kind, uid, limit)
-		return noted{gen, recount}, nil, nil
-	})
-	if err != nil || !note.Value.recount {
+	core := s.deps.Core
+	note, err := actors.Ask[actors.OwnedNote](core, actors.NoteOwned{UserID: uid, Kind: kind, Limit: limit})
+	if err != nil || !note.Value.Recount {
 		return err
 	}
-	rs, err := actors.DoAll(s.deps.Core, func(sh *shard.Shard, now time.Time) ([]shard.OwnedItem, []shard.Mutation, error) {
-		if keep.IsAPIKey {
-			return sh.UserAPIKeys(uid, keep.KeyKind, now), nil, nil
-		}
-		return sh.UserSessions(uid, now), nil, nil
-	})
+	rs, err := actors.AskAll[[]shard.OwnedItem](core, actors.ListOwned{UserID: uid, Kind: kind})
 	if err != nil {
 		return err
 	}
@@ -78,15 +66,9 @@ func capOwned(s *Server, uid shard.UserID, keep shard.OwnedItem) error {
 		items = append(items, r.Value...)
 	}
 	victims := oldestBeyond(items, limit, keep)
-	dels := make([]actors.Result[struct{}], 0, len(victims))
+	dels := make([]actors.Result[any], 0, len(victims))
 	for _, v := range victims {
-		res, err := actors.Do(s.deps.Core, ownedRoute(v), func(sh *shard.Shard, _ time.Time) (struct{}, []shard.Mutation, error) {
-			if v.IsAPIKey {
-				return struct{}{}, sh.DeleteAPIKey(v.KeyKind, v.Key), nil
-			}
-			_, muts, _ := sh.DeleteSession(v.Session)
-			return struct{}{}, muts, nil
-		})
+		res, err := actors.Ask[any](core, actors.DeleteOwned{Item: v})
 		if err != nil {
 			return err
 		}
@@ -103,18 +85,8 @@ func capOwned(s *Server, uid shard.UserID, keep shard.OwnedItem) error {
 		s.log.Info("user over its cap of "+what+"; oldest deleted",
 			"user", s.pii(strconv.FormatInt(int64(uid), 10)), "deleted", len(victims), "cap", limit)
 	}
-	_, err = actors.Do(s.deps.Core, shard.UserRoute(uid), func(sh *shard.Shard, _ time.Time) (struct{}, []shard.Mutation, error) {
-		sh.SetOwnedCount(kind, uid, len(items)-len(victims), note.Value.gen)
-		return struct{}{}, nil, nil
-	})
+	_, err = actors.Ask[any](core, actors.SetOwnedCount{UserID: uid, Kind: kind, Count: len(items) - len(victims), Gen: note.Value.Gen})
 	return err
-}
-
-func ownedRoute(it shard.OwnedItem) shard.Route {
-	if it.IsAPIKey {
-		return shard.APIKeyRoute(it.Key)
-	}
-	return shard.SessionRoute(it.Session)
 }
 
 // oldestBeyond returns the items to delete so that at most limit remain:

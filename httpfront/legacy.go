@@ -1,9 +1,7 @@
 package httpfront
 
 import (
-	"encoding/json"
 	"errors"
-	"time"
 
 	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/shard"
@@ -37,9 +35,7 @@ func handleSessionSetInfo(c *call) (result, error) {
 		return failure("DB error when updating session info", "Session info update failed.").with("session_info", nil), nil
 	}
 	d := shard.DigestSession(token)
-	res, err := actors.Do(c.s.deps.Core, shard.SessionRoute(d), func(s *shard.Shard, now time.Time) (shard.Session, []shard.Mutation, error) {
-		return s.EditSessionExtra(d, now, func(json.RawMessage) (json.RawMessage, error) { return extra, nil })
-	})
+	res, err := actors.Ask[shard.Session](c.s.deps.Core, actors.SetSessionExtra{Digest: d, ExtraInfo: extra})
 	if errors.Is(err, shard.ErrSessionNotFound) {
 		return failure("no such session", "Session extra_info update failed.").with("session_info", nil), nil
 	}

@@ -61,9 +61,8 @@ func handleSessionNew(c *call) (result, error) {
 		return result{}, err
 	}
 	d := shard.DigestSession(token)
-	res, err := actors.Do(c.s.deps.Core, shard.SessionRoute(d), func(s *shard.Shard, now time.Time) (shard.Session, []shard.Mutation, error) {
-		sess, muts := s.CreateSession(d, shard.NewSession{UserID: uid, IPAddress: ip.String(), UserAgent: ua, Expires: expires, ExtraInfo: extra}, now)
-		return sess, muts, nil
+	res, err := actors.Ask[shard.Session](c.s.deps.Core, actors.CreateSession{
+		Digest: d, UserID: uid, IPAddress: ip.String(), UserAgent: ua, Expires: expires, ExtraInfo: extra,
 	})
 	if err != nil {
 		return result{}, err
@@ -93,10 +92,7 @@ func handleSessionExists(c *call) (result, error) {
 
 func handleSessionDelete(c *call) (result, error) {
 	d := shard.DigestSession(c.str("session_token"))
-	res, err := actors.Do(c.s.deps.Core, shard.SessionRoute(d), func(s *shard.Shard, _ time.Time) (bool, []shard.Mutation, error) {
-		_, muts, err := s.DeleteSession(d)
-		return err == nil, muts, nil
-	})
+	res, err := actors.Ask[bool](c.s.deps.Core, actors.DeleteSession{Digest: d})
 	if err != nil {
 		return result{}, err
 	}
@@ -112,11 +108,22 @@ func handleSessionDelete(c *call) (result, error) {
 // durableFanOut runs edit on every shard, waits until all its mutations
 // are on disk, and returns the sum of the counts edit returned. When it
 // returns, every shard's part of the change is in memory and durable.
+//
+// NB: edit is a closure handed to the core. A fan-out that is a named
+// operation answering an int goes through [durableSum] instead, as
+// deleteUserSessions does.
 func durableFanOut(s *Server, edit func(*shard.Shard) (int, []shard.Mutation)) (int, error) {
-	rs, err := actors.DoAll(s.deps.Core, func(sh *shard.Shard, _ time.Time) (int, []shard.Mutation, error) {
+	return durableSum(actors.DoAll(s.deps.Core, func(sh *shard.Shard, _ time.Time) (int, []shard.Mutation, error) {
 		n, muts := edit(sh)
 		return n, muts, nil
-	})
+	}))
+}
+
+// durableSum takes the results of a fan-out whose shards answer counts
+// (actors.AskAll of an operation answering an int), waits until every
+// shard's mutations are on disk, and returns the sum of the counts. When it
+// returns nil, every shard's part of the change is in memory and durable.
+func durableSum(rs []actors.Result[int], err error) (int, error) {
 	if err != nil {
 		return 0, err
 	}
@@ -134,9 +141,11 @@ func durableFanOut(s *Server, edit func(*shard.Shard) (int, []shard.Mutation)) (
 // (when not nil), and waits until the deletions are durable. When it
 // returns, no session of the user passes a check.
 func deleteUserSessions(s *Server, uid shard.UserID, keep *shard.SessionDigest) (int, error) {
-	return durableFanOut(s, func(sh *shard.Shard) (int, []shard.Mutation) {
-		return sh.DeleteUserSessions(uid, keep)
-	})
+	op := actors.DeleteUserSessions{UserID: uid}
+	if keep != nil {
+		op.Keep, op.KeepOne = *keep, true
+	}
+	return durableSum(actors.AskAll[int](s.deps.Core, op))
 }
 
 func handleSessionDeleteUserID(c *call) (result, error) {
@@ -167,21 +176,15 @@ func handleInternalSessionEdit(c *call) (result, error) {
 	}
 	token := c.str("target_session_token")
 	d := shard.DigestSession(token)
-	res, err := actors.Do(c.s.deps.Core, shard.SessionRoute(d), func(s *shard.Shard, now time.Time) (shard.Session, []shard.Mutation, error) {
-		return s.EditSessionExtra(d, now, func(old json.RawMessage) (json.RawMessage, error) {
-			merged, err := mergeExtra(old, update)
-			if err == nil && len(merged) > c.s.opts.MaxExtraInfoBytes {
-				err = errTooLarge
-			}
-			return merged, err
-		})
+	res, err := actors.Ask[shard.Session](c.s.deps.Core, actors.MergeSessionExtra{
+		Digest: d, Update: update, MaxBytes: c.s.opts.MaxExtraInfoBytes,
 	})
 	// Every failure carries "session_info": null, as the reference's does:
 	// clients index it.
 	switch {
 	case errors.Is(err, shard.ErrSessionNotFound):
 		return failure("no such session", "Session extra_info update failed.").with("session_info", nil), nil
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, actors.ErrSessionExtraTooLarge):
 		return failure("DB error when updating session info", "Session info update failed.").with("session_info", nil), nil
 	case err != nil:
 		return result{}, err
@@ -196,9 +199,6 @@ var errTooLarge = errors.New("httpfront: value too large")
 
 // getUser reads one user from its shard.
 func getUser(s *Server, id shard.UserID) (shard.User, error) {
-	res, err := actors.Do(s.deps.Core, shard.UserRoute(id), func(sh *shard.Shard, _ time.Time) (shard.User, []shard.Mutation, error) {
-		u, err := sh.GetUser(id)
-		return u, nil, err
-	})
+	res, err := actors.Ask[shard.User](s.deps.Core, actors.GetUser{ID: id})
 	return res.Value, err
 }

@@ -92,10 +92,7 @@ func hashPassword(s *Server, password string) (string, error) {
 // lookupSession returns the live session with token, without its user.
 func lookupSession(s *Server, token string) (shard.Session, bool, error) {
 	d := shard.DigestSession(token)
-	res, err := actors.Do(s.deps.Core, shard.SessionRoute(d), func(sh *shard.Shard, now time.Time) (shard.Session, []shard.Mutation, error) {
-		sess, err := sh.LookupSession(d, now)
-		return sess, nil, err
-	})
+	res, err := actors.Ask[shard.Session](s.deps.Core, actors.GetSession{Digest: d})
 	if errors.Is(err, shard.ErrSessionNotFound) {
 		return shard.Session{}, false, nil
 	}
@@ -105,10 +102,7 @@ func lookupSession(s *Server, token string) (shard.Session, bool, error) {
 // deleteSession deletes one session and waits until that is durable.
 func deleteSession(s *Server, token string) (bool, error) {
 	d := shard.DigestSession(token)
-	res, err := actors.Do(s.deps.Core, shard.SessionRoute(d), func(sh *shard.Shard, _ time.Time) (bool, []shard.Mutation, error) {
-		_, muts, err := sh.DeleteSession(d)
-		return err == nil, muts, nil
-	})
+	res, err := actors.Ask[bool](s.deps.Core, actors.DeleteSession{Digest: d})
 	if err != nil {
 		return false, err
 	}
