@@ -197,12 +197,7 @@ func (s *Server) lockOut(key string, a shard.Attempt) {
 		s.log.Info("protected account refused after repeated password failures", "user", s.pii(strconv.FormatInt(int64(u.ID), 10)))
 		return
 	}
-	locked, err := updateUser(s, u.ID, func(cur *shard.User) error {
-		if neverLocked(cur) {
-			return shard.ErrNoChange
-		}
-		return shard.LockUser(cur, a.Until)
-	})
+	locked, err := askUserEdit(s, actors.LockUser{ID: u.ID, Until: a.Until, SpareProtected: true})
 	if err != nil {
 		return // already locked (by an operator or a parallel lock-out), or gone
 	}
@@ -214,9 +209,7 @@ func (s *Server) lockOut(key string, a shard.Attempt) {
 
 // neverLocked reports whether the automatic lock spares u: superusers, and
 // the anonymous and locked system users.
-func neverLocked(u *shard.User) bool {
-	return u.Role == "superuser" || u.ID == shard.AnonymousID || u.ID == shard.DummyUserID
-}
+func neverLocked(u *shard.User) bool { return shard.NeverAutoLocked(u) }
 
 // unlockIfDue ends an automatic lock whose time has passed, so a login right
 // after the lock time works without waiting for the sweeper.
@@ -224,12 +217,7 @@ func (s *Server) unlockIfDue(u shard.User) shard.User {
 	if u.AutoUnlockAt.IsZero() || s.deps.Core.Now().Before(u.AutoUnlockAt) {
 		return u
 	}
-	nu, err := updateUser(s, u.ID, func(cur *shard.User) error {
-		if cur.AutoUnlockAt.IsZero() || s.deps.Core.Now().Before(cur.AutoUnlockAt) {
-			return shard.ErrNoChange
-		}
-		return shard.UnlockUser(cur)
-	})
+	nu, err := askUserEdit(s, actors.UnlockUser{ID: u.ID, OnlyIfDue: true})
 	if err != nil {
 		if g, err := getUser(s, u.ID); err == nil {
 			return g

@@ -126,6 +126,23 @@ func updateUser(s *Server, id shard.UserID, edit func(u *shard.User) error) (sha
 	return res.Value, nil
 }
 
+// askUserEdit runs an operation that edits one user record (it answers a
+// shard.User) and waits until the edit is durable. shard.ErrNoChange, an
+// edit the operation declined, is errNoChange here.
+func askUserEdit(s *Server, op actors.Op) (shard.User, error) {
+	res, err := actors.Ask[shard.User](s.deps.Core, op)
+	if errors.Is(err, shard.ErrNoChange) {
+		return shard.User{}, errNoChange
+	}
+	if err != nil {
+		return shard.User{}, err
+	}
+	if err := durable(res); err != nil {
+		return shard.User{}, err
+	}
+	return res.Value, nil
+}
+
 // claimKey claims key (a normalised email, or a system id key) for id in
 // the index and waits until the claim is durable. It returns the current
 // owner when someone else holds it.

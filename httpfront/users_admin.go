@@ -373,21 +373,14 @@ func handleInternalUserLock(c *call) (result, error) {
 // (docs/protocol.md, "Users"). A manual lock or unlock cancels a pending
 // automatic unlock, and an unlock forgets the user's failed password checks.
 func toggleLock(s *Server, id shard.UserID, action string) (result, error) {
+	var op actors.Op = actors.UnlockUser{ID: id}
+	if action == "lock" {
+		op = actors.LockUser{ID: id}
+	}
 	changed := true
-	u, err := updateUser(s, id, func(u *shard.User) error {
-		var err error
-		if action == "lock" {
-			err = shard.LockUser(u, time.Time{})
-		} else {
-			err = shard.UnlockUser(u)
-		}
-		if errors.Is(err, shard.ErrNoChange) {
-			changed = false
-			return errNoChange
-		}
-		return err
-	})
+	u, err := askUserEdit(s, op)
 	if errors.Is(err, errNoChange) {
+		changed = false
 		u, err = getUser(s, id)
 	}
 	if errors.Is(err, shard.ErrUserNotFound) {
