@@ -21,7 +21,7 @@ func sampleUserOps() []broadcastOp {
 		EditUser{
 			ID: 14, FullName: "Zoë \u2028 O'Brien", SetFullName: true, Email: "z@example.org", SetEmail: true,
 			Role: "staff", SetRole: true, EmailVerified: true, SetEmailVerified: true, IsActive: false, SetIsActive: true,
-			Extra: map[string]json.RawMessage{"a": json.RawMessage(`[1,{"b":null}]`), "gone": json.RawMessage(`"__delete__"`)},
+			Extra:    map[string]json.RawMessage{"a": json.RawMessage(`[1,{"b":null}]`), "gone": json.RawMessage(`"__delete__"`)},
 			SetExtra: true, MaxExtraBytes: 64 << 10,
 		},
 		DeleteUser{ID: 15},
