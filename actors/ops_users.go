@@ -13,7 +13,7 @@ import (
 // userOps lists the operations of this file for the codec (ops.go).
 var userOps = []broadcastOp{
 	LookupEmail{}, Ping{}, RecordLoginTry{}, SetPassword{}, LockUser{}, UnlockUser{},
-	EditUser{}, DeleteUser{}, ForgetUser{}, SignUp{}, SignUpAgain{},
+	EditUser{}, DeleteUser{}, ForgetUser{}, SignUp{}, SignUpAgain{}, ListUsers{},
 	BeginAttempt{}, EndAttempt{}, SetAttemptWindow{}, ResetFailures{},
 }
 
@@ -235,6 +235,93 @@ func firstByte(raw json.RawMessage) byte {
 		return b
 	}
 	return 0
+}
+
+// ListUsers answers, from every shard it is sent to ([AskAll]), a
+// [UserPage]: up to Limit users with ids above After that Match, in id
+// order.
+type ListUsers struct {
+	After shard.UserID `json:"after"`
+	Limit int          `json:"limit"`
+	Match UserMatch    `json:"match"`
+}
+
+// UserMatch selects users by one column (user-lookup-match): By names it,
+// and the field of its type holds the value, already normalised by the
+// caller (an email normalised, a time parsed). An empty By matches every
+// user, an unknown one none.
+type UserMatch struct {
+	By   string    `json:"by"`
+	ID   int64     `json:"id"`   // user_id
+	Text string    `json:"text"` // system_id, full_name, user_role, email
+	Bool bool      `json:"bool"` // is_active
+	Time time.Time `json:"time"` // created_on, last_login_try, last_login_success
+	// Extra (extra_info) maps each key the extra info must hold to its
+	// value as canonical JSON ([CanonicalJSON]).
+	Extra map[string]string `json:"extra"`
+}
+
+// UserPage is a shard's answer to [ListUsers]: its users, and whether it
+// has more past them.
+type UserPage struct {
+	Users []shard.User `json:"users"`
+	More  bool         `json:"more"`
+}
+
+func (o ListUsers) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutation, error) {
+	var match func(u *shard.User) bool
+	if o.Match.By != "" {
+		match = o.Match.matches
+	}
+	us, more := s.ListUsers(o.After, o.Limit, match)
+	return UserPage{Users: us, More: more}, nil, nil
+}
+
+func (m UserMatch) matches(u *shard.User) bool {
+	switch m.By {
+	case "user_id":
+		return int64(u.ID) == m.ID
+	case "system_id":
+		return u.SystemID == m.Text
+	case "full_name":
+		return u.FullName == m.Text
+	case "user_role":
+		return u.Role == m.Text
+	case "email":
+		return u.Email == m.Text
+	case "is_active":
+		return u.IsActive == m.Bool
+	case "created_on":
+		return u.CreatedOn.Equal(m.Time)
+	case "last_login_try":
+		return u.LastLoginTry.Equal(m.Time)
+	case "last_login_success":
+		return u.LastLoginSuccess.Equal(m.Time)
+	case "extra_info":
+		var have map[string]json.RawMessage
+		if json.Unmarshal(u.ExtraInfo, &have) != nil {
+			return false
+		}
+		for k, w := range m.Extra {
+			h, ok := have[k]
+			if !ok || CanonicalJSON(h) != w {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// CanonicalJSON is the one spelling of a JSON value that [UserMatch]
+// compares (raw itself when it does not parse).
+func CanonicalJSON(raw json.RawMessage) string {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return string(raw)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 // DeleteUser deletes the user record (its sessions, keys and index entries

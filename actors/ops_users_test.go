@@ -3,6 +3,7 @@ package actors
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,6 +34,10 @@ func sampleUserOps() []broadcastOp {
 			ExtraInfo: json.RawMessage(`{"provenance":"request-created"}`), Role: "locked"}},
 		SignUpAgain{ID: 18, FullName: "Again", PasswordPHC: "$argon2id$y", ExtraInfo: json.RawMessage(`{"verify_retry_wait":6}`),
 			RetryWait: 6 * time.Hour, DropCodePurpose: "signup"},
+		ListUsers{After: 1 << 33, Limit: 500, Match: UserMatch{
+			By: "extra_info", ID: -4, Text: "Zoë", Bool: true, Time: t0,
+			Extra: map[string]string{"k": `{"a":[1,2]}`, "": "null"},
+		}},
 		BeginAttempt{Email: "a@example.org", Tries: 10, Decay: time.Hour, LockFor: 2 * time.Hour, Stale: time.Minute},
 		EndAttempt{Email: "a@example.org", Outcome: shard.AttemptCancelled},
 		SetAttemptWindow{Email: "a@example.org", Until: t0},
@@ -302,5 +307,58 @@ func TestAskDeleteAndForgetUser(t *testing.T) {
 	}
 	if _, err := Ask[shard.UserID](c, LookupEmail{Email: "b@example.org"}); !errors.Is(err, shard.ErrUserNotFound) {
 		t.Fatalf("LookupEmail of nobody: %v; want ErrUserNotFound", err)
+	}
+}
+
+// user-lookup-match's selections run on the shards as data.
+func TestAskListUsersMatch(t *testing.T) {
+	var now atomic.Int64
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	now.Store(t0.UnixNano())
+	users := []shard.User{
+		{ID: 10, SystemID: "s10", FullName: "Ann", Email: "ann@example.org", Role: "staff", IsActive: true, CreatedOn: t0.Add(-time.Hour),
+			ExtraInfo: json.RawMessage(`{"team": {"b": 2, "a": 1}, "n": 1.0}`)},
+		{ID: 11, SystemID: "s11", FullName: "Bob", Email: "bob@example.org", Role: "authenticated", LastLoginTry: t0},
+		{ID: 12, SystemID: "s12", FullName: "Ann", Email: "ann2@example.org", Role: "staff", IsActive: true},
+	}
+	c := startUserCore(t, &now, users...)
+	tests := []struct {
+		name  string
+		match UserMatch
+		after shard.UserID
+		limit int
+		want  []shard.UserID
+	}{
+		{"everyone", UserMatch{}, 0, 10, []shard.UserID{10, 11, 12}},
+		{"after", UserMatch{}, 10, 10, []shard.UserID{11, 12}},
+		{"user_id", UserMatch{By: "user_id", ID: 11}, 0, 10, []shard.UserID{11}},
+		{"full_name", UserMatch{By: "full_name", Text: "Ann"}, 0, 10, []shard.UserID{10, 12}},
+		{"email", UserMatch{By: "email", Text: "bob@example.org"}, 0, 10, []shard.UserID{11}},
+		{"user_role", UserMatch{By: "user_role", Text: "staff"}, 0, 10, []shard.UserID{10, 12}},
+		{"system_id", UserMatch{By: "system_id", Text: "s12"}, 0, 10, []shard.UserID{12}},
+		{"is_active false", UserMatch{By: "is_active"}, 0, 10, []shard.UserID{11}},
+		{"created_on", UserMatch{By: "created_on", Time: t0.Add(-time.Hour)}, 0, 10, []shard.UserID{10}},
+		{"last_login_try", UserMatch{By: "last_login_try", Time: t0}, 0, 10, []shard.UserID{11}},
+		{"extra_info, any spelling", UserMatch{By: "extra_info", Extra: map[string]string{"team": CanonicalJSON(json.RawMessage(`{"a":1,"b":2}`)), "n": "1"}}, 0, 10, []shard.UserID{10}},
+		{"extra_info, missing key", UserMatch{By: "extra_info", Extra: map[string]string{"x": "1"}}, 0, 10, nil},
+		{"unknown column", UserMatch{By: "password", Text: ""}, 0, 10, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs, err := AskAll[UserPage](c, ListUsers{After: tt.after, Limit: tt.limit, Match: tt.match})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []shard.UserID
+			for _, r := range rs {
+				for _, u := range r.Value.Users {
+					got = append(got, u.ID)
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %v; want %v", got, tt.want)
+			}
+		})
 	}
 }
