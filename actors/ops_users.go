@@ -13,7 +13,7 @@ import (
 // userOps lists the operations of this file for the codec (ops.go).
 var userOps = []broadcastOp{
 	LookupEmail{}, Ping{}, RecordLoginTry{}, SetPassword{}, LockUser{}, UnlockUser{},
-	EditUser{}, DeleteUser{}, ForgetUser{}, SignUp{}, SignUpAgain{}, ListUsers{},
+	EditUser{}, DeleteUser{}, ForgetUser{}, SignUp{}, SignUpAgain{}, ListUsers{}, ClaimNewEmail{},
 	BeginAttempt{}, EndAttempt{}, SetAttemptWindow{}, ResetFailures{},
 }
 
@@ -350,6 +350,42 @@ func (o ForgetUser) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutation, e
 	_, keyMuts := s.RevokeUserAPIKeys(o.ID, "")
 	muts = append(muts, keyMuts...)
 	return len(muts), muts, nil
+}
+
+// ClaimNewEmail claims the normalised Email for a new user and answers a
+// [NewClaim]: the new user's id, or the owner when the address is taken.
+// The id is drawn from the core's counter in the email shard's turn, only
+// once the claim is sure to succeed, so a sign-up of a taken address uses
+// up no id.
+type ClaimNewEmail struct {
+	Email string `json:"email"`
+}
+
+// NewClaim is the answer to [ClaimNewEmail]: ID is the new user's (0 when
+// the address was taken) and Owner the address's holder.
+type NewClaim struct {
+	ID    shard.UserID `json:"id"`
+	Owner shard.UserID `json:"owner"`
+}
+
+// Route implements Op.
+func (o ClaimNewEmail) Route() shard.Route { return shard.EmailRoute(o.Email) }
+
+// apply is not used: the operation needs the core's id counter (applyCore).
+func (o ClaimNewEmail) apply(*shard.Shard, time.Time) (any, []shard.Mutation, error) {
+	return nil, nil, ErrShardBug
+}
+
+func (o ClaimNewEmail) applyCore(c *Core, s *shard.Shard, _ time.Time) (any, []shard.Mutation, error) {
+	if owner, taken := s.LookupEmail(o.Email); taken {
+		return NewClaim{Owner: owner}, nil, nil
+	}
+	id := c.NextUserID()
+	owner, ok, muts := s.ClaimEmail(o.Email, id)
+	if !ok {
+		return NewClaim{Owner: owner}, nil, nil // not reached: the shard's turn is ours
+	}
+	return NewClaim{ID: id, Owner: id}, muts, nil
 }
 
 // SignUp stores a new user made by a sign-up, its verification mail sent

@@ -30,6 +30,7 @@ func sampleUserOps() []broadcastOp {
 		},
 		DeleteUser{ID: 15},
 		ForgetUser{ID: 16},
+		ClaimNewEmail{Email: "fresh@example.org"},
 		SignUp{User: shard.User{ID: 17, SystemID: "sys-17", FullName: "New", PasswordPHC: "$argon2id$x", Email: "n@example.org",
 			ExtraInfo: json.RawMessage(`{"provenance":"request-created"}`), Role: "locked"}},
 		SignUpAgain{ID: 18, FullName: "Again", PasswordPHC: "$argon2id$y", ExtraInfo: json.RawMessage(`{"verify_retry_wait":6}`),
@@ -360,5 +361,38 @@ func TestAskListUsersMatch(t *testing.T) {
 				t.Errorf("got %v; want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// A claim for a new user draws an id only when the address is free; a
+// sign-up stamps its verification mail with the shard's clock.
+func TestAskClaimNewEmailAndSignUp(t *testing.T) {
+	var now atomic.Int64
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	now.Store(t0.UnixNano())
+	c := startUserCore(t, &now, shard.User{ID: 10, Email: "taken@example.org"})
+	first := c.PeekNextUserID()
+	tests := []struct {
+		email     string
+		wantID    shard.UserID
+		wantOwner shard.UserID
+	}{
+		{"taken@example.org", 0, 10},
+		{"free@example.org", first, first},
+		{"free@example.org", 0, first},
+		{"other@example.org", first + 1, first + 1},
+	}
+	for _, tt := range tests {
+		res, err := Ask[NewClaim](c, ClaimNewEmail{Email: tt.email})
+		if err != nil || res.Value != (NewClaim{ID: tt.wantID, Owner: tt.wantOwner}) {
+			t.Errorf("ClaimNewEmail(%s) = %+v, %v; want id %d, owner %d", tt.email, res.Value, err, tt.wantID, tt.wantOwner)
+		}
+	}
+	res, err := Ask[shard.User](c, SignUp{User: shard.User{ID: first, Email: "free@example.org", Role: "locked"}})
+	if err != nil || !res.Value.EmailVerifySent.Equal(t0) {
+		t.Fatalf("SignUp = %+v, %v; want mail sent at %v", res.Value, err, t0)
+	}
+	if _, err := Ask[shard.User](c, SignUp{User: shard.User{ID: first}}); !errors.Is(err, shard.ErrUserExists) {
+		t.Errorf("SignUp of a used id: %v; want ErrUserExists", err)
 	}
 }

@@ -139,26 +139,14 @@ var errNoChange = errors.New("httpfront: no change")
 // email shard's turn, only once the claim is sure to succeed: a sign-up of
 // a taken address uses up no id (the next sign-up would skip one).
 func claimEmailNewID(s *Server, email string) (id, owner shard.UserID, err error) {
-	type claim struct{ id, owner shard.UserID }
-	core := s.deps.Core
-	res, err := actors.Do(core, shard.EmailRoute(email), func(sh *shard.Shard, _ time.Time) (claim, []shard.Mutation, error) {
-		if o, taken := sh.LookupEmail(email); taken {
-			return claim{owner: o}, nil, nil
-		}
-		id := core.NextUserID()
-		o, ok, muts := sh.ClaimEmail(email, id)
-		if !ok {
-			return claim{owner: o}, nil, nil // not reached: the shard's turn is ours
-		}
-		return claim{id: id, owner: id}, muts, nil
-	})
+	res, err := actors.Ask[actors.NewClaim](s.deps.Core, actors.ClaimNewEmail{Email: email})
 	if err != nil {
 		return 0, 0, err
 	}
 	if err := durable(res); err != nil {
 		return 0, 0, err
 	}
-	return res.Value.id, res.Value.owner, nil
+	return res.Value.ID, res.Value.Owner, nil
 }
 
 // signupExtra is the request's extra_info updated with the server's keys
