@@ -111,8 +111,23 @@ func (a *shardActor) runOp(op broadcastOp) (r reply) {
 			r = reply{err: ErrShardBug}
 		}
 	}()
-	v, muts, err := op.apply(a.state, a.core.opts.Now())
+	var (
+		v    any
+		muts []shard.Mutation
+		err  error
+	)
+	if co, ok := op.(coreOp); ok {
+		v, muts, err = co.applyCore(a.core, a.state, a.core.opts.Now())
+	} else {
+		v, muts, err = op.apply(a.state, a.core.opts.Now())
+	}
 	return reply{val: v, err: err, ticket: a.enqueue(muts)}
+}
+
+// coreOp is an operation that also uses state of the core that is not a
+// shard's (the user id counter): runOp calls applyCore instead of apply.
+type coreOp interface {
+	applyCore(c *Core, s *shard.Shard, now time.Time) (any, []shard.Mutation, error)
 }
 
 // GetUser answers the user with ID (a shard.User), or shard.ErrUserNotFound.

@@ -53,6 +53,13 @@ const backoffDelayCap = 40 * time.Second
 // verification ends well within the hasher's own 10 s timeout.
 const attemptWaitMax = 30 * time.Second
 
+// attemptPollInterval is the pause before an attempt told to wait asks
+// again. The answer to actors.BeginAttempt is plain data (it may come from
+// another node), so a waiter asks again rather than wait on a signal; the
+// shard answers in microseconds and a verification takes about 100 ms, so a
+// waiter learns of a free place about as soon as it could take it.
+const attemptPollInterval = 10 * time.Millisecond
+
 // attemptStale is how long an attempt may stay in flight before its place
 // is taken as lost (a reservation whose caller timed out before the shard
 // made it). Far above any verification, which the hasher bounds at 10 s.
@@ -103,20 +110,11 @@ func lockedAnswer() result {
 // for the pipeline to answer.
 func (s *Server) withBackoff(email string, check func() (result, shard.Outcome, error)) (result, error) {
 	key := passpolicy.NormalizeEmail(email)
-	route := shard.EmailRoute(key)
 	users := s.ext.users
-	policy := shard.AttemptPolicy{Tries: users.lockTries(), Decay: users.lockTime(), LockFor: users.lockTime(), Stale: attemptStale}
-	var wait *time.Timer
-	defer func() {
-		if wait != nil {
-			wait.Stop()
-		}
-	}()
+	begin := actors.BeginAttempt{Email: key, Tries: users.lockTries(), Decay: users.lockTime(), LockFor: users.lockTime(), Stale: attemptStale}
+	var waitUntil time.Time // set at the first wait
 	for {
-		res, err := actors.Do(s.deps.Core, route, func(sh *shard.Shard, now time.Time) (shard.Attempt, []shard.Mutation, error) {
-			a, muts := sh.BeginAttempt(key, now, policy)
-			return a, muts, nil
-		})
+		res, err := actors.Ask[actors.AttemptAnswer](s.deps.Core, begin)
 		if err != nil {
 			return result{}, err
 		}
@@ -131,15 +129,15 @@ func (s *Server) withBackoff(email string, check func() (result, shard.Outcome, 
 			s.lockOut(key, a)
 			return lockedAnswer(), nil
 		case shard.AttemptWait:
-			if wait == nil {
-				wait = time.NewTimer(attemptWaitMax)
+			now := time.Now()
+			if waitUntil.IsZero() {
+				waitUntil = now.Add(attemptWaitMax)
 			}
-			select {
-			case <-a.Settled:
-				continue
-			case <-wait.C:
+			if !now.Before(waitUntil) {
 				return result{}, errBusy
 			}
+			time.Sleep(min(attemptPollInterval, waitUntil.Sub(now)))
+			continue
 		}
 		break
 	}
@@ -162,10 +160,7 @@ func (s *Server) withBackoff(email string, check func() (result, shard.Outcome, 
 
 // endAttempt settles an attempt and returns the account's failure count.
 func (s *Server) endAttempt(key string, o shard.Outcome) int {
-	res, err := actors.Do(s.deps.Core, shard.EmailRoute(key), func(sh *shard.Shard, now time.Time) (int, []shard.Mutation, error) {
-		n, muts := sh.EndAttempt(key, o, now)
-		return n, muts, nil
-	})
+	res, err := actors.Ask[int](s.deps.Core, actors.EndAttempt{Email: key, Outcome: o})
 	if err == nil {
 		err = res.Durable()
 	}
@@ -178,16 +173,14 @@ func (s *Server) endAttempt(key string, o shard.Outcome) int {
 // lockOut acts on an account whose window a has just opened: a user is
 // locked until the window ends; a protected account (superuser, system
 // user) is not locked, and its window is shortened to protectedWindow.
-func (s *Server) lockOut(key string, a shard.Attempt) {
+func (s *Server) lockOut(key string, a actors.AttemptAnswer) {
 	u, found, err := userByEmail(s, key)
 	if err != nil || !found {
 		return // an unknown email: the window alone answers for it
 	}
 	if neverLocked(&u) {
 		until := s.deps.Core.Now().Add(protectedWindow(a.Lockouts, s.ext.users.lockTime()))
-		res, err := actors.Do(s.deps.Core, shard.EmailRoute(key), func(sh *shard.Shard, _ time.Time) (struct{}, []shard.Mutation, error) {
-			return struct{}{}, sh.SetAttemptWindow(key, until), nil
-		})
+		res, err := actors.Ask[any](s.deps.Core, actors.SetAttemptWindow{Email: key, Until: until})
 		if err == nil {
 			err = res.Durable()
 		}
@@ -197,12 +190,7 @@ func (s *Server) lockOut(key string, a shard.Attempt) {
 		s.log.Info("protected account refused after repeated password failures", "user", s.pii(strconv.FormatInt(int64(u.ID), 10)))
 		return
 	}
-	locked, err := updateUser(s, u.ID, func(cur *shard.User) error {
-		if neverLocked(cur) {
-			return shard.ErrNoChange
-		}
-		return shard.LockUser(cur, a.Until)
-	})
+	locked, err := askUserEdit(s, actors.LockUser{ID: u.ID, Until: a.Until, SpareProtected: true})
 	if err != nil {
 		return // already locked (by an operator or a parallel lock-out), or gone
 	}
@@ -214,9 +202,7 @@ func (s *Server) lockOut(key string, a shard.Attempt) {
 
 // neverLocked reports whether the automatic lock spares u: superusers, and
 // the anonymous and locked system users.
-func neverLocked(u *shard.User) bool {
-	return u.Role == "superuser" || u.ID == shard.AnonymousID || u.ID == shard.DummyUserID
-}
+func neverLocked(u *shard.User) bool { return shard.NeverAutoLocked(u) }
 
 // unlockIfDue ends an automatic lock whose time has passed, so a login right
 // after the lock time works without waiting for the sweeper.
@@ -224,12 +210,7 @@ func (s *Server) unlockIfDue(u shard.User) shard.User {
 	if u.AutoUnlockAt.IsZero() || s.deps.Core.Now().Before(u.AutoUnlockAt) {
 		return u
 	}
-	nu, err := updateUser(s, u.ID, func(cur *shard.User) error {
-		if cur.AutoUnlockAt.IsZero() || s.deps.Core.Now().Before(cur.AutoUnlockAt) {
-			return shard.ErrNoChange
-		}
-		return shard.UnlockUser(cur)
-	})
+	nu, err := askUserEdit(s, actors.UnlockUser{ID: u.ID, OnlyIfDue: true})
 	if err != nil {
 		if g, err := getUser(s, u.ID); err == nil {
 			return g
@@ -249,9 +230,7 @@ func deleteAllUserSessions(s *Server, id shard.UserID) (int, error) {
 // account with email (on an operator's unlock).
 func (s *Server) forgetFailures(email string) {
 	key := passpolicy.NormalizeEmail(email)
-	res, err := actors.Do(s.deps.Core, shard.EmailRoute(key), func(sh *shard.Shard, _ time.Time) (struct{}, []shard.Mutation, error) {
-		return struct{}{}, sh.ResetFailures(key), nil
-	})
+	res, err := actors.Ask[any](s.deps.Core, actors.ResetFailures{Email: key})
 	if err == nil {
 		err = res.Durable()
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authnzerver/authnzerver/actors"
-	"github.com/authnzerver/authnzerver/shard"
 )
 
 // handleHealth answers GET /health (docs/protocol.md, "`GET /health`") with
@@ -21,9 +20,7 @@ func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	workers := map[string]string{}
 	ok := true
-	if _, err := actors.DoAll(s.deps.Core, func(*shard.Shard, time.Time) (struct{}, []shard.Mutation, error) {
-		return struct{}{}, nil, nil
-	}); err != nil {
+	if _, err := actors.AskAll[any](s.deps.Core, actors.Ping{}); err != nil {
 		workers["shards"] = "not answering"
 		ok = false
 	} else {

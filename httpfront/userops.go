@@ -18,13 +18,7 @@ import (
 // emails and passwords").
 func lookupEmail(s *Server, email string) (shard.UserID, bool, error) {
 	norm := passpolicy.NormalizeEmail(email)
-	res, err := actors.Do(s.deps.Core, shard.EmailRoute(norm), func(sh *shard.Shard, _ time.Time) (shard.UserID, []shard.Mutation, error) {
-		id, ok := sh.LookupEmail(norm)
-		if !ok {
-			return 0, nil, shard.ErrUserNotFound
-		}
-		return id, nil, nil
-	})
+	res, err := actors.Ask[shard.UserID](s.deps.Core, actors.LookupEmail{Email: norm})
 	if errors.Is(err, shard.ErrUserNotFound) {
 		return 0, false, nil
 	}
@@ -126,34 +120,42 @@ func updateUser(s *Server, id shard.UserID, edit func(u *shard.User) error) (sha
 	return res.Value, nil
 }
 
+// askUserEdit runs an operation that edits one user record (it answers a
+// shard.User) and waits until the edit is durable. shard.ErrNoChange, an
+// edit the operation declined, is errNoChange here.
+func askUserEdit(s *Server, op actors.Op) (shard.User, error) {
+	res, err := actors.Ask[shard.User](s.deps.Core, op)
+	if errors.Is(err, shard.ErrNoChange) {
+		return shard.User{}, errNoChange
+	}
+	if err != nil {
+		return shard.User{}, err
+	}
+	if err := durable(res); err != nil {
+		return shard.User{}, err
+	}
+	return res.Value, nil
+}
+
 // claimKey claims key (a normalised email, or a system id key) for id in
 // the index and waits until the claim is durable. It returns the current
 // owner when someone else holds it.
 func claimKey(s *Server, key string, id shard.UserID) (owner shard.UserID, claimed bool, err error) {
-	type claim struct {
-		owner shard.UserID
-		ok    bool
-	}
-	res, err := actors.Do(s.deps.Core, shard.EmailRoute(key), func(sh *shard.Shard, _ time.Time) (claim, []shard.Mutation, error) {
-		o, ok, muts := sh.ClaimEmail(key, id)
-		return claim{o, ok}, muts, nil
-	})
+	res, err := actors.Ask[actors.Claim](s.deps.Core, actors.ClaimEmail{Email: key, ID: id})
 	if err != nil {
 		return 0, false, err
 	}
 	if err := durable(res); err != nil {
 		return 0, false, err
 	}
-	return res.Value.owner, res.Value.ok, nil
+	return res.Value.Owner, res.Value.Claimed, nil
 }
 
 // releaseKey releases a claim made by claimKey (best effort: a claim left
 // behind by a failure is dropped at the next start when its user does not
 // exist).
 func releaseKey(s *Server, key string, id shard.UserID) {
-	res, err := actors.Do(s.deps.Core, shard.EmailRoute(key), func(sh *shard.Shard, _ time.Time) (struct{}, []shard.Mutation, error) {
-		return struct{}{}, sh.ReleaseEmail(key, id), nil
-	})
+	res, err := actors.Ask[any](s.deps.Core, actors.ReleaseEmail{Email: key, ID: id})
 	if err == nil {
 		err = res.Durable()
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/passhash"
@@ -122,15 +121,10 @@ func changepass(c *call, keep *shard.SessionDigest) (result, shard.Outcome, erro
 }
 
 // setPassword stores a new hash if the stored one is still oldPHC (when
-// oldPHC is not empty), so two racing changes cannot interleave.
+// oldPHC is not empty), so two racing changes cannot interleave; it fails
+// with errNoChange when the stored hash changed meanwhile.
 func setPassword(s *Server, id shard.UserID, oldPHC, newPHC string) (shard.User, error) {
-	return updateUser(s, id, func(u *shard.User) error {
-		if oldPHC != "" && u.PasswordPHC != oldPHC {
-			return errNoChange
-		}
-		u.PasswordPHC = newPHC
-		return nil
-	})
+	return askUserEdit(s, actors.SetPassword{ID: id, OldPHC: oldPHC, NewPHC: newPHC})
 }
 
 // handleUserResetpass sets a new password without the current one
@@ -253,9 +247,7 @@ func userDelete(c *call) (result, shard.Outcome, error) {
 // removeUser deletes a user, all their sessions and their index entries.
 // When it returns, no session of the user passes a check.
 func removeUser(s *Server, u shard.User) error {
-	res, err := actors.Do(s.deps.Core, shard.UserRoute(u.ID), func(sh *shard.Shard, _ time.Time) (shard.User, []shard.Mutation, error) {
-		return sh.DeleteUser(u.ID)
-	})
+	res, err := actors.Ask[shard.User](s.deps.Core, actors.DeleteUser{ID: u.ID})
 	if err != nil {
 		return err
 	}
@@ -264,12 +256,12 @@ func removeUser(s *Server, u shard.User) error {
 	}
 	// Its sessions and session-less API keys go at once, in one fan-out
 	// (keys tied to a session die with it).
-	if _, err := durableFanOut(s, func(sh *shard.Shard) (int, []shard.Mutation) {
-		_, muts := sh.DeleteUserSessions(u.ID, nil)
-		_, keyMuts := sh.RevokeUserAPIKeys(u.ID, "")
-		return 0, append(muts, keyMuts...)
-	}); err != nil {
+	rs, err := actors.AskAll[int](s.deps.Core, actors.ForgetUser{ID: u.ID})
+	if err != nil {
 		return err
+	}
+	if err := actors.WaitAll(rs); err != nil {
+		return errUnwritable
 	}
 	releaseKey(s, u.Email, u.ID)
 	releaseKey(s, systemIDKey(u.SystemID), u.ID)

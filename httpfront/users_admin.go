@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/passpolicy"
@@ -35,25 +34,18 @@ func pageOf(c *call) (after shard.UserID, size int) {
 	return after, size
 }
 
-// listUsers gathers one page of users matching match from every shard, in
-// id order.
-func listUsers(s *Server, after shard.UserID, size int, match func(u *shard.User) bool) ([]shard.User, any, error) {
-	type page struct {
-		users []shard.User
-		more  bool
-	}
-	rs, err := actors.DoAll(s.deps.Core, func(sh *shard.Shard, _ time.Time) (page, []shard.Mutation, error) {
-		us, more := sh.ListUsers(after, size, match)
-		return page{us, more}, nil, nil
-	})
+// listUsers gathers one page of users that match from every shard, in id
+// order.
+func listUsers(s *Server, after shard.UserID, size int, match actors.UserMatch) ([]shard.User, any, error) {
+	rs, err := actors.AskAll[actors.UserPage](s.deps.Core, actors.ListUsers{After: after, Limit: size, Match: match})
 	if err != nil {
 		return nil, nil, err
 	}
 	var all []shard.User
 	more := false
 	for _, r := range rs {
-		all = append(all, r.Value.users...)
-		more = more || r.Value.more
+		all = append(all, r.Value.Users...)
+		more = more || r.Value.More
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
 	if len(all) > size {
@@ -78,7 +70,7 @@ func handleUserList(c *call) (result, error) {
 		}
 		return success("User look up successful.").with("user_info", userInfoList{u}).with("next_page_after", nil), nil
 	}
-	users, next, err := listUsers(c.s, after, size, nil)
+	users, next, err := listUsers(c.s, after, size, actors.UserMatch{})
 	if err != nil {
 		return result{}, err
 	}
@@ -118,14 +110,15 @@ func handleUserLookupMatch(c *call) (result, error) {
 
 var errBadMatch = errors.New("httpfront: bad match")
 
-// matcher returns a predicate for user-lookup-match. It runs on shard
-// goroutines, so it only reads its argument.
-func matcher(by string, match json.RawMessage) (func(u *shard.User) bool, error) {
+// matcher returns the selection of user-lookup-match: the value of match
+// checked against the column by and normalised.
+func matcher(by string, match json.RawMessage) (actors.UserMatch, error) {
+	m := actors.UserMatch{By: by}
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(match))
 	dec.UseNumber()
 	if err := dec.Decode(&v); err != nil {
-		return nil, errBadMatch
+		return m, errBadMatch
 	}
 	str := func() (string, error) {
 		s, ok := v.(string)
@@ -134,93 +127,48 @@ func matcher(by string, match json.RawMessage) (func(u *shard.User) bool, error)
 		}
 		return s, nil
 	}
+	var err error
 	switch by {
 	case "user_id":
 		n, ok := v.(json.Number)
-		id, err := n.Int64()
-		if !ok || err != nil {
-			return nil, errBadMatch
+		id, nerr := n.Int64()
+		if !ok || nerr != nil {
+			return m, errBadMatch
 		}
-		return func(u *shard.User) bool { return int64(u.ID) == id }, nil
+		m.ID = id
 	case "system_id", "full_name", "user_role":
-		s, err := str()
-		if err != nil {
-			return nil, err
-		}
-		return func(u *shard.User) bool {
-			switch by {
-			case "system_id":
-				return u.SystemID == s
-			case "full_name":
-				return u.FullName == s
-			}
-			return u.Role == s
-		}, nil
+		m.Text, err = str()
 	case "email":
-		s, err := str()
-		if err != nil {
-			return nil, err
+		var s string
+		if s, err = str(); err == nil {
+			m.Text = passpolicy.NormalizeEmail(s)
 		}
-		norm := passpolicy.NormalizeEmail(s)
-		return func(u *shard.User) bool { return u.Email == norm }, nil
 	case "is_active":
 		b, ok := v.(bool)
 		if !ok {
-			return nil, errBadMatch
+			return m, errBadMatch
 		}
-		return func(u *shard.User) bool { return u.IsActive == b }, nil
+		m.Bool = b
 	case "created_on", "last_login_try", "last_login_success":
-		s, err := str()
-		if err != nil {
-			return nil, err
-		}
-		t, err := wire.ParseTime(s)
-		if err != nil {
-			return nil, errBadMatch
-		}
-		return func(u *shard.User) bool {
-			f := u.CreatedOn
-			switch by {
-			case "last_login_try":
-				f = u.LastLoginTry
-			case "last_login_success":
-				f = u.LastLoginSuccess
+		var s string
+		if s, err = str(); err == nil {
+			if m.Time, err = wire.ParseTime(s); err != nil {
+				err = errBadMatch
 			}
-			return f.Equal(t)
-		}, nil
+		}
 	case "extra_info":
 		want := map[string]json.RawMessage{}
 		if err := json.Unmarshal(match, &want); err != nil {
-			return nil, errBadMatch
+			return m, errBadMatch
 		}
-		canon := map[string]string{}
+		m.Extra = map[string]string{}
 		for k, x := range want {
-			canon[k] = canonicalJSON(x)
+			m.Extra[k] = actors.CanonicalJSON(x)
 		}
-		return func(u *shard.User) bool {
-			var have map[string]json.RawMessage
-			if json.Unmarshal(u.ExtraInfo, &have) != nil {
-				return false
-			}
-			for k, w := range canon {
-				h, ok := have[k]
-				if !ok || canonicalJSON(h) != w {
-					return false
-				}
-			}
-			return true
-		}, nil
+	default:
+		err = errBadMatch
 	}
-	return nil, errBadMatch
-}
-
-func canonicalJSON(raw json.RawMessage) string {
-	var v any
-	if json.Unmarshal(raw, &v) != nil {
-		return string(raw)
-	}
-	b, _ := json.Marshal(v)
-	return string(b)
+	return m, err
 }
 
 // orderedKeys returns the keys of a JSON object in the order given.
@@ -373,21 +321,14 @@ func handleInternalUserLock(c *call) (result, error) {
 // (docs/protocol.md, "Users"). A manual lock or unlock cancels a pending
 // automatic unlock, and an unlock forgets the user's failed password checks.
 func toggleLock(s *Server, id shard.UserID, action string) (result, error) {
+	var op actors.Op = actors.UnlockUser{ID: id}
+	if action == "lock" {
+		op = actors.LockUser{ID: id}
+	}
 	changed := true
-	u, err := updateUser(s, id, func(u *shard.User) error {
-		var err error
-		if action == "lock" {
-			err = shard.LockUser(u, time.Time{})
-		} else {
-			err = shard.UnlockUser(u)
-		}
-		if errors.Is(err, shard.ErrNoChange) {
-			changed = false
-			return errNoChange
-		}
-		return err
-	})
+	u, err := askUserEdit(s, op)
 	if errors.Is(err, errNoChange) {
+		changed = false
 		u, err = getUser(s, id)
 	}
 	if errors.Is(err, shard.ErrUserNotFound) {

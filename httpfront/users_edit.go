@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/passpolicy"
 	"github.com/authnzerver/authnzerver/shard"
 )
@@ -146,33 +147,30 @@ func editUser(s *Server, id shard.UserID, update map[string]json.RawMessage) (sh
 		}
 		claimed = true
 	}
-	oldRole := ""
-	u, err := updateUser(s, id, func(u *shard.User) error {
-		oldRole = u.Role
-		if e.fullName != nil {
-			u.FullName = *e.fullName
-		}
-		if e.email != nil {
-			u.Email = *e.email
-		}
-		if e.role != nil {
-			u.Role = *e.role
-		}
-		if e.verified != nil {
-			u.EmailVerified = *e.verified
-		}
-		if e.active != nil {
-			u.IsActive = *e.active
-		}
-		if e.extraSet {
-			merged, err := mergeExtra(u.ExtraInfo, e.extra)
-			if err != nil || len(merged) > maxExtraInfoBytes {
-				return errEditValue
-			}
-			u.ExtraInfo = merged
-		}
-		return nil
-	})
+	op := actors.EditUser{ID: id, Extra: e.extra, SetExtra: e.extraSet, MaxExtraBytes: maxExtraInfoBytes}
+	if e.fullName != nil {
+		op.FullName, op.SetFullName = *e.fullName, true
+	}
+	if e.email != nil {
+		op.Email, op.SetEmail = *e.email, true
+	}
+	if e.role != nil {
+		op.Role, op.SetRole = *e.role, true
+	}
+	if e.verified != nil {
+		op.EmailVerified, op.SetEmailVerified = *e.verified, true
+	}
+	if e.active != nil {
+		op.IsActive, op.SetIsActive = *e.active, true
+	}
+	res, err := actors.Ask[actors.EditResult](s.deps.Core, op)
+	if errors.Is(err, actors.ErrEditValue) {
+		err = errEditValue
+	}
+	if err == nil {
+		err = durable(res)
+	}
+	u, oldRole := res.Value.User, res.Value.OldRole
 	if err != nil {
 		if claimed {
 			releaseKey(s, *e.email, id)

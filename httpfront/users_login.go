@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/shard"
 )
 
@@ -88,14 +89,8 @@ func (s *Server) rehash(u shard.User, password string) {
 	if err != nil {
 		return
 	}
-	old := u.PasswordPHC
-	_, err = updateUser(s, u.ID, func(cur *shard.User) error {
-		if cur.PasswordPHC != old {
-			return errNoChange // changed meanwhile: keep the newer one
-		}
-		cur.PasswordPHC = phc
-		return nil
-	})
+	// A hash changed meanwhile (shard.ErrNoChange) is kept: it is newer.
+	_, err = setPassword(s, u.ID, u.PasswordPHC, phc)
 	if err != nil && !errors.Is(err, errNoChange) {
 		s.log.Warn("rehash on login", "err", err)
 	}
@@ -105,14 +100,10 @@ func (s *Server) rehash(u shard.User, password string) {
 // reference never does, docs/protocol.md, "Deliberate differences from the
 // Python server"). It does not delay the answer.
 func (s *Server) recordLoginTry(id shard.UserID, success bool) {
-	_, err := updateUser(s, id, func(u *shard.User) error {
-		now := s.deps.Core.Now()
-		u.LastLoginTry = now
-		if success {
-			u.LastLoginSuccess = now
-		}
-		return nil
-	})
+	res, err := actors.Ask[shard.User](s.deps.Core, actors.RecordLoginTry{ID: id, Success: success})
+	if err == nil {
+		err = durable(res)
+	}
 	if err != nil {
 		s.log.Warn("record login try", "err", err)
 	}

@@ -77,16 +77,9 @@ func handleUserNew(c *call) (result, error) {
 		ID: id, SystemID: sysID, FullName: fullName, PasswordPHC: phc, Email: norm,
 		ExtraInfo: extra, Role: "locked",
 	}
-	res, err := actors.Do(s.deps.Core, shard.UserRoute(id), func(sh *shard.Shard, now time.Time) (shard.User, []shard.Mutation, error) {
-		u.EmailVerifySent = now
-		user, muts, err := sh.CreateUser(u, now)
-		if err == nil {
-			// The id counter travels with the user, so a restart never hands
-			// out an id again.
-			muts = append(muts, shard.EncodeNextUserID(id+1))
-		}
-		return user, muts, err
-	})
+	// The id counter travels with the user, so a restart never hands out an
+	// id again.
+	res, err := actors.Ask[shard.User](s.deps.Core, actors.SignUp{User: u})
 	if err == nil {
 		err = durable(res)
 	}
@@ -110,25 +103,16 @@ func handleUserNew(c *call) (result, error) {
 // the retry wait, the sign-up data replaces the old and a new mail may be
 // sent.
 func signupExisting(c *call, owner shard.UserID, norm, fullName, phc string, extra json.RawMessage, retryWait int64) (result, error) {
-	resend := false
-	u, err := updateUser(c.s, owner, func(u *shard.User) error {
-		now := c.s.deps.Core.Now()
-		if u.IsActive || (!u.EmailVerifySent.IsZero() && now.Sub(u.EmailVerifySent) <= time.Duration(retryWait)*time.Hour) {
-			return errNoChange
-		}
-		resend = true
-		u.FullName, u.PasswordPHC = fullName, phc
-		u.EmailVerified, u.IsActive, u.Role = false, false, "locked"
-		u.EmailVerifySent = now
-		u.ExtraInfo = extra
-		// Only a code mailed for this sign-up may activate it: a code of
-		// the replaced one would activate the new password.
-		u.EmailTokens = shard.WithoutEmailToken(u.EmailTokens, purposeSignup, now)
-		return nil
+	// Only a code mailed for this sign-up may activate it: a code of the
+	// replaced one would activate the new password.
+	res, err := actors.Ask[actors.SignUpAgainResult](c.s.deps.Core, actors.SignUpAgain{
+		ID: owner, FullName: fullName, PasswordPHC: phc, ExtraInfo: extra,
+		RetryWait: time.Duration(retryWait) * time.Hour, DropCodePurpose: purposeSignup,
 	})
-	if errors.Is(err, errNoChange) {
-		u, err = getUser(c.s, owner)
+	if err == nil {
+		err = durable(res)
 	}
+	u, resend := res.Value.User, res.Value.Replaced
 	// The owner may be a sign-up that won the claim a moment ago and is
 	// still writing its user record: wait for it briefly.
 	for i := 0; i < 100 && errors.Is(err, shard.ErrUserNotFound); i++ {
@@ -155,26 +139,14 @@ var errNoChange = errors.New("httpfront: no change")
 // email shard's turn, only once the claim is sure to succeed: a sign-up of
 // a taken address uses up no id (the next sign-up would skip one).
 func claimEmailNewID(s *Server, email string) (id, owner shard.UserID, err error) {
-	type claim struct{ id, owner shard.UserID }
-	core := s.deps.Core
-	res, err := actors.Do(core, shard.EmailRoute(email), func(sh *shard.Shard, _ time.Time) (claim, []shard.Mutation, error) {
-		if o, taken := sh.LookupEmail(email); taken {
-			return claim{owner: o}, nil, nil
-		}
-		id := core.NextUserID()
-		o, ok, muts := sh.ClaimEmail(email, id)
-		if !ok {
-			return claim{owner: o}, nil, nil // not reached: the shard's turn is ours
-		}
-		return claim{id: id, owner: id}, muts, nil
-	})
+	res, err := actors.Ask[actors.NewClaim](s.deps.Core, actors.ClaimNewEmail{Email: email})
 	if err != nil {
 		return 0, 0, err
 	}
 	if err := durable(res); err != nil {
 		return 0, 0, err
 	}
-	return res.Value.id, res.Value.owner, nil
+	return res.Value.ID, res.Value.Owner, nil
 }
 
 // signupExtra is the request's extra_info updated with the server's keys

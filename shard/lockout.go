@@ -361,3 +361,10 @@ func (s *Shard) SweepUnlocks(now time.Time, limit int) []Mutation {
 	}
 	return muts
 }
+
+// NeverAutoLocked reports whether the automatic lock spares u: superusers,
+// and the anonymous and locked system users (locking the anonymous user
+// would end every anonymous session).
+func NeverAutoLocked(u *User) bool {
+	return u.Role == "superuser" || u.ID == AnonymousID || u.ID == DummyUserID
+}

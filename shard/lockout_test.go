@@ -241,3 +241,25 @@ func TestAttemptsLostReservationsExpire(t *testing.T) {
 		t.Fatalf("after the stale time: %v; want verify", a.Verdict)
 	}
 }
+
+func TestNeverAutoLocked(t *testing.T) {
+	tests := []struct {
+		name string
+		u    User
+		want bool
+	}{
+		{"superuser", User{ID: 10, Role: "superuser"}, true},
+		{"the superuser account", User{ID: SuperuserID, Role: "superuser"}, true},
+		{"anonymous", User{ID: AnonymousID, Role: "anonymous"}, true},
+		{"locked system user", User{ID: DummyUserID, Role: "locked"}, true},
+		{"staff", User{ID: 10, Role: "staff"}, false},
+		{"authenticated", User{ID: FirstUserID, Role: "authenticated"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := NeverAutoLocked(&tt.u); got != tt.want {
+				t.Errorf("NeverAutoLocked(%+v) = %v; want %v", tt.u, got, tt.want)
+			}
+		})
+	}
+}
