@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/perm"
@@ -59,11 +59,11 @@ func handleCheckAccess(c *call) (result, error) {
 		// Python parsed the huge id, and then found no such user.
 		sharedOutOfRange = true
 	}
-	st, err := userStateOf(c.s, shard.UserID(uid))
+	st, err := userStanding(c.s, shard.UserID(uid), role, "")
 	if err != nil {
 		return result{}, err
 	}
-	if !st.active || st.role != role {
+	if !st.Has(actors.StandingActive | actors.StandingRole) {
 		return failure(reasonNotValid, accessDenied), nil
 	}
 	ids := append(sharedIDs, owner)
@@ -106,11 +106,11 @@ func handleCheckLimit(c *call) (result, error) {
 	if err != nil {
 		return failure(reasonDBError, limitError), nil
 	}
-	st, err := userStateOf(c.s, shard.UserID(uid))
+	st, err := userStanding(c.s, shard.UserID(uid), role, "")
 	if err != nil {
 		return result{}, err
 	}
-	if !st.active || st.role != role {
+	if !st.Has(actors.StandingActive | actors.StandingRole) {
 		return failure(reasonNoUser, limitFailed), nil
 	}
 	if !passed {
@@ -119,22 +119,12 @@ func handleCheckLimit(c *call) (result, error) {
 	return success(limitPassed), nil
 }
 
-// userState is what the checks need of a user.
-type userState struct {
-	role   string
-	active bool
-}
-
-// userStateOf reads a user's role and activity from its shard. A missing
-// user is an inactive one with no role.
-func userStateOf(s *Server, id shard.UserID) (userState, error) {
-	res, err := actors.Do(s.deps.Core, shard.UserRoute(id), func(sh *shard.Shard, _ time.Time) (userState, []shard.Mutation, error) {
-		u, err := sh.GetUser(id)
-		if err != nil {
-			return userState{}, nil, nil
-		}
-		return userState{role: u.Role, active: u.IsActive}, nil, nil
-	})
+// userStanding asks user id's shard for its standing: whether it exists
+// and is active, and whether its role is role and is keyRole (exactly; see
+// [actors.Standing]). A missing user has no standing. The answer is one
+// byte, so the ask allocates no more than the operation and its envelope.
+func userStanding(s *Server, id shard.UserID, role, keyRole string) (actors.Standing, error) {
+	res, err := actors.Ask[actors.Standing](s.deps.Core, actors.CheckUserStanding{ID: id, Role: role, KeyRole: keyRole})
 	return res.Value, err
 }
 
@@ -142,34 +132,27 @@ func userStateOf(s *Server, id shard.UserID) (userState, error) {
 // is already checked. A few ids are read one by one from their shards; a
 // long list is checked by every shard at once for the users it holds.
 func allActive(s *Server, known shard.UserID, ids []int64) (bool, error) {
-	set := make(map[shard.UserID]struct{}, len(ids))
+	set := make([]shard.UserID, 0, len(ids))
 	for _, id := range ids {
 		if shard.UserID(id) != known {
-			set[shard.UserID(id)] = struct{}{}
+			set = append(set, shard.UserID(id))
 		}
 	}
+	slices.Sort(set)
+	set = slices.Compact(set)
 	if len(set) <= maxSharedWithIDs {
-		for id := range set {
-			st, err := userStateOf(s, id)
+		for _, id := range set {
+			st, err := userStanding(s, id, "", "")
 			if err != nil {
 				return false, err
 			}
-			if !st.active {
+			if !st.Has(actors.StandingActive) {
 				return false, nil
 			}
 		}
 		return true, nil
 	}
-	// The set is only read while the shards run.
-	rs, err := actors.DoAll(s.deps.Core, func(sh *shard.Shard, _ time.Time) (int, []shard.Mutation, error) {
-		n := 0
-		for id := range set {
-			if u, err := sh.GetUser(id); err == nil && u.IsActive {
-				n++
-			}
-		}
-		return n, nil, nil
-	})
+	rs, err := actors.AskAll[int](s.deps.Core, actors.CountActiveUsers{IDs: set})
 	if err != nil {
 		return false, err
 	}

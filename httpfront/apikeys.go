@@ -86,15 +86,16 @@ func apikeyUsersValid(c *call, uid int64, role string, owner int64) (bool, error
 }
 
 // userActive reports whether user id exists, is active and, unless role is
-// "", has that role. It answers a bool rather than the user: a copy of the
-// whole record would cost an allocation on the verify path.
+// "", has that role.
 func userActive(c *call, id int64, role string) (bool, error) {
-	uid := shard.UserID(id)
-	res, err := actors.Do(c.s.deps.Core, shard.UserRoute(uid), func(s *shard.Shard, _ time.Time) (bool, []shard.Mutation, error) {
-		u, err := s.GetUser(uid)
-		return err == nil && u.IsActive && (role == "" || u.Role == role), nil, nil
-	})
-	return res.Value, err
+	st, err := userStanding(c.s, shard.UserID(id), role, "")
+	return activeAs(st, role), err
+}
+
+// activeAs reports whether st, asked with role, is of a user that exists, is
+// active and, unless role is "", has that role.
+func activeAs(st actors.Standing, role string) bool {
+	return st.Has(actors.StandingActive) && (role == "" || st.Has(actors.StandingRole))
 }
 
 // apikeyAllowed is the whole permission check: policy, then users.
@@ -113,13 +114,15 @@ func apikeyAllowed(c *call, uid int64, role, action string, owner int64) (bool, 
 // role change also revokes the owner's keys of other roles
 // (revokeKeysOfOtherRoles), so that they do not come back.
 func keyUsers(c *call, uid int64, role string, owner int64, keyRole string) (allowed, ownerHasRole bool, err error) {
+	activeKeyRole := actors.StandingActive | actors.StandingKeyRole
 	if owner == uid {
-		st, err := userBits(c, uid, role, keyRole)
-		return st&bitActiveRole != 0, st&bitActiveKeyRole != 0 && st&bitActiveRole != 0, err
+		st, err := userStanding(c.s, shard.UserID(uid), role, keyRole)
+		allowed = activeAs(st, role)
+		return allowed, allowed && st.Has(activeKeyRole), err
 	}
 	a, errA, o, errO := both(
 		func() (bool, error) { return userActive(c, uid, role) },
-		func() (uint8, error) { return userBits(c, owner, "", keyRole) },
+		func() (actors.Standing, error) { return userStanding(c.s, shard.UserID(owner), "", keyRole) },
 	)
 	if errA != nil {
 		return false, false, errA
@@ -127,31 +130,7 @@ func keyUsers(c *call, uid int64, role string, owner int64, keyRole string) (all
 	if errO != nil {
 		return false, false, errO
 	}
-	return a && o&bitActiveRole != 0, o&bitActiveKeyRole != 0, nil
-}
-
-// Bits of userBits.
-const (
-	bitActiveRole    = 1 << iota // exists, active and has role (any when "")
-	bitActiveKeyRole             // exists, active and has keyRole
-)
-
-// userBits is userActive for two roles at once. It answers bits rather
-// than the user's role, for the reason userActive answers a bool.
-func userBits(c *call, id int64, role, keyRole string) (uint8, error) {
-	uid := shard.UserID(id)
-	res, err := actors.Do(c.s.deps.Core, shard.UserRoute(uid), func(s *shard.Shard, _ time.Time) (uint8, []shard.Mutation, error) {
-		u, err := s.GetUser(uid)
-		var b uint8
-		if err == nil && u.IsActive && (role == "" || u.Role == role) {
-			b |= bitActiveRole
-		}
-		if err == nil && u.IsActive && u.Role == keyRole {
-			b |= bitActiveKeyRole
-		}
-		return b, nil, nil
-	})
-	return res.Value, err
+	return a && o.Has(actors.StandingActive), o.Has(activeKeyRole), nil
 }
 
 // both runs fa and fb at once and returns both outcomes: two shard hops
@@ -169,11 +148,8 @@ func both[A, B any](fa func() (A, error), fb func() (B, error)) (a A, errA error
 
 // lookupKey verifies a key on its shard.
 func lookupKey(c *call, kind shard.APIKeyKind, cl *keyClaims) (shard.APIKey, error) {
-	d := shard.DigestAPIKey(cl.tkn)
-	uid, role := shard.UserID(cl.uid), cl.rol
-	res, err := actors.Do(c.s.deps.Core, shard.APIKeyRoute(d), func(s *shard.Shard, now time.Time) (shard.APIKey, []shard.Mutation, error) {
-		k, err := s.VerifyAPIKey(kind, d, uid, role, now)
-		return k, nil, err
+	res, err := actors.Ask[shard.APIKey](c.s.deps.Core, actors.VerifyAPIKey{
+		Kind: kind, Digest: shard.DigestAPIKey(cl.tkn), UserID: shard.UserID(cl.uid), Role: cl.rol,
 	})
 	return res.Value, err
 }
@@ -184,20 +160,13 @@ func lookupKey(c *call, kind shard.APIKeyKind, cl *keyClaims) (shard.APIKey, err
 // shards; a key is therefore valid only while its session is, and a key found
 // without its session is deleted on the spot.
 func sessionLive(c *call, k *shard.APIKey) (bool, error) {
-	sd := k.Session
-	res, err := actors.Do(c.s.deps.Core, shard.SessionRoute(sd), func(s *shard.Shard, now time.Time) (bool, []shard.Mutation, error) {
-		_, err := s.LookupSession(sd, now)
-		return err == nil, nil, nil
-	})
+	res, err := actors.Ask[bool](c.s.deps.Core, actors.KeySessionLive{Session: k.Session})
 	if err != nil || res.Value {
 		return res.Value, err
 	}
-	d := k.Digest
 	// Best effort: the sweep deletes it later anyway, so neither an error
 	// nor durability is waited for.
-	_, _ = actors.Do(c.s.deps.Core, shard.APIKeyRoute(d), func(s *shard.Shard, _ time.Time) (struct{}, []shard.Mutation, error) {
-		return struct{}{}, s.DeleteAPIKey(shard.KeySession, d), nil
-	})
+	_, _ = actors.Ask[struct{}](c.s.deps.Core, actors.DeleteAPIKey{Kind: shard.KeySession, Digest: k.Digest})
 	return false, nil
 }
 
@@ -312,11 +281,8 @@ func handleAPIKeyRevoke(c *call, kind shard.APIKeyKind) (result, error) {
 // refresh hash is refreshPHC) and waits until the deletion is durable. The
 // key stops verifying as soon as the shard has run the deletion.
 func revokeKey(c *call, kind shard.APIKeyKind, cl *keyClaims, refreshPHC string) (bool, error) {
-	d := shard.DigestAPIKey(cl.tkn)
-	uid, role := shard.UserID(cl.uid), cl.rol
-	res, err := actors.Do(c.s.deps.Core, shard.APIKeyRoute(d), func(s *shard.Shard, _ time.Time) (bool, []shard.Mutation, error) {
-		ok, muts := s.RevokeAPIKey(kind, d, uid, role, refreshPHC)
-		return ok, muts, nil
+	res, err := actors.Ask[bool](c.s.deps.Core, actors.RevokeAPIKey{
+		Kind: kind, Digest: shard.DigestAPIKey(cl.tkn), UserID: shard.UserID(cl.uid), Role: cl.rol, RefreshPHC: refreshPHC,
 	})
 	if err != nil {
 		return false, err
@@ -341,10 +307,7 @@ func handleAPIKeyRevokeAll(c *call) (result, error) {
 	case !valid:
 		return failure("provided API key is invalid, revoke-all operation requires a valid key to start with", "All API keys revocation failed. The API key presented is invalid."), nil
 	}
-	uid, role := shard.UserID(cl.uid), cl.rol
-	n, err := durableFanOut(c.s, func(sh *shard.Shard) (int, []shard.Mutation) {
-		return sh.RevokeUserAPIKeys(uid, role)
-	})
+	n, err := durableCount(actors.AskAll[int](c.s.deps.Core, actors.RevokeUserAPIKeys{UserID: shard.UserID(cl.uid), Role: cl.rol}))
 	if err != nil {
 		return result{}, err
 	}
@@ -359,9 +322,25 @@ func handleAPIKeyRevokeAll(c *call) (result, error) {
 // role's rights (verification also refuses them, see keyUsers; this makes
 // it last, even if the old role comes back).
 func revokeKeysOfOtherRoles(s *Server, uid shard.UserID, role string) (int, error) {
-	return durableFanOut(s, func(sh *shard.Shard) (int, []shard.Mutation) {
-		return sh.RevokeUserAPIKeysNotRole(uid, role)
-	})
+	return durableCount(actors.AskAll[int](s.deps.Core, actors.RevokeUserAPIKeysNotRole{UserID: uid, Role: role}))
+}
+
+// durableCount takes what [actors.AskAll] returned for an operation that
+// answers a count, waits until every shard's mutations are on disk, and
+// returns the sum of the counts. When it returns nil, every shard's part of
+// the change is in memory and durable; a failed write is errUnwritable.
+func durableCount(rs []actors.Result[int], err error) (int, error) {
+	if err != nil {
+		return 0, err
+	}
+	if err := actors.WaitAll(rs); err != nil {
+		return 0, errUnwritable
+	}
+	n := 0
+	for _, r := range rs {
+		n += r.Value
+	}
+	return n, nil
 }
 
 // keySeconds reads a lifetime or offset in seconds (int or float) within
@@ -382,10 +361,7 @@ func issueKey(c *call, n shard.NewAPIKey) (tkn string, key shard.APIKey, err err
 		if err != nil {
 			return "", key, err
 		}
-		d := shard.DigestAPIKey(tkn)
-		res, err := actors.Do(c.s.deps.Core, shard.APIKeyRoute(d), func(s *shard.Shard, now time.Time) (shard.APIKey, []shard.Mutation, error) {
-			return s.CreateAPIKey(d, n, now)
-		})
+		res, err := actors.Ask[shard.APIKey](c.s.deps.Core, actors.CreateAPIKey{Digest: shard.DigestAPIKey(tkn), Key: n})
 		if errors.Is(err, shard.ErrAPIKeyExists) {
 			continue
 		}
@@ -525,11 +501,8 @@ func handleAPIKeyRefresh(c *call) (result, error) {
 		return noRefresh, nil
 	}
 	// Step 1: the stored key with an open refresh window.
-	d := shard.DigestAPIKey(cl.tkn)
-	owner, ownerRole := shard.UserID(cl.uid), cl.rol
-	found, err := actors.Do(c.s.deps.Core, shard.APIKeyRoute(d), func(s *shard.Shard, now time.Time) (shard.APIKey, []shard.Mutation, error) {
-		k, err := s.RefreshableAPIKey(d, owner, ownerRole, now)
-		return k, nil, err
+	found, err := actors.Ask[shard.APIKey](c.s.deps.Core, actors.RefreshableAPIKey{
+		Digest: shard.DigestAPIKey(cl.tkn), UserID: shard.UserID(cl.uid), Role: cl.rol,
 	})
 	if errors.Is(err, shard.ErrAPIKeyNoRefresh) {
 		return noRefresh, nil
@@ -577,10 +550,7 @@ func handleAPIKeyRefresh(c *call) (result, error) {
 	}
 	revoked, err := revokeKey(c, shard.KeyNoSession, &cl, old.RefreshPHC)
 	if err != nil || !revoked {
-		nd := key.Digest
-		dres, derr := actors.Do(c.s.deps.Core, shard.APIKeyRoute(nd), func(s *shard.Shard, _ time.Time) (struct{}, []shard.Mutation, error) {
-			return struct{}{}, s.DeleteAPIKey(shard.KeyNoSession, nd), nil
-		})
+		dres, derr := actors.Ask[struct{}](c.s.deps.Core, actors.DeleteAPIKey{Kind: shard.KeyNoSession, Digest: key.Digest})
 		if derr == nil {
 			derr = durable(dres)
 		}
