@@ -20,7 +20,7 @@ import (
 // expiry mailed with the code. The shard's clock sets only LastUpdated.
 
 // emailOps lists the operations of this file for the codec (ops.go).
-var emailOps = []broadcastOp{RecordEmailCode{}, MarkEmailSent{}, VerifyEmail{}, UseEmailCode{}}
+var emailOps = []broadcastOp{RecordEmailCode{}, MarkEmailSent{}, VerifyEmail{}, UseEmailCode{}, ResetPassword{}}
 
 // ErrEmailPurpose reports an operation naming a purpose other than
 // shard.PurposeSignup and shard.PurposeForgotPass. The front checks the
@@ -184,5 +184,34 @@ func (o UseEmailCode) Route() shard.Route { return shard.UserRoute(o.ID) }
 func (o UseEmailCode) apply(s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
 	return editForEmail(s, o.ID, now, func(u *shard.User) error {
 		return u.UseEmailCode(o.Code, o.At)
+	})
+}
+
+// ResetPassword sets user ID's password hash to PHC (a forgotten password
+// reset). WithCode first checks and uses up Code, a mailed forgot-password
+// code, at At, in the same edit: the code is spent only if the password
+// changes, and a code cannot be used twice. It answers an [EmailState];
+// errors: shard.ErrUserNotFound, shard.ErrEmailCodeInvalid,
+// shard.ErrEmailCodeExpired.
+type ResetPassword struct {
+	ID       shard.UserID    `json:"id"`
+	PHC      string          `json:"phc"`
+	WithCode bool            `json:"with_code"`
+	Code     shard.EmailCode `json:"code"`
+	At       time.Time       `json:"at"`
+}
+
+// Route implements Op.
+func (o ResetPassword) Route() shard.Route { return shard.UserRoute(o.ID) }
+
+func (o ResetPassword) apply(s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
+	return editForEmail(s, o.ID, now, func(u *shard.User) error {
+		if o.WithCode {
+			if err := u.UseEmailCode(o.Code, o.At); err != nil {
+				return err
+			}
+		}
+		u.PasswordPHC = o.PHC
+		return nil
 	})
 }

@@ -22,6 +22,7 @@ func sampleEmailOps() []broadcastOp {
 		MarkEmailSent{ID: -4, Purpose: shard.PurposeForgotPass, At: t0.Add(time.Nanosecond)},
 		VerifyEmail{ID: 42, WithCode: true, Code: code, At: t0},
 		UseEmailCode{ID: 43, Code: code, At: t0.Add(-time.Hour)},
+		ResetPassword{ID: 44, PHC: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", WithCode: true, Code: code, At: t0},
 	}
 }
 
@@ -36,6 +37,12 @@ func TestEmailOps(t *testing.T) {
 	inactive := shard.User{ID: 7, Email: email, Role: "locked", EmailTokens: []shard.EmailToken{signup, forgot}}
 	active := shard.User{ID: 7, Email: email, Role: "staff", IsActive: true, EmailVerified: true, EmailVerifySent: past, EmailTokens: []shard.EmailToken{signup}}
 	useSignup := shard.EmailCode{Purpose: shard.PurposeSignup, Digest: "s1"}
+	// active2 is an active user with the password hash "old-phc" and tokens.
+	active2 := func(tokens ...shard.EmailToken) shard.User {
+		u := active
+		u.PasswordPHC, u.EmailTokens = "old-phc", tokens
+		return u
+	}
 
 	tests := []struct {
 		name    string
@@ -45,6 +52,45 @@ func TestEmailOps(t *testing.T) {
 		wantErr error
 		check   func(t *testing.T, u shard.User) // the stored record after
 	}{
+		{
+			name: "password reset with the forgot-pass code",
+			user: active2(forgot),
+			op:   ResetPassword{ID: 7, PHC: "new-phc", WithCode: true, Code: shard.EmailCode{Purpose: shard.PurposeForgotPass, Digest: "f1"}, At: t0},
+			want: EmailState{ID: 7, Role: "staff", IsActive: true, EmailVerifySent: past},
+			check: func(t *testing.T, u shard.User) {
+				if u.PasswordPHC != "new-phc" || len(u.EmailTokens) != 0 {
+					t.Errorf("password %q, tokens %v; want the new hash and the code used up", u.PasswordPHC, u.EmailTokens)
+				}
+			},
+		},
+		{
+			name:    "password reset with a wrong code changes nothing",
+			user:    active2(forgot),
+			op:      ResetPassword{ID: 7, PHC: "new-phc", WithCode: true, Code: shard.EmailCode{Purpose: shard.PurposeForgotPass, Digest: "f9"}, At: t0},
+			wantErr: shard.ErrEmailCodeInvalid,
+			check: func(t *testing.T, u shard.User) {
+				if u.PasswordPHC != "old-phc" || len(u.EmailTokens) != 1 {
+					t.Errorf("password %q, tokens %v; want both unchanged", u.PasswordPHC, u.EmailTokens)
+				}
+			},
+		},
+		{
+			name:    "password reset with an expired code",
+			user:    active2(shard.EmailToken{Purpose: shard.PurposeForgotPass, Digest: "f1", Expires: past}),
+			op:      ResetPassword{ID: 7, PHC: "new-phc", WithCode: true, Code: shard.EmailCode{Purpose: shard.PurposeForgotPass, Digest: "f1"}, At: t0},
+			wantErr: shard.ErrEmailCodeExpired,
+		},
+		{
+			name: "password reset without a code",
+			user: active2(),
+			op:   ResetPassword{ID: 7, PHC: "new-phc", At: t0},
+			want: EmailState{ID: 7, Role: "staff", IsActive: true, EmailVerifySent: past},
+			check: func(t *testing.T, u shard.User) {
+				if u.PasswordPHC != "new-phc" {
+					t.Errorf("password %q; want the new hash", u.PasswordPHC)
+				}
+			},
+		},
 		{
 			name: "sign-up code recorded for an inactive user",
 			user: inactive,

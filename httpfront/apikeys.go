@@ -307,7 +307,7 @@ func handleAPIKeyRevokeAll(c *call) (result, error) {
 	case !valid:
 		return failure("provided API key is invalid, revoke-all operation requires a valid key to start with", "All API keys revocation failed. The API key presented is invalid."), nil
 	}
-	n, err := durableCount(actors.AskAll[int](c.s.deps.Core, actors.RevokeUserAPIKeys{UserID: shard.UserID(cl.uid), Role: cl.rol}))
+	n, err := durableSum(actors.AskAll[int](c.s.deps.Core, actors.RevokeUserAPIKeys{UserID: shard.UserID(cl.uid), Role: cl.rol}))
 	if err != nil {
 		return result{}, err
 	}
@@ -322,25 +322,7 @@ func handleAPIKeyRevokeAll(c *call) (result, error) {
 // role's rights (verification also refuses them, see keyUsers; this makes
 // it last, even if the old role comes back).
 func revokeKeysOfOtherRoles(s *Server, uid shard.UserID, role string) (int, error) {
-	return durableCount(actors.AskAll[int](s.deps.Core, actors.RevokeUserAPIKeysNotRole{UserID: uid, Role: role}))
-}
-
-// durableCount takes what [actors.AskAll] returned for an operation that
-// answers a count, waits until every shard's mutations are on disk, and
-// returns the sum of the counts. When it returns nil, every shard's part of
-// the change is in memory and durable; a failed write is errUnwritable.
-func durableCount(rs []actors.Result[int], err error) (int, error) {
-	if err != nil {
-		return 0, err
-	}
-	if err := actors.WaitAll(rs); err != nil {
-		return 0, errUnwritable
-	}
-	n := 0
-	for _, r := range rs {
-		n += r.Value
-	}
-	return n, nil
+	return durableSum(actors.AskAll[int](s.deps.Core, actors.RevokeUserAPIKeysNotRole{UserID: uid, Role: role}))
 }
 
 // keySeconds reads a lifetime or offset in seconds (int or float) within

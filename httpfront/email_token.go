@@ -122,7 +122,8 @@ func codeDigest(code string) string {
 
 // precheckCode does the checks that need no user record: form, signature,
 // purpose, email and expiry of a server-minted code. A code of another
-// form (a frontend's own) passes; useCode checks it against the record.
+// form (a frontend's own) passes; the core checks it against the record
+// (shard.User.UseEmailCode).
 func precheckCode(key []byte, code, purpose, email string, now time.Time) error {
 	if code == "" || len(code) > maxCodeBytes {
 		return errTokenInvalid
@@ -162,20 +163,6 @@ func mailedCode(key []byte, code, purpose string) (shard.EmailCode, error) {
 	return mc, nil
 }
 
-// useCode checks code against u's outstanding code for purpose and, when
-// it matches and has not expired, removes it from u. It runs inside a
-// shard.UpdateUser edit, so checking and removing are one atomic step.
-// The email requests send the same check to the core instead: mailedCode,
-// then an operation of actors/ops_email.go that calls
-// shard.User.UseEmailCode in its edit.
-func useCode(key []byte, u *shard.User, code, purpose string, now time.Time) error {
-	mc, err := mailedCode(key, code, purpose)
-	if err != nil {
-		return err
-	}
-	return u.UseEmailCode(mc, now)
-}
-
 // wrapCode breaks a code into lines of 70 characters for the mail body,
 // as the reference does.
 func wrapCode(code string) string {
@@ -198,8 +185,8 @@ func DeriveMailKey(secret string) []byte {
 	return m.Sum(nil)
 }
 
-// codeReason is the failure_reason for an error of precheckCode or useCode
-// ("" when err is nil or is not about the code).
+// codeReason is the failure_reason for an error of precheckCode, mailedCode
+// or shard.User.UseEmailCode ("" when err is nil or is not about the code).
 func codeReason(err error) string {
 	switch {
 	case err == nil:

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
-	"time"
 
 	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/shard"
@@ -103,20 +102,6 @@ func handleSessionDelete(c *call) (result, error) {
 		return result{messages: []string{"Session delete processed, success: False."}}, nil
 	}
 	return success("Session delete processed, success: True."), nil
-}
-
-// durableFanOut runs edit on every shard, waits until all its mutations
-// are on disk, and returns the sum of the counts edit returned. When it
-// returns, every shard's part of the change is in memory and durable.
-//
-// NB: edit is a closure handed to the core. A fan-out that is a named
-// operation answering an int goes through [durableSum] instead, as
-// deleteUserSessions does.
-func durableFanOut(s *Server, edit func(*shard.Shard) (int, []shard.Mutation)) (int, error) {
-	return durableSum(actors.DoAll(s.deps.Core, func(sh *shard.Shard, _ time.Time) (int, []shard.Mutation, error) {
-		n, muts := edit(sh)
-		return n, muts, nil
-	}))
 }
 
 // durableSum takes the results of a fan-out whose shards answer counts

@@ -2,7 +2,6 @@ package httpfront
 
 import (
 	"errors"
-	"time"
 
 	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/passhash"
@@ -102,20 +101,6 @@ func deleteSession(s *Server, token string) (bool, error) {
 	}
 	if err := durable(res); err != nil {
 		return false, err
-	}
-	return res.Value, nil
-}
-
-// updateUser runs edit on user id on its shard and waits for durability.
-func updateUser(s *Server, id shard.UserID, edit func(u *shard.User) error) (shard.User, error) {
-	res, err := actors.Do(s.deps.Core, shard.UserRoute(id), func(sh *shard.Shard, now time.Time) (shard.User, []shard.Mutation, error) {
-		return sh.UpdateUser(id, now, edit)
-	})
-	if err != nil {
-		return shard.User{}, err
-	}
-	if err := durable(res); err != nil {
-		return shard.User{}, err
 	}
 	return res.Value, nil
 }

@@ -174,15 +174,14 @@ func handleUserResetpass(c *call) (result, error) {
 	if ok, msgs := s.ext.users.opts.Policy.Check(next, u.Email, u.FullName, s.ext.users.opts.ServerFQDN); !ok {
 		return failure(reasonInsecure, append([]string{msgInsecure}, msgs...)...), nil
 	}
-	_, err = updateUser(s, u.ID, func(x *shard.User) error {
-		if code != "" {
-			if err := useCode(key, x, code, purposeForgotPass, c.now); err != nil {
-				return err
-			}
-		}
-		x.PasswordPHC = phc
-		return nil
-	})
+	op := actors.ResetPassword{ID: u.ID, PHC: phc, At: c.now}
+	if code != "" {
+		op.WithCode = true
+		op.Code, err = mailedCode(key, code, purposeForgotPass)
+	}
+	if err == nil {
+		_, err = askEmailOp(s, op)
+	}
 	if reason := codeReason(err); reason != "" {
 		return failure(reason, "The verification code is not valid."), nil
 	}
