@@ -52,6 +52,7 @@ type Config struct {
 	HashQueue      int           // AUTHNZERVER_HASHQUEUE: waiting hashes; 0 = 4×workers
 	Argon2         string        // AUTHNZERVER_ARGON2: "t=3,m=65536,p=4"
 	HashIsolation  string        // AUTHNZERVER_HASHISOLATION: process | off
+	HashNice       int           // AUTHNZERVER_HASHNICE: 0..19, the hash worker's nice below the server
 	DisposableList string        // AUTHNZERVER_DISPOSABLEDOMAINS: extra list file
 	CommonPassList string        // AUTHNZERVER_COMMONPASSWORDS: extra list file
 	MetricsAddr    string        // AUTHNZERVER_METRICSADDR; "" = off
@@ -155,6 +156,7 @@ var items = []item{
 	{name: "hashqueue", env: "AUTHNZERVER_HASHQUEUE", def: "0", help: "password hashes allowed to wait (0: 4×workers)", set: integer("hashqueue", func(c *Config) *int { return &c.HashQueue })},
 	{name: "argon2", env: "AUTHNZERVER_ARGON2", def: "t=3,m=65536,p=4", help: "Argon2id parameters for new hashes", set: str(func(c *Config) *string { return &c.Argon2 })},
 	{name: "hashisolation", env: "AUTHNZERVER_HASHISOLATION", def: "process", help: "process: compute Argon2 in a child process, so logins do not take the cores from session checks; off: in this process", set: str(func(c *Config) *string { return &c.HashIsolation })},
+	{name: "hashnice", env: "AUTHNZERVER_HASHNICE", def: "0", help: "how far below the server's priority the hash worker process runs (0 to 19): 0 splits the CPU between logins and the front under load, 19 gives logins only what the front leaves", set: integer("hashnice", func(c *Config) *int { return &c.HashNice })},
 	{name: "disposabledomains", env: "AUTHNZERVER_DISPOSABLEDOMAINS", def: "", help: "file of extra disposable email domains", set: str(func(c *Config) *string { return &c.DisposableList })},
 	{name: "commonpasswords", env: "AUTHNZERVER_COMMONPASSWORDS", def: "", help: "file of extra common passwords", set: str(func(c *Config) *string { return &c.CommonPassList })},
 	{name: "metricsaddr", env: "AUTHNZERVER_METRICSADDR", def: "", help: "listen address of the Prometheus /metrics endpoint (empty: off)", set: str(func(c *Config) *string { return &c.MetricsAddr })},
@@ -234,6 +236,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config: port %d out of range", c.Port)
 	case c.Durability != "sync" && c.Durability != "async":
 		return fmt.Errorf("config: durability must be sync or async, not %q", c.Durability)
+	case c.HashNice < 0 || c.HashNice > 19:
+		return fmt.Errorf("config: hashnice must be 0 to 19, not %d", c.HashNice)
 	case c.HashIsolation != "process" && c.HashIsolation != "off":
 		return fmt.Errorf("config: hashisolation must be process or off, not %q", c.HashIsolation)
 	case c.LogFormat != "text" && c.LogFormat != "json":

@@ -39,3 +39,25 @@ func TestInputLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestHashNice: the hash worker's nice is 0 by default and 0 to 19 when set.
+func TestHashNice(t *testing.T) {
+	for _, tt := range []struct {
+		env     string
+		want    int
+		wantErr bool
+	}{{"", 0, false}, {"10", 10, false}, {"19", 19, false}, {"-1", 0, true}, {"20", 0, true}} {
+		c, err := Load(nil, func(k string) string {
+			if k == "AUTHNZERVER_HASHNICE" {
+				return tt.env
+			}
+			return ""
+		}, io.Discard)
+		switch {
+		case (err != nil) != tt.wantErr:
+			t.Errorf("AUTHNZERVER_HASHNICE=%q: error %v; want an error: %v", tt.env, err, tt.wantErr)
+		case err == nil && c.HashNice != tt.want:
+			t.Errorf("AUTHNZERVER_HASHNICE=%q: %d; want %d", tt.env, c.HashNice, tt.want)
+		}
+	}
+}

@@ -63,9 +63,13 @@ type HasherOptions struct {
 
 	// Process, when set, is the command of an isolated hash worker process
 	// (one that calls [ServeHashWorker] on its stdin and stdout); the
-	// hashes are computed there, at this process's priority (see
-	// hashproc.go). Nil computes them in this process.
+	// hashes are computed there (see hashproc.go). Nil computes them in
+	// this process.
 	Process []string
+	// Nice, from 0 to 19, lowers the worker process's priority below this
+	// process's by that much: 0 splits the CPU evenly between logins and
+	// the front under load, 19 gives logins only what the front leaves.
+	Nice int
 
 	// testHook, if set, is called by a worker before each operation.
 	testHook func(HashOp)
@@ -198,7 +202,7 @@ func NewHasher(system *actor.ActorSystem, opts HasherOptions) *Hasher {
 		load:     make([]atomic.Int32, opts.Workers),
 	}
 	if len(opts.Process) > 0 {
-		h.proc = newHashProc(opts.Process, 2*opts.Timeout)
+		h.proc = newHashProc(opts.Process, opts.Nice, 2*opts.Timeout)
 	}
 	for i := range h.pids {
 		props := actor.PropsFromProducer(func() actor.Actor { return &hashWorker{h: h, idx: i} })

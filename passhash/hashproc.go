@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -191,8 +192,23 @@ type hashChild struct {
 	done  chan struct{} // closed once cmd has been waited for
 }
 
-func newHashProc(command []string, timeout time.Duration) *hashProc {
-	return &hashProc{command: command, timeout: timeout, pending: map[uint64]chan HashResult{}}
+func newHashProc(command []string, nice int, timeout time.Duration) *hashProc {
+	return &hashProc{command: niceCommand(command, nice), timeout: timeout, pending: map[uint64]chan HashResult{}}
+}
+
+// niceCommand prefixes command with `nice -n n` when n > 0 and nice exists.
+// nice sets its own priority and then runs the command, so every thread of
+// the worker inherits it (on Linux a priority set from outside would reach
+// only one thread).
+func niceCommand(command []string, n int) []string {
+	if n <= 0 {
+		return command
+	}
+	p, err := exec.LookPath("nice")
+	if err != nil {
+		return command
+	}
+	return append([]string{p, "-n", strconv.Itoa(min(n, 19))}, command...)
 }
 
 // startLocked starts a child. REQUIRES: p.mu held.

@@ -300,24 +300,28 @@ func FuzzHashFrame(f *testing.F) {
 	})
 }
 
-// TestHashWorkerNotNiced: the worker process runs at the server's priority.
-// Under nice 19 it got almost no CPU while the front was busy refusing a
-// flood.
-func TestHashWorkerNotNiced(t *testing.T) {
+// TestHashWorkerNice: by default the worker process runs at the server's
+// priority (under nice 19 it got almost no CPU while the front was busy
+// refusing a flood); HasherOptions.Nice lowers it by that much, for every
+// thread of the worker.
+func TestHashWorkerNice(t *testing.T) {
 	t.Setenv(hashWorkerEnv, "1")
-	h := newTestHasher(t, HasherOptions{Workers: 1, Params: phcTestParams, Process: []string{os.Args[0]}, Timeout: 2 * time.Minute})
-	if _, err := h.Run(HashOp{Password: "x"}); err != nil {
-		t.Fatal(err)
-	}
 	self, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	child, err := syscall.Getpriority(syscall.PRIO_PROCESS, childPID(h))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if child != self {
-		t.Errorf("worker priority %d; want the server's, %d", child, self)
+	for _, nice := range []int{0, 7} {
+		h := newTestHasher(t, HasherOptions{Workers: 1, Params: phcTestParams, Process: []string{os.Args[0]}, Nice: nice, Timeout: 2 * time.Minute})
+		if _, err := h.Run(HashOp{Password: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		// The raw syscall answers 20 - nice: a lower value is a lower priority.
+		child, err := syscall.Getpriority(syscall.PRIO_PROCESS, childPID(h))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if self-child != nice {
+			t.Errorf("Nice %d: worker priority %d, server's %d; want the worker %d below", nice, child, self, nice)
+		}
 	}
 }

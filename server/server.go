@@ -184,7 +184,7 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 	}
 	hopts := passhash.HasherOptions{Workers: cfg.Workers, QueueLen: cfg.HashQueue, Params: params}
 	if cfg.HashIsolation == "process" {
-		hopts.Process = o.HashWorkerCommand
+		hopts.Process, hopts.Nice = o.HashWorkerCommand, cfg.HashNice
 	}
 	s.Hasher = passhash.NewHasher(s.system, hopts)
 	if err := s.bootstrap(o.Getenv, dataDir); err != nil {
