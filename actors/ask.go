@@ -54,6 +54,10 @@ func (r Result[R]) Durable() error {
 // Do runs fn on the shard that owns route and returns what it returned. fn
 // runs on the shard's goroutine: it may read and change s, must not block,
 // and must not keep pointers into s. Its error is returned as is.
+//
+// Do and DoAll hand a closure to a shard, which no other node could run:
+// they are for tests and benchmarks that set up or stall state. The server
+// speaks to its shards in named operations ([Ask], ops.go).
 func Do[R any](c *Core, route shard.Route, fn func(s *shard.Shard, now time.Time) (R, []shard.Mutation, error)) (Result[R], error) {
 	if c.stopped.Load() {
 		return Result[R]{}, ErrStopped
