@@ -49,9 +49,8 @@ type failState struct {
 	Lockouts int `json:"k,omitempty"`
 
 	// Memory only.
-	pending []time.Time   // begin times of the attempts not yet ended
-	settled chan struct{} // closed when an attempt ends, for waiters
-	legacy  []string      // old-format keys merged into this entry
+	pending []time.Time // begin times of the attempts not yet ended
+	legacy  []string    // old-format keys merged into this entry
 }
 
 type failureTable struct {
@@ -135,7 +134,8 @@ const (
 	// AttemptVerify: reserved; verify the password, then call EndAttempt.
 	AttemptVerify Verdict = iota
 	// AttemptWait: the tries left are all in flight. Nothing is reserved;
-	// wait for Attempt.Settled, then begin again.
+	// begin again a little later (the answer is plain data, so a caller on
+	// another node can wait the same way).
 	AttemptWait
 	// AttemptRefused: a refusal window is open. Verify nothing.
 	AttemptRefused
@@ -148,9 +148,8 @@ const (
 // Attempt is the answer of BeginAttempt.
 type Attempt struct {
 	Verdict  Verdict
-	Until    time.Time       // AttemptRefused, AttemptOverLimit: end of the window
-	Lockouts int             // AttemptOverLimit: windows since the last success, this one included
-	Settled  <-chan struct{} // AttemptWait: closed when an attempt in flight ends
+	Until    time.Time // AttemptRefused, AttemptOverLimit: end of the window
+	Lockouts int       // AttemptOverLimit: windows since the last success, this one included
 }
 
 // BeginAttempt decides whether a password of the account email (normalised)
@@ -181,10 +180,7 @@ func (s *Shard) BeginAttempt(email string, now time.Time, p AttemptPolicy) (Atte
 		st.Lockouts++
 		return Attempt{Verdict: AttemptOverLimit, Until: st.Until, Lockouts: st.Lockouts}, s.failures.save(email, st)
 	case st.Count+len(st.pending) >= max(p.Tries, 1):
-		if st.settled == nil {
-			st.settled = make(chan struct{})
-		}
-		return Attempt{Verdict: AttemptWait, Settled: st.settled}, nil
+		return Attempt{Verdict: AttemptWait}, nil
 	}
 	st.pending = append(st.pending, now)
 	return Attempt{Verdict: AttemptVerify}, nil
@@ -223,7 +219,6 @@ func (s *Shard) EndAttempt(email string, o Outcome, now time.Time) (int, []Mutat
 	if len(st.pending) > 0 {
 		st.pending = st.pending[1:] // any one: they are alike
 	}
-	st.wake()
 	switch o {
 	case AttemptSucceeded:
 		return 0, s.ResetFailures(email)
@@ -260,7 +255,6 @@ func (s *Shard) ResetFailures(email string) []Mutation {
 	for _, k := range st.legacy {
 		muts = append(muts, Mutation{Key: []byte(k)})
 	}
-	st.wake() // waiters have all the tries again
 	if len(st.pending) > 0 {
 		*st = failState{pending: st.pending} // keep the entry for the attempts in flight
 	} else {
@@ -275,13 +269,6 @@ func (s *Shard) Failures(email string) int {
 		return st.Count
 	}
 	return 0
-}
-
-func (st *failState) wake() {
-	if st.settled != nil {
-		close(st.settled)
-		st.settled = nil
-	}
 }
 
 func (st *failState) idle() bool {
