@@ -134,24 +134,13 @@ func TestAPIKeyRevokeUser(t *testing.T) {
 		t.Fatalf("revoked %d (%d mutations); want 2", n, len(muts))
 	}
 	at := kt0.Add(30 * time.Second)
-	for _, tt := range []struct {
-		tkn  string
-		kind APIKeyKind
-		uid  UserID
-		role string
-		ok   bool
-	}{
+	checkVerifies(t, s, at, "after revoke-all", []keyCase{
 		{"a", KeyNoSession, 7, "authenticated", false},
 		{"b", KeyNoSession, 7, "authenticated", false},
 		{"c", KeyNoSession, 7, "staff", true},
 		{"d", KeyNoSession, 8, "authenticated", true},
 		{"e", KeySession, 7, "authenticated", true},
-	} {
-		_, err := s.VerifyAPIKey(tt.kind, DigestAPIKey(tt.tkn), tt.uid, tt.role, at)
-		if (err == nil) != tt.ok {
-			t.Errorf("key %s after revoke-all: err %v; want ok %v", tt.tkn, err, tt.ok)
-		}
-	}
+	})
 	if n, _ := s.RevokeUserAPIKeys(7, "authenticated"); n != 0 {
 		t.Errorf("second revoke-all revoked %d; want 0", n)
 	}
@@ -346,23 +335,13 @@ func TestRevokeUserAPIKeysNotRole(t *testing.T) {
 		t.Fatalf("revoked %d (%d mutations); want 2", n, len(muts))
 	}
 	at := kt0.Add(30 * time.Second)
-	for _, tt := range []struct {
-		tkn  string
-		kind APIKeyKind
-		uid  UserID
-		role string
-		ok   bool
-	}{
+	checkVerifies(t, s, at, "after the role change", []keyCase{
 		{"free-staff", KeyNoSession, 7, "staff", false},
 		{"sess-staff", KeySession, 7, "staff", false},
 		{"free-auth", KeyNoSession, 7, "authenticated", true},
 		{"sess-auth", KeySession, 7, "authenticated", true},
 		{"other-staff", KeyNoSession, 8, "staff", true},
-	} {
-		if _, err := s.VerifyAPIKey(tt.kind, DigestAPIKey(tt.tkn), tt.uid, tt.role, at); (err == nil) != tt.ok {
-			t.Errorf("%s: verify err %v; want ok %v", tt.tkn, err, tt.ok)
-		}
-	}
+	})
 	r := replay(t, muts) // the deletions are persisted
 	if _, err := r.VerifyAPIKey(KeyNoSession, DigestAPIKey("free-staff"), 7, "staff", at); err == nil {
 		t.Errorf("revoked key verifies after replay")
@@ -397,5 +376,26 @@ func TestUserAPIKeys(t *testing.T) {
 	}
 	if got := s.UserAPIKeys(7, APIKeyKind(9), at); len(got) != 0 {
 		t.Errorf("bad kind: %d keys; want 0", len(got))
+	}
+}
+
+// keyCase is a key's token and how it is verified, and whether it should
+// verify.
+type keyCase struct {
+	tkn  string
+	kind APIKeyKind
+	uid  UserID
+	role string
+	ok   bool
+}
+
+// checkVerifies verifies each case's key at at and reports those that do
+// not answer as expected (when: what happened before, for the message).
+func checkVerifies(t *testing.T, s *Shard, at time.Time, when string, cases []keyCase) {
+	t.Helper()
+	for _, tt := range cases {
+		if _, err := s.VerifyAPIKey(tt.kind, DigestAPIKey(tt.tkn), tt.uid, tt.role, at); (err == nil) != tt.ok {
+			t.Errorf("key %s %s: verify err %v; want ok %v", tt.tkn, when, err, tt.ok)
+		}
 	}
 }
