@@ -29,24 +29,7 @@ func TestIntegerRange(t *testing.T) {
 		{"huge int literal for a float", `{"user_id":null,"n":1,"nbf":18446744073709551617}`, nil},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var body map[string]json.RawMessage
-			if err := json.Unmarshal([]byte(tt.body), &body); err != nil {
-				t.Fatal(err)
-			}
-			got := map[string]string{}
-			for _, p := range validate(params, body) {
-				got[p.Param] = p.Problem
-			}
-			if len(got) != len(tt.bad) {
-				t.Fatalf("problems = %v; want %v", got, tt.bad)
-			}
-			for k, v := range tt.bad {
-				if got[k] != v {
-					t.Errorf("problem[%s] = %q; want %q", k, got[k], v)
-				}
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkProblems(t, params, tt.body, tt.bad) })
 	}
 }
 
@@ -89,23 +72,28 @@ func TestValidateBounds(t *testing.T) {
 		{"281 characters", `{"extra_info_json":null,"user_agent":"` + strings.Repeat("a", 281) + `","ip_address":"` + strings.Repeat("€", 281) + `"}`, map[string]string{"user_agent": "too long", "ip_address": "too long"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var body map[string]json.RawMessage
-			if err := json.Unmarshal([]byte(tt.body), &body); err != nil {
-				t.Fatal(err)
-			}
-			got := map[string]string{}
-			for _, p := range validate(params, body) {
-				got[p.Param] = p.Problem
-			}
-			if len(got) != len(tt.bad) {
-				t.Fatalf("problems = %v; want %v", got, tt.bad)
-			}
-			for k, v := range tt.bad {
-				if got[k] != v {
-					t.Errorf("problem[%s] = %q; want %q", k, got[k], v)
-				}
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkProblems(t, params, tt.body, tt.bad) })
+	}
+}
+
+// checkProblems validates the JSON body against params and checks that the
+// problems found are exactly bad (parameter → problem).
+func checkProblems(t *testing.T, params []param, jsonBody string, bad map[string]string) {
+	t.Helper()
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(jsonBody), &body); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, p := range validate(params, body) {
+		got[p.Param] = p.Problem
+	}
+	if len(got) != len(bad) {
+		t.Fatalf("problems = %v; want %v", got, bad)
+	}
+	for k, v := range bad {
+		if got[k] != v {
+			t.Errorf("problem[%s] = %q; want %q", k, got[k], v)
+		}
 	}
 }
