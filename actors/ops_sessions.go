@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"time"
@@ -114,7 +113,7 @@ func (o MergeSessionExtra) Route() shard.Route { return shard.SessionRoute(o.Dig
 
 func (o MergeSessionExtra) apply(s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
 	return s.EditSessionExtra(o.Digest, now, func(old json.RawMessage) (json.RawMessage, error) {
-		merged, err := mergeSessionExtra(old, o.Update)
+		merged, err := mergeExtra(old, o.Update)
 		if err == nil && o.MaxBytes > 0 && len(merged) > o.MaxBytes {
 			err = ErrSessionExtraTooLarge
 		}
@@ -122,23 +121,23 @@ func (o MergeSessionExtra) apply(s *shard.Shard, now time.Time) (any, []shard.Mu
 	})
 }
 
-// mergeSessionExtra merges update into the JSON object old (see
-// [MergeSessionExtra]). Unlike the reference, deleting an absent key is a
-// no-op instead of storing the literal "__delete__" (docs/protocol.md,
-// "Deliberate differences from the Python server").
-//
-// NB: httpfront's mergeExtra applies the same rule to a user's extra info.
-func mergeSessionExtra(old json.RawMessage, update map[string]json.RawMessage) (json.RawMessage, error) {
+// mergeExtra merges update into the JSON object old (a non-object old,
+// null included, counts as {}): each key is set, and a key whose value is
+// the JSON string "__delete__" is removed. Unlike the reference, deleting an
+// absent key is a no-op instead of storing the literal "__delete__"
+// (docs/protocol.md, "Deliberate differences from the Python server"). It
+// serves the extra info of sessions and of users alike.
+func mergeExtra(old json.RawMessage, update map[string]json.RawMessage) (json.RawMessage, error) {
 	m := map[string]json.RawMessage{}
-	if old = bytes.TrimLeft(old, " \t\r\n"); len(old) > 0 && old[0] == '{' {
+	if firstByte(old) == '{' {
 		if err := json.Unmarshal(old, &m); err != nil {
 			return nil, err
 		}
 	}
 	for k, v := range update {
-		if t := bytes.TrimLeft(v, " \t\r\n"); len(t) > 0 && t[0] == '"' {
+		if firstByte(v) == '"' {
 			var s string
-			if json.Unmarshal(v, &s) == nil && s == "__delete__" { // the marker that removes a key
+			if json.Unmarshal(v, &s) == nil && s == "__delete__" {
 				delete(m, k)
 				continue
 			}

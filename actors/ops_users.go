@@ -187,7 +187,7 @@ func (o EditUser) apply(s *shard.Shard, now time.Time) (any, []shard.Mutation, e
 			u.IsActive = o.IsActive
 		}
 		if o.SetExtra {
-			merged, err := mergeUserExtra(u.ExtraInfo, o.Extra)
+			merged, err := mergeExtra(u.ExtraInfo, o.Extra)
 			if err != nil || len(merged) > o.MaxExtraBytes {
 				return ErrEditValue
 			}
@@ -199,29 +199,6 @@ func (o EditUser) apply(s *shard.Shard, now time.Time) (any, []shard.Mutation, e
 		return nil, nil, err
 	}
 	return EditResult{User: u, OldRole: oldRole}, muts, nil
-}
-
-// mergeUserExtra merges update into the JSON object old (a non-object old
-// counts as empty); a value that is the JSON string "__delete__" removes its
-// key.
-func mergeUserExtra(old json.RawMessage, update map[string]json.RawMessage) (json.RawMessage, error) {
-	m := map[string]json.RawMessage{}
-	if k := firstByte(old); k == '{' {
-		if err := json.Unmarshal(old, &m); err != nil {
-			return nil, err
-		}
-	}
-	for k, v := range update {
-		if firstByte(v) == '"' {
-			var s string
-			if json.Unmarshal(v, &s) == nil && s == "__delete__" {
-				delete(m, k)
-				continue
-			}
-		}
-		m[k] = v
-	}
-	return json.Marshal(m)
 }
 
 // firstByte is the first byte of raw that is not JSON white space (0 when

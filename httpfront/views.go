@@ -1,7 +1,6 @@
 package httpfront
 
 import (
-	"encoding/json"
 	"strconv"
 
 	"github.com/authnzerver/authnzerver/actors"
@@ -115,34 +114,6 @@ func (l userInfoList) appendJSON(dst []byte) []byte {
 		dst = userInfo{l[i]}.appendJSON(dst)
 	}
 	return append(dst, ']')
-}
-
-// deleteMarker is the value that removes a key in an extra-info merge.
-const deleteMarker = "__delete__"
-
-// mergeExtra merges update into the JSON object old (null counts as {}): each
-// key is set, and a key whose value is "__delete__" is removed. Unlike the
-// reference, deleting an absent key is a no-op instead of storing the literal
-// "__delete__" (docs/protocol.md, "Deliberate differences from the Python
-// server").
-func mergeExtra(old json.RawMessage, update map[string]json.RawMessage) (json.RawMessage, error) {
-	m := map[string]json.RawMessage{}
-	if len(old) > 0 && rawKind(old) == '{' {
-		if err := json.Unmarshal(old, &m); err != nil {
-			return nil, err
-		}
-	}
-	for k, v := range update {
-		if rawKind(v) == '"' {
-			var s string
-			if json.Unmarshal(v, &s) == nil && s == deleteMarker {
-				delete(m, k)
-				continue
-			}
-		}
-		m[k] = v
-	}
-	return json.Marshal(m)
 }
 
 // appendSessionFields appends the session's own fields, in the order all
