@@ -36,11 +36,11 @@ var (
 // well succeed (a dead hash worker is restarted, a stalled one killed).
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, errBusy), errors.Is(err, passhash.ErrHasherBusy), errors.Is(err, actors.ErrTimeout):
+	case errors.Is(err, errBusy), errors.Is(err, actors.ErrBusy), errors.Is(err, passhash.ErrHasherBusy), errors.Is(err, actors.ErrTimeout):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, passhash.ErrHasherFault), errors.Is(err, passhash.ErrHasherTimeout), errors.Is(err, passhash.ErrHasherStopped):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, errUnwritable), errors.Is(err, actors.ErrStopped):
+	case errors.Is(err, errUnwritable), errors.Is(err, actors.ErrUnwritable), errors.Is(err, actors.ErrStopped):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -99,7 +99,7 @@ func (b BusyCause) String() string {
 // busyCause classifies the error behind a 503 answer.
 func busyCause(err error) BusyCause {
 	switch {
-	case errors.Is(err, passhash.ErrHasherBusy), errors.Is(err, errBusy),
+	case errors.Is(err, passhash.ErrHasherBusy), errors.Is(err, errBusy), errors.Is(err, actors.ErrBusy),
 		errors.Is(err, passhash.ErrHasherFault), errors.Is(err, passhash.ErrHasherTimeout), errors.Is(err, passhash.ErrHasherStopped):
 		return BusyHasher
 	case errors.Is(err, actors.ErrTimeout):

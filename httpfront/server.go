@@ -115,6 +115,10 @@ type Deps struct {
 	Mailer *mail.Mailer
 	// Healthy reports whether the store accepts writes (nil: always).
 	Healthy func() error
+	// Accounts runs the flows on accounts (sign-up, login, password
+	// changes, locks, deletions). Nil: New makes one over Core and Hasher
+	// with the policy of Options.Users and the default lock rules.
+	Accounts *actors.Accounts
 }
 
 // Server is the HTTP front. It is safe for concurrent use.
@@ -148,6 +152,15 @@ func New(opts Options, deps Deps) (*Server, error) {
 	}
 	s := &Server{opts: opts, deps: deps, hosts: make(map[string]bool), log: opts.Logger}
 	s.ext.users.opts = opts.Users
+	if s.deps.Accounts == nil {
+		var h actors.Hasher
+		if deps.Hasher != nil {
+			h = deps.Hasher
+		}
+		s.deps.Accounts = actors.NewAccounts(deps.Core, h, actors.AccountOptions{
+			Policy: opts.Users.Policy, ServerFQDN: opts.Users.ServerFQDN, PII: s.pii, Logger: opts.Logger,
+		})
+	}
 	for _, h := range opts.AllowedHosts {
 		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
 			s.hosts[h] = true
