@@ -465,13 +465,19 @@ func truncateString(s string, n int) string {
 }
 
 // pii returns the salted hash that stands for a piece of personal data in
-// logs (docs/security.md, "Logs"): HMAC-SHA256 keyed by the PII salt, 24 hex
-// characters.
-func (s *Server) pii(v string) string {
-	if s.opts.PIISalt == "none" {
+// logs ([PIIHash]).
+func (s *Server) pii(v string) string { return PIIHash(s.opts.PIISalt, v) }
+
+// PIIHash returns the salted hash that stands for a piece of personal data
+// v in logs (docs/security.md, "Logs"): HMAC-SHA256 keyed by the PII salt,
+// 24 hex characters; v itself when the salt is "none". Whatever logs a
+// user's data (the front, the core's flows) uses it, so that one user has
+// one pseudonym in every log line.
+func PIIHash(salt, v string) string {
+	if salt == "none" {
 		return v
 	}
-	m := hmac.New(sha256.New, []byte(s.opts.PIISalt))
+	m := hmac.New(sha256.New, []byte(salt))
 	m.Write([]byte(v))
 	return hex.EncodeToString(m.Sum(nil)[:12])
 }

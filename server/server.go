@@ -44,9 +44,12 @@ type Server struct {
 	Store  *persist.Store
 	Core   *actors.Core
 	Hasher *passhash.Hasher
-	Mailer *mail.Mailer
-	Front  *httpfront.Server
-	Log    *slog.Logger
+	// Accounts runs the core's flows on accounts (docs/design.md, "The
+	// core's flows").
+	Accounts *actors.Accounts
+	Mailer   *mail.Mailer
+	Front    *httpfront.Server
+	Log      *slog.Logger
 	// Addr is the address the server listens on, once Listen returned.
 	Addr     net.Addr
 	system   *actor.ActorSystem
@@ -187,6 +190,15 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		hopts.Process, hopts.Nice = o.HashWorkerCommand, cfg.HashNice
 	}
 	s.Hasher = passhash.NewHasher(s.system, hopts)
+	// One set of the core's flows, for the front and the bootstrap alike.
+	s.Accounts = actors.NewAccounts(s.Core, s.Hasher, actors.AccountOptions{
+		LockTries:  cfg.UserLockTries,
+		LockTime:   time.Duration(cfg.UserLockTime) * time.Second,
+		Policy:     policy,
+		ServerFQDN: fqdn,
+		PII:        func(v string) string { return httpfront.PIIHash(salt, v) },
+		Logger:     lg,
+	})
 	if err := s.bootstrap(o.Getenv, dataDir); err != nil {
 		s.Close()
 		return nil, err
@@ -240,14 +252,15 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 			SMTP: mail.SMTPSettings{Host: cfg.EmailServer, Port: cfg.EmailPort,
 				User: cfg.EmailUser, Pass: cfg.EmailPass, TLS: mailTLS, RootCAs: mailCAs},
 			Sender:   cfg.EmailSender,
-			TokenKey: httpfront.DeriveMailKey(wire.ParseKeyList(secret)[0]),
+			TokenKey: actors.DeriveCodeKey(wire.ParseKeyList(secret)[0]),
 		},
 	}, httpfront.Deps{
-		Codec:   s.Codec,
-		Core:    s.Core,
-		Hasher:  s.Hasher,
-		Mailer:  s.Mailer,
-		Healthy: s.Store.Healthy,
+		Codec:    s.Codec,
+		Core:     s.Core,
+		Hasher:   s.Hasher,
+		Mailer:   s.Mailer,
+		Healthy:  s.Store.Healthy,
+		Accounts: s.Accounts,
 	})
 	if err != nil {
 		s.Close()
@@ -400,11 +413,6 @@ func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 // passwords") when the store has no superuser yet, and writes the admin
 // credentials file (docs/operations.md, "Where things live").
 func (s *Server) bootstrap(getenv func(string) string, dataDir string) error {
-	if _, err := actors.Ask[shard.User](s.Core, actors.GetUser{ID: shard.SuperuserID}); err == nil {
-		return nil
-	} else if !errors.Is(err, shard.ErrUserNotFound) {
-		return fmt.Errorf("server: bootstrap: %w", err)
-	}
 	adminEmail := getenv("AUTHNZERVER_ADMIN_EMAIL")
 	if adminEmail == "" {
 		name := "admin"
@@ -413,59 +421,18 @@ func (s *Server) bootstrap(getenv func(string) string, dataDir string) error {
 		}
 		adminEmail = name + "@localhost"
 	}
+	adminEmail = passpolicy.NormalizeEmail(adminEmail)
 	adminPass := getenv("AUTHNZERVER_ADMIN_PASSWORD")
 	userGenerated := adminPass != ""
 	if adminPass == "" {
 		adminPass = randomString(16)
 	}
-	systemExtra := []byte(`{"provenance":"auto-created","type":"system-user"}`)
-	lockedExtra := []byte(`{"provenance":"auto-created","type":"locked-user"}`)
-	type sys struct {
-		id       shard.UserID
-		email    string
-		role     string
-		active   bool
-		name     string
-		extra    []byte
-		password string
-	}
-	// The superuser goes last: its presence marks a finished bootstrap, and a
-	// bootstrap cut short by a crash is redone (existing users are kept).
-	users := []sys{
-		{shard.AnonymousID, "anonuser@localhost", "anonymous", true, "The systemwide anonymous user", systemExtra, randomString(32)},
-		{shard.DummyUserID, "dummyuser@localhost", "locked", false, "The systemwide locked user", lockedExtra, randomString(32)},
-		{shard.SuperuserID, passpolicy.NormalizeEmail(adminEmail), "superuser", true, "Superuser account", systemExtra, adminPass},
-	}
-	ops := make([]passhash.HashOp, len(users))
-	for i, u := range users {
-		ops[i] = passhash.HashOp{Password: u.password}
-	}
-	hashes, err := s.Hasher.Run(ops...)
+	created, err := s.Accounts.Bootstrap(adminEmail, adminPass)
 	if err != nil {
-		return fmt.Errorf("server: bootstrap: hash system passwords: %w", err)
+		return fmt.Errorf("server: bootstrap: %w", err)
 	}
-	for i, su := range users {
-		if hashes[i].Err != nil {
-			return fmt.Errorf("server: bootstrap: hash: %w", hashes[i].Err)
-		}
-		u := shard.User{
-			ID: su.id, SystemID: newUUID(), FullName: su.name, PasswordPHC: hashes[i].PHC,
-			Email: su.email, EmailVerified: true, IsActive: su.active, ExtraInfo: su.extra, Role: su.role,
-		}
-		res, err := actors.Ask[actors.Claim](s.Core, actors.ClaimEmail{Email: su.email, ID: u.ID})
-		if err == nil {
-			err = res.Durable()
-		}
-		if err != nil {
-			return fmt.Errorf("server: bootstrap: claim %d: %w", su.id, err)
-		}
-		ures, err := actors.Ask[shard.User](s.Core, actors.CreateUser{User: u})
-		if err == nil {
-			err = ures.Durable()
-		}
-		if err != nil && !errors.Is(err, shard.ErrUserExists) {
-			return fmt.Errorf("server: bootstrap: create user %d: %w", su.id, err)
-		}
+	if !created {
+		return nil
 	}
 	s.FirstStart = true
 	credsDir := s.Config.BaseDir
@@ -476,10 +443,9 @@ func (s *Server) bootstrap(getenv func(string) string, dataDir string) error {
 	if _, err := os.Stat(path); err == nil {
 		path = fmt.Sprintf("%s-%d", path, time.Now().Unix())
 	}
-	super := users[len(users)-1]
-	line := super.email + " " + adminPass + "\n"
+	line := adminEmail + " " + adminPass + "\n"
 	if userGenerated {
-		line = super.email + " password-was-user-generated\n"
+		line = adminEmail + " password-was-user-generated\n"
 	}
 	if err := os.WriteFile(path, []byte(line), 0o400); err != nil {
 		return fmt.Errorf("server: write admin credentials: %w", err)
@@ -494,15 +460,4 @@ func randomString(n int) string {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// newUUID returns a random (version 4) UUID string.
-func newUUID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
