@@ -158,6 +158,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 			h = deps.Hasher
 		}
 		s.deps.Accounts = actors.NewAccounts(deps.Core, h, actors.AccountOptions{
+			LockTries: opts.Users.LockTries, LockTime: opts.Users.LockTime,
 			Policy: opts.Users.Policy, ServerFQDN: opts.Users.ServerFQDN, PII: s.pii, Logger: opts.Logger,
 		})
 	}
