@@ -460,25 +460,16 @@ func decodeAPIKey(key, value []byte) (*APIKey, error) {
 	return k, nil
 }
 
-func init() {
-	for _, p := range apiKeyPrefixes {
-		extraKinds = append(extraKinds, recordKind{
-			prefix: p,
-			route: func(key []byte) (Route, error) {
-				_, d, err := decodeAPIKeyKey(key)
-				return APIKeyRoute(d), err
-			},
-			load: func(s *Shard, key, value []byte) error {
-				k, err := decodeAPIKey(key, value)
-				if err != nil {
-					return err
-				}
-				s.apikeys.put(k)
-				return nil
-			},
-		})
+func routeAPIKey(key []byte) (Route, error) {
+	_, d, err := decodeAPIKeyKey(key)
+	return APIKeyRoute(d), err
+}
+
+func (s *Shard) loadAPIKey(key, value []byte) error {
+	k, err := decodeAPIKey(key, value)
+	if err != nil {
+		return err
 	}
-	sweepers = append(sweepers, func(s *Shard, now time.Time, limit int) []Mutation {
-		return s.SweepAPIKeys(now, limit)
-	})
+	s.apikeys.put(k)
+	return nil
 }
