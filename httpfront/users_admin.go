@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"sort"
 	"strings"
 
 	"github.com/authnzerver/authnzerver/actors"
@@ -33,28 +32,14 @@ func pageOf(c *call) (after shard.UserID, size int) {
 	return after, size
 }
 
-// listUsers gathers one page of users that match from every shard, in id
-// order.
+// listUsers gathers one page of users that match, in id order, and the
+// page_after of the next page (nil when none).
 func listUsers(s *Server, after shard.UserID, size int, match actors.UserMatch) ([]shard.User, any, error) {
-	rs, err := actors.AskAll[actors.UserPage](s.deps.Core, actors.ListUsers{After: after, Limit: size, Match: match})
-	if err != nil {
-		return nil, nil, err
+	users, more, err := actors.UsersPage(s.deps.Core, after, size, match)
+	if err != nil || !more || len(users) == 0 {
+		return users, nil, err
 	}
-	var all []shard.User
-	more := false
-	for _, r := range rs {
-		all = append(all, r.Value.Users...)
-		more = more || r.Value.More
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
-	if len(all) > size {
-		all, more = all[:size], true
-	}
-	var next any
-	if more && len(all) > 0 {
-		next = int64(all[len(all)-1].ID)
-	}
-	return all, next, nil
+	return users, int64(users[len(users)-1].ID), nil
 }
 
 func handleUserList(c *call) (result, error) {
