@@ -411,21 +411,24 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 func (s *Server) seal(ctx *fasthttp.RequestCtx, res *result, reqID []byte) {
 	bp, _ := s.bufPool.Get().(*[]byte)
 	if bp == nil {
-		b := make([]byte, 0, 1024)
+		b := make([]byte, 0, 4096)
 		bp = &b
 	}
+	// The envelope and then its sealed form go into one pooled buffer;
+	// SetBody copies the sealed part into the response's own.
 	out := appendEnvelope((*bp)[:0], res, reqID)
-	sealed, err := s.deps.Codec.Seal(out)
-	*bp = out
+	all, err := s.deps.Codec.AppendSealAt(out, out, time.Now())
+	*bp = all
+	if err == nil {
+		ctx.SetStatusCode(200)
+		ctx.SetContentType("text/plain; charset=UTF-8")
+		ctx.SetBody(all[len(out):])
+	}
 	s.bufPool.Put(bp)
 	if err != nil {
 		s.log.Error("seal response", "err", err)
 		s.plain(ctx, 500)
-		return
 	}
-	ctx.SetStatusCode(200)
-	ctx.SetContentType("text/plain; charset=UTF-8")
-	ctx.SetBody(sealed)
 }
 
 // maxClientKeyBytes bounds the rate-limit key taken from client_ipaddr:
