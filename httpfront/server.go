@@ -301,10 +301,83 @@ func (s *Server) plainReason(ctx *fasthttp.RequestCtx, status int, reason string
 // envelope is the decrypted request envelope (docs/protocol.md, "The request
 // envelope"). Raw fields are slices of the plaintext, which the request owns.
 type envelope struct {
-	Request  json.RawMessage            `json:"request"`
-	Body     map[string]json.RawMessage `json:"body"`
-	ReqID    json.RawMessage            `json:"reqid"`
-	ClientIP json.RawMessage            `json:"client_ipaddr"`
+	Request  json.RawMessage
+	Body     json.RawMessage
+	ReqID    json.RawMessage
+	ClientIP json.RawMessage
+}
+
+// errBodyNotObject: the envelope's body is present but not an object (nor
+// null).
+var errBodyNotObject = errors.New("httpfront: body is not an object")
+
+// decodeEnvelope reads the envelope's members in one scan of plain, with no
+// reflection and no copy: the values are slices of plain (docs/design.md,
+// "Request path: `session-exists`"). Keys match exactly; of duplicates the
+// last wins, as in the Python server's json.loads. It fails with
+// wire.ErrJSONSyntax (a plaintext that is not JSON) or errBodyNotObject.
+func decodeEnvelope(plain []byte) (env envelope, err error) {
+	err = wire.ScanObject(plain, func(m wire.Member) {
+		switch {
+		case m.Is("request"):
+			env.Request = m.Value
+		case m.Is("body"):
+			env.Body = m.Value
+		case m.Is("reqid"):
+			env.ReqID = m.Value
+		case m.Is("client_ipaddr"):
+			env.ClientIP = m.Value
+		}
+	})
+	if err == nil && len(env.Body) > 0 && env.Body[0] != '{' && rawKind(env.Body) != 'n' {
+		err = errBodyNotObject
+	}
+	return env, err
+}
+
+// bodyParams returns the top-level parameters of an object body (nil for a
+// missing or null body), named with the schema's own strings where a name
+// is one of ep's parameters, so that reading a body allocates no names.
+func bodyParams(body []byte, ep *endpoint) map[string]json.RawMessage {
+	if len(body) == 0 || body[0] != '{' {
+		return nil
+	}
+	params := make(map[string]json.RawMessage, 8)
+	_ = wire.ScanObject(body, func(m wire.Member) { // already checked by decodeEnvelope
+		name := ""
+		if ep != nil {
+			for i := range ep.params {
+				if m.Is(ep.params[i].name) {
+					name = ep.params[i].name
+					break
+				}
+			}
+		}
+		if name == "" {
+			name = m.Name()
+		}
+		params[name] = m.Value
+	})
+	return params
+}
+
+// requestType reads the envelope's request string and its row of the
+// request table (nil when unknown); ok is false when request is not a
+// string.
+func requestType(raw []byte) (name string, ep *endpoint, ok bool) {
+	if rawKind(raw) != '"' {
+		return "", nil, false
+	}
+	if q := raw[1 : len(raw)-1]; bytes.IndexByte(q, '\\') < 0 {
+		if ep := endpoints[string(q)]; ep != nil { // no copy for a lookup
+			return ep.name, ep, true
+		}
+		return string(q), nil, true
+	}
+	if json.Unmarshal(raw, &name) != nil {
+		return "", nil, false
+	}
+	return name, endpoints[name], true
 }
 
 // handleAPI runs the pipeline of POST / (docs/protocol.md, "The pipeline of
@@ -332,21 +405,17 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plain(ctx, 400) // a JSON value that is not an envelope
 		return
 	}
-	// One pass over the plaintext decodes the envelope and the body's
-	// top-level parameters.
-	var env envelope
-	if err := json.Unmarshal(plain, &env); err != nil {
-		var syntax *json.SyntaxError
-		if errors.As(err, &syntax) {
-			s.plain(ctx, 401) // a plaintext that is not JSON fails decryption
-		} else {
-			// Only body has a type other than raw JSON.
-			s.plainReason(ctx, 400, "body is missing or not an object")
-		}
+	env, err := decodeEnvelope(plain)
+	if errors.Is(err, wire.ErrJSONSyntax) {
+		s.plain(ctx, 401) // a plaintext that is not JSON fails decryption
 		return
 	}
-	var reqType string
-	if rawKind(env.Request) != '"' || json.Unmarshal(env.Request, &reqType) != nil {
+	if err != nil {
+		s.plainReason(ctx, 400, "body is missing or not an object")
+		return
+	}
+	reqType, ep, ok := requestType(env.Request)
+	if !ok {
 		s.plainReason(ctx, 400, "request is missing or not a string")
 		return
 	}
@@ -369,12 +438,11 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plainReason(ctx, 400, "missing or empty client_ipaddr")
 		return
 	}
-	params := env.Body
+	params := bodyParams(env.Body, ep)
 	if params == nil {
 		s.plainReason(ctx, 400, "body is missing or not an object")
 		return
 	}
-	ep := endpoints[reqType]
 	if s.limits != nil {
 		if ok, retry := s.limits.allow(reqType, clientIP, params, ep != nil); !ok {
 			ctx.Response.Header.Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
