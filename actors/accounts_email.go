@@ -32,12 +32,10 @@ const (
 	// RefusedMailFailed: the mail server did not take the mail (it is
 	// logged, with addresses cleared, never the raw error text).
 	RefusedMailFailed Refusal = "mail failed"
-	// RefusedCodeInvalid: the code is not the user's outstanding one of its
-	// purpose (altered, of another purpose or address, or used already).
-	RefusedCodeInvalid Refusal = "invalid code"
-	// RefusedCodeExpired: the code was valid but has expired.
-	RefusedCodeExpired Refusal = "expired code"
 )
+
+// A refused code is RefusedCodeInvalid (altered, of another purpose or
+// address, or used already) or RefusedCodeExpired (accounts_manage.go).
 
 // forgotPassSpacing is the least time between two forgotten-password mails
 // to one user (docs/email.md, "Requests").

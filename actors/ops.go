@@ -216,7 +216,7 @@ func (CountRecords) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutation, e
 
 // coreOps are the operations of this file.
 var coreOps = []broadcastOp{
-	GetUser{}, CreateUser{}, ClaimEmail{}, ReleaseEmail{}, PurgeSessions{}, CountRecords{},
+	GetUser{}, CreateUser{}, ClaimEmail{}, ReleaseEmail{}, PurgeSessions{}, CountRecords{}, SetRateBuckets{},
 }
 
 // opTypes names every operation for the codec: each ops_*.go file lists

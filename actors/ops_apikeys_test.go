@@ -140,10 +140,7 @@ func TestAPIKeyOps(t *testing.T) {
 	// sess lives an hour, short a second.
 	sess, short := shard.DigestSession("session-of-10"), shard.DigestSession("short session")
 	for d, life := range map[shard.SessionDigest]time.Duration{sess: time.Hour, short: time.Second} {
-		if _, err := Do(c, shard.SessionRoute(d), func(s *shard.Shard, now time.Time) (shard.Session, []shard.Mutation, error) {
-			v, muts := s.CreateSession(d, shard.NewSession{UserID: 10, Expires: now.Add(life)}, now)
-			return v, muts, nil
-		}); err != nil {
+		if _, err := Ask[shard.Session](c, CreateSession{Digest: d, UserID: 10, Expires: t0.Add(life)}); err != nil {
 			t.Fatal(err)
 		}
 	}

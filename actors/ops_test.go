@@ -38,6 +38,7 @@ func sampleCoreOps() []broadcastOp {
 		ReleaseEmail{Email: "a@b.org", ID: 9},
 		PurgeSessions{OlderThan: 36 * time.Hour},
 		CountRecords{},
+		SetRateBuckets{Cap: 1000},
 	}
 }
 

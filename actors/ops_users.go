@@ -1,8 +1,10 @@
 package actors
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/authnzerver/authnzerver/shard"
@@ -212,6 +214,25 @@ func firstByte(raw json.RawMessage) byte {
 		return b
 	}
 	return 0
+}
+
+// UsersPage gathers from every shard one page of up to size users with ids
+// above after that match, in id order; more reports whether users past
+// the page match too.
+func UsersPage(c *Core, after shard.UserID, size int, match UserMatch) (users []shard.User, more bool, err error) {
+	rs, err := AskAll[UserPage](c, ListUsers{After: after, Limit: size, Match: match})
+	if err != nil {
+		return nil, false, err
+	}
+	for _, r := range rs {
+		users = append(users, r.Value.Users...)
+		more = more || r.Value.More
+	}
+	slices.SortFunc(users, func(a, b shard.User) int { return cmp.Compare(a.ID, b.ID) })
+	if len(users) > size {
+		users, more = users[:size], true
+	}
+	return users, more, nil
 }
 
 // ListUsers answers, from every shard it is sent to ([AskAll]), a

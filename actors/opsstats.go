@@ -14,6 +14,7 @@ func (c *Core) Counts() (shard.Counts, error) {
 	var sum shard.Counts
 	for _, r := range rs {
 		sum.Sessions += r.Value.Sessions
+		sum.Expired += r.Value.Expired
 		sum.Users += r.Value.Users
 		sum.Emails += r.Value.Emails
 		sum.APIKeys += r.Value.APIKeys

@@ -106,9 +106,17 @@ func (a *shardActor) rateRefundBefore(m *rateMsg, i, here int) {
 
 // SetRateBucketCap bounds the rate-limit buckets of every shard to n each.
 func SetRateBucketCap(c *Core, n int) error {
-	_, err := DoAll(c, func(s *shard.Shard, _ time.Time) (struct{}, []shard.Mutation, error) {
-		s.SetRateBucketCap(n)
-		return struct{}{}, nil, nil
-	})
+	_, err := AskAll[any](c, SetRateBuckets{Cap: n})
 	return err
+}
+
+// SetRateBuckets bounds the rate-limit buckets of the shards it is sent to
+// ([AskAll]) to Cap each.
+type SetRateBuckets struct {
+	Cap int `json:"cap"`
+}
+
+func (o SetRateBuckets) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutation, error) {
+	s.SetRateBucketCap(o.Cap)
+	return nil, nil, nil
 }

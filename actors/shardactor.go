@@ -1,9 +1,6 @@
 package actors
 
 import (
-	"fmt"
-	"time"
-
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/authnzerver/authnzerver/persist"
@@ -26,10 +23,10 @@ type reply struct {
 	ticket *persist.Ticket // released when the change is durable; nil if none
 }
 
-// doOp runs fn on the shard.
-type doOp struct {
-	fn  func(s *shard.Shard, now time.Time) (any, []shard.Mutation, error)
-	out chan reply // buffered, size 1; the shard sends exactly once
+// holdMsg occupies the shard until release is closed ([HoldShard]).
+type holdMsg struct {
+	held    chan struct{}
+	release <-chan struct{}
 }
 
 // sweepTick asks a shard to delete expired records.
@@ -39,8 +36,9 @@ func (a *shardActor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *opMsg:
 		m.out <- a.runOp(m.op)
-	case *doOp:
-		m.out <- a.run(m.fn)
+	case *holdMsg:
+		close(m.held)
+		<-m.release
 	case *checkSession:
 		a.checkSession(m)
 	case *fillSessionUser:
@@ -53,19 +51,6 @@ func (a *shardActor) Receive(c actor.Context) {
 		muts := a.state.Sweep(a.core.opts.Now(), a.core.opts.SweepLimit)
 		a.enqueue(muts)
 	}
-}
-
-// run calls fn and enqueues its mutations. A panic in fn is turned into an
-// error reply rather than an actor restart, so the caller is answered.
-func (a *shardActor) run(fn func(s *shard.Shard, now time.Time) (any, []shard.Mutation, error)) (r reply) {
-	defer func() {
-		if p := recover(); p != nil {
-			a.core.opts.Logger.Error("shard operation panicked", "panic", fmt.Sprint(p))
-			r = reply{err: ErrShardBug}
-		}
-	}()
-	v, muts, err := fn(a.state, a.core.opts.Now())
-	return reply{val: v, err: err, ticket: a.enqueue(muts)}
 }
 
 func (a *shardActor) enqueue(muts []shard.Mutation) *persist.Ticket {

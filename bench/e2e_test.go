@@ -235,3 +235,47 @@ func TestBusyRetry(t *testing.T) {
 		t.Errorf("got %+v; want 2 requests answered ok after 3 busy answers", st)
 	}
 }
+
+// TestSuiteAgainst measures a second server in the same rounds: each
+// scenario is reported for both, the second under "<scenario> @<name>",
+// with the same figures and no errors; the scenarios that need a server of
+// their own run on the first only.
+func TestSuiteAgainst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	other := startTestLocal(t)
+	var log strings.Builder
+	rep, err := Run(context.Background(), Config{
+		Scenarios: []string{"session-check", "login", "metrics-check"},
+		Conns:     4, Duration: 200 * time.Millisecond, Runs: 2, Pool: 20, LoginConns: 4, LoginSessions: 20,
+		CheapHash: true, Shards: 4, TempDir: t.TempDir(), Log: &log, Sample: 4,
+		Against: []Contender{{Name: "other", URL: other.Target.URL}},
+	})
+	if err != nil {
+		t.Fatalf("suite: %v\nlog:\n%s", err, log.String())
+	}
+	var names []string
+	for _, s := range rep.Scenarios {
+		names = append(names, s.Name)
+	}
+	want := []string{"session-check", "session-check @other", "login", "login @other", "metrics-check", "metrics-check @other"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("scenario reports %q; want %q", names, want)
+	}
+	for _, pair := range [][2]string{{"session-check", "session-exists"}, {"login", "user-login"}} {
+		a, b := rep.scenario(pair[0]), rep.scenario(pair[0]+" @other")
+		for _, s := range []*ScenarioReport{a, b} {
+			if len(s.Measurements) != 1 || s.Measurements[0].Name != pair[1] {
+				t.Errorf("%s: measurements %+v; want one %s", s.Name, s.Measurements, pair[1])
+				continue
+			}
+			if d := s.Measurements[0].Median; d.Requests == 0 || d.Errors != 0 || d.BadAns != 0 {
+				t.Errorf("%s: %+v; want answers, no errors, no bad samples", s.Name, d)
+			}
+		}
+	}
+	if s := rep.scenario("metrics-check @other"); s == nil || len(s.Measurements) != 0 || len(s.Notes) == 0 {
+		t.Errorf("metrics-check on the compared server: %+v; want no figure and a note (it needs a server of its own)", s)
+	}
+}

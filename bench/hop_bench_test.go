@@ -16,7 +16,7 @@ import (
 // subtraction:
 //
 //	BenchmarkHop/shard-direct    LookupSession on a shard value (no actor)
-//	BenchmarkHop/actors-Do       the same lookup through actors.Do (one hop)
+//	BenchmarkHop/GetSession      the same lookup as a named operation (one hop)
 //	BenchmarkHop/CheckSession    the session-exists path: session shard, then
 //	                             forwarded to the user's shard (two hops, one reply)
 //	BenchmarkCodec/*             wire.Codec Seal and Open of a session-exists
@@ -53,10 +53,7 @@ func hopSetup(b *testing.B, n int) (*actors.Core, []shard.SessionDigest) {
 	for i := range ds {
 		ds[i] = shard.DigestSession(fmt.Sprintf("bench-session-%d", i))
 		d := ds[i]
-		res, err := actors.Do(core, shard.SessionRoute(d), func(s *shard.Shard, now time.Time) (struct{}, []shard.Mutation, error) {
-			_, muts := s.CreateSession(d, shard.NewSession{UserID: 1, IPAddress: "10.0.0.1", UserAgent: userAgents[0], Expires: exp}, now)
-			return struct{}{}, muts, nil
-		})
+		res, err := actors.Ask[shard.Session](core, actors.CreateSession{Digest: d, UserID: 1, IPAddress: "10.0.0.1", UserAgent: userAgents[0], Expires: exp})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -86,14 +83,10 @@ func BenchmarkHop(b *testing.B) {
 		}
 	})
 	core, ds := hopSetup(b, n)
-	b.Run("actors-Do", func(b *testing.B) {
+	b.Run("GetSession", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
-			d := ds[i%n]
-			if _, err := actors.Do(core, shard.SessionRoute(d), func(s *shard.Shard, now time.Time) (shard.Session, []shard.Mutation, error) {
-				sess, err := s.LookupSession(d, now)
-				return sess, nil, err
-			}); err != nil {
+			if _, err := actors.Ask[shard.Session](core, actors.GetSession{Digest: ds[i%n]}); err != nil {
 				b.Fatal(err)
 			}
 		}

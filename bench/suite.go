@@ -54,6 +54,20 @@ type Config struct {
 	Driver string
 	// Wrk is the wrk binary ("": wrk on $PATH).
 	Wrk string
+
+	// Against are other external servers (same Key) measured in the same
+	// rounds as the server under test, scenario by scenario, so that two
+	// builds are compared under the same machine noise ("Comparing two
+	// builds" in bench/README.md). Their figures are reported as scenarios
+	// named "<scenario> @<name>". The scenarios that need a server of their
+	// own (ratelimit-check's limits-on twin, metrics-check, memory, soak)
+	// are measured on the server under test only.
+	Against []Contender
+}
+
+// Contender is an external server compared with the server under test.
+type Contender struct {
+	Name, URL string
 }
 
 // Drivers are the load generators a Config.Driver asks for, in the order
@@ -219,6 +233,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := s.startTargets(); err != nil {
 		return nil, err
 	}
+	suites := []*Suite{s}
+	for _, c := range cfg.Against {
+		cs, err := s.contender(c)
+		if err != nil {
+			return nil, err
+		}
+		suites = append(suites, cs)
+	}
 
 	// Set every scenario up before the first round, so rounds interleave
 	// scenarios and baselines: a burst of machine noise then spreads over
@@ -229,45 +251,51 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep  *ScenarioReport
 	}
 	var lives []live
-	for _, name := range cfg.Scenarios {
-		if name == "memory" || name == "soak" {
+	for _, scen := range cfg.Scenarios {
+		if scen == "memory" || scen == "soak" {
 			continue // run apart, after the rounds
 		}
-		sr := &ScenarioReport{Name: name}
-		rep.Scenarios = append(rep.Scenarios, sr)
-		fmt.Fprintf(cfg.Log, "setup %s\n", name)
-		w, err := scenarios[name].setup(ctx, s)
-		if errors.Is(err, ErrSkip) {
-			sr.Skipped = err.Error()
-			fmt.Fprintf(cfg.Log, "%s: %v\n", name, err)
-			continue
-		}
-		if err != nil {
-			return rep, fmt.Errorf("bench: %s setup: %w", name, err)
-		}
-		if w.close != nil {
-			s.closers = append(s.closers, w.close)
-		}
-		sr.Notes = w.notes
-		if !slices.Contains(drivers, DriverGo) {
-			// wrk alone: measures only the Go generator can drive are left out.
-			var kept []measure
-			for _, m := range w.measures {
-				if m.goOnly == "" {
-					kept = append(kept, m)
-				} else {
-					sr.Notes = append(sr.Notes, m.name+" not measured: "+m.goOnly)
-				}
+		for i, s := range suites {
+			name := scen
+			if i > 0 {
+				name += " @" + s.main.Name
 			}
-			if len(kept) == 0 && len(w.measures) > 0 {
-				sr.Skipped = "skipped: " + w.measures[0].goOnly + " (use -driver go or both)"
-				sr.Notes = nil
-				fmt.Fprintf(cfg.Log, "%s: %s\n", name, sr.Skipped)
+			sr := &ScenarioReport{Name: name}
+			rep.Scenarios = append(rep.Scenarios, sr)
+			fmt.Fprintf(cfg.Log, "setup %s\n", name)
+			w, err := scenarios[scen].setup(ctx, s)
+			if errors.Is(err, ErrSkip) {
+				sr.Skipped = err.Error()
+				fmt.Fprintf(cfg.Log, "%s: %v\n", name, err)
 				continue
 			}
-			w.measures = kept
+			if err != nil {
+				return rep, fmt.Errorf("bench: %s setup: %w", name, err)
+			}
+			if w.close != nil {
+				s.closers = append(s.closers, w.close)
+			}
+			sr.Notes = w.notes
+			if !slices.Contains(drivers, DriverGo) {
+				// wrk alone: measures only the Go generator can drive are left out.
+				var kept []measure
+				for _, m := range w.measures {
+					if m.goOnly == "" {
+						kept = append(kept, m)
+					} else {
+						sr.Notes = append(sr.Notes, m.name+" not measured: "+m.goOnly)
+					}
+				}
+				if len(kept) == 0 && len(w.measures) > 0 {
+					sr.Skipped = "skipped: " + w.measures[0].goOnly + " (use -driver go or both)"
+					sr.Notes = nil
+					fmt.Fprintf(cfg.Log, "%s: %s\n", name, sr.Skipped)
+					continue
+				}
+				w.measures = kept
+			}
+			lives = append(lives, live{name, w, sr})
 		}
-		lives = append(lives, live{name, w, sr})
 	}
 
 	baseBodies, err := s.baselineBodies()
@@ -526,6 +554,28 @@ func (s *Suite) startTargets() error {
 	s.mainCall = newCaller(s.main, 16)
 	s.closers = append(s.closers, s.mainCall.close)
 	return nil
+}
+
+// contender is a suite on the external server c that shares s's baselines,
+// drivers and wrk check passes, and is closed with s.
+func (s *Suite) contender(c Contender) (*Suite, error) {
+	if c.Name == "" || c.URL == "" {
+		return nil, fmt.Errorf("bench: a compared server needs a name and a URL (name=URL)")
+	}
+	key := s.cfg.Key
+	if s.cfg.URL == "" {
+		key = benchKey // the in-process server's: the compared server must use it too
+	}
+	t, err := NewTarget(c.Name, c.URL, key)
+	if err != nil {
+		return nil, err
+	}
+	cs := &Suite{cfg: s.cfg, drivers: s.drivers, wrk: s.wrk, wrkChecked: s.wrkChecked, hello: s.hello, codec: s.codec, main: t}
+	cs.cfg.URL, cs.cfg.URL2, cs.cfg.ServerPID = c.URL, "", 0
+	cs.mainCall = newCaller(t, 16)
+	cs.closers = append(cs.closers, cs.mainCall.close)
+	s.closers = append(s.closers, cs.close)
+	return cs, nil
 }
 
 // startLocal starts an in-process server with extra configuration env; it

@@ -46,9 +46,7 @@ func newAPIKeyHarness(tb testing.TB) *apikeyHarness {
 	}
 	h := &apikeyHarness{tb: tb, srv: srv, codec: codec, core: core}
 	for _, u := range []shard.User{{ID: 1, Role: "superuser", IsActive: true}, {ID: 4, Role: "authenticated", IsActive: true}} {
-		if _, err := actors.Do(core, shard.UserRoute(u.ID), func(s *shard.Shard, now time.Time) (shard.User, []shard.Mutation, error) {
-			return s.CreateUser(u, now)
-		}); err != nil {
+		if _, err := actors.Ask[shard.User](core, actors.CreateUser{User: u}); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -241,10 +239,7 @@ func BenchmarkAPIKeyVerify(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := actors.Do(h.core, shard.SessionRoute(shard.DigestSession(tok)), func(s *shard.Shard, now time.Time) (shard.Session, []shard.Mutation, error) {
-		sess, muts := s.CreateSession(shard.DigestSession(tok), shard.NewSession{UserID: 4, Expires: now.Add(time.Hour)}, now)
-		return sess, muts, nil
-	}); err != nil {
+	if _, err := actors.Ask[shard.Session](h.core, actors.CreateSession{Digest: shard.DigestSession(tok), UserID: 4, Expires: time.Now().Add(time.Hour)}); err != nil {
 		b.Fatal(err)
 	}
 	exists := h.sealed("session-exists", map[string]any{"session_token": tok})

@@ -21,6 +21,13 @@ const (
 	maxTokenLifetime = 7 * 24 * time.Hour
 )
 
+// Errors of code checks: the user record's ([shard.User.UseEmailCode]), so
+// that codeReason answers both.
+var (
+	errTokenInvalid = shard.ErrEmailCodeInvalid
+	errTokenExpired = shard.ErrEmailCodeExpired
+)
+
 // normalizeCode removes the white space a code picks up when it is wrapped
 // in a mail and copied out of it.
 func normalizeCode(code string) string { return actors.NormalizeCode(code) }
@@ -53,9 +60,9 @@ func codeFailure(r actors.Refusal) string {
 // or shard.User.UseEmailCode ("" when err is nil or is not about the code).
 func codeReason(err error) string {
 	switch {
-	case errors.Is(err, shard.ErrEmailCodeExpired):
+	case errors.Is(err, errTokenExpired):
 		return codeFailure(actors.RefusedCodeExpired)
-	case errors.Is(err, shard.ErrEmailCodeInvalid):
+	case errors.Is(err, errTokenInvalid):
 		return codeFailure(actors.RefusedCodeInvalid)
 	}
 	return ""

@@ -38,17 +38,12 @@ func newBenchServer(tb testing.TB, limits string) *benchServer {
 	}
 	tb.Cleanup(core.Stop)
 	now := time.Now()
-	if _, err := actors.Do(core, shard.UserRoute(shard.SuperuserID), func(sh *shard.Shard, now time.Time) (shard.User, []shard.Mutation, error) {
-		return sh.CreateUser(shard.User{ID: shard.SuperuserID, Email: "admin@example.org", IsActive: true, Role: "superuser"}, now)
-	}); err != nil {
+	if _, err := actors.Ask[shard.User](core, actors.CreateUser{User: shard.User{ID: shard.SuperuserID, Email: "admin@example.org", IsActive: true, Role: "superuser"}}); err != nil {
 		tb.Fatal(err)
 	}
 	token := "bench-session-token-0123456789abcdefghijklmno"
 	d := shard.DigestSession(token)
-	if _, err := actors.Do(core, shard.SessionRoute(d), func(sh *shard.Shard, now time.Time) (shard.Session, []shard.Mutation, error) {
-		sess, muts := sh.CreateSession(d, shard.NewSession{UserID: shard.SuperuserID, IPAddress: "10.0.0.1", UserAgent: "bench", Expires: now.Add(time.Hour)}, now)
-		return sess, muts, nil
-	}); err != nil {
+	if _, err := actors.Ask[shard.Session](core, actors.CreateSession{Digest: d, UserID: shard.SuperuserID, IPAddress: "10.0.0.1", UserAgent: "bench", Expires: now.Add(time.Hour)}); err != nil {
 		tb.Fatal(err)
 	}
 	_ = now

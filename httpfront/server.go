@@ -158,6 +158,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 			h = deps.Hasher
 		}
 		s.deps.Accounts = actors.NewAccounts(deps.Core, h, actors.AccountOptions{
+			LockTries: opts.Users.LockTries, LockTime: opts.Users.LockTime,
 			Policy: opts.Users.Policy, ServerFQDN: opts.Users.ServerFQDN, PII: s.pii, Logger: opts.Logger,
 		})
 	}
@@ -300,10 +301,84 @@ func (s *Server) plainReason(ctx *fasthttp.RequestCtx, status int, reason string
 // envelope is the decrypted request envelope (docs/protocol.md, "The request
 // envelope"). Raw fields are slices of the plaintext, which the request owns.
 type envelope struct {
-	Request  json.RawMessage            `json:"request"`
-	Body     map[string]json.RawMessage `json:"body"`
-	ReqID    json.RawMessage            `json:"reqid"`
-	ClientIP json.RawMessage            `json:"client_ipaddr"`
+	Request  json.RawMessage
+	Body     json.RawMessage
+	ReqID    json.RawMessage
+	ClientIP json.RawMessage
+}
+
+// errBodyNotObject: the envelope's body is present but not an object (nor
+// null).
+var errBodyNotObject = errors.New("httpfront: body is not an object")
+
+// decodeEnvelope reads the envelope's members in one scan of plain, with no
+// reflection and no copy: the values are slices of plain (docs/design.md,
+// "Request path: `session-exists`"). Keys match exactly; of duplicates the
+// last wins, as in the Python server's json.loads. It fails with
+// wire.ErrJSONSyntax (a plaintext that is not JSON) or errBodyNotObject.
+func decodeEnvelope(plain []byte) (env envelope, err error) {
+	err = wire.ScanObject(plain, func(m wire.Member) {
+		switch {
+		case m.Is("request"):
+			env.Request = m.Value
+		case m.Is("body"):
+			env.Body = m.Value
+		case m.Is("reqid"):
+			env.ReqID = m.Value
+		case m.Is("client_ipaddr"):
+			env.ClientIP = m.Value
+		}
+	})
+	if err == nil && len(env.Body) > 0 && env.Body[0] != '{' && rawKind(env.Body) != 'n' {
+		err = errBodyNotObject
+	}
+	return env, err
+}
+
+// bodyParams returns the top-level parameters of an object body (nil for a
+// missing or null body), named with the schema's own strings where a name
+// is one of ep's parameters, so that reading a body allocates no names.
+func bodyParams(body []byte, ep *endpoint) map[string]json.RawMessage {
+	if len(body) == 0 || body[0] != '{' {
+		return nil
+	}
+	params := make(map[string]json.RawMessage, 8)
+	_ = wire.ScanObject(body, func(m wire.Member) { // already checked by decodeEnvelope
+		name := ""
+		if ep != nil {
+			for i := range ep.params {
+				if m.Is(ep.params[i].name) {
+					name = ep.params[i].name
+					break
+				}
+			}
+		}
+		if name == "" {
+			name = m.Name()
+		}
+		params[name] = m.Value
+	})
+	return params
+}
+
+// requestType reads the envelope's request string and its row of the
+// request table (nil when unknown); ok is false when request is not a
+// string.
+func requestType(raw []byte) (name string, ep *endpoint, ok bool) {
+	if rawKind(raw) != '"' {
+		return "", nil, false
+	}
+	if q := raw[1 : len(raw)-1]; bytes.IndexByte(q, '\\') < 0 {
+		if ep := endpoints[string(q)]; ep != nil { // no copy for a lookup
+			return ep.name, ep, true
+		}
+		return string(q), nil, true
+	}
+	var unquoted string // a variable of this branch only: taking its address moves it to the heap
+	if json.Unmarshal(raw, &unquoted) != nil {
+		return "", nil, false
+	}
+	return unquoted, endpoints[unquoted], true
 }
 
 // handleAPI runs the pipeline of POST / (docs/protocol.md, "The pipeline of
@@ -331,21 +406,17 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plain(ctx, 400) // a JSON value that is not an envelope
 		return
 	}
-	// One pass over the plaintext decodes the envelope and the body's
-	// top-level parameters.
-	var env envelope
-	if err := json.Unmarshal(plain, &env); err != nil {
-		var syntax *json.SyntaxError
-		if errors.As(err, &syntax) {
-			s.plain(ctx, 401) // a plaintext that is not JSON fails decryption
-		} else {
-			// Only body has a type other than raw JSON.
-			s.plainReason(ctx, 400, "body is missing or not an object")
-		}
+	env, err := decodeEnvelope(plain)
+	if errors.Is(err, wire.ErrJSONSyntax) {
+		s.plain(ctx, 401) // a plaintext that is not JSON fails decryption
 		return
 	}
-	var reqType string
-	if rawKind(env.Request) != '"' || json.Unmarshal(env.Request, &reqType) != nil {
+	if err != nil {
+		s.plainReason(ctx, 400, "body is missing or not an object")
+		return
+	}
+	reqType, ep, ok := requestType(env.Request)
+	if !ok {
 		s.plainReason(ctx, 400, "request is missing or not a string")
 		return
 	}
@@ -368,12 +439,11 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plainReason(ctx, 400, "missing or empty client_ipaddr")
 		return
 	}
-	params := env.Body
+	params := bodyParams(env.Body, ep)
 	if params == nil {
 		s.plainReason(ctx, 400, "body is missing or not an object")
 		return
 	}
-	ep := endpoints[reqType]
 	if s.limits != nil {
 		if ok, retry := s.limits.allow(reqType, clientIP, params, ep != nil); !ok {
 			ctx.Response.Header.Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
@@ -410,21 +480,24 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 func (s *Server) seal(ctx *fasthttp.RequestCtx, res *result, reqID []byte) {
 	bp, _ := s.bufPool.Get().(*[]byte)
 	if bp == nil {
-		b := make([]byte, 0, 1024)
+		b := make([]byte, 0, 4096)
 		bp = &b
 	}
+	// The envelope and then its sealed form go into one pooled buffer;
+	// SetBody copies the sealed part into the response's own.
 	out := appendEnvelope((*bp)[:0], res, reqID)
-	sealed, err := s.deps.Codec.Seal(out)
-	*bp = out
+	all, err := s.deps.Codec.AppendSealAt(out, out, time.Now())
+	*bp = all
+	if err == nil {
+		ctx.SetStatusCode(200)
+		ctx.SetContentType("text/plain; charset=UTF-8")
+		ctx.SetBody(all[len(out):])
+	}
 	s.bufPool.Put(bp)
 	if err != nil {
 		s.log.Error("seal response", "err", err)
 		s.plain(ctx, 500)
-		return
 	}
-	ctx.SetStatusCode(200)
-	ctx.SetContentType("text/plain; charset=UTF-8")
-	ctx.SetBody(sealed)
 }
 
 // maxClientKeyBytes bounds the rate-limit key taken from client_ipaddr:
@@ -443,7 +516,9 @@ func clientKey(raw json.RawMessage) string {
 		return ""
 	}
 	var s string
-	if rawKind(raw) != '"' || json.Unmarshal(raw, &s) != nil {
+	if rawKind(raw) == '"' {
+		s = unquote(raw)
+	} else {
 		s = string(bytes.TrimSpace(raw))
 	}
 	s = strings.TrimSpace(s)
@@ -500,10 +575,20 @@ type call struct {
 
 // str returns a string parameter ("" when absent or not a string).
 func (c *call) str(name string) string {
-	var v string
-	if raw, ok := c.body[name]; ok && rawKind(raw) == '"' {
-		_ = json.Unmarshal(raw, &v)
+	raw, ok := c.body[name]
+	if !ok || rawKind(raw) != '"' {
+		return ""
 	}
+	return unquote(raw)
+}
+
+// unquote returns the value of a JSON string the scanner has checked.
+func unquote(raw []byte) string {
+	if q := raw[1 : len(raw)-1]; bytes.IndexByte(q, '\\') < 0 {
+		return string(q) // no escapes: the text is the value
+	}
+	var v string
+	_ = json.Unmarshal(raw, &v)
 	return v
 }
 

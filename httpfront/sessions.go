@@ -122,17 +122,6 @@ func durableSum(rs []actors.Result[int], err error) (int, error) {
 	return n, nil
 }
 
-// deleteUserSessions ends every session of uid on every shard, except keep
-// (when not nil), and waits until the deletions are durable. When it
-// returns, no session of the user passes a check.
-func deleteUserSessions(s *Server, uid shard.UserID, keep *shard.SessionDigest) (int, error) {
-	op := actors.DeleteUserSessions{UserID: uid}
-	if keep != nil {
-		op.Keep, op.KeepOne = *keep, true
-	}
-	return durableSum(actors.AskAll[int](s.deps.Core, op))
-}
-
 func handleSessionDeleteUserID(c *call) (result, error) {
 	uid, _ := c.int("user_id")
 	var keep *shard.SessionDigest
@@ -143,7 +132,7 @@ func handleSessionDeleteUserID(c *call) (result, error) {
 			keep = &d
 		}
 	}
-	n, err := deleteUserSessions(c.s, shard.UserID(uid), keep)
+	n, err := c.s.deps.Accounts.EndSessions(shard.UserID(uid), keep)
 	if err != nil {
 		return result{}, err
 	}

@@ -47,29 +47,6 @@ func userByEmail(s *Server, email string) (u shard.User, found bool, err error) 
 	return u, true, nil
 }
 
-// verifyPassword checks password against phc, or against the pool's dummy
-// hash when phc is empty (no such user), so that both cost one Argon2
-// verification: response time does not tell whether an email exists.
-func verifyPassword(s *Server, phc, password string) (ok, needsRehash bool, err error) {
-	real := phc != ""
-	if !real {
-		phc = s.deps.Hasher.DummyPHC()
-	}
-	rs, err := s.deps.Hasher.Run(passhash.HashOp{Verify: true, PHC: phc, Password: password})
-	if err != nil {
-		return false, false, err
-	}
-	if rs[0].Err != nil {
-		if err := verifyOpErr(rs[0].Err); err != nil {
-			return false, false, err // a hasher fault: not a wrong password
-		}
-		// A stored hash we cannot compute (e.g. argon2d) never matches.
-		s.log.Warn("password verification failed", "err", rs[0].Err)
-		return false, false, nil
-	}
-	return real && rs[0].OK, real && rs[0].NeedsRehash, nil
-}
-
 // hashPassword hashes password with the current parameters.
 func hashPassword(s *Server, password string) (string, error) {
 	rs, err := s.deps.Hasher.Run(passhash.HashOp{Password: password})
@@ -105,23 +82,6 @@ func deleteSession(s *Server, token string) (bool, error) {
 	return res.Value, nil
 }
 
-// askUserEdit runs an operation that edits one user record (it answers a
-// shard.User) and waits until the edit is durable. shard.ErrNoChange, an
-// edit the operation declined, is errNoChange here.
-func askUserEdit(s *Server, op actors.Op) (shard.User, error) {
-	res, err := actors.Ask[shard.User](s.deps.Core, op)
-	if errors.Is(err, shard.ErrNoChange) {
-		return shard.User{}, errNoChange
-	}
-	if err != nil {
-		return shard.User{}, err
-	}
-	if err := durable(res); err != nil {
-		return shard.User{}, err
-	}
-	return res.Value, nil
-}
-
 // claimKey claims key (a normalised email, or a system id key) for id in
 // the index and waits until the claim is durable. It returns the current
 // owner when someone else holds it.
@@ -153,7 +113,3 @@ func releaseKey(s *Server, key string, id shard.UserID) {
 // email index (a NUL byte never starts a normalised email), so a system id is
 // unique by the same one-actor rule as an email.
 func systemIDKey(id string) string { return "\x00sid:" + id }
-
-// userInactiveOrLocked reports whether a user with a correct password must
-// still be refused (docs/protocol.md, "Logins and password checks").
-func userInactiveOrLocked(u *shard.User) bool { return !u.IsActive || u.Role == "locked" }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/authnzerver/authnzerver/actors"
@@ -34,28 +32,14 @@ func pageOf(c *call) (after shard.UserID, size int) {
 	return after, size
 }
 
-// listUsers gathers one page of users that match from every shard, in id
-// order.
+// listUsers gathers one page of users that match, in id order, and the
+// page_after of the next page (nil when none).
 func listUsers(s *Server, after shard.UserID, size int, match actors.UserMatch) ([]shard.User, any, error) {
-	rs, err := actors.AskAll[actors.UserPage](s.deps.Core, actors.ListUsers{After: after, Limit: size, Match: match})
-	if err != nil {
-		return nil, nil, err
+	users, more, err := actors.UsersPage(s.deps.Core, after, size, match)
+	if err != nil || !more || len(users) == 0 {
+		return users, nil, err
 	}
-	var all []shard.User
-	more := false
-	for _, r := range rs {
-		all = append(all, r.Value.Users...)
-		more = more || r.Value.More
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
-	if len(all) > size {
-		all, more = all[:size], true
-	}
-	var next any
-	if more && len(all) > 0 {
-		next = int64(all[len(all)-1].ID)
-	}
-	return all, next, nil
+	return users, int64(users[len(users)-1].ID), nil
 }
 
 func handleUserList(c *call) (result, error) {
@@ -317,47 +301,17 @@ func handleInternalUserLock(c *call) (result, error) {
 	return toggleLock(c.s, shard.UserID(target), action)
 }
 
-// toggleLock locks (ending every session of the user) or unlocks a user
-// (docs/protocol.md, "Users"). A manual lock or unlock cancels a pending
-// automatic unlock, and an unlock forgets the user's failed password checks.
+// toggleLock locks or unlocks a user by hand: one call to the core's flow
+// (docs/protocol.md, "Users").
 func toggleLock(s *Server, id shard.UserID, action string) (result, error) {
-	var op actors.Op = actors.UnlockUser{ID: id}
-	if action == "lock" {
-		op = actors.LockUser{ID: id}
-	}
-	changed := true
-	u, err := askUserEdit(s, op)
-	if errors.Is(err, errNoChange) {
-		changed = false
-		u, err = getUser(s, id)
-	}
-	if errors.Is(err, shard.ErrUserNotFound) {
-		return failure("exception encountered when trying lock toggle action", "User lock toggle failed.").with("user_info", nil), nil
-	}
+	a, err := s.deps.Accounts.SetLock(id, action == "lock")
 	if err != nil {
 		return result{}, err
 	}
-	if changed && action == "lock" {
-		if _, err := deleteAllUserSessions(s, id); err != nil {
-			return result{}, err
-		}
-		// A lock by hand also revokes every key (none has role "locked"), so
-		// that keys do not come back with an unlock. (An automatic lock
-		// does not: anyone can trigger one with wrong passwords; its keys
-		// are refused while it lasts, see keyUsers.)
-		if _, err := revokeKeysOfOtherRoles(s, id, "locked"); err != nil {
-			return result{}, err
-		}
+	if !a.OK() {
+		return failure("exception encountered when trying lock toggle action", "User lock toggle failed.").with("user_info", nil), nil
 	}
-	if action == "unlock" {
-		// Also for an account that was not locked: a superuser is never
-		// locked, and an unlock is how an operator ends its refusal window.
-		s.forgetFailures(u.Email)
-	}
-	if changed {
-		s.log.Info("user lock toggled", "user", s.pii(strconv.FormatInt(int64(id), 10)), "action", action)
-	}
-	return success("User lock toggle successful.").with("user_info", userInfo{u}), nil
+	return success("User lock toggle successful.").with("user_info", userInfo{a.User}), nil
 }
 
 // handleInternalUserDelete deletes a user and their sessions. Unlike the
@@ -366,21 +320,15 @@ func toggleLock(s *Server, id shard.UserID, action string) (result, error) {
 // server").
 func handleInternalUserDelete(c *call) (result, error) {
 	target, _ := c.int("target_userid")
-	if target >= 1 && target <= int64(shard.DummyUserID) {
-		return failure("can't delete system users", "Could not delete user from DB.").with("user_id", target), nil
-	}
-	u, err := getUser(c.s, shard.UserID(target))
-	if errors.Is(err, shard.ErrUserNotFound) {
-		return failure("no such user", "Could not delete user from DB.").with("user_id", target), nil
-	}
+	a, err := c.s.deps.Accounts.DeleteUser(shard.UserID(target))
 	if err != nil {
 		return result{}, err
 	}
-	if err := removeUser(c.s, u); err != nil {
-		if errors.Is(err, shard.ErrUserNotFound) {
-			return failure("no such user", "Could not delete user from DB.").with("user_id", target), nil
-		}
-		return result{}, err
+	switch a.Refusal {
+	case "":
+		return success("User successfully deleted from DB.").with("user_id", target), nil
+	case actors.RefusedProtected:
+		return failure("can't delete system users", "Could not delete user from DB.").with("user_id", target), nil
 	}
-	return success("User successfully deleted from DB.").with("user_id", target), nil
+	return failure("no such user", "Could not delete user from DB.").with("user_id", target), nil
 }

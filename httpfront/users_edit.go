@@ -131,22 +131,6 @@ func editUser(s *Server, id shard.UserID, update map[string]json.RawMessage) (sh
 			return shard.User{}, errEditValue
 		}
 	}
-	cur, err := getUser(s, id)
-	if err != nil {
-		return shard.User{}, err
-	}
-	oldEmail := cur.Email
-	claimed := false
-	if e.email != nil && *e.email != oldEmail {
-		_, ok, err := claimKey(s, *e.email, id)
-		if err != nil {
-			return shard.User{}, err
-		}
-		if !ok {
-			return shard.User{}, errEditValue // the address belongs to someone else
-		}
-		claimed = true
-	}
 	op := actors.EditUser{ID: id, Extra: e.extra, SetExtra: e.extraSet, MaxExtraBytes: maxExtraInfoBytes}
 	if e.fullName != nil {
 		op.FullName, op.SetFullName = *e.fullName, true
@@ -163,27 +147,15 @@ func editUser(s *Server, id shard.UserID, update map[string]json.RawMessage) (sh
 	if e.active != nil {
 		op.IsActive, op.SetIsActive = *e.active, true
 	}
-	res, err := actors.Ask[actors.EditResult](s.deps.Core, op)
-	if errors.Is(err, actors.ErrEditValue) {
-		err = errEditValue
-	}
-	if err == nil {
-		err = durable(res)
-	}
-	u, oldRole := res.Value.User, res.Value.OldRole
-	if err != nil {
-		if claimed {
-			releaseKey(s, *e.email, id)
-		}
+	a, err := s.deps.Accounts.EditUser(op)
+	switch {
+	case err != nil:
 		return shard.User{}, err
+	case a.Refusal == actors.RefusedNoUser:
+		return shard.User{}, shard.ErrUserNotFound
+	case !a.OK():
+		return shard.User{}, errEditValue
 	}
-	if claimed {
-		releaseKey(s, oldEmail, id)
-	}
-	if u.Role != oldRole {
-		if _, err := revokeKeysOfOtherRoles(s, id, u.Role); err != nil {
-			return shard.User{}, err
-		}
-	}
+	u := a.User
 	return u, nil
 }

@@ -21,13 +21,11 @@ func addUser(t *testing.T, ts *servertest.Server, role string, active bool) int6
 	t.Helper()
 	core := ts.Srv.Core
 	id := core.NextUserID()
-	res, err := actors.Do(core, shard.UserRoute(id), func(s *shard.Shard, now time.Time) (shard.User, []shard.Mutation, error) {
-		u, muts, err := s.CreateUser(shard.User{
-			ID: id, SystemID: fmt.Sprintf("test-%d", id), FullName: "Test User",
-			Email: fmt.Sprintf("user%d@example.org", id), EmailVerified: true, IsActive: active, Role: role,
-		}, now)
-		return u, append(muts, shard.EncodeNextUserID(id+1)), err
-	})
+	// SignUp stores the id counter with the user.
+	res, err := actors.Ask[shard.User](core, actors.SignUp{User: shard.User{
+		ID: id, SystemID: fmt.Sprintf("test-%d", id), FullName: "Test User",
+		Email: fmt.Sprintf("user%d@example.org", id), EmailVerified: true, IsActive: active, Role: role,
+	}})
 	if err != nil {
 		t.Fatalf("create user: %v", err)
 	}

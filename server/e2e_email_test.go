@@ -198,10 +198,7 @@ func codeOf(t *testing.T, m sentMail) string {
 
 func userRecord(t *testing.T, ts *servertest.Server, id int64) shard.User {
 	t.Helper()
-	res, err := actors.Do(ts.Srv.Core, shard.UserRoute(shard.UserID(id)), func(sh *shard.Shard, _ time.Time) (shard.User, []shard.Mutation, error) {
-		u, err := sh.GetUser(shard.UserID(id))
-		return u, nil, err
-	})
+	res, err := actors.Ask[shard.User](ts.Srv.Core, actors.GetUser{ID: shard.UserID(id)})
 	if err != nil {
 		t.Fatalf("get user %d: %v", id, err)
 	}

@@ -8,14 +8,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/server/servertest"
-	"github.com/authnzerver/authnzerver/shard"
 )
 
 // Hostile clients: slow senders, too many connections, huge headers and
@@ -228,32 +226,12 @@ func TestShardQueueBoundSheds(t *testing.T) {
 	const bound = 8
 	ts := servertest.Start(t, servertest.Env("AUTHNZERVER_MAXSHARDQUEUE", fmt.Sprint(bound)), servertest.Env("AUTHNZERVER_RATELIMITS", "none"))
 	core := ts.Srv.Core
-	// Stall shard 0 (test only: shard operations must never block), then
-	// queue more messages behind it than the bound.
+	// Hold shard 0 (test only: shard operations never block), then queue
+	// more messages behind it than the bound.
 	release := make(chan struct{})
-	stalled := make(chan struct{})
-	var wg sync.WaitGroup
-	stall := func() {
-		defer wg.Done()
-		actors.Do(core, shard.Route(0), func(*shard.Shard, time.Time) (struct{}, []shard.Mutation, error) {
-			close(stalled)
-			<-release
-			return struct{}{}, nil, nil
-		})
-	}
-	wg.Add(1)
-	go stall()
-	// Only once the shard is stuck do the others pile up behind it (the
-	// goroutines would otherwise run in any order).
-	<-stalled
+	<-actors.HoldShard(core, 0, release)
 	for range 3 * bound {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			actors.Do(core, shard.Route(0), func(*shard.Shard, time.Time) (struct{}, []shard.Mutation, error) {
-				return struct{}{}, nil, nil
-			})
-		}()
+		actors.HoldShard(core, 0, release)
 	}
 	defer func() {
 		select {
@@ -261,7 +239,6 @@ func TestShardQueueBoundSheds(t *testing.T) {
 		default:
 			close(release)
 		}
-		wg.Wait()
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for core.MailboxDepths()[0] <= bound {
@@ -280,7 +257,6 @@ func TestShardQueueBoundSheds(t *testing.T) {
 		t.Errorf("overloaded: no Retry-After header")
 	}
 	close(release)
-	wg.Wait()
 	deadline = time.Now().Add(10 * time.Second)
 	for {
 		r := ts.Do("session-exists", map[string]any{"session_token": "x"})

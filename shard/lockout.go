@@ -59,27 +59,17 @@ type failureTable struct {
 
 func newFailureTable() failureTable { return failureTable{byEmail: make(map[string]*failState)} }
 
-func init() {
-	load := func(s *Shard, key, value []byte, legacy bool) error {
-		var st failState
-		if err := json.Unmarshal(value, &st); err != nil || st.Count < 0 || st.Lockouts < 0 {
-			return fmt.Errorf("%w: failure count: %v", ErrBadRecord, err)
-		}
-		email := failureRecordEmail(key)
-		s.failures.merge(email, st, legacy, string(key))
-		return nil
+// loadFailures loads a failure count record of either format.
+func (s *Shard) loadFailures(key, value []byte) error {
+	var st failState
+	if err := json.Unmarshal(value, &st); err != nil || st.Count < 0 || st.Lockouts < 0 {
+		return fmt.Errorf("%w: failure count: %v", ErrBadRecord, err)
 	}
-	route := func(key []byte) (Route, error) { return EmailRoute(failureRecordEmail(key)), nil }
-	extraKinds = append(extraKinds,
-		recordKind{prefix: prefixFailures, route: route, load: func(s *Shard, key, value []byte) error {
-			return load(s, key, value, false)
-		}},
-		recordKind{prefix: prefixLegacyFailures, route: route, load: func(s *Shard, key, value []byte) error {
-			return load(s, key, value, true)
-		}},
-	)
-	sweepers = append(sweepers, (*Shard).SweepUnlocks)
+	s.failures.merge(failureRecordEmail(key), st, !hasPrefix(key, prefixFailures), string(key))
+	return nil
 }
+
+func routeFailures(key []byte) (Route, error) { return EmailRoute(failureRecordEmail(key)), nil }
 
 // failureRecordEmail returns the email of a failure record's key, of
 // either format.

@@ -2,7 +2,6 @@ package shard
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -66,43 +65,13 @@ func splitmix64(x uint64) uint64 {
 // RouteOfKey tells which shard a stored record belongs to. Meta records have
 // no shard (ok is false); the loader handles them.
 func RouteOfKey(key []byte) (r Route, ok bool, err error) {
-	switch {
-	case hasPrefix(key, prefixSession):
-		if len(key) != len(prefixSession)+len(SessionDigest{}) {
-			return 0, false, fmt.Errorf("%w: session key of %d bytes", ErrBadRecord, len(key))
-		}
-		var d SessionDigest
-		copy(d[:], key[len(prefixSession):])
-		return SessionRoute(d), true, nil
-	case hasPrefix(key, prefixUser):
-		id, err := decodeUserKey(key)
-		if err != nil {
-			return 0, false, err
-		}
-		return UserRoute(id), true, nil
-	case hasPrefix(key, prefixEmail):
-		return EmailRoute(string(key[len(prefixEmail):])), true, nil
-	case hasPrefix(key, prefixMeta):
-		return 0, false, nil
+	k, err := kindOfKey(key)
+	if err != nil || k.route == nil {
+		return 0, false, err
 	}
-	for _, k := range extraKinds {
-		if hasPrefix(key, k.prefix) {
-			r, err := k.route(key)
-			return r, err == nil, err
-		}
-	}
-	return 0, false, fmt.Errorf("%w: unknown key prefix %q", ErrBadRecord, truncate(key, 8))
+	r, err = k.route(key)
+	return r, err == nil, err
 }
-
-// recordKind lets other files of this package register a stored record kind
-// without editing the switch above.
-type recordKind struct {
-	prefix string
-	route  func(key []byte) (Route, error)
-	load   func(s *Shard, key, value []byte) error
-}
-
-var extraKinds []recordKind
 
 func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }
 
@@ -140,25 +109,14 @@ func emailKey(normEmail string) []byte { return []byte(prefixEmail + normEmail) 
 // records with [RouteOfKey]. A record that does not decode is an error: the
 // caller decides whether to stop or skip.
 func (s *Shard) Load(key, value []byte) error {
-	switch {
-	case hasPrefix(key, prefixSession):
-		return s.loadSession(key, value)
-	case hasPrefix(key, prefixUser):
-		return s.loadUser(key, value)
-	case hasPrefix(key, prefixEmail):
-		var id UserID
-		if err := json.Unmarshal(value, &id); err != nil || id <= 0 {
-			return fmt.Errorf("%w: email index value %q", ErrBadRecord, truncate(value, 32))
-		}
-		s.emails[string(key[len(prefixEmail):])] = id
-		return nil
+	k, err := kindOfKey(key)
+	if err != nil {
+		return err
 	}
-	for _, k := range extraKinds {
-		if hasPrefix(key, k.prefix) {
-			return k.load(s, key, value)
-		}
+	if k.load == nil {
+		return fmt.Errorf("%w: %s record %q is not a shard's", ErrBadRecord, k.name, truncate(key, 8))
 	}
-	return fmt.Errorf("%w: unknown key prefix %q", ErrBadRecord, truncate(key, 8))
+	return k.load(s, key, value)
 }
 
 // EncodeNextUserID returns the mutation that records the next user id.

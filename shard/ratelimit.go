@@ -221,8 +221,6 @@ func (t *rateTable) touch(i int32) {
 	t.pushFront(i)
 }
 
-func init() { sweepers = append(sweepers, sweepRateBuckets) }
-
 // sweepRateBuckets drops full buckets (tat ≤ now: the same as no bucket),
 // looking at no more than limit buckets from the least recently used end,
 // where idle buckets gather. When the table becomes empty its memory is

@@ -46,7 +46,8 @@ func New(opts Options) *Shard {
 
 // Counts is a snapshot of a shard's table sizes, for metrics and tests.
 type Counts struct {
-	Sessions int
+	Sessions int // live, and expired ones still kept (Expired of them)
+	Expired  int
 	Users    int
 	Emails   int
 	APIKeys  int // session-bound and session-less
@@ -55,7 +56,7 @@ type Counts struct {
 // Counts reports the sizes of the shard's tables.
 func (s *Shard) Counts() Counts {
 	ks, kn := s.APIKeyCounts()
-	return Counts{Sessions: s.sessions.count(), Users: len(s.users), Emails: len(s.emails), APIKeys: ks + kn}
+	return Counts{Sessions: s.sessions.count(), Expired: len(s.sessions.dead), Users: len(s.users), Emails: len(s.emails), APIKeys: ks + kn}
 }
 
 // micro truncates t to the microsecond, the precision of the wire format

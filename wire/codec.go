@@ -7,7 +7,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fernet/fernet-go"
@@ -34,7 +36,7 @@ const DefaultMaxAge = 120 * time.Second
 // key seals, every key opens, so keys can be rotated without downtime.
 type Codec struct {
 	// Static after NewCodec.
-	keys   []*fernet.Key
+	keys   []*fernetKey
 	maxAge time.Duration // 0: tokens of any age are accepted
 }
 
@@ -54,7 +56,11 @@ func NewCodec(keys []string, maxAge time.Duration) (*Codec, error) {
 		if err != nil {
 			return nil, fmt.Errorf("wire: key %d of %d: %w", i+1, len(keys), err)
 		}
-		c.keys = append(c.keys, k)
+		fk, err := newFernetKey((*[32]byte)(k))
+		if err != nil {
+			return nil, fmt.Errorf("wire: key %d of %d: %w", i+1, len(keys), err)
+		}
+		c.keys = append(c.keys, fk)
 	}
 	return c, nil
 }
@@ -80,44 +86,93 @@ func GenerateKey() (string, error) {
 // whitespace is ignored) of a Fernet token, and returns the plaintext, which
 // is a fresh slice the caller owns. body is not retained.
 func (c *Codec) Open(body []byte) ([]byte, error) {
+	return c.AppendOpen(nil, body)
+}
+
+// AppendOpen is Open appending the plaintext to dst (nothing is appended
+// when it fails).
+func (c *Codec) AppendOpen(dst, body []byte) ([]byte, error) {
+	return c.appendOpenAt(dst, body, time.Now())
+}
+
+func (c *Codec) appendOpenAt(dst, body []byte, now time.Time) ([]byte, error) {
 	body = trimASCIISpace(body)
 	if len(body) == 0 {
-		return nil, ErrUnauthenticated
+		return dst, ErrUnauthenticated
 	}
-	tok := make([]byte, base64.StdEncoding.DecodedLen(len(body)))
-	n, err := base64.StdEncoding.Decode(tok, body)
+	sp := getScratch()
+	defer putScratch(sp)
+	// Both decodings go into one scratch buffer: the inner (url-safe) text
+	// first, then the binary token after it.
+	inner := base64.StdEncoding.DecodedLen(len(body))
+	buf := slices.Grow((*sp)[:0], inner+base64.URLEncoding.DecodedLen(inner))
+	n, err := base64.StdEncoding.Decode(buf[:inner], body)
 	if err != nil {
-		return nil, ErrUnauthenticated
+		return dst, ErrUnauthenticated
 	}
-	tok = tok[:n]
-	// The inner token is url-safe base64 with padding; check its alphabet
-	// here because fernet-go ignores decode errors.
-	raw := base64.URLEncoding.DecodedLen(len(tok))
-	if raw < minTokenLen || !validURLBase64(tok) {
-		return nil, ErrUnauthenticated
+	text := buf[:n]
+	// The inner token is url-safe base64 with padding; its alphabet and
+	// padding are checked strictly (fernet-go ignores decode errors).
+	if base64.URLEncoding.DecodedLen(len(text)) < minTokenLen || !validURLBase64(text) {
+		return dst, ErrUnauthenticated
 	}
-	msg := fernet.VerifyAndDecrypt(tok, c.maxAge, c.keys)
-	if msg == nil {
-		return nil, ErrUnauthenticated
+	m, err := base64.URLEncoding.Decode(buf[n:cap(buf)], text)
+	if err != nil {
+		return dst, ErrUnauthenticated
 	}
-	return msg, nil
+	tok := buf[n : n+m]
+	*sp = buf
+	for _, k := range c.keys {
+		if out, ok := k.open(dst, tok, c.maxAge, now); ok {
+			return out, nil
+		}
+	}
+	return dst, ErrUnauthenticated
+}
+
+// scratchPool holds the decoding buffers of Open and Seal.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getScratch() *[]byte { return scratchPool.Get().(*[]byte) }
+
+// putScratch keeps a buffer for the next call unless a large body grew it:
+// the pool should not pin a megabyte per processor.
+func putScratch(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		scratchPool.Put(b)
+	}
 }
 
 // Seal encodes plaintext as a body with the first key and the current time.
 func (c *Codec) Seal(plain []byte) ([]byte, error) {
-	return c.SealAt(plain, time.Now())
+	return c.AppendSealAt(nil, plain, time.Now())
 }
 
 // SealAt is Seal with the token's timestamp given, for tests and for
 // benchmarks that prepare bodies ahead of time.
 func (c *Codec) SealAt(plain []byte, at time.Time) ([]byte, error) {
-	tok, err := fernet.EncryptAndSignAtTime(plain, c.keys[0], at)
+	return c.AppendSealAt(nil, plain, at)
+}
+
+// AppendSealAt is SealAt appending the body to dst.
+func (c *Codec) AppendSealAt(dst, plain []byte, at time.Time) ([]byte, error) {
+	sp := getScratch()
+	defer putScratch(sp)
+	raw := fernetSealedLen(len(plain))
+	inner := base64.URLEncoding.EncodedLen(raw)
+	buf := slices.Grow((*sp)[:0], raw+inner)
+	tok, err := c.keys[0].seal(buf, plain, at)
 	if err != nil {
-		return nil, fmt.Errorf("wire: seal: %w", err)
+		return dst, err
 	}
-	out := make([]byte, base64.StdEncoding.EncodedLen(len(tok)))
-	base64.StdEncoding.Encode(out, tok)
-	return out, nil
+	text := tok[raw : raw+inner]
+	base64.URLEncoding.Encode(text, tok[:raw])
+	*sp = tok[:0]
+	start := len(dst)
+	dst = slices.Grow(dst, base64.StdEncoding.EncodedLen(inner))
+	dst = dst[:start+base64.StdEncoding.EncodedLen(inner)]
+	base64.StdEncoding.Encode(dst[start:], text)
+	return dst, nil
 }
 
 // MaxAge reports the freshness window applied by Open.

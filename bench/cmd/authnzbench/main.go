@@ -36,7 +36,7 @@ func main() {
 
 func run() error {
 	var cfg bench.Config
-	var scen, jsonPath, htmlPath, cpuProfile string
+	var scen, against, jsonPath, htmlPath, cpuProfile string
 	var quiet bool
 	flag.StringVar(&cfg.URL, "url", "", "external server URL (loopback only); empty starts our server in process")
 	flag.StringVar(&cfg.Key, "key", os.Getenv("AUTHNZERVER_SECRET"), "Fernet key of the external server (default $AUTHNZERVER_SECRET)")
@@ -59,6 +59,7 @@ func run() error {
 	flag.IntVar(&cfg.Shards, "shards", 0, "in-process servers: AUTHNZERVER_SHARDS (0: default)")
 	flag.StringVar(&cfg.Driver, "driver", "go", "load generator: go (the suite's own), wrk (wrk with pre-sealed bodies; install: make bench-deps) or both, side by side")
 	flag.StringVar(&cfg.Wrk, "wrk", "", "wrk binary for -driver wrk|both (default: wrk on $PATH)")
+	flag.StringVar(&against, "against", "", "comma-separated name=URL of other external servers (same key) measured in the same rounds, side by side (e.g. a build before a change)")
 	flag.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
 	flag.StringVar(&htmlPath, "html", "", "also write a self-contained HTML report with charts to this file")
 	flag.BoolVar(&quiet, "q", false, "no progress line")
@@ -76,6 +77,15 @@ func run() error {
 		defer pprof.StopCPUProfile()
 	}
 	cfg.Scenarios = strings.Split(scen, ",")
+	if against != "" {
+		for _, a := range strings.Split(against, ",") {
+			name, url, ok := strings.Cut(a, "=")
+			if !ok {
+				return fmt.Errorf("-against %q: want name=URL", a)
+			}
+			cfg.Against = append(cfg.Against, bench.Contender{Name: name, URL: url})
+		}
+	}
 	cfg.Log = os.Stderr
 	if !quiet {
 		cfg.Progress = os.Stderr

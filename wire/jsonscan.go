@@ -1,0 +1,308 @@
+package wire
+
+import (
+	"encoding/json"
+	"errors"
+)
+
+// A JSON object scanner for the request envelope and its body, without
+// reflection and without copying: it checks that a whole text is JSON
+// exactly as encoding/json does (the same grammar, depth limit and
+// trailing-data rule) and hands out each member's key and the bytes of its
+// value, which stay slices of the text. encoding/json decoding the envelope
+// into maps of json.RawMessage cost some twenty allocations a request
+// (docs/design.md, "Request path: `session-exists`"); the differential fuzz
+// target FuzzScanObjectAgainstEncodingJSON keeps the two in step.
+
+// ErrJSONSyntax is returned for a text that is not JSON.
+var ErrJSONSyntax = errors.New("wire: not JSON")
+
+// ErrNotObject is returned by [ScanObject] for JSON that is not an object.
+var ErrNotObject = errors.New("wire: not a JSON object")
+
+// maxScanDepth is encoding/json's nesting limit.
+const maxScanDepth = 10000
+
+// Member is one member of a scanned object.
+type Member struct {
+	// Key is the key as written, without its quotes; Escaped says it
+	// contains a backslash escape, so it must be unquoted to be read
+	// ([Member.Name]).
+	Key     []byte
+	Escaped bool
+	// Value is the member's value, as written (no surrounding white space).
+	Value []byte
+}
+
+// Name returns the key as a string, unescaped.
+func (m *Member) Name() string {
+	if !m.Escaped {
+		return string(m.Key)
+	}
+	var s string
+	q := make([]byte, 0, len(m.Key)+2)
+	q = append(append(append(q, '"'), m.Key...), '"')
+	// The scanner has checked the escapes: this cannot fail.
+	_ = json.Unmarshal(q, &s)
+	return s
+}
+
+// Is reports whether the key is name.
+func (m *Member) Is(name string) bool {
+	if !m.Escaped {
+		return string(m.Key) == name
+	}
+	return m.Name() == name
+}
+
+// ScanObject checks that text is one JSON value, an object, and calls fn for
+// each member in order (duplicate keys included: the caller decides; with
+// encoding/json the last one wins). It returns ErrJSONSyntax when text is
+// not JSON at all (whatever fn was told before) and ErrNotObject when it is
+// JSON of another kind.
+func ScanObject(text []byte, fn func(m Member)) error {
+	s := scanner{text: text}
+	s.space()
+	if s.pos < len(s.text) && s.text[s.pos] != '{' {
+		if !s.value(0) || !s.end() {
+			return ErrJSONSyntax
+		}
+		return ErrNotObject
+	}
+	if !s.object(0, fn) || !s.end() {
+		return ErrJSONSyntax
+	}
+	return nil
+}
+
+// ValidJSON reports whether text is one JSON value (json.Valid).
+func ValidJSON(text []byte) bool {
+	s := scanner{text: text}
+	s.space()
+	return s.value(0) && s.end()
+}
+
+type scanner struct {
+	text []byte
+	pos  int
+}
+
+func (s *scanner) space() {
+	for s.pos < len(s.text) {
+		switch s.text[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// end reports whether only white space is left.
+func (s *scanner) end() bool {
+	s.space()
+	return s.pos == len(s.text)
+}
+
+// value scans one value at s.pos (white space before it already skipped).
+func (s *scanner) value(depth int) bool {
+	if s.pos >= len(s.text) {
+		return false
+	}
+	switch c := s.text[s.pos]; {
+	case c == '{':
+		return s.object(depth, nil)
+	case c == '[':
+		return s.array(depth)
+	case c == '"':
+		_, ok := s.str()
+		return ok
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number()
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	}
+	return false
+}
+
+func (s *scanner) literal(lit string) bool {
+	if len(s.text)-s.pos < len(lit) || string(s.text[s.pos:s.pos+len(lit)]) != lit {
+		return false
+	}
+	s.pos += len(lit)
+	return true
+}
+
+// object scans an object at s.pos ('{'), calling fn (when not nil) for each
+// member.
+func (s *scanner) object(depth int, fn func(Member)) bool {
+	if depth++; depth > maxScanDepth {
+		return false
+	}
+	s.pos++ // '{'
+	s.space()
+	if s.pos < len(s.text) && s.text[s.pos] == '}' {
+		s.pos++
+		return true
+	}
+	for {
+		if s.pos >= len(s.text) || s.text[s.pos] != '"' {
+			return false
+		}
+		start := s.pos + 1
+		escaped, ok := s.str()
+		if !ok {
+			return false
+		}
+		key := s.text[start : s.pos-1]
+		s.space()
+		if s.pos >= len(s.text) || s.text[s.pos] != ':' {
+			return false
+		}
+		s.pos++
+		s.space()
+		vstart := s.pos
+		if !s.value(depth) {
+			return false
+		}
+		if fn != nil {
+			fn(Member{Key: key, Escaped: escaped, Value: s.text[vstart:s.pos]})
+		}
+		s.space()
+		if s.pos >= len(s.text) {
+			return false
+		}
+		switch s.text[s.pos] {
+		case ',':
+			s.pos++
+			s.space()
+		case '}':
+			s.pos++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+func (s *scanner) array(depth int) bool {
+	if depth++; depth > maxScanDepth {
+		return false
+	}
+	s.pos++ // '['
+	s.space()
+	if s.pos < len(s.text) && s.text[s.pos] == ']' {
+		s.pos++
+		return true
+	}
+	for {
+		if !s.value(depth) {
+			return false
+		}
+		s.space()
+		if s.pos >= len(s.text) {
+			return false
+		}
+		switch s.text[s.pos] {
+		case ',':
+			s.pos++
+			s.space()
+		case ']':
+			s.pos++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// str scans a string at s.pos ('"') and reports whether it has escapes.
+// Bytes of 0x80 and above are taken as they are (encoding/json does; the
+// caller checks UTF-8).
+func (s *scanner) str() (escaped, ok bool) {
+	s.pos++ // '"'
+	for s.pos < len(s.text) {
+		c := s.text[s.pos]
+		switch {
+		case c == '"':
+			s.pos++
+			return escaped, true
+		case c < 0x20:
+			return false, false
+		case c == '\\':
+			escaped = true
+			s.pos++
+			if s.pos >= len(s.text) {
+				return false, false
+			}
+			switch s.text[s.pos] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.pos++
+			case 'u':
+				if len(s.text)-s.pos < 5 {
+					return false, false
+				}
+				for _, h := range s.text[s.pos+1 : s.pos+5] {
+					if !isHex(h) {
+						return false, false
+					}
+				}
+				s.pos += 5
+			default:
+				return false, false
+			}
+		default:
+			s.pos++
+		}
+	}
+	return false, false
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+// number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *scanner) number() bool {
+	if s.text[s.pos] == '-' {
+		s.pos++
+	}
+	if s.pos >= len(s.text) {
+		return false
+	}
+	switch c := s.text[s.pos]; {
+	case c == '0':
+		s.pos++
+	case c >= '1' && c <= '9':
+		s.digits()
+	default:
+		return false
+	}
+	if s.pos < len(s.text) && s.text[s.pos] == '.' {
+		s.pos++
+		if !s.digits() {
+			return false
+		}
+	}
+	if s.pos < len(s.text) && (s.text[s.pos] == 'e' || s.text[s.pos] == 'E') {
+		s.pos++
+		if s.pos < len(s.text) && (s.text[s.pos] == '+' || s.text[s.pos] == '-') {
+			s.pos++
+		}
+		if !s.digits() {
+			return false
+		}
+	}
+	return true
+}
+
+// digits scans one or more decimal digits.
+func (s *scanner) digits() bool {
+	start := s.pos
+	for s.pos < len(s.text) && s.text[s.pos] >= '0' && s.text[s.pos] <= '9' {
+		s.pos++
+	}
+	return s.pos > start
+}

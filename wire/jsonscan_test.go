@@ -1,0 +1,95 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// referenceMembers is what encoding/json makes of text: ErrJSONSyntax,
+// ErrNotObject, or the object's members (last duplicate wins) with each
+// value's bytes.
+func referenceMembers(text []byte) (map[string][]byte, error) {
+	if !json.Valid(text) {
+		return nil, ErrJSONSyntax
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(text, &m); err != nil || m == nil {
+		return nil, ErrNotObject
+	}
+	out := make(map[string][]byte, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out, nil
+}
+
+func scanMembers(text []byte) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := ScanObject(text, func(m Member) { out[m.Name()] = m.Value })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func checkAgainstReference(t *testing.T, text []byte) {
+	t.Helper()
+	if !utf8.Valid(text) {
+		return // the server refuses those before decoding
+	}
+	want, wantErr := referenceMembers(text)
+	got, err := scanMembers(text)
+	if !errors.Is(err, wantErr) {
+		t.Fatalf("ScanObject(%q) error %v; encoding/json: %v", text, err, wantErr)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("ScanObject(%q) = %q; encoding/json: %q", text, got, want)
+	}
+	for k, v := range want {
+		if !bytes.Equal(got[k], v) {
+			t.Fatalf("ScanObject(%q)[%q] = %q; encoding/json: %q", text, k, got[k], v)
+		}
+	}
+	if ValidJSON(text) != json.Valid(text) {
+		t.Fatalf("ValidJSON(%q) = %v; json.Valid: %v", text, ValidJSON(text), json.Valid(text))
+	}
+}
+
+var scanSamples = []string{
+	`{"request": "session-exists", "body": {"session_token": "abc"}, "reqid": 1, "client_ipaddr": "1.2.3.4"}`,
+	`{}`, ` { } `, `{"a":1,"a":2}`, `{"a\u0062":[1,{"x":null}],"c":-0.5e+3}`, `{"\"":"\\"}`,
+	`[]`, `"x"`, `1`, `null`, `true`, `{"a":1}x`, `{"a":1,}`, `{"a" 1}`, `{a:1}`, `{"a":01}`, `{"a":1.}`,
+	`{"a":1e}`, `{"a":-}`, `{"a":"\x"}`, "{\"a\":\"\t\"}", `{"a":"\u12"}`, `{"a":[1,]}`, `{"a":tru}`, ``, ` `,
+	`{"a":"` + "\u00e9\u4e2d" + `"}`, `{"a":1}` + "\n", strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+	`{"a":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`, `{"a":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`,
+}
+
+func TestScanObjectAgainstEncodingJSON(t *testing.T) {
+	for _, s := range scanSamples {
+		checkAgainstReference(t, []byte(s))
+	}
+}
+
+func FuzzScanObjectAgainstEncodingJSON(f *testing.F) {
+	for _, s := range scanSamples {
+		if len(s) < 1000 {
+			f.Add([]byte(s))
+		}
+	}
+	f.Fuzz(func(t *testing.T, text []byte) { checkAgainstReference(t, text) })
+}
+
+func BenchmarkScanEnvelope(b *testing.B) {
+	text := []byte(vectorPlain)
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		if err := ScanObject(text, func(m Member) { n += len(m.Value) }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
