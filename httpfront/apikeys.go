@@ -144,13 +144,6 @@ func handleAPIKeyRevokeAll(c *call) (result, error) {
 	return success("All API keys revocation processed.").with("revoked_keys", ans.Count), nil
 }
 
-// revokeKeysOfOtherRoles deletes every API key of user uid, of either
-// kind, issued for a role other than role, on every shard, and waits until
-// the deletions are durable (see [actors.Accounts.RevokeKeysNotOfRole]).
-func revokeKeysOfOtherRoles(s *Server, uid shard.UserID, role string) (int, error) {
-	return s.deps.Accounts.RevokeKeysNotOfRole(uid, role)
-}
-
 // keySeconds reads a lifetime or offset in seconds (int or float) within
 // maxKeyLifetime.
 func keySeconds(c *call, name string) (time.Duration, bool) {
