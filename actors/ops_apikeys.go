@@ -11,8 +11,8 @@ import (
 // A key travels only as the SHA-256 digest of its token (shard.DigestAPIKey)
 // and is routed by it (shard.APIKeyRoute): the token itself never reaches
 // the core. The flows that span shards or wait for a hash (issue with a
-// fresh token, verify with the user and session checks, refresh) stay in
-// the front, which asks these operations one hop at a time.
+// fresh token, verify with the user and session checks, refresh) are in
+// keys.go (docs/design.md, "The key flows").
 
 // CheckUserStanding answers the [Standing] of user ID: whether it exists
 // and is active, whether its role is Role, and whether its role is KeyRole.

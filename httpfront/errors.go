@@ -26,8 +26,6 @@ const (
 var (
 	errBusy       = errors.New("httpfront: server busy")
 	errUnwritable = errors.New("httpfront: store refuses writes")
-	// errNoHash: the hasher reported neither a hash nor an error (500).
-	errNoHash = errors.New("httpfront: hasher made no hash")
 )
 
 // statusOf maps an error from the core to the HTTP status of its answer.

@@ -139,6 +139,7 @@ type Server struct {
 // (users, keys, limits, mail). Each capability's file adds its own field.
 type extensions struct {
 	users    usersExt
+	keys     *actors.Keys // the API-key flows (apikeys.go)
 	overload overloadExt
 	observe  observeExt
 	mail     mailExt
@@ -162,6 +163,9 @@ func New(opts Options, deps Deps) (*Server, error) {
 			Policy: opts.Users.Policy, ServerFQDN: opts.Users.ServerFQDN, PII: s.pii, Logger: opts.Logger,
 		})
 	}
+	s.ext.keys = actors.NewKeys(s.deps.Accounts, actors.KeyOptions{
+		Permissions: s.perms(), MaxKeysPerUser: opts.Users.MaxAPIKeysPerUser,
+	})
 	for _, h := range opts.AllowedHosts {
 		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
 			s.hosts[h] = true

@@ -45,36 +45,20 @@ func handleSessionNew(c *call) (result, error) {
 		return failure("invalid request: extra_info_json is larger than this server allows", "Could not create a new session.").
 			with("session_token", nil).with("expires", nil), nil
 	}
-	uid := shard.AnonymousID
-	if id, ok := c.int("user_id"); ok && id != 0 {
-		uid = shard.UserID(id)
-		if _, err := getUser(c.s, uid); err != nil {
-			if errors.Is(err, shard.ErrUserNotFound) {
-				return fail, nil // the reference's foreign-key failure
-			}
-			return result{}, err
-		}
-	}
-	token, err := wire.RandomToken(32)
-	if err != nil {
-		return result{}, err
-	}
-	d := shard.DigestSession(token)
-	res, err := actors.Ask[shard.Session](c.s.deps.Core, actors.CreateSession{
-		Digest: d, UserID: uid, IPAddress: ip.String(), UserAgent: ua, Expires: expires, ExtraInfo: extra,
+	uid, _ := c.int("user_id")
+	token, sess, why, err := c.s.deps.Accounts.StartSession(actors.SessionRequest{
+		UserID: shard.UserID(uid), IPAddress: ip.String(), UserAgent: ua, Expires: expires, ExtraInfo: extra,
+		MaxPerUser: c.s.opts.Users.MaxSessionsPerUser,
 	})
 	if err != nil {
 		return result{}, err
 	}
-	if err := durable(res); err != nil {
-		return result{}, err
-	}
-	if err := capOwned(c.s, uid, shard.OwnedItem{Session: d}); err != nil {
-		return result{}, err
+	if why != "" {
+		return fail, nil // no such user: the reference's foreign-key failure
 	}
 	return success("Generated session_token successfully. Session initiated.").
 		with("session_token", token).
-		with("expires", wire.FormatTime(res.Value.Expires)), nil
+		with("expires", wire.FormatTime(sess.Expires)), nil
 }
 
 func handleSessionExists(c *call) (result, error) {
@@ -102,24 +86,6 @@ func handleSessionDelete(c *call) (result, error) {
 		return result{messages: []string{"Session delete processed, success: False."}}, nil
 	}
 	return success("Session delete processed, success: True."), nil
-}
-
-// durableSum takes the results of a fan-out whose shards answer counts
-// (actors.AskAll of an operation answering an int), waits until every
-// shard's mutations are on disk, and returns the sum of the counts. When it
-// returns nil, every shard's part of the change is in memory and durable.
-func durableSum(rs []actors.Result[int], err error) (int, error) {
-	if err != nil {
-		return 0, err
-	}
-	if err := actors.WaitAll(rs); err != nil {
-		return 0, errUnwritable
-	}
-	n := 0
-	for _, r := range rs {
-		n += r.Value
-	}
-	return n, nil
 }
 
 func handleSessionDeleteUserID(c *call) (result, error) {

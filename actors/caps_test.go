@@ -1,4 +1,4 @@
-package httpfront
+package actors
 
 import (
 	"testing"
@@ -7,7 +7,7 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-func TestOldestBeyond(t *testing.T) {
+func TestOldestOwned(t *testing.T) {
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	sess := func(name string, at int) shard.OwnedItem {
 		return shard.OwnedItem{Created: t0.Add(time.Duration(at) * time.Second), Session: shard.DigestSession(name)}
@@ -28,7 +28,7 @@ func TestOldestBeyond(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := oldestBeyond(tt.items, tt.limit, tt.keep)
+			got := oldestOwned(tt.items, tt.limit, tt.keep)
 			if len(got) != len(tt.want) {
 				t.Fatalf("deleted %d; want %d (%v)", len(got), len(tt.want), tt.want)
 			}
@@ -41,8 +41,8 @@ func TestOldestBeyond(t *testing.T) {
 	}
 	// Equal times: the choice does not depend on the order of the answers.
 	a, b, c := sess("a", 1), sess("b", 1), sess("c", 1)
-	first := oldestBeyond([]shard.OwnedItem{a, b, c}, 2, shard.OwnedItem{})
-	second := oldestBeyond([]shard.OwnedItem{c, b, a}, 2, shard.OwnedItem{})
+	first := oldestOwned([]shard.OwnedItem{a, b, c}, 2, shard.OwnedItem{})
+	second := oldestOwned([]shard.OwnedItem{c, b, a}, 2, shard.OwnedItem{})
 	if len(first) != 1 || len(second) != 1 || first[0].Session != second[0].Session {
 		t.Errorf("ties decided by answer order: %x vs %x", first[0].Session[:4], second[0].Session[:4])
 	}
