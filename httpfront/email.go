@@ -130,19 +130,6 @@ func readMailRequest(c *call, fields ...string) (actors.MailRequest, string) {
 	return r, ""
 }
 
-// askEmailOp runs op, an email operation (actors/ops_email.go), and waits
-// until its edit is durable.
-func askEmailOp(s *Server, op actors.Op) (actors.EmailState, error) {
-	res, err := actors.Ask[actors.EmailState](s.deps.Core, op)
-	if err != nil {
-		return actors.EmailState{}, err
-	}
-	if err := durable(res); err != nil {
-		return actors.EmailState{}, err
-	}
-	return res.Value, nil
-}
-
 // handleSendEmailSignup sends the sign-up verification mail (docs/email.md,
 // "Requests").
 func handleSendEmailSignup(c *call) (result, error) {
