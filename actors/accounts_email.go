@@ -366,3 +366,16 @@ func (a *Accounts) piiText(v string) string {
 	}
 	return a.opts.PII(v)
 }
+
+// ResetPassword is [Accounts.ResetPassword] for a request that may bring a
+// mailed reset code (code, "" for none): the code is checked here as far as
+// it can be without the user record, and spent with the change.
+func (e *Emails) ResetPassword(r PasswordReset, code string) (Answer, error) {
+	if code != "" {
+		mc, err := e.key.checkCode(code, shard.PurposeForgotPass, r.Email, r.At)
+		if r.CodeRefusal = codeRefusal(err); r.CodeRefusal == "" {
+			r.Code = &mc
+		}
+	}
+	return e.a.ResetPassword(r)
+}

@@ -117,7 +117,8 @@ type Deps struct {
 	Healthy func() error
 	// Accounts runs the flows on accounts (sign-up, login, password
 	// changes, locks, deletions). Nil: New makes one over Core and Hasher
-	// with the policy of Options.Users and the default lock rules.
+	// with the policy of Options.Users and the default lock rules (tests;
+	// the server makes one for the front and its bootstrap).
 	Accounts *actors.Accounts
 }
 
@@ -159,7 +160,6 @@ func New(opts Options, deps Deps) (*Server, error) {
 			h = deps.Hasher
 		}
 		s.deps.Accounts = actors.NewAccounts(deps.Core, h, actors.AccountOptions{
-			LockTries: opts.Users.LockTries, LockTime: opts.Users.LockTime,
 			Policy: opts.Users.Policy, ServerFQDN: opts.Users.ServerFQDN, PII: s.pii, Logger: opts.Logger,
 		})
 	}

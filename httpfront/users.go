@@ -1,8 +1,6 @@
 package httpfront
 
 import (
-	"time"
-
 	"github.com/authnzerver/authnzerver/passpolicy"
 	"github.com/authnzerver/authnzerver/perm"
 )
@@ -22,12 +20,6 @@ type UserOptions struct {
 	Disposable *passpolicy.DomainSet
 	// ServerFQDN is compared with passwords by the similarity check.
 	ServerFQDN string
-	// LockTries is the number of failed password checks after which an
-	// account is locked (docs/security.md, "Brute-force back-off and
-	// auto-lock"). Default 10.
-	LockTries int
-	// LockTime is how long an automatic lock lasts. Default 1 hour.
-	LockTime time.Duration
 	// MaxSessionsPerUser and MaxAPIKeysPerUser bound the live sessions and
 	// the live API keys of each kind (session-tied, no-session) of one user;
 	// past them the oldest are deleted (caps.go). The anonymous user's

@@ -2,7 +2,6 @@ package httpfront
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/authnzerver/authnzerver/actors"
@@ -88,19 +87,7 @@ func handleUserResetpass(c *call) (result, error) {
 		Email: email, Active: withSession || c.boolean("required_active"),
 		Password: c.str("new_password"), At: c.now,
 	}
-	key := s.ext.mail.opts.TokenKey
-	if code := normalizeCode(c.str("verification_token")); code != "" {
-		// The checks that need no user record are made here; the flow
-		// answers their refusal after its session check, and spends a code
-		// that passed them with the change.
-		err := precheckCode(key, code, purposeForgotPass, email, c.now)
-		var mc shard.EmailCode
-		if err == nil {
-			mc, err = mailedCode(key, code, purposeForgotPass)
-		}
-		r.Code, r.CodeRefusal = &mc, codeRefusal(err)
-	}
-	a, err := s.deps.Accounts.ResetPassword(r)
+	a, err := s.ext.mail.flows.ResetPassword(r, normalizeCode(c.str("verification_token")))
 	if err != nil {
 		return result{}, err
 	}
@@ -113,24 +100,10 @@ func handleUserResetpass(c *call) (result, error) {
 		return failure(reasonBadUser, msgBadUser), nil
 	case actors.RefusedInsecure:
 		return failure(reasonInsecure, append([]string{msgInsecure}, a.Policy...)...), nil
-	case actors.RefusedCodeExpired:
-		return failure(codeReason(errTokenExpired), msgBadCode), nil
-	case actors.RefusedCodeInvalid:
-		return failure(codeReason(errTokenInvalid), msgBadCode), nil
+	case actors.RefusedCodeExpired, actors.RefusedCodeInvalid:
+		return failure(codeFailure(a.Refusal), msgBadCode), nil
 	}
 	return failure("password update failed in DB", "Password could not be changed."), nil
-}
-
-// codeRefusal is the refusal of a mailed code that failed the checks of
-// precheckCode or mailedCode ("" when it passed).
-func codeRefusal(err error) actors.Refusal {
-	switch {
-	case errors.Is(err, errTokenExpired):
-		return actors.RefusedCodeExpired
-	case errors.Is(err, errTokenInvalid):
-		return actors.RefusedCodeInvalid
-	}
-	return ""
 }
 
 // handleUserDelete deletes the caller's own account after checking its

@@ -62,7 +62,7 @@ func handleUserList(c *call) (result, error) {
 }
 
 func handleUserLookupEmail(c *call) (result, error) {
-	u, found, err := userByEmail(c.s, c.str("email"))
+	u, found, err := c.s.deps.Accounts.UserByEmail(c.str("email"))
 	if err != nil {
 		return result{}, err
 	}

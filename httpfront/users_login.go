@@ -86,20 +86,3 @@ func handleUserPasscheckNoSession(c *call) (result, error) {
 	}
 	return passwordAnswer(a, "Verification successful."), nil
 }
-
-// newUUID returns a random version-4 UUID string.
-func newUUID() string {
-	var b [16]byte
-	randRead(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	const hx = "0123456789abcdef"
-	out := make([]byte, 0, 36)
-	for i, x := range b {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			out = append(out, '-')
-		}
-		out = append(out, hx[x>>4], hx[x&0xf])
-	}
-	return string(out)
-}

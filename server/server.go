@@ -242,8 +242,6 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 			Policy:      policy,
 			Disposable:  disposable,
 			ServerFQDN:  fqdn,
-			LockTries:   cfg.UserLockTries,
-			LockTime:    time.Duration(cfg.UserLockTime) * time.Second,
 
 			MaxSessionsPerUser: cfg.MaxSessions,
 			MaxAPIKeysPerUser:  cfg.MaxAPIKeys,
