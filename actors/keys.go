@@ -522,35 +522,3 @@ func (k *Keys) noSessionKey(uid shard.UserID, role string, life *Lifetimes) (Key
 func (k *Keys) capKeys(uid shard.UserID, key *shard.APIKey) error {
 	return k.a.CapOwned(uid, shard.OwnedItem{Created: key.Issued, Key: key.Digest, KeyKind: key.Kind, IsAPIKey: true}, k.maxKeys)
 }
-
-// pendingOp is an operation sent to its shard whose reply is not yet
-// received ([Core.sendOp], [awaitOp]).
-type pendingOp struct {
-	ch  chan reply
-	err error
-}
-
-// sendOp sends op to the shard that owns it without waiting: operations
-// sent one after the other run at once on their shards, with no goroutine
-// of the caller's. Every pendingOp must be awaited.
-func (c *Core) sendOp(op Op) pendingOp {
-	if c.stopped.Load() {
-		return pendingOp{err: ErrStopped}
-	}
-	pid, _ := c.pidOf(op.Route())
-	ch := replyPool.Get().(chan reply)
-	c.root.Send(pid, &opMsg{op: op, out: ch})
-	return pendingOp{ch: ch}
-}
-
-// awaitOp receives the reply of a sent operation, as [Ask] returns it.
-func awaitOp[R any](c *Core, p pendingOp) (Result[R], error) {
-	if p.err != nil {
-		return Result[R]{}, p.err
-	}
-	r, err := c.wait(p.ch)
-	if err != nil {
-		return Result[R]{}, err
-	}
-	return resultOf[R](r)
-}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/authnzerver/authnzerver/shard"
@@ -51,16 +52,45 @@ type opMsg struct {
 // Ask runs op on the shard that owns it and returns its result. R is the
 // type the operation answers with (documented on each operation).
 func Ask[R any](c *Core, op Op) (Result[R], error) {
+	return awaitOp[R](c, c.sendOp(op))
+}
+
+// opMsgPool keeps envelopes whose reply was received: by then no shard
+// holds them (a timed-out one is never put back).
+var opMsgPool = sync.Pool{New: func() any { return new(opMsg) }}
+
+// pendingOp is an operation sent to its shard whose reply is not yet
+// received ([Core.sendOp], [awaitOp]).
+type pendingOp struct {
+	m   *opMsg
+	err error
+}
+
+// sendOp sends op to the shard that owns it without waiting: operations
+// sent one after the other run at once on their shards, with no goroutine
+// of the caller's. Every pendingOp must be awaited.
+func (c *Core) sendOp(op Op) pendingOp {
 	if c.stopped.Load() {
-		return Result[R]{}, ErrStopped
+		return pendingOp{err: ErrStopped}
 	}
 	pid, _ := c.pidOf(op.Route())
-	ch := replyPool.Get().(chan reply)
-	c.root.Send(pid, &opMsg{op: op, out: ch})
-	r, err := c.wait(ch)
-	if err != nil {
-		return Result[R]{}, err
+	m := opMsgPool.Get().(*opMsg)
+	m.op, m.out = op, replyPool.Get().(chan reply)
+	c.root.Send(pid, m)
+	return pendingOp{m: m}
+}
+
+// awaitOp receives the reply of a sent operation, as [Ask] returns it.
+func awaitOp[R any](c *Core, p pendingOp) (Result[R], error) {
+	if p.err != nil {
+		return Result[R]{}, p.err
 	}
+	r, err := c.wait(p.m.out)
+	if err != nil {
+		return Result[R]{}, err // the shard may still answer on it: not pooled
+	}
+	p.m.op, p.m.out = nil, nil
+	opMsgPool.Put(p.m)
 	return resultOf[R](r)
 }
 
@@ -100,6 +130,28 @@ func resultOf[R any](r reply) (Result[R], error) {
 		res.Value = v
 	}
 	return res, r.err
+}
+
+// Forward is what an operation answers to hand the call on to another
+// operation, on the shard that owns it: the reply target travels along, so
+// the caller still gets one answer, from the last shard (the session check
+// goes from the session's shard to its user's this way). Its mutations, if
+// any, are enqueued before it is handed on.
+type Forward struct {
+	Op Op
+}
+
+// handleOp runs m's operation and replies, or hands m on to the shard of
+// the operation it forwards to.
+func (a *shardActor) handleOp(m *opMsg) {
+	r := a.runOp(m.op)
+	if f, ok := r.val.(Forward); ok && r.err == nil {
+		m.op = f.Op
+		pid, _ := a.core.pidOf(f.Op.Route())
+		a.core.root.Send(pid, m)
+		return
+	}
+	m.out <- r
 }
 
 // runOp applies op on the actor's shard. A panic is turned into an error

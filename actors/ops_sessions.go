@@ -18,6 +18,7 @@ var sessionOps = []broadcastOp{
 	CreateSession{}, GetSession{}, DeleteSession{}, SetSessionExtra{}, MergeSessionExtra{},
 	DeleteUserSessions{},
 	NoteOwned{}, ListOwned{}, DeleteOwned{}, SetOwnedCount{},
+	SessionCheck{}, SessionUser{},
 }
 
 // ErrSessionExtraTooLarge reports a [MergeSessionExtra] whose result is

@@ -20,6 +20,11 @@ func sampleSessionOps() []broadcastOp {
 	t0 := time.Date(2026, 12, 1, 12, 0, 0, 123456000, time.UTC)
 	d := shard.DigestSession("a session token")
 	return []broadcastOp{
+		SessionCheck{Digest: d},
+		SessionUser{Session: shard.Session{
+			Digest: d, UserID: 42, IPAddress: "192.0.2.7", UserAgent: "ua", Created: t0, Expires: t0.Add(time.Hour),
+			ExtraInfo: json.RawMessage(`{"k":"v"}`),
+		}},
 		CreateSession{
 			Digest: d, UserID: 1<<62 + 3, IPAddress: "2001:db8::1", UserAgent: "Mozilla/5.0 \u2028 \"x\" <é>",
 			Expires: t0.Add(30 * 24 * time.Hour), ExtraInfo: json.RawMessage(`{"a":[1,{"b":null}],"ü":"\u2029"}`),

@@ -1,65 +1,59 @@
 package actors
 
 import (
+	"time"
+
 	"github.com/authnzerver/authnzerver/shard"
 )
 
 // SessionInfo is a live session joined with its user.
 type SessionInfo struct {
-	Session shard.Session
-	User    shard.User
+	Session shard.Session `json:"session"`
+	User    shard.User    `json:"user"`
 }
 
-// checkSession looks up a session on its shard, which then forwards the
-// lookup of its user to the user's shard: one message from the caller, one
-// reply, and no round trip back to the caller in between.
-type checkSession struct {
-	digest shard.SessionDigest
-	out    chan reply
+// SessionCheck looks up the live session with token digest Digest on its
+// shard and forwards the call to its user's shard ([SessionUser]): one
+// message in, one answer out (a [SessionInfo], or
+// shard.ErrSessionNotFound), and no round trip to the caller in between.
+type SessionCheck struct {
+	Digest shard.SessionDigest `json:"digest"`
 }
 
-type fillSessionUser struct {
-	sess shard.Session
-	out  chan reply
-}
+// Route implements Op.
+func (o SessionCheck) Route() shard.Route { return shard.SessionRoute(o.Digest) }
 
-func (a *shardActor) checkSession(m *checkSession) {
-	sess, err := a.state.LookupSession(m.digest, a.core.opts.Now())
+func (o SessionCheck) apply(s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
+	sess, err := s.LookupSession(o.Digest, now)
 	if err != nil {
-		m.out <- reply{err: err}
-		return
+		return nil, nil, err
 	}
-	pid, _ := a.core.pidOf(shard.UserRoute(sess.UserID))
-	a.core.root.Send(pid, &fillSessionUser{sess: sess, out: m.out})
+	return Forward{Op: SessionUser{Session: sess}}, nil, nil
 }
 
-func (a *shardActor) fillSessionUser(m *fillSessionUser) {
-	u, err := a.state.GetUser(m.sess.UserID)
+// SessionUser joins a session (found by [SessionCheck]) with its user, on
+// the user's shard, and answers the [SessionInfo]. A session whose user is
+// gone is no session (the Python server joins the two tables):
+// shard.ErrSessionNotFound.
+type SessionUser struct {
+	Session shard.Session `json:"session"`
+}
+
+// Route implements Op.
+func (o SessionUser) Route() shard.Route { return shard.UserRoute(o.Session.UserID) }
+
+func (o SessionUser) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutation, error) {
+	u, err := s.GetUser(o.Session.UserID)
 	if err != nil {
-		// A session whose user is gone is no session (the reference joins
-		// the two tables).
-		m.out <- reply{err: shard.ErrSessionNotFound}
-		return
+		return nil, nil, shard.ErrSessionNotFound
 	}
-	m.out <- reply{val: SessionInfo{Session: m.sess, User: u}}
+	return SessionInfo{Session: o.Session, User: u}, nil, nil
 }
 
 // CheckSession returns the live session with token digest d and its user, or
 // shard.ErrSessionNotFound. It is the hot path of session-exists: no disk, one
 // message to the session's shard, forwarded to the user's shard.
 func CheckSession(c *Core, d shard.SessionDigest) (SessionInfo, error) {
-	if c.stopped.Load() {
-		return SessionInfo{}, ErrStopped
-	}
-	pid, _ := c.pidOf(shard.SessionRoute(d))
-	ch := replyPool.Get().(chan reply)
-	c.root.Send(pid, &checkSession{digest: d, out: ch})
-	r, err := c.wait(ch)
-	if err != nil {
-		return SessionInfo{}, err
-	}
-	if r.err != nil {
-		return SessionInfo{}, r.err
-	}
-	return r.val.(SessionInfo), nil
+	res, err := Ask[SessionInfo](c, SessionCheck{Digest: d})
+	return res.Value, err
 }

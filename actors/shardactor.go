@@ -35,14 +35,10 @@ type sweepTick struct{}
 func (a *shardActor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *opMsg:
-		m.out <- a.runOp(m.op)
+		a.handleOp(m)
 	case *holdMsg:
 		close(m.held)
 		<-m.release
-	case *checkSession:
-		a.checkSession(m)
-	case *fillSessionUser:
-		a.fillSessionUser(m)
 	case *rateMsg:
 		a.rateCheck(m)
 	case *rateRefund:
