@@ -27,6 +27,10 @@ const lockKey int64 = 0x617574686e7a7276 // "authnzrv"
 // ErrNewerSchema reports a database whose schema is newer than this build.
 var ErrNewerSchema = errors.New("pgstore: the database schema is newer than this version of authnzerver")
 
+// ErrNoSchema reports a database without the schema when the caller asked
+// not to create it (admin commands).
+var ErrNoSchema = errors.New("pgstore: no authnzerver schema in the database")
+
 // ErrForeignSchema reports a database whose authnzerver schema this store
 // did not make.
 var ErrForeignSchema = errors.New("pgstore: the database is used by an incompatible deployment")
@@ -144,7 +148,7 @@ var migrations = [][]string{schemaV1}
 // ensureSchema creates or migrates the schema and returns the deployment's
 // stored shard count (0 when new). It changes nothing before every check
 // has passed: a newer or foreign schema is refused with nothing written.
-func ensureSchema(ctx context.Context, conn *pgx.Conn, shards int, deploymentID string) (prevShards int, created bool, err error) {
+func ensureSchema(ctx context.Context, conn *pgx.Conn, shards int, deploymentID string, noCreate bool) (prevShards int, created bool, err error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return 0, false, fmt.Errorf("pgstore: schema: %w", err)
@@ -187,6 +191,9 @@ func ensureSchema(ctx context.Context, conn *pgx.Conn, shards int, deploymentID 
 		case tables > 0:
 			return 0, false, fmt.Errorf("%w: schema %q holds %d tables or indexes that this server did not create; use another database, or drop that schema", ErrForeignSchema, schemaName, tables)
 		}
+	}
+	if version == 0 && noCreate {
+		return 0, false, fmt.Errorf("%w (start the server once to create it, or check the URL)", ErrNoSchema)
 	}
 	if !haveSchema {
 		if _, err := tx.Exec(ctx, `CREATE SCHEMA authnzerver`); err != nil {

@@ -63,6 +63,9 @@ type Options struct {
 	// Exclusive refuses to open while a server runs on the database, and
 	// keeps servers from starting meanwhile (admin commands).
 	Exclusive bool
+	// NoCreate refuses a database without the schema instead of creating
+	// it (admin commands: a mistyped URL must not make a new deployment).
+	NoCreate bool
 	// ConnectTimeout bounds the first connection. Default 10 s.
 	ConnectTimeout time.Duration
 	// CommitTimeout bounds one commit attempt; a commit that takes longer
@@ -203,7 +206,7 @@ func Open(o Options) (*Store, error) {
 	}
 	deployment := make([]byte, 16)
 	_, _ = rand.Read(deployment)
-	prev, created, err := ensureSchema(ctx, conn, o.Shards, hex.EncodeToString(deployment))
+	prev, created, err := ensureSchema(ctx, conn, o.Shards, hex.EncodeToString(deployment), o.NoCreate)
 	if err != nil {
 		return fail(err)
 	}
