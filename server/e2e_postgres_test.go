@@ -288,4 +288,3 @@ func TestCrashSyncPostgres(t *testing.T) {
 		t.Errorf("no write was acknowledged: the test did not test anything")
 	}
 }
-
