@@ -129,6 +129,11 @@ func TestPostgresFencing(t *testing.T) {
 	if !strings.Contains(a.Log.String(), "another process took shards") {
 		t.Error("the fenced server did not log why")
 	}
+	for _, l := range []string{a.Log.String(), b.Log.String()} {
+		if strings.Contains(l, pgtest.Password) {
+			t.Error("the database password is in the log")
+		}
+	}
 }
 
 // startErr starts a server with env on top of a test configuration and
@@ -268,6 +273,12 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 		if r := ts.Do("session-exists", map[string]any{"session_token": tok}); !r.Success {
 			t.Fatalf("acknowledged session lost (%d acknowledged, %d refused)", len(acked), refused.Load())
 		}
+	}
+	if strings.Contains(ts.Log.String(), pgtest.Password) {
+		t.Error("the database password is in the log")
+	}
+	if !strings.Contains(ts.Log.String(), "PostgreSQL is back") {
+		t.Error("the recovery is not in the log")
 	}
 	t.Logf("%d sessions acknowledged, %d writes refused during the outage", len(acked), refused.Load())
 }
