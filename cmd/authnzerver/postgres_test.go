@@ -55,3 +55,19 @@ func TestAdminPostgresRefusalsAndBackups(t *testing.T) {
 		t.Errorf("list-users on an empty database: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestServePostgresBadURLExits: a store URL that does not parse or a
+// database that cannot be reached stops the server at once with one clear
+// line, without the password.
+func TestServePostgresBadURLExits(t *testing.T) {
+	for _, tt := range []struct{ url, want string }{
+		{"postgres://u:pw-s3cret@h:port/db", "does not parse"},
+		{"postgresql://u:pw-s3cret@127.0.0.1:1/db?sslmode=disable&connect_timeout=2", "cannot reach PostgreSQL"},
+	} {
+		env := map[string]string{"AUTHNZERVER_AUTHDB": tt.url, "AUTHNZERVER_DATADIR": t.TempDir(), "AUTHNZERVER_PORT": "0", "AUTHNZERVER_HASHISOLATION": "off"}
+		code, _, stderr := runCmd(t, func(k string) string { return env[k] }, "")
+		if code != 1 || !strings.Contains(stderr, tt.want) || strings.Contains(stderr, "s3cret") {
+			t.Errorf("%s: exit %d, stderr %q; want 1, %q and no password", tt.url, code, stderr, tt.want)
+		}
+	}
+}
