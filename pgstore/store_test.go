@@ -362,3 +362,34 @@ func TestOutage(t *testing.T) {
 	}
 	_ = bytes.MinRead
 }
+
+// TestSchemaPrivileges: a role that owns an empty authnzerver schema made
+// for it (but may not create schemas) gets its tables there; a role that
+// can do neither is told what it needs.
+func TestSchemaPrivileges(t *testing.T) {
+	pg := pgtest.Shared(t)
+	db, err := pg.NewDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.Admin(db, `ALTER DATABASE `+db+` OWNER TO postgres`, `REVOKE CREATE ON DATABASE `+db+` FROM PUBLIC`,
+		`CREATE SCHEMA authnzerver AUTHORIZATION `+pgtest.Role); err != nil {
+		t.Fatal(err)
+	}
+	s, err := pgstore.Open(pgstore.Options{URL: pg.URL(db), Shards: 2, Logger: quiet()})
+	if err != nil {
+		t.Fatalf("open with a schema made for the role: %v", err)
+	}
+	s.Close()
+	db2, err := pg.NewDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.Admin(db2, `ALTER DATABASE `+db2+` OWNER TO postgres`, `REVOKE CREATE ON DATABASE `+db2+` FROM PUBLIC`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = pgstore.Open(pgstore.Options{URL: pg.URL(db2), Shards: 2, Logger: quiet()})
+	if err == nil || !strings.Contains(err.Error(), "needs CREATE on the database") {
+		t.Errorf("open without privileges: %v", err)
+	}
+}
