@@ -476,7 +476,9 @@ func retryable(err error) bool {
 		case "08", "40", "53", "57", "58", "55":
 			return true
 		}
-		return false
+		// A server that became a read-only standby (a failover in
+		// progress) may be the primary again, or the name may move.
+		return pe.Code == "25006"
 	}
 	return true // network errors, timeouts, a closed pool connection
 }

@@ -393,3 +393,22 @@ func TestSchemaPrivileges(t *testing.T) {
 		t.Errorf("open without privileges: %v", err)
 	}
 }
+
+// TestFailureThatDoesNotPassIsSticky: a commit PostgreSQL refuses for good
+// (a table dropped by hand) is never acknowledged, and the store refuses
+// writes until restarted.
+func TestFailureThatDoesNotPassIsSticky(t *testing.T) {
+	url := pgtest.Shared(t).DB(t)
+	s := open(t, url, 2)
+	defer s.Close()
+	query(t, url, `DROP TABLE authnzerver.metadata`)
+	if err := s.Writer().Enqueue(persist.Op{Key: []byte("m/x"), Value: []byte("1")}).Wait(); err == nil {
+		t.Fatal("a write into a dropped table was acknowledged")
+	}
+	if s.Healthy() == nil {
+		t.Error("Healthy after a failed commit = nil")
+	}
+	if err := s.Writer().Enqueue(persist.Op{Key: []byte("s/y"), Value: []byte("1")}).Wait(); err == nil {
+		t.Error("a write after a failed commit was acknowledged")
+	}
+}
