@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authnzerver/authnzerver/shard"
 )
@@ -14,88 +13,41 @@ import (
 // Scan calls fn for every record whose key starts with prefix (every record
 // when prefix is empty), table by table in the order of their key prefixes
 // (not in key order within a table: the loader needs none). key and value
-// are valid only during the call. The tables are read on their own
-// connections at once; fn is called from this goroutine only.
+// are valid only during the call: they are the rows as the driver read
+// them, not copied (the loader copies what it keeps).
 func (s *Store) Scan(prefix []byte, fn func(key, value []byte) error) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	type chunk struct {
-		recs [][2][]byte
-		err  error
-	}
-	var feeds []chan chunk
+	ctx := context.Background()
 	for _, t := range tables {
 		if !tableMayHold(t.kind, prefix) {
 			continue
 		}
-		ch := make(chan chunk, 8)
-		feeds = append(feeds, ch)
-		go func(name string) {
-			defer close(ch)
-			err := s.pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error {
-				rows, err := c.Query(ctx, `SELECT key, value FROM authnzerver.`+name, pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.BinaryFormatCode})
-				if err != nil {
-					return err
-				}
-				defer rows.Close()
-				const n = 1024
-				cur := chunk{recs: make([][2][]byte, 0, n)}
-				for rows.Next() {
-					raw := rows.RawValues()
-					if len(raw) != 2 || raw[0] == nil || raw[1] == nil {
-						return fmt.Errorf("pgstore: scan %s: a row without key or value", name)
-					}
-					buf := make([]byte, len(raw[0])+len(raw[1]))
-					copy(buf, raw[0])
-					copy(buf[len(raw[0]):], raw[1])
-					cur.recs = append(cur.recs, [2][]byte{buf[:len(raw[0]):len(raw[0])], buf[len(raw[0]):]})
-					if len(cur.recs) == n {
-						select {
-						case ch <- cur:
-						case <-ctx.Done():
-							return ctx.Err()
-						}
-						cur = chunk{recs: make([][2][]byte, 0, n)}
-					}
-				}
-				if err := rows.Err(); err != nil {
-					return err
-				}
-				if len(cur.recs) > 0 {
-					select {
-					case ch <- cur:
-					case <-ctx.Done():
-						return ctx.Err()
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				select {
-				case ch <- chunk{err: fmt.Errorf("pgstore: scan %s: %w", name, err)}:
-				case <-ctx.Done():
-				}
-			}
-		}(t.name)
-	}
-	for _, ch := range feeds {
-		for c := range ch {
-			if c.err != nil {
-				cancel()
-				return c.err
-			}
-			for _, r := range c.recs {
-				if len(prefix) > 0 && !bytes.HasPrefix(r[0], prefix) {
-					continue
-				}
-				if err := fn(r[0], r[1]); err != nil {
-					cancel()
-					for range ch {
-					}
-					return err
-				}
-			}
+		if err := s.scanTable(ctx, t.name, prefix, fn); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+func (s *Store) scanTable(ctx context.Context, name string, prefix []byte, fn func(key, value []byte) error) error {
+	rows, err := s.pool.Query(ctx, `SELECT key, value FROM authnzerver.`+name, pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.BinaryFormatCode})
+	if err != nil {
+		return fmt.Errorf("pgstore: scan %s: %w", name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		raw := rows.RawValues()
+		if len(raw) != 2 || raw[0] == nil || raw[1] == nil {
+			return fmt.Errorf("pgstore: scan %s: a row without key or value", name)
+		}
+		if len(prefix) > 0 && !bytes.HasPrefix(raw[0], prefix) {
+			continue
+		}
+		if err := fn(raw[0], raw[1]); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("pgstore: scan %s: %w", name, err)
 	}
 	return nil
 }
