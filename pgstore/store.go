@@ -191,7 +191,7 @@ func Open(o Options) (*Store, error) {
 		return nil, fmt.Errorf("pgstore: cannot reach PostgreSQL at %s: %w", where, err)
 	}
 	fail := func(err error) (*Store, error) {
-		conn.Close(context.Background())
+		unlock(conn, o.Exclusive)
 		return nil, err
 	}
 	var enc string
@@ -277,23 +277,56 @@ func ownerName() string {
 }
 
 // lock takes the advisory lock that marks this process for as long as
-// conn lives: shared for a server, exclusive for an admin command.
+// conn lives: shared for a server, exclusive for an admin command. A lock
+// held by a process that has just ended may outlive it for a moment (its
+// backend has not yet seen the disconnection), so a refusal is tried again
+// for up to lockWait.
 func lock(ctx context.Context, conn *pgx.Conn, exclusive bool) error {
 	q := `SELECT pg_try_advisory_lock_shared($1)`
 	if exclusive {
 		q = `SELECT pg_try_advisory_lock($1)`
 	}
-	var ok bool
-	if err := conn.QueryRow(ctx, q, lockKey).Scan(&ok); err != nil {
-		return fmt.Errorf("pgstore: advisory lock: %w", err)
+	deadline := time.Now().Add(lockWait)
+	for {
+		var ok bool
+		if err := conn.QueryRow(ctx, q, lockKey).Scan(&ok); err != nil {
+			return fmt.Errorf("pgstore: advisory lock: %w", err)
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pgstore: advisory lock: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	switch {
-	case ok:
-		return nil
-	case exclusive:
+	if exclusive {
 		return fmt.Errorf("%w: an authnzerver server is running on this database; stop it first (for a backup, use pg_dump)", ErrInUse)
 	}
 	return fmt.Errorf("%w: an authnzerver admin command is running on this database; wait for it to finish", ErrInUse)
+}
+
+// lockWait is how long lock tries again before it reports the database in
+// use.
+const lockWait = 2 * time.Second
+
+// unlock releases the advisory lock (at once, rather than when the server
+// notices the connection closed) and closes conn.
+func unlock(conn *pgx.Conn, exclusive bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	q := `SELECT pg_advisory_unlock_shared($1)`
+	if exclusive {
+		q = `SELECT pg_advisory_unlock($1)`
+	}
+	if !conn.IsClosed() {
+		_, _ = conn.Exec(ctx, q, lockKey)
+	}
+	conn.Close(ctx)
 }
 
 // takeShards raises the epoch of every shard this process runs, records
@@ -587,7 +620,7 @@ func (s *Store) Close() error {
 	s.pool.Close()
 	s.mu.Lock()
 	if s.lockConn != nil {
-		s.lockConn.Close(context.Background())
+		unlock(s.lockConn, s.opts.Exclusive)
 		s.lockConn = nil
 	}
 	s.mu.Unlock()
