@@ -1,6 +1,7 @@
 // Package server assembles a running authnzerver from its configuration:
-// the store (pebble, or PostgreSQL through package pgstore), the shard actors, the hasher pool and the HTTP front,
-// and creates the system users on first start.
+// the store (pebble, or PostgreSQL through package pgstore), the shard
+// actors, the hasher pool and the HTTP front, and creates the system users
+// on first start.
 //
 // cmd/authnzerver calls it; so do the end-to-end tests, which start the real
 // server on a loopback port.
