@@ -7,17 +7,19 @@ import (
 )
 
 // TestImportDirection keeps the dependency direction of docs/design.md
-// ("Packages"): shard and persist are leaves, passhash and mail know nothing
+// ("Packages"): shard and persist are leaves, pgstore (the PostgreSQL
+// store) knows persist and shard but not the core or the front, passhash and mail know nothing
 // of the core, and the edges do the I/O.
 func TestImportDirection(t *testing.T) {
 	const mod = "github.com/authnzerver/authnzerver"
 	forbidden := map[string][]string{
-		"./shard/...":      {"sync", "os", "net", "github.com/cockroachdb/pebble", "golang.org/x/crypto/argon2", "github.com/asynkron/protoactor-go", mod + "/actors", mod + "/persist", mod + "/httpfront", mod + "/server"},
-		"./persist/...":    {mod + "/shard", mod + "/actors", mod + "/httpfront", mod + "/server"},
-		"./actors/...":     {mod + "/httpfront", mod + "/server", "github.com/valyala/fasthttp"},
+		"./shard/...":      {"sync", "os", "net", "github.com/cockroachdb/pebble", "github.com/jackc/pgx", "golang.org/x/crypto/argon2", "github.com/asynkron/protoactor-go", mod + "/actors", mod + "/persist", mod + "/httpfront", mod + "/server"},
+		"./persist/...":    {mod + "/shard", mod + "/actors", mod + "/httpfront", mod + "/server", mod + "/pgstore", "github.com/jackc/pgx"},
+		"./pgstore/...":    {mod + "/actors", mod + "/httpfront", mod + "/server", mod + "/passhash", mod + "/mail", "github.com/cockroachdb/pebble", "github.com/valyala/fasthttp"},
+		"./actors/...":     {mod + "/httpfront", mod + "/server", mod + "/pgstore", "github.com/jackc/pgx", "github.com/valyala/fasthttp"},
 		"./passhash/...":   {mod + "/actors", mod + "/shard", mod + "/persist", mod + "/httpfront", mod + "/server", "github.com/valyala/fasthttp"},
 		"./mail/...":       {mod + "/actors", mod + "/shard", mod + "/persist", mod + "/httpfront", mod + "/server", "github.com/valyala/fasthttp"},
-		"./httpfront/...":  {mod + "/persist", mod + "/server", "github.com/cockroachdb/pebble"},
+		"./httpfront/...":  {mod + "/persist", mod + "/server", mod + "/pgstore", "github.com/cockroachdb/pebble", "github.com/jackc/pgx"},
 		"./wire/...":       {mod + "/"},
 		"./perm/...":       {mod + "/"},
 		"./passpolicy/...": {mod + "/"},

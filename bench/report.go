@@ -116,6 +116,10 @@ func newReport(cfg Config, drivers []string) *Report {
 		Mode: "closed-loop", Sample: cfg.Sample, Pool: cfg.Pool, CheapHash: cfg.CheapHash, MemoryN: cfg.MemoryN, Drivers: drivers}
 	if cfg.URL != "" {
 		st.Target = cfg.URL
+	} else if cfg.Store == StorePostgres {
+		st.Target = "in-process, store postgres"
+	} else if cfg.Store == StoreBoth {
+		st.Target = "in-process, store pebble (and postgres for the [postgres] rows)"
 	}
 	if cfg.Rate > 0 {
 		st.Mode = "open-loop"

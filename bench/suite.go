@@ -54,6 +54,11 @@ type Config struct {
 	Driver string
 	// Wrk is the wrk binary ("": wrk on $PATH).
 	Wrk string
+	// Store is the store of the in-process server: "pebble" (the
+	// default), "postgres" (a throwaway PostgreSQL the suite starts), or
+	// "both": pebble, and session-check, session-new and login measured
+	// on PostgreSQL too, side by side ("The store" in bench/README.md).
+	Store string
 
 	// Against are other external servers (same Key) measured in the same
 	// rounds as the server under test, scenario by scenario, so that two
@@ -161,6 +166,8 @@ type Suite struct {
 	// wrkChecked holds the check pass of each (target, bodies) the wrk
 	// driver has run, made before its first run.
 	wrkChecked map[wrkKey]Stats
+
+	pg pgServer // -store postgres|both
 }
 
 type wrkKey struct {
@@ -214,6 +221,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	s := &Suite{cfg: cfg, drivers: drivers, wrkChecked: map[wrkKey]Stats{}}
 	defer s.close()
+	if err := s.checkStore(); err != nil {
+		return nil, err
+	}
 	if slices.Contains(drivers, DriverWrk) {
 		if cfg.Rate > 0 {
 			return nil, fmt.Errorf("bench: the wrk driver runs closed loop only: -rate needs -driver go")
@@ -295,6 +305,30 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				w.measures = kept
 			}
 			lives = append(lives, live{name, w, sr})
+		}
+	}
+	if twins := twinScenarios(cfg.Scenarios); cfg.Store == StoreBoth && len(twins) > 0 {
+		pgs, err := s.postgresTwin()
+		if err != nil {
+			return rep, err
+		}
+		for _, name := range twins {
+			sr := &ScenarioReport{Name: name + postgresSuffix}
+			rep.Scenarios = append(rep.Scenarios, sr)
+			fmt.Fprintf(cfg.Log, "setup %s\n", sr.Name)
+			w, err := scenarios[name].setup(ctx, pgs)
+			if errors.Is(err, ErrSkip) {
+				sr.Skipped = err.Error()
+				continue
+			}
+			if err != nil {
+				return rep, fmt.Errorf("bench: %s setup: %w", sr.Name, err)
+			}
+			if w.close != nil {
+				s.closers = append(s.closers, w.close)
+			}
+			sr.Notes = w.notes
+			lives = append(lives, live{sr.Name, w, sr})
 		}
 	}
 
@@ -545,7 +579,13 @@ func (s *Suite) startTargets() error {
 			}
 		}
 	} else {
-		l, err := s.startLocal(nil)
+		var env map[string]string
+		if s.cfg.Store == StorePostgres {
+			if env, err = s.postgresEnv(); err != nil {
+				return err
+			}
+		}
+		l, err := s.startLocal(env)
 		if err != nil {
 			return err
 		}

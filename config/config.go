@@ -22,7 +22,9 @@ import (
 // Config is the server's configuration. Field comments name the variable.
 type Config struct {
 	AllowedHosts   string        // AUTHNZERVER_ALLOWEDHOSTS, ";"-separated
-	AuthDB         string        // AUTHNZERVER_DATADIR (or AUTHNZERVER_AUTHDB): the data directory (pebble)
+	AuthDB         string        // AUTHNZERVER_AUTHDB: the store: a pebble data directory, or a postgres:// URL; default the data directory
+	AuthDBPassFile string        // AUTHNZERVER_AUTHDBPASSFILE: file holding the PostgreSQL password
+	DataDir        string        // AUTHNZERVER_DATADIR: local files (generated key and salt, admin credentials); default AUTHNZERVER_AUTHDB when that is a path, else ./data
 	BaseDir        string        // AUTHNZERVER_BASEDIR: where the admin credentials file goes
 	DebugMode      int           // AUTHNZERVER_DEBUGMODE
 	Listen         string        // AUTHNZERVER_LISTEN
@@ -119,7 +121,9 @@ func duration(name string, p func(c *Config) *time.Duration) func(c *Config, v s
 
 var items = []item{
 	{name: "allowedhosts", env: "AUTHNZERVER_ALLOWEDHOSTS", def: "localhost;127.0.0.1", help: "';'-separated Host names allowed", set: str(func(c *Config) *string { return &c.AllowedHosts })},
-	{name: "datadir", env: "AUTHNZERVER_DATADIR", envAlias: "AUTHNZERVER_AUTHDB", flagAlias: "authdb", def: "./data", help: "data directory of the pebble store (also AUTHNZERVER_AUTHDB / --authdb, the reference's name)", set: str(func(c *Config) *string { return &c.AuthDB })},
+	{name: "datadir", env: "AUTHNZERVER_DATADIR", def: "./data", help: "data directory: generated key and salt, admin credentials, and the pebble store unless --authdb names another store (default: --authdb when that is a directory)", set: str(func(c *Config) *string { return &c.DataDir })},
+	{name: "authdb", env: "AUTHNZERVER_AUTHDB", def: "the data directory", help: "the store: a directory for the embedded pebble store, or a PostgreSQL URL (postgres://user@host:5432/db?sslmode=verify-full) for a shared one", set: str(func(c *Config) *string { return &c.AuthDB })},
+	{name: "authdbpassfile", env: "AUTHNZERVER_AUTHDBPASSFILE", def: "", help: "file holding the PostgreSQL password (first line), so it need not be in the URL", set: str(func(c *Config) *string { return &c.AuthDBPassFile })},
 	{name: "basedir", env: "AUTHNZERVER_BASEDIR", def: "", help: "directory for the admin credentials file (default: the data directory)", set: str(func(c *Config) *string { return &c.BaseDir })},
 	{name: "debugmode", env: "AUTHNZERVER_DEBUGMODE", def: "0", help: "1 enables POST /echo", set: integer("debugmode", func(c *Config) *int { return &c.DebugMode })},
 	{name: "listen", env: "AUTHNZERVER_LISTEN", def: "127.0.0.1", help: "bind address", set: str(func(c *Config) *string { return &c.Listen })},
@@ -220,14 +224,42 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Config,
 		if v == "" && it.flagAlias != "" {
 			v = strings.TrimSpace(*flagVals[it.flagAlias])
 		}
-		if v == "" {
+		if v == "" && it.name != "datadir" && it.name != "authdb" { // resolved below
 			v = it.def
 		}
 		if err := it.set(c, v); err != nil {
 			return nil, err
 		}
 	}
+	c.resolveStore()
 	return c, c.validate()
+}
+
+// IsPostgresURL reports whether an AUTHNZERVER_AUTHDB value names a
+// PostgreSQL database rather than a pebble data directory.
+func IsPostgresURL(v string) bool {
+	l := strings.ToLower(v)
+	return strings.HasPrefix(l, "postgres://") || strings.HasPrefix(l, "postgresql://")
+}
+
+// Postgres reports whether the store is PostgreSQL.
+func (c *Config) Postgres() bool { return IsPostgresURL(c.AuthDB) }
+
+// resolveStore splits the data directory from the store (docs/operations.md,
+// "State and durability"): AUTHNZERVER_AUTHDB alone, as a path, is the data
+// directory (the reference's name for it); as a URL it selects PostgreSQL
+// and the data directory stays AUTHNZERVER_DATADIR (./data by default);
+// when both are set, AUTHNZERVER_AUTHDB chooses the store.
+func (c *Config) resolveStore() {
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+		if c.AuthDB != "" && !IsPostgresURL(c.AuthDB) {
+			c.DataDir = c.AuthDB
+		}
+	}
+	if c.AuthDB == "" {
+		c.AuthDB = c.DataDir
+	}
 }
 
 func (c *Config) validate() error {
@@ -254,6 +286,8 @@ func (c *Config) validate() error {
 		return errors.New("config: maxsessionsperuser and maxapikeysperuser must not be 0 (negative: no bound)")
 	case c.WALDamage != "refuse" && c.WALDamage != "skip":
 		return fmt.Errorf("config: waldamage must be refuse or skip, not %q", c.WALDamage)
+	case c.AuthDBPassFile != "" && !c.Postgres():
+		return errors.New("config: authdbpassfile is for a PostgreSQL store; authdb is not a postgres:// URL")
 	case c.DiskReserve < 0 || c.DiskReserve > 1<<20:
 		return fmt.Errorf("config: diskreserve must be 0 to %d MiB, not %d", 1<<20, c.DiskReserve)
 	}

@@ -156,7 +156,7 @@ func (d *diskSpace) tryRecover() {
 	// Writes are taken before the state says so, so that nothing is
 	// refused once Healthy is nil.
 	if w := d.writer.Load(); w != nil {
-		w.refuse(nil)
+		w.Refuse(nil)
 	}
 	d.isFull.Store(false)
 	d.limited.log(slog.LevelWarn, "disk space back", "store: disk space is back; accepting writes again",
@@ -325,7 +325,7 @@ func (d *diskSpace) waitRoom(err error) bool {
 	d.waiters++
 	if d.waiters == 1 {
 		if w := d.writer.Load(); w != nil {
-			w.refuse(d.errLocked())
+			w.Refuse(d.errLocked())
 		}
 	}
 	d.mu.Unlock()
@@ -336,7 +336,7 @@ func (d *diskSpace) waitRoom(err error) bool {
 		// its refusal; then no one else takes writes again.
 		if d.waiters == 0 && !d.isFull.Load() {
 			if w := d.writer.Load(); w != nil {
-				w.refuse(nil)
+				w.Refuse(nil)
 			}
 		}
 		d.mu.Unlock()

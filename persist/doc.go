@@ -1,4 +1,5 @@
-// Package persist is authnzerver's durable store: pebble underneath, opaque
+// Package persist is authnzerver's durable store: pebble underneath (or,
+// through [Backend] and [Sink], PostgreSQL in package pgstore), opaque
 // keys and values on top, written behind the in-memory state with group
 // commit.
 //

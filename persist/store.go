@@ -125,7 +125,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 	}
 	s := &Store{db: db, dir: dir, events: events, disk: disk, stop: stop, probed: make(chan struct{})}
-	s.w = newWriter(pebbleSink{db}, opts.Writer)
+	s.w = NewWriter(pebbleSink{db}, opts.Writer)
 	disk.writer.Store(s.w)
 	go s.probe(opts.ProbeEvery)
 	return s, nil
@@ -278,7 +278,7 @@ type pebbleSink struct{ db *pebble.DB }
 // so the writer's error becomes sticky and the server refuses writes and
 // keeps serving reads instead of dying. No commit is tried after one failed:
 // the writer's error is sticky, so the broken pipeline is never used again.
-func (p pebbleSink) apply(ops []Op, sync bool) (wait func() error, err error) {
+func (p pebbleSink) Apply(ops []Op, sync bool) (wait func() error, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			wait, err = nil, panicError(r)

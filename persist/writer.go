@@ -64,13 +64,17 @@ func FailedTicket(err error) *Ticket {
 	return t
 }
 
-// sink commits one batch. The pebble store is the real one; tests use fakes
-// (the pattern of pebble's commitEnv: test the pipeline without a DB).
-type sink interface {
-	// apply writes ops in order. With sync it may return before they are
-	// on disk; wait then blocks until they are (or failed). Batches are
+// Sink commits one batch: the store interface the [Writer] commits
+// through. The pebble [Store] is one; the PostgreSQL store (package
+// pgstore) is the other (docs/design.md, "The store interface"); tests use
+// fakes (the pattern of pebble's commitEnv: test the pipeline without a DB).
+type Sink interface {
+	// Apply writes ops in order. With sync it may return before they are
+	// durable; wait then blocks until they are (or failed). Batches are
 	// applied in the order of the calls and become durable in that order.
-	apply(ops []Op, sync bool) (wait func() error, err error)
+	// An error is sticky: the writer fails every later ticket (see
+	// [Writer.Refuse] for a fault the sink waits out instead).
+	Apply(ops []Op, sync bool) (wait func() error, err error)
 }
 
 // WriterOptions configures a Writer. Zero fields mean the defaults.
@@ -96,7 +100,7 @@ type Stats struct {
 // Writer batches records and commits them. See the package doc.
 type Writer struct {
 	// Static after NewWriter.
-	sink sink
+	sink Sink
 	opts WriterOptions
 
 	// Guarded by mu.
@@ -123,8 +127,8 @@ type Writer struct {
 	stopped chan struct{} // closed when run returns
 }
 
-// NewWriter starts a writer over s.
-func newWriter(s sink, opts WriterOptions) *Writer {
+// NewWriter starts a writer that commits through s.
+func NewWriter(s Sink, opts WriterOptions) *Writer {
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = 65536
 	}
@@ -171,9 +175,9 @@ func (w *Writer) Enqueue(ops ...Op) *Ticket {
 }
 
 // refuse fails every outstanding ticket with err at once, and every ticket
-// handed out until refuse(nil); the records are committed all the same.
+// handed out until Refuse(nil); the records are committed all the same.
 // The store calls it while a write waits for disk space.
-func (w *Writer) refuse(err error) {
+func (w *Writer) Refuse(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.refusing = err
@@ -250,7 +254,7 @@ func (w *Writer) run() {
 
 		item := syncItem{ticket: t, records: len(batch), start: time.Now(), err: err}
 		if err == nil {
-			item.wait, item.err = w.sink.apply(batch, !w.opts.Async)
+			item.wait, item.err = w.sink.Apply(batch, !w.opts.Async)
 			if item.err != nil {
 				w.fail(fmt.Errorf("persist: commit %d records: %w", len(batch), item.err))
 			}

@@ -17,7 +17,7 @@ type gateSink struct {
 	fail    error
 }
 
-func (g *gateSink) apply(ops []Op, sync bool) (func() error, error) {
+func (g *gateSink) Apply(ops []Op, sync bool) (func() error, error) {
 	return nil, g.commit(ops, sync)
 }
 
@@ -35,7 +35,7 @@ func op(i int) Op { return Op{Key: []byte(fmt.Sprintf("k%04d", i)), Value: []byt
 
 func TestGroupCommitCoalesces(t *testing.T) {
 	g := &gateSink{gate: make(chan struct{})}
-	w := newWriter(g, WriterOptions{})
+	w := NewWriter(g, WriterOptions{})
 	first := w.Enqueue(op(0)) // taken by the first commit, which blocks on the gate
 	// Wait until the writer has taken the first record.
 	for w.Stats().Pending != 0 {
@@ -64,7 +64,7 @@ func TestGroupCommitCoalesces(t *testing.T) {
 func TestStickyError(t *testing.T) {
 	boom := errors.New("disk on fire")
 	g := &gateSink{fail: boom}
-	w := newWriter(g, WriterOptions{})
+	w := NewWriter(g, WriterOptions{})
 	if err := w.Enqueue(op(1)).Wait(); !errors.Is(err, boom) {
 		t.Fatalf("first commit error = %v; want %v", err, boom)
 	}
@@ -80,7 +80,7 @@ func TestStickyError(t *testing.T) {
 
 func TestCloseDrainsAndRefuses(t *testing.T) {
 	g := &gateSink{}
-	w := newWriter(g, WriterOptions{})
+	w := NewWriter(g, WriterOptions{})
 	tk := w.Enqueue(op(1), op(2))
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestCloseDrainsAndRefuses(t *testing.T) {
 
 func TestBackPressureSplitsBatches(t *testing.T) {
 	g := &gateSink{}
-	w := newWriter(g, WriterOptions{MaxPending: 8, MaxBatch: 3})
+	w := NewWriter(g, WriterOptions{MaxPending: 8, MaxBatch: 3})
 	var wg sync.WaitGroup
 	for i := 0; i < 40; i++ {
 		wg.Add(1)
@@ -162,13 +162,13 @@ func TestStoreRoundTrip(t *testing.T) {
 // still committed, in order, once the commit goes on.
 func TestRefuseFailsTicketsAtOnceAndStillCommits(t *testing.T) {
 	g := &gateSink{gate: make(chan struct{})}
-	w := newWriter(g, WriterOptions{MaxPending: 8, MaxBatch: 4})
+	w := NewWriter(g, WriterOptions{MaxPending: 8, MaxBatch: 4})
 	first := w.Enqueue(op(0)) // its commit blocks on the gate
 	for w.Stats().Pending != 0 {
 	}
 	queued := w.Enqueue(op(1)) // waits behind it
 	full := errors.New("disk full")
-	w.refuse(full)
+	w.Refuse(full)
 	for _, tk := range []*Ticket{first, queued} {
 		if err := tk.Wait(); !errors.Is(err, full) {
 			t.Fatalf("ticket in flight: %v; want %v at once", err, full)
@@ -184,7 +184,7 @@ func TestRefuseFailsTicketsAtOnceAndStillCommits(t *testing.T) {
 		}
 	}()
 	<-done // a blocked Enqueue would hang here
-	w.refuse(nil)
+	w.Refuse(nil)
 	close(g.gate)
 	if err := w.Enqueue(op(100)).Wait(); err != nil {
 		t.Fatalf("write after refusing ended: %v", err)
@@ -212,17 +212,17 @@ func TestRefuseFailsTicketsAtOnceAndStillCommits(t *testing.T) {
 // not the one refused with the records queued before it.
 func TestRefuseEnds(t *testing.T) {
 	g := &gateSink{gate: make(chan struct{})}
-	w := newWriter(g, WriterOptions{})
+	w := NewWriter(g, WriterOptions{})
 	first := w.Enqueue(op(0)) // its commit blocks on the gate
 	for w.Stats().Pending != 0 {
 	}
 	queued := w.Enqueue(op(1))
 	full := errors.New("disk full")
-	w.refuse(full)
+	w.Refuse(full)
 	if err := queued.Wait(); !errors.Is(err, full) {
 		t.Fatalf("queued write: %v; want %v", err, full)
 	}
-	w.refuse(nil)
+	w.Refuse(nil)
 	after := w.Enqueue(op(2))
 	close(g.gate)
 	if err := after.Wait(); err != nil {

@@ -17,7 +17,13 @@ import (
 
 	"github.com/authnzerver/authnzerver/httpfront"
 	"github.com/authnzerver/authnzerver/metrics"
+	"github.com/authnzerver/authnzerver/persist"
 )
+
+// ErrBackupPostgres is the answer of the backup and restore commands (and
+// SIGUSR1) for a PostgreSQL store, whose backups are PostgreSQL's own.
+var ErrBackupPostgres = errors.New("the store is PostgreSQL: back it up with pg_dump (pg_dump -Fc -n authnzerver -f authnzerver.dump DBNAME) and restore with pg_restore into an empty database; " +
+	"copy the data directory's key files (.authnzerver-secret-key, .authnzerver-salt) beside it (docs/operations.md, Backups)")
 
 // keyFiles are the generated secrets kept in the data directory next to the
 // store. A backup copies them, because a store restored without them would
@@ -48,7 +54,11 @@ func (s *Server) observer() httpfront.Observer {
 	if s.Config.MetricsAddr == "" {
 		return nil
 	}
-	s.ops.metrics = metrics.New(metrics.Sources{Core: s.Core, Hasher: s.Hasher, Writer: s.Store.Writer(), Store: s.Store})
+	src := metrics.Sources{Core: s.Core, Hasher: s.Hasher, Writer: s.Store.Writer()}
+	if ps, ok := s.Store.(*persist.Store); ok {
+		src.Store = ps // pebble's own counters
+	}
+	s.ops.metrics = metrics.New(src)
 	return s.ops.metrics
 }
 
@@ -120,17 +130,21 @@ func (s *Server) BackupNow() (string, error) {
 // it: the checkpoint flushes the WAL first) and copies of the generated key
 // files. It is safe while the server serves.
 func (s *Server) BackupTo(dest string) error {
+	cp, ok := s.Store.(interface{ Checkpoint(dir string) error })
+	if !ok {
+		return fmt.Errorf("server: backup: %w", ErrBackupPostgres)
+	}
 	if _, err := os.Lstat(dest); err == nil {
 		return fmt.Errorf("server: backup: %s already exists", dest)
 	}
 	if err := os.MkdirAll(dest, 0o700); err != nil {
 		return fmt.Errorf("server: backup: %w", err)
 	}
-	if err := s.Store.Checkpoint(filepath.Join(dest, storeDir)); err != nil {
+	if err := cp.Checkpoint(filepath.Join(dest, storeDir)); err != nil {
 		return fmt.Errorf("server: backup: %w", err)
 	}
 	for _, name := range keyFiles {
-		src := filepath.Join(s.Config.AuthDB, name)
+		src := filepath.Join(s.Config.DataDir, name)
 		if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
 			continue // configured, not generated
 		}
@@ -146,12 +160,16 @@ func (s *Server) BackupTo(dest string) error {
 // store must be empty or absent. It must run while no server uses dataDir.
 // A key file already in dataDir is kept if it is identical and refused if it
 // differs, so a restore never silently changes the Fernet key.
-func Restore(backup, dataDir string) error {
+func Restore(backup, dataDir string) error { return RestoreTo(backup, dataDir, dataDir) }
+
+// RestoreTo is [Restore] with the pebble store in storeHome/db and the key
+// files in dataDir (AUTHNZERVER_AUTHDB and AUTHNZERVER_DATADIR apart).
+func RestoreTo(backup, storeHome, dataDir string) error {
 	src := filepath.Join(backup, storeDir)
 	if !isStore(src) {
 		return fmt.Errorf("server: restore: %s does not hold a backup (no pebble store in %s)", backup, src)
 	}
-	dst := filepath.Join(dataDir, storeDir)
+	dst := filepath.Join(storeHome, storeDir)
 	if ents, err := os.ReadDir(dst); err == nil && len(ents) > 0 {
 		return fmt.Errorf("server: restore: %s is not empty; restore into a new data directory", dst)
 	}

@@ -1,6 +1,7 @@
 // Package server assembles a running authnzerver from its configuration:
-// the pebble store, the shard actors, the hasher pool and the HTTP front,
-// and creates the system users on first start.
+// the store (pebble, or PostgreSQL through package pgstore), the shard
+// actors, the hasher pool and the HTTP front, and creates the system users
+// on first start.
 //
 // cmd/authnzerver calls it; so do the end-to-end tests, which start the real
 // server on a loopback port.
@@ -18,6 +19,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +35,7 @@ import (
 	"github.com/authnzerver/authnzerver/passpolicy"
 	"github.com/authnzerver/authnzerver/perm"
 	"github.com/authnzerver/authnzerver/persist"
+	"github.com/authnzerver/authnzerver/pgstore"
 	"github.com/authnzerver/authnzerver/shard"
 	"github.com/authnzerver/authnzerver/wire"
 )
@@ -41,7 +44,7 @@ import (
 type Server struct {
 	Config *config.Config
 	Codec  *wire.Codec
-	Store  *persist.Store
+	Store  persist.Backend // *persist.Store (pebble) or *pgstore.Store
 	Core   *actors.Core
 	Hasher *passhash.Hasher
 	// Accounts runs the core's flows on accounts (docs/design.md, "The
@@ -82,6 +85,10 @@ type Options struct {
 	// StoreFS overrides the filesystem of the pebble store (nil: the OS's).
 	// Fault-injection tests pass a vfs/errorfs wrapper.
 	StoreFS vfs.FS
+	// Admin opens the store for an admin command: a PostgreSQL store must
+	// already exist, and no server may run on it meanwhile (pebble's own
+	// lock does this for a data directory).
+	Admin bool
 }
 
 // Start opens the store, loads it, and starts the core and the front. It
@@ -98,7 +105,7 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		lg = NewLogger(cfg, o.Stderr)
 	}
 	s := &Server{Config: cfg, Log: lg, serveErr: make(chan error, 1)}
-	dataDir := cfg.AuthDB
+	dataDir := cfg.DataDir
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: data directory: %w", err)
 	}
@@ -162,19 +169,16 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		fqdn, _ = os.Hostname()
 	}
 
-	s.Store, err = persist.Open(filepath.Join(dataDir, storeDir), persist.Options{
-		Logger:        lg,
-		FS:            o.StoreFS,
-		Writer:        persist.WriterOptions{Async: cfg.Durability == "async"},
-		Reserve:       int64(cfg.DiskReserve) << 20,
-		SkipWALDamage: cfg.WALDamage == "skip",
-	})
-	if err != nil {
-		return nil, storeError(err)
+	shards := cfg.Shards
+	if shards <= 0 {
+		shards = 4 * runtime.GOMAXPROCS(0) // actors' default, which the store must know
+	}
+	if s.Store, err = openStore(cfg, o, lg, shards); err != nil {
+		return nil, err
 	}
 	s.system = actors.NewActorSystem(lg)
 	s.Core, err = actors.Start(s.system, s.Store, s.Store.Writer(), actors.Options{
-		Shards: cfg.Shards,
+		Shards: shards,
 		// 0 days keeps no expired session (a zero Options field would
 		// mean the 30-day default).
 		Shard:  shard.Options{SessionRetention: max(time.Duration(cfg.SessionExpiry)*24*time.Hour, time.Nanosecond)},
@@ -184,6 +188,12 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 	if err != nil {
 		s.Store.Close()
 		return nil, storeError(err)
+	}
+	if pg, ok := s.Store.(*pgstore.Store); ok {
+		// Another process took this one's shards (docs/operations.md,
+		// "Fencing"): answer nothing more from memory that may be stale.
+		core := s.Core
+		pg.OnFenced(func(error) { core.Stop() })
 	}
 	hopts := passhash.HasherOptions{Workers: cfg.Workers, QueueLen: cfg.HashQueue, Params: params}
 	if cfg.HashIsolation == "process" {
@@ -317,6 +327,33 @@ func (s *Server) Close() error {
 		s.system.Shutdown()
 	}
 	return err
+}
+
+// openStore opens the store AUTHNZERVER_AUTHDB names: a PostgreSQL URL, or
+// the pebble store in that directory's db/.
+func openStore(cfg *config.Config, o Options, lg *slog.Logger, shards int) (persist.Backend, error) {
+	wopts := persist.WriterOptions{Async: cfg.Durability == "async"}
+	if cfg.Postgres() {
+		st, err := pgstore.Open(pgstore.Options{
+			URL: cfg.AuthDB, PasswordFile: cfg.AuthDBPassFile, Shards: shards, Writer: wopts, Logger: lg,
+			Exclusive: o.Admin, NoCreate: o.Admin,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		return st, nil
+	}
+	st, err := persist.Open(filepath.Join(cfg.AuthDB, storeDir), persist.Options{
+		Logger:        lg,
+		FS:            o.StoreFS,
+		Writer:        wopts,
+		Reserve:       int64(cfg.DiskReserve) << 20,
+		SkipWALDamage: cfg.WALDamage == "skip",
+	})
+	if err != nil {
+		return nil, storeError(err)
+	}
+	return st, nil
 }
 
 // storeError says what to do about a store that cannot be opened or loaded

@@ -395,9 +395,30 @@ func putSession(d SessionDigest, r *sessionRec) Mutation {
 const maxSessionField = 1 << 20
 
 func (t *sessionTable) decodeSession(v []byte) (sessionRec, error) {
-	var r sessionRec
-	bad := func(what string) (sessionRec, error) {
-		return sessionRec{}, fmt.Errorf("%w: session record: %s", ErrBadRecord, what)
+	p, err := parseSession(v)
+	if err != nil {
+		return sessionRec{}, err
+	}
+	r := sessionRec{user: p.user, created: p.created, expires: p.expires}
+	r.client = t.internClient(string(p.fields[0]), string(p.fields[1]))
+	if len(p.fields[2]) > 0 && json.Valid(p.fields[2]) {
+		r.extra = string(p.fields[2])
+	}
+	return r, nil
+}
+
+// parsedSession is a stored session record split into its fields (slices
+// of the value).
+type parsedSession struct {
+	user             UserID
+	created, expires int64
+	fields           [3][]byte // client address, user agent, extra info JSON
+}
+
+func parseSession(v []byte) (parsedSession, error) {
+	var r parsedSession
+	bad := func(what string) (parsedSession, error) {
+		return parsedSession{}, fmt.Errorf("%w: session record: %s", ErrBadRecord, what)
 	}
 	if len(v) == 0 || v[0] != sessionRecordV1 {
 		return bad("unknown version")
@@ -416,20 +437,15 @@ func (t *sessionTable) decodeSession(v []byte) (sessionRec, error) {
 		return bad("expires")
 	}
 	v = v[n:]
-	var fields [3][]byte
-	for i := range fields {
+	for i := range r.fields {
 		l, n := binary.Uvarint(v)
 		if n <= 0 || l > maxSessionField || l > uint64(len(v)-n) {
 			return bad("field length")
 		}
-		fields[i], v = v[n:n+int(l)], v[n+int(l):]
+		r.fields[i], v = v[n:n+int(l)], v[n+int(l):]
 	}
 	if len(v) != 0 {
 		return bad("trailing bytes")
-	}
-	r.client = t.internClient(string(fields[0]), string(fields[1]))
-	if len(fields[2]) > 0 && json.Valid(fields[2]) {
-		r.extra = string(fields[2])
 	}
 	return r, nil
 }

@@ -36,8 +36,8 @@ taken by sending it SIGUSR1):
   authnzerver unlock-user USER_ID
   authnzerver reset-password --email E                    password on stdin
   authnzerver purge-sessions [--older-than DAYS]
-  authnzerver backup DEST_DIR
-  authnzerver restore BACKUP_DIR                          into an empty --authdb
+  authnzerver backup DEST_DIR                             pebble only (PostgreSQL: pg_dump)
+  authnzerver restore BACKUP_DIR                          into an empty --authdb (PostgreSQL: pg_restore)
 `
 
 func init() {
@@ -78,7 +78,7 @@ func runAdmin(_ context.Context, name, summary, argsUsage string, setup func(fs 
 	args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	authdb := fs.String("authdb", "", "data directory (env AUTHNZERVER_AUTHDB wins; default ./data)")
+	authdb := fs.String("authdb", "", "data directory, or the PostgreSQL URL of the store (env AUTHNZERVER_AUTHDB wins; default ./data)")
 	envfile := fs.String("envfile", "", "read the AUTHNZERVER_* variables from this file instead of the environment")
 	body := setup(fs)
 	fs.Usage = func() {
@@ -133,13 +133,15 @@ func (a *adminCtx) open() (*server.Server, error) {
 	if a.srv != nil {
 		return a.srv, nil
 	}
-	if !server.HasStore(a.cfg.AuthDB) {
+	// A PostgreSQL store is checked by the store itself (it must exist,
+	// and no server may run on it: Options.Admin).
+	if !a.cfg.Postgres() && !server.HasStore(a.cfg.AuthDB) {
 		return nil, fmt.Errorf("no authnzerver store in %s (check --authdb or AUTHNZERVER_AUTHDB; start the server once to create one)", a.cfg.AuthDB)
 	}
 	lg := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := server.Start(a.cfg, server.Options{Logger: lg, Stderr: a.stderr, Getenv: a.getenv})
+	srv, err := server.Start(a.cfg, server.Options{Logger: lg, Stderr: a.stderr, Getenv: a.getenv, Admin: true})
 	if err != nil {
-		if strings.Contains(strings.ToLower(err.Error()), "lock") {
+		if !a.cfg.Postgres() && strings.Contains(strings.ToLower(err.Error()), "lock") {
 			return nil, fmt.Errorf("the data directory %s is in use, probably by a running server; stop it first (for a backup of a running server, send it SIGUSR1 instead): %w", a.cfg.AuthDB, err)
 		}
 		return nil, err
@@ -380,6 +382,9 @@ func setupBackup(fs *flag.FlagSet) func(a *adminCtx) error {
 			return fmt.Errorf("%w: want exactly one DEST_DIR", errUsage)
 		}
 		dest := a.args[0]
+		if a.cfg.Postgres() {
+			return server.ErrBackupPostgres
+		}
 		if _, err := os.Lstat(dest); err == nil {
 			return fmt.Errorf("%s already exists; a backup goes into a new directory", dest)
 		}
@@ -400,7 +405,10 @@ func setupRestore(fs *flag.FlagSet) func(a *adminCtx) error {
 		if len(a.args) != 1 {
 			return fmt.Errorf("%w: want exactly one BACKUP_DIR", errUsage)
 		}
-		if err := server.Restore(a.args[0], a.cfg.AuthDB); err != nil {
+		if a.cfg.Postgres() {
+			return server.ErrBackupPostgres
+		}
+		if err := server.RestoreTo(a.args[0], a.cfg.AuthDB, a.cfg.DataDir); err != nil {
 			return err
 		}
 		fmt.Fprintf(a.stdout, "restored %s into %s\n", a.args[0], a.cfg.AuthDB)

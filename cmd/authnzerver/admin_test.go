@@ -19,7 +19,8 @@ import (
 // data directory and keys, and cheap Argon2 parameters.
 func adminEnv(ts *servertest.Server, extra ...string) func(string) string {
 	env := map[string]string{
-		"AUTHNZERVER_AUTHDB":  ts.DataDir(),
+		"AUTHNZERVER_AUTHDB":  ts.AuthDB(),
+		"AUTHNZERVER_DATADIR": ts.DataDir(),
 		"AUTHNZERVER_SECRET":  ts.Key,
 		"AUTHNZERVER_PIISALT": "test-pii-salt",
 		"AUTHNZERVER_ARGON2":  "t=1,m=64,p=1",

@@ -29,6 +29,12 @@ Usage:
   authnzerver COMMAND --help     help on an admin command (listed below)
   authnzerver --help             this text
 
+The store is embedded (pebble, in the data directory) unless --authdb or
+AUTHNZERVER_AUTHDB is a PostgreSQL URL, which gives one shared store:
+  AUTHNZERVER_AUTHDB=postgres://authnzerver@db.example:5432/authnzerver?sslmode=verify-full \
+  AUTHNZERVER_AUTHDBPASSFILE=/etc/authnzerver/dbpass authnzerver
+(the schema is created on the first start; the role needs no superuser).
+
 Options (each may also be set by its environment variable, which wins):
 `
 
@@ -84,9 +90,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.TLSCertFile != "" {
 		scheme = "https"
 	}
-	fmt.Fprintf(stdout, "authnzerver listening on %s://%s/ (data in %s)\n", scheme, srv.Addr, cfg.AuthDB)
+	store := "pebble in " + cfg.AuthDB
+	if cfg.Postgres() {
+		store = "PostgreSQL" // the URL may hold a password
+	}
+	fmt.Fprintf(stdout, "authnzerver listening on %s://%s/ (data in %s, store: %s)\n", scheme, srv.Addr, cfg.DataDir, store)
 	if cfg.Secret == "" {
-		fmt.Fprintf(stdout, "Frontends need the shared Fernet key in %s/.authnzerver-secret-key:\n  export AUTHNZERVER_SECRET=$(cat %s/.authnzerver-secret-key) AUTHNZERVER_URL=%s://%s/\n", cfg.AuthDB, cfg.AuthDB, scheme, srv.Addr)
+		fmt.Fprintf(stdout, "Frontends need the shared Fernet key in %s/.authnzerver-secret-key:\n  export AUTHNZERVER_SECRET=$(cat %s/.authnzerver-secret-key) AUTHNZERVER_URL=%s://%s/\n", cfg.DataDir, cfg.DataDir, scheme, srv.Addr)
 	}
 	if srv.FirstStart {
 		fmt.Fprintf(stdout, "First start: created the system users; the superuser's email and password are in %s\n", srv.AdminCredentials)

@@ -17,8 +17,37 @@ import (
 	"github.com/authnzerver/authnzerver/client"
 	"github.com/authnzerver/authnzerver/config"
 	"github.com/authnzerver/authnzerver/passhash"
+	"github.com/authnzerver/authnzerver/pgstore/pgtest"
 	"github.com/authnzerver/authnzerver/server"
 )
+
+// pgTests holds the names of the tests whose servers run on PostgreSQL.
+var pgTests sync.Map
+
+// OnPostgres makes the servers that Start starts for t and its subtests
+// run on PostgreSQL: a fresh database of the package's shared throwaway
+// server (pgtest.Shared; the package's TestMain calls pgtest.Main), with
+// the local files in a temporary data directory. An option that sets
+// AUTHNZERVER_AUTHDB still chooses the store.
+func OnPostgres(t testing.TB) {
+	pgTests.Store(t.Name(), true)
+	t.Cleanup(func() { pgTests.Delete(t.Name()) })
+}
+
+// OnPostgresNow reports whether Start would run t's server on PostgreSQL.
+func OnPostgresNow(t testing.TB) bool {
+	name := t.Name()
+	for {
+		if _, ok := pgTests.Load(name); ok {
+			return true
+		}
+		i := strings.LastIndexByte(name, '/')
+		if i < 0 {
+			return false
+		}
+		name = name[:i]
+	}
+}
 
 // CheapHash are Argon2id parameters that keep tests fast. Never use them in
 // production.
@@ -75,6 +104,10 @@ func Start(t testing.TB, opts ...Option) *Server {
 		// Functional tests make more sign-ups and logins from one address
 		// than the default limits allow; the rate-limit tests set their own.
 		"AUTHNZERVER_RATELIMITS": "none",
+	}
+	if OnPostgresNow(t) {
+		env["AUTHNZERVER_DATADIR"] = env["AUTHNZERVER_AUTHDB"]
+		env["AUTHNZERVER_AUTHDB"] = pgtest.Shared(t).DB(t)
 	}
 	for _, o := range opts {
 		o(env)
@@ -136,7 +169,15 @@ func (s *Server) Restart() {
 func (s *Server) SetEnv(name, value string) { s.env[name] = value }
 
 // DataDir is the server's data directory.
-func (s *Server) DataDir() string { return s.env["AUTHNZERVER_AUTHDB"] }
+func (s *Server) DataDir() string {
+	if d := s.env["AUTHNZERVER_DATADIR"]; d != "" {
+		return d
+	}
+	return s.env["AUTHNZERVER_AUTHDB"]
+}
+
+// AuthDB is the server's store: its data directory, or a PostgreSQL URL.
+func (s *Server) AuthDB() string { return s.env["AUTHNZERVER_AUTHDB"] }
 
 // Do sends one request from client IP 127.0.0.1 and fails the test on a
 // transport error.
