@@ -44,11 +44,7 @@ func (a *Accounts) login(session shard.SessionDigest, email, password string) (A
 	}
 	// Only active, verified users can log in.
 	eligible := found && u.IsActive && u.EmailVerified
-	phc := ""
-	if eligible {
-		phc = u.PasswordPHC
-	}
-	ok, rehash, err := a.verify(phc, password)
+	ok, rehash, err := a.verifyUser(&u, eligible, password)
 	if err != nil {
 		return Answer{}, shard.AttemptCancelled, err
 	}
@@ -144,11 +140,7 @@ func (a *Accounts) PassCheckEmail(email, password string) (Answer, error) {
 // passcheck verifies password for u (the dummy hash when not found) and
 // says whether the account's password matched.
 func (a *Accounts) passcheck(u shard.User, found bool, password string) (Answer, shard.Outcome, error) {
-	phc := ""
-	if found {
-		phc = u.PasswordPHC
-	}
-	ok, _, err := a.verify(phc, password)
+	ok, _, err := a.verifyUser(&u, found, password)
 	if err != nil {
 		return Answer{}, shard.AttemptCancelled, err
 	}

@@ -199,11 +199,7 @@ func (a *Accounts) DeleteOwnAccount(id shard.UserID, email, password string) (An
 			return Answer{}, shard.AttemptCancelled, err
 		}
 		found = found && u.Email == passpolicy.NormalizeEmail(email)
-		phc := ""
-		if found {
-			phc = u.PasswordPHC
-		}
-		ok, _, err := a.verify(phc, password)
+		ok, _, err := a.verifyUser(&u, found, password)
 		if err != nil {
 			return Answer{}, shard.AttemptCancelled, err
 		}
