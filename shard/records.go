@@ -32,6 +32,8 @@ var recordKinds = [...]recordKind{
 	// account's count, rewritten as prefixFailures records at the next
 	// change.
 	{"password failure count (per address)", prefixLegacyFailures, routeFailures, (*Shard).loadFailures},
+	{"social login state", prefixSocialState, routeSocialState, (*Shard).loadSocialState},
+	{"social identity", prefixIdentity, routeIdentity, (*Shard).loadIdentity},
 	{"meta", prefixMeta, nil, nil},
 }
 
@@ -39,10 +41,11 @@ var recordKinds = [...]recordKind{
 // runs them; each looks at no more than about limit records. Users and
 // email index entries never expire; the meta records are the store's.
 var sweepers = [...]func(s *Shard, now time.Time, limit int) []Mutation{
-	(*Shard).SweepSessions, // expired sessions past retention (session.go)
-	(*Shard).SweepAPIKeys,  // expired API keys (apikey.go)
-	(*Shard).SweepUnlocks,  // automatic unlocks due, stale failure counts (lockout.go)
-	sweepRateBuckets,       // full rate-limit buckets; memory only (ratelimit.go)
+	(*Shard).SweepSessions,     // expired sessions past retention (session.go)
+	(*Shard).SweepAPIKeys,      // expired API keys (apikey.go)
+	(*Shard).SweepUnlocks,      // automatic unlocks due, stale failure counts (lockout.go)
+	sweepRateBuckets,           // full rate-limit buckets; memory only (ratelimit.go)
+	(*Shard).SweepSocialStates, // expired social login states (social.go)
 }
 
 // kindOfKey returns the kind of a stored record by its key's prefix.

@@ -29,6 +29,7 @@ type Shard struct {
 	failures failureTable         // failed password checks by email (lockout.go)
 	rate     rateTable            // rate-limit buckets, memory only (ratelimit.go)
 	apikeys  apiKeyTable          // API keys whose digest routes here (apikey.go)
+	social   socialTable          // social login states and identities (social.go)
 }
 
 // New returns an empty shard.
@@ -41,6 +42,7 @@ func New(opts Options) *Shard {
 		unlockAt: make(map[UserID]time.Time),
 		failures: newFailureTable(),
 		apikeys:  newAPIKeyTable(),
+		social:   newSocialTable(),
 	}
 }
 
