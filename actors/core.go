@@ -199,8 +199,22 @@ func (c *Core) load(l Loader) error {
 			fix = append(fix, toOps(s.ReleaseEmail(e, owners[i]))...)
 		}
 	}
+	// A social login links the identity to a new id before it stores the
+	// user (actors/accounts_social.go); drop links whose user is gone, so
+	// that a reused id never inherits them.
+	for _, s := range c.states {
+		var gone []shard.Identity
+		s.IdentityEntries(func(id shard.Identity) {
+			if _, err := c.stateOf(shard.UserRoute(id.UserID)).GetUser(id.UserID); err != nil {
+				gone = append(gone, id)
+			}
+		})
+		for _, id := range gone {
+			fix = append(fix, toOps(s.DropIdentity(id.Provider, id.Subject))...)
+		}
+	}
 	if len(fix) > 0 && c.writes != nil {
-		c.opts.Logger.Warn("dropping email claims without a user", "count", len(fix))
+		c.opts.Logger.Warn("dropping email claims and identities without a user", "count", len(fix))
 		if err := c.writes.Enqueue(fix...).Wait(); err != nil {
 			return fmt.Errorf("actors: drop orphan email claims: %w", err)
 		}

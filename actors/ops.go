@@ -277,7 +277,7 @@ var coreOps = []broadcastOp{
 // each one encodes and decodes.
 var opTypes = func() map[string]reflect.Type {
 	m := map[string]reflect.Type{}
-	for _, ops := range [][]broadcastOp{coreOps, sessionOps, userOps, emailOps, apiKeyOps} {
+	for _, ops := range [][]broadcastOp{coreOps, sessionOps, userOps, emailOps, apiKeyOps, socialOps} {
 		for _, op := range ops {
 			m[opName(op)] = reflect.TypeOf(op)
 		}

@@ -16,7 +16,7 @@ import (
 // to values that would be lost by a careless codec.
 func sampleOps() []broadcastOp {
 	var all []broadcastOp
-	for _, ops := range [][]broadcastOp{sampleCoreOps(), sampleSessionOps(), sampleUserOps(), sampleEmailOps(), sampleAPIKeyOps()} {
+	for _, ops := range [][]broadcastOp{sampleCoreOps(), sampleSessionOps(), sampleUserOps(), sampleEmailOps(), sampleAPIKeyOps(), sampleSocialOps()} {
 		all = append(all, ops...)
 	}
 	return all

@@ -337,8 +337,9 @@ func (o DeleteUser) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutation, e
 }
 
 // ForgetUser deletes, on every shard it is sent to ([AskAll]), the
-// sessions and the session-less API keys of a deleted user (keys tied to a
-// session die with it). It answers the number of records deleted (an int).
+// sessions, the session-less API keys and the linked social identities of
+// a deleted user (keys tied to a session die with it). It answers the
+// number of records deleted (an int).
 type ForgetUser struct {
 	ID shard.UserID `json:"id"`
 }
@@ -347,6 +348,7 @@ func (o ForgetUser) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutation, e
 	_, muts := s.DeleteUserSessions(o.ID, nil)
 	_, keyMuts := s.RevokeUserAPIKeys(o.ID, "")
 	muts = append(muts, keyMuts...)
+	muts = append(muts, s.DeleteUserIdentities(o.ID)...)
 	return len(muts), muts, nil
 }
 
