@@ -15,6 +15,7 @@ var RequestTypes = []string{
 	"user-lookup-email", "user-lookup-match", "user-new",
 	"user-passcheck", "user-passcheck-nosession", "user-resetpass", "user-resetpass-nosession",
 	"user-sendemail-forgotpass", "user-sendemail-signup", "user-set-emailsent", "user-set-emailverified",
+	"user-social-finish", "user-social-list", "user-social-start", "user-social-unlink",
 	"user-validatepass", "user-verify-emailtoken",
 }
 
@@ -230,4 +231,24 @@ func (c *Client) UserValidatepass(ctx context.Context, body Body) (*Response, er
 // UserVerifyEmailToken sends a user-verify-emailtoken request.
 func (c *Client) UserVerifyEmailToken(ctx context.Context, body Body) (*Response, error) {
 	return c.Request(ctx, "user-verify-emailtoken", body)
+}
+
+// UserSocialStart sends a user-social-start request.
+func (c *Client) UserSocialStart(ctx context.Context, body Body) (*Response, error) {
+	return c.Request(ctx, "user-social-start", body)
+}
+
+// UserSocialFinish sends a user-social-finish request.
+func (c *Client) UserSocialFinish(ctx context.Context, body Body) (*Response, error) {
+	return c.Request(ctx, "user-social-finish", body)
+}
+
+// UserSocialList sends a user-social-list request.
+func (c *Client) UserSocialList(ctx context.Context, body Body) (*Response, error) {
+	return c.Request(ctx, "user-social-list", body)
+}
+
+// UserSocialUnlink sends a user-social-unlink request.
+func (c *Client) UserSocialUnlink(ctx context.Context, body Body) (*Response, error) {
+	return c.Request(ctx, "user-social-unlink", body)
 }

@@ -132,6 +132,20 @@ var requestTable = []endpoint{
 		arg("email", tStr), arg("password", tStr),
 	}},
 
+	// Social logins (users_social.go; docs/social.md).
+	{name: "user-social-start", group: userGroup, perMinute: 10, handle: handleUserSocialStart, params: []param{
+		arg("provider", tStr), arg("redirect_uri", tStr), arg("session_token", tStr),
+	}},
+	{name: "user-social-finish", group: userGroup, perMinute: 10, handle: handleUserSocialFinish, params: []param{
+		arg("provider", tStr), arg("code", tStr), arg("state", tStr), arg("session_token", tStr), arg("redirect_uri", tStr),
+	}},
+	{name: "user-social-list", group: userGroup, readOnly: true, handle: handleUserSocialList, params: []param{
+		arg("session_token", tStr), arg("user_id", tInt),
+	}},
+	{name: "user-social-unlink", group: userGroup, perMinute: 10, handle: handleUserSocialUnlink, params: []param{
+		arg("session_token", tStr), arg("user_id", tInt), arg("provider", tStr), arg("subject", tStr),
+	}},
+
 	// Users (users_signup.go, users_account.go, users_admin.go,
 	// users_edit.go).
 	{name: "user-new", group: userGroup, perMinute: 5, hashes: true, handle: handleUserNew, params: []param{

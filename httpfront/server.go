@@ -120,6 +120,9 @@ type Deps struct {
 	// with the policy of Options.Users and the default lock rules (tests;
 	// the server makes one for the front and its bootstrap).
 	Accounts *actors.Accounts
+	// Social runs the social login flows (docs/social.md); nil: the
+	// social requests answer that social logins are not configured.
+	Social *actors.Social
 }
 
 // Server is the HTTP front. It is safe for concurrent use.
