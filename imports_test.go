@@ -8,8 +8,8 @@ import (
 
 // TestImportDirection keeps the dependency direction of docs/design.md
 // ("Packages"): shard and persist are leaves, pgstore (the PostgreSQL
-// store) knows persist and shard but not the core or the front, passhash and mail know nothing
-// of the core, and the edges do the I/O.
+// store) knows persist and shard but not the core or the front, passhash, mail and social (the
+// providers of social logins) know nothing of the core, and the edges do the I/O.
 func TestImportDirection(t *testing.T) {
 	const mod = "github.com/authnzerver/authnzerver"
 	forbidden := map[string][]string{
@@ -20,6 +20,7 @@ func TestImportDirection(t *testing.T) {
 		"./passhash/...":   {mod + "/actors", mod + "/shard", mod + "/persist", mod + "/httpfront", mod + "/server", "github.com/valyala/fasthttp"},
 		"./mail/...":       {mod + "/actors", mod + "/shard", mod + "/persist", mod + "/httpfront", mod + "/server", "github.com/valyala/fasthttp"},
 		"./httpfront/...":  {mod + "/persist", mod + "/server", mod + "/pgstore", "github.com/cockroachdb/pebble", "github.com/jackc/pgx"},
+		"./social/...":     {mod + "/actors", mod + "/httpfront", mod + "/server", mod + "/shard", mod + "/persist", mod + "/pgstore", "github.com/valyala/fasthttp"},
 		"./wire/...":       {mod + "/"},
 		"./perm/...":       {mod + "/"},
 		"./passpolicy/...": {mod + "/"},

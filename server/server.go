@@ -37,6 +37,7 @@ import (
 	"github.com/authnzerver/authnzerver/persist"
 	"github.com/authnzerver/authnzerver/pgstore"
 	"github.com/authnzerver/authnzerver/shard"
+	"github.com/authnzerver/authnzerver/social"
 	"github.com/authnzerver/authnzerver/wire"
 )
 
@@ -89,6 +90,9 @@ type Options struct {
 	// already exist, and no server may run on it meanwhile (pebble's own
 	// lock does this for a data directory).
 	Admin bool
+	// Social bounds the calls to the social login providers (tests use a
+	// short timeout); zero fields mean the defaults of package social.
+	Social social.Options
 }
 
 // Start opens the store, loads it, and starts the core and the front. It
@@ -105,6 +109,19 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		lg = NewLogger(cfg, o.Stderr)
 	}
 	s := &Server{Config: cfg, Log: lg, serveErr: make(chan error, 1)}
+	// A bad providers file stops the start before anything is opened
+	// (docs/social.md, "Configuration").
+	var providers *social.Providers
+	if cfg.SocialProviders != "" {
+		cfgs, err := social.LoadFile(cfg.SocialProviders)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		if providers, err = social.New(cfgs, o.Social); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		lg.Info("social logins", "providers", strings.Join(providers.Names(), ","))
+	}
 	dataDir := cfg.DataDir
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: data directory: %w", err)
@@ -209,6 +226,10 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		PII:        func(v string) string { return httpfront.PIIHash(salt, v) },
 		Logger:     lg,
 	})
+	var socialFlows *actors.Social
+	if providers != nil {
+		socialFlows = actors.NewSocial(s.Accounts, providers, actors.SocialOptions{MaxSessionsPerUser: cfg.MaxSessions})
+	}
 	if err := s.bootstrap(o.Getenv, dataDir); err != nil {
 		s.Close()
 		return nil, err
@@ -269,6 +290,7 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 		Mailer:   s.Mailer,
 		Healthy:  s.Store.Healthy,
 		Accounts: s.Accounts,
+		Social:   socialFlows,
 	})
 	if err != nil {
 		s.Close()
