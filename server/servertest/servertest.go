@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,6 +85,15 @@ func DefaultRateLimits() Option {
 	return Env("AUTHNZERVER_RATELIMITS", "ipaddr:720; user:480; session:600; apikey:720; burst:150")
 }
 
+// SocialTimeout is the name of a test-only setting: the timeout of calls
+// to social login providers, as a Go duration (the server's default is
+// 10 s).
+const SocialTimeout = "servertest.socialtimeout"
+
+// SocialPool is the name of a test-only setting: the size of the pool of
+// calls to social login providers.
+const SocialPool = "servertest.socialpool"
+
 // Env sets one configuration variable.
 func Env(name, value string) Option { return func(env map[string]string) { env[name] = value } }
 
@@ -118,6 +128,30 @@ func Start(t testing.TB, opts ...Option) *Server {
 	return s
 }
 
+// StartErr starts a server as Start does and returns the error of a start
+// that fails (nil, the server stopped again, when it starts).
+func StartErr(t testing.TB, opts ...Option) error {
+	t.Helper()
+	env := map[string]string{
+		"AUTHNZERVER_AUTHDB": t.TempDir(), "AUTHNZERVER_PORT": "0", "AUTHNZERVER_SECRET": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"AUTHNZERVER_PIISALT": "test-pii-salt", "AUTHNZERVER_ADMIN_EMAIL": AdminEmail, "AUTHNZERVER_ADMIN_PASSWORD": AdminPassword,
+		"AUTHNZERVER_SHARDS": "2", "AUTHNZERVER_RATELIMITS": "none",
+	}
+	for _, o := range opts {
+		o(env)
+	}
+	cfg, err := config.Load(nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		return err
+	}
+	hp := CheapHash
+	srv, err := server.Start(cfg, server.Options{Logger: slog.New(slog.NewTextHandler(logSink(), nil)), Getenv: func(k string) string { return env[k] }, HashParams: &hp})
+	if err != nil {
+		return err
+	}
+	return srv.Close()
+}
+
 func (s *Server) start() {
 	s.t.Helper()
 	cfg, err := config.Load(nil, func(k string) string { return s.env[k] }, io.Discard)
@@ -126,6 +160,12 @@ func (s *Server) start() {
 	}
 	lg := slog.New(slog.NewTextHandler(io.MultiWriter(s.Log, logSink()), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s.opts = server.Options{Logger: lg, Getenv: func(k string) string { return s.env[k] }, Now: s.now}
+	if d, err := time.ParseDuration(s.env[SocialTimeout]); err == nil {
+		s.opts.Social.Timeout = d
+	}
+	if n, err := strconv.Atoi(s.env[SocialPool]); err == nil {
+		s.opts.Social.MaxConcurrent = n
+	}
 	if s.env["AUTHNZERVER_ARGON2"] == "" {
 		hp := CheapHash // unless the test asks for real parameters
 		s.opts.HashParams = &hp
