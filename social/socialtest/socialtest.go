@@ -72,6 +72,7 @@ type Server struct {
 	signer *rsa.PrivateKey
 	// Exchanges counts successful token exchanges.
 	exchanges int
+	stalled   int // requests the Slow mode has held
 }
 
 type grant struct {
@@ -154,6 +155,13 @@ func (s *Server) SignWithOtherKey(other bool) {
 		}
 		s.signer = k
 	}
+}
+
+// Stalled reports how many requests the Slow mode has held so far.
+func (s *Server) Stalled() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stalled
 }
 
 // Exchanges reports how many codes were exchanged for tokens.
@@ -274,6 +282,9 @@ func (s *Server) misbehave(w http.ResponseWriter, r *http.Request) bool {
 	s.mu.Unlock()
 	switch m {
 	case Slow:
+		s.mu.Lock()
+		s.stalled++
+		s.mu.Unlock()
 		select {
 		case <-time.After(d):
 		case <-r.Context().Done():
