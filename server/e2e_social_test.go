@@ -138,6 +138,14 @@ func TestSocialOIDCLogin(t *testing.T) {
 	mustFail(t, "password login of a social user", e.ts.Do("user-login", map[string]any{
 		"session_token": anon, "email": "alice@corp.example", "password": "",
 	}), "user does not exist or password doesn't match")
+	// The reset flow gives the user a password; then both logins work.
+	e.ts.MustSucceed("user-resetpass-nosession", map[string]any{
+		"email_address": "alice@corp.example", "new_password": "alice-now-has-a-long-passphrase-7", "required_active": true,
+	})
+	anon = e.ts.NewSession(0)
+	e.ts.MustSucceed("user-login", map[string]any{"session_token": anon, "email": "alice@corp.example", "password": "alice-now-has-a-long-passphrase-7"})
+	r, _ = e.login("corp", "alice")
+	mustLogin(t, "social login after a password was set", r, false)
 	// A locked user is refused as a password login would be.
 	e.ts.MustSucceed("internal-user-lock", map[string]any{"target_userid": uid, "action": "lock"})
 	r, _ = e.login("corp", "alice")
