@@ -209,6 +209,13 @@ func TestSocialXAndUnlink(t *testing.T) {
 	if info["email"] != "" || info["email_verified"] != false || info["full_name"] != "Xena" {
 		t.Errorf("X user %v", info)
 	}
+	// A user without an email survives a restart, identity and all.
+	e.ts.Restart()
+	r, _ = e.login("x", "xena")
+	if got := mustLogin(t, "X returning user after a restart", r, false); got != uid {
+		t.Fatalf("returning X user %d; want %d", got, uid)
+	}
+	sess = r.Str("session_token")
 	// Her only way to log in: not unlinkable.
 	mustFail(t, "unlink the last identity", e.ts.Do("user-social-unlink", map[string]any{"session_token": sess, "user_id": uid, "provider": "x", "subject": "9000"}),
 		"the user has no password and no other identity: unlinking would leave no way to log in")

@@ -87,7 +87,7 @@ func Start(t interface {
 	Fatalf(string, ...any)
 }, kind string) *Server {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	key, err := testKey(0)
 	if err != nil {
 		t.Fatalf("socialtest: key: %v", err)
 	}
@@ -149,7 +149,7 @@ func (s *Server) SignWithOtherKey(other bool) {
 	defer s.mu.Unlock()
 	s.signer = nil
 	if other {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		k, err := testKey(1)
 		if err != nil {
 			panic(err) // crypto/rand failing: nothing to test
 		}
@@ -447,4 +447,23 @@ func randString(n int) string {
 		panic(err) // crypto/rand failing: nothing to test
 	}
 	return b64(b)
+}
+
+// Two RSA keys, made once per process (2048-bit key generation is slow
+// under the race detector): 0 signs, 1 is the stranger's.
+var (
+	keysOnce sync.Once
+	keys     [2]*rsa.PrivateKey
+	keysErr  error
+)
+
+func testKey(i int) (*rsa.PrivateKey, error) {
+	keysOnce.Do(func() {
+		for j := range keys {
+			if keys[j], keysErr = rsa.GenerateKey(rand.Reader, 2048); keysErr != nil {
+				return
+			}
+		}
+	})
+	return keys[i], keysErr
 }
