@@ -21,58 +21,58 @@ import (
 
 // Config is the server's configuration. Field comments name the variable.
 type Config struct {
-	AllowedHosts    string        // AUTHNZERVER_ALLOWEDHOSTS, ";"-separated
-	AuthDB          string        // AUTHNZERVER_AUTHDB: the store: a pebble data directory, or a postgres:// URL; default the data directory
-	AuthDBPassFile  string        // AUTHNZERVER_AUTHDBPASSFILE: file holding the PostgreSQL password
-	DataDir         string        // AUTHNZERVER_DATADIR: local files (generated key and salt, admin credentials); default AUTHNZERVER_AUTHDB when that is a path, else ./data
-	BaseDir         string        // AUTHNZERVER_BASEDIR: where the admin credentials file goes
-	DebugMode       int           // AUTHNZERVER_DEBUGMODE
-	Listen          string        // AUTHNZERVER_LISTEN
-	Permissions     string        // AUTHNZERVER_PERMISSIONS: model file; "" = built-in
-	Port            int           // PORT, then AUTHNZERVER_PORT
-	Secret          string        // AUTHNZERVER_SECRET: key list (value or file); "" = generated
-	PIISalt         string        // AUTHNZERVER_PIISALT (value or file); "" = generated
-	SessionExpiry   int           // AUTHNZERVER_SESSIONEXPIRY: days expired sessions are kept
-	UserLockTries   int           // AUTHNZERVER_USERLOCKTRIES
-	UserLockTime    int           // AUTHNZERVER_USERLOCKTIME: seconds
-	PassPolicy      string        // AUTHNZERVER_PASSPOLICY
-	RateLimits      string        // AUTHNZERVER_RATELIMITS; "none" turns them off
-	Workers         int           // AUTHNZERVER_WORKERS: Argon2 workers; 0 = CPUs
-	EmailServer     string        // AUTHNZERVER_EMAILSERVER
-	EmailPort       int           // AUTHNZERVER_EMAILPORT
-	EmailUser       string        // AUTHNZERVER_EMAILUSER
-	EmailPass       string        // AUTHNZERVER_EMAILPASS
-	EmailSender     string        // AUTHNZERVER_EMAILSENDER
-	EmailTLS        string        // AUTHNZERVER_EMAILTLS: starttls (required, but optional to a loopback relay) | required | none | opportunistic
-	EmailCAFile     string        // AUTHNZERVER_EMAILCAFILE: PEM CAs that sign the SMTP server's certificate
-	TLSCertFile     string        // AUTHNZERVER_TLSCERTFILE
-	TLSCertKey      string        // AUTHNZERVER_TLSCERTKEY
-	TokenMaxAge     time.Duration // AUTHNZERVER_TOKENMAXAGE: seconds; 0 = any age
-	MaxBodyBytes    int           // AUTHNZERVER_MAXBODYBYTES
-	Shards          int           // AUTHNZERVER_SHARDS; 0 = 4×CPUs
-	Durability      string        // AUTHNZERVER_DURABILITY: sync | async
-	HashQueue       int           // AUTHNZERVER_HASHQUEUE: waiting hashes; 0 = 4×workers
-	Argon2          string        // AUTHNZERVER_ARGON2: "t=3,m=65536,p=4"
-	HashIsolation   string        // AUTHNZERVER_HASHISOLATION: process | off
-	HashNice        int           // AUTHNZERVER_HASHNICE: 0..19, the hash worker's nice below the server
-	DisposableList  string        // AUTHNZERVER_DISPOSABLEDOMAINS: extra list file
-	CommonPassList  string        // AUTHNZERVER_COMMONPASSWORDS: extra list file
-	MetricsAddr     string        // AUTHNZERVER_METRICSADDR; "" = off
-	BackupDir       string        // AUTHNZERVER_BACKUPDIR: where SIGUSR1 writes checkpoints; "" = off
-	LogFormat       string        // AUTHNZERVER_LOGFORMAT: text | json
-	LogLevel        string        // AUTHNZERVER_LOGLEVEL: debug | info | warn | error
-	MaxConns        int           // AUTHNZERVER_MAXCONNS
-	MaxConnsPerIP   int           // AUTHNZERVER_MAXCONNSPERIP; negative: no bound
-	MaxExtraInfo    int           // AUTHNZERVER_MAXEXTRAINFOBYTES: largest extra_info_json of a session
-	ReadTimeout     time.Duration // AUTHNZERVER_READTIMEOUT: seconds or a Go duration
-	WriteTimeout    time.Duration // AUTHNZERVER_WRITETIMEOUT: seconds or a Go duration
-	MaxShardQueue   int           // AUTHNZERVER_MAXSHARDQUEUE; negative: no bound
-	ServerFQDN      string        // AUTHNZERVER_FQDN; "" = the host name
-	MaxSessions     int           // AUTHNZERVER_MAXSESSIONSPERUSER; negative: no bound
-	MaxAPIKeys      int           // AUTHNZERVER_MAXAPIKEYSPERUSER; negative: no bound
-	WALDamage       string        // AUTHNZERVER_WALDAMAGE: refuse | skip
-	DiskReserve     int           // AUTHNZERVER_DISKRESERVE: MiB kept free for the store; 0 = none
-	SocialProviders string        // AUTHNZERVER_SOCIALPROVIDERS: JSON file of social login providers; "" = none
+	AllowedHosts   string        // AUTHNZERVER_ALLOWEDHOSTS, ";"-separated
+	AuthDB         string        // AUTHNZERVER_AUTHDB: the store: a pebble data directory, or a postgres:// URL; default the data directory
+	AuthDBPassFile string        // AUTHNZERVER_AUTHDBPASSFILE: file holding the PostgreSQL password
+	DataDir        string        // AUTHNZERVER_DATADIR: local files (generated key and salt, admin credentials); default AUTHNZERVER_AUTHDB when that is a path, else ./data
+	BaseDir        string        // AUTHNZERVER_BASEDIR: where the admin credentials file goes
+	DebugMode      int           // AUTHNZERVER_DEBUGMODE
+	Listen         string        // AUTHNZERVER_LISTEN
+	Permissions    string        // AUTHNZERVER_PERMISSIONS: model file; "" = built-in
+	Port           int           // PORT, then AUTHNZERVER_PORT
+	Secret         string        // AUTHNZERVER_SECRET: key list (value or file); "" = generated
+	PIISalt        string        // AUTHNZERVER_PIISALT (value or file); "" = generated
+	SessionExpiry  int           // AUTHNZERVER_SESSIONEXPIRY: days expired sessions are kept
+	UserLockTries  int           // AUTHNZERVER_USERLOCKTRIES
+	UserLockTime   int           // AUTHNZERVER_USERLOCKTIME: seconds
+	PassPolicy     string        // AUTHNZERVER_PASSPOLICY
+	RateLimits     string        // AUTHNZERVER_RATELIMITS; "none" turns them off
+	Workers        int           // AUTHNZERVER_WORKERS: Argon2 workers; 0 = CPUs
+	EmailServer    string        // AUTHNZERVER_EMAILSERVER
+	EmailPort      int           // AUTHNZERVER_EMAILPORT
+	EmailUser      string        // AUTHNZERVER_EMAILUSER
+	EmailPass      string        // AUTHNZERVER_EMAILPASS
+	EmailSender    string        // AUTHNZERVER_EMAILSENDER
+	EmailTLS       string        // AUTHNZERVER_EMAILTLS: starttls (required, but optional to a loopback relay) | required | none | opportunistic
+	EmailCAFile    string        // AUTHNZERVER_EMAILCAFILE: PEM CAs that sign the SMTP server's certificate
+	TLSCertFile    string        // AUTHNZERVER_TLSCERTFILE
+	TLSCertKey     string        // AUTHNZERVER_TLSCERTKEY
+	TokenMaxAge    time.Duration // AUTHNZERVER_TOKENMAXAGE: seconds; 0 = any age
+	MaxBodyBytes   int           // AUTHNZERVER_MAXBODYBYTES
+	Shards         int           // AUTHNZERVER_SHARDS; 0 = 4×CPUs
+	Durability     string        // AUTHNZERVER_DURABILITY: sync | async
+	HashQueue      int           // AUTHNZERVER_HASHQUEUE: waiting hashes; 0 = 4×workers
+	Argon2         string        // AUTHNZERVER_ARGON2: "t=3,m=65536,p=4"
+	HashIsolation  string        // AUTHNZERVER_HASHISOLATION: process | off
+	HashNice       int           // AUTHNZERVER_HASHNICE: 0..19, the hash worker's nice below the server
+	DisposableList string        // AUTHNZERVER_DISPOSABLEDOMAINS: extra list file
+	CommonPassList string        // AUTHNZERVER_COMMONPASSWORDS: extra list file
+	MetricsAddr    string        // AUTHNZERVER_METRICSADDR; "" = off
+	BackupDir      string        // AUTHNZERVER_BACKUPDIR: where SIGUSR1 writes checkpoints; "" = off
+	LogFormat      string        // AUTHNZERVER_LOGFORMAT: text | json
+	LogLevel       string        // AUTHNZERVER_LOGLEVEL: debug | info | warn | error
+	MaxConns       int           // AUTHNZERVER_MAXCONNS
+	MaxConnsPerIP  int           // AUTHNZERVER_MAXCONNSPERIP; negative: no bound
+	MaxExtraInfo   int           // AUTHNZERVER_MAXEXTRAINFOBYTES: largest extra_info_json of a session
+	ReadTimeout    time.Duration // AUTHNZERVER_READTIMEOUT: seconds or a Go duration
+	WriteTimeout   time.Duration // AUTHNZERVER_WRITETIMEOUT: seconds or a Go duration
+	MaxShardQueue  int           // AUTHNZERVER_MAXSHARDQUEUE; negative: no bound
+	ServerFQDN     string        // AUTHNZERVER_FQDN; "" = the host name
+	MaxSessions    int           // AUTHNZERVER_MAXSESSIONSPERUSER; negative: no bound
+	MaxAPIKeys     int           // AUTHNZERVER_MAXAPIKEYSPERUSER; negative: no bound
+	WALDamage      string        // AUTHNZERVER_WALDAMAGE: refuse | skip
+	DiskReserve    int           // AUTHNZERVER_DISKRESERVE: MiB kept free for the store; 0 = none
+	SocialConfig   string        // AUTHNZERVER_SOCIALPROVIDERS: JSON file of social login providers; "" = none
 
 	// Command-line only.
 	EnvFile string
@@ -178,7 +178,7 @@ var items = []item{
 	{name: "maxapikeysperuser", env: "AUTHNZERVER_MAXAPIKEYSPERUSER", def: "100", help: "live API keys of each kind (session-tied, no-session) one user may hold; a new one past it deletes the oldest of its kind (negative: no bound)", set: integer("maxapikeysperuser", func(c *Config) *int { return &c.MaxAPIKeys })},
 	{name: "waldamage", env: "AUTHNZERVER_WALDAMAGE", def: "refuse", help: "a write-ahead log damaged before its end (not a tail torn by a crash): refuse to start, or skip: start without the commits after the damage (reported in the log; the damaged log is copied beside the store)", set: str(func(c *Config) *string { return &c.WALDamage })},
 	{name: "diskreserve", env: "AUTHNZERVER_DISKRESERVE", def: "64", help: "MiB of disk the store holds in reserve and frees when the disk fills, so that it stays consistent while writes are answered 503 (0: none)", set: integer("diskreserve", func(c *Config) *int { return &c.DiskReserve })},
-	{name: "socialproviders", env: "AUTHNZERVER_SOCIALPROVIDERS", def: "", help: "JSON file listing the social login providers (GitHub, Google, X, OpenID Connect), e.g. [{\"name\":\"github\",\"kind\":\"github\",\"client_id\":\"...\",\"client_secret_file\":\"gh-secret\",\"redirect_uris\":[\"https://app.example/auth/github\"]}, {\"name\":\"corp\",\"kind\":\"oidc\",\"issuer\":\"https://id.corp.example\",...}]; see docs/social.md (empty: none)", set: str(func(c *Config) *string { return &c.SocialProviders })},
+	{name: "socialproviders", env: "AUTHNZERVER_SOCIALPROVIDERS", def: "", help: "JSON file listing the social login providers (GitHub, Google, X, OpenID Connect), e.g. [{\"name\":\"github\",\"kind\":\"github\",\"client_id\":\"...\",\"client_secret_file\":\"gh-secret\",\"redirect_uris\":[\"https://app.example/auth/github\"]}, {\"name\":\"corp\",\"kind\":\"oidc\",\"issuer\":\"https://id.corp.example\",...}]; see docs/social.md (empty: none)", set: str(func(c *Config) *string { return &c.SocialConfig })},
 	{name: "fqdn", env: "AUTHNZERVER_FQDN", def: "", help: "server name for the password similarity check (default: host name)", set: str(func(c *Config) *string { return &c.ServerFQDN })},
 }
 

@@ -112,8 +112,8 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 	// A bad providers file stops the start before anything is opened
 	// (docs/social.md, "Configuration").
 	var providers *social.Providers
-	if cfg.SocialProviders != "" {
-		cfgs, err := social.LoadFile(cfg.SocialProviders)
+	if cfg.SocialConfig != "" {
+		cfgs, err := social.LoadFile(cfg.SocialConfig)
 		if err != nil {
 			return nil, fmt.Errorf("server: %w", err)
 		}
