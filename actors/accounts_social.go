@@ -229,7 +229,8 @@ func (s *Social) Finish(r SocialLogin) (SocialAnswer, error) {
 // resolve finds or makes the user of an identity (docs/social.md, "Which
 // user"): the user it is linked to; else the user with the same email, if
 // the provider asserts the address verified and our user has verified it
-// too (the identity is linked to it); else a new user.
+// too (the identity is linked to it; never to a superuser or system user:
+// RefusedProtected); else a new user.
 func (s *Social) resolve(provider string, ident social.Identity) (u shard.User, isNew bool, why Refusal, err error) {
 	c := s.acc.core
 	found, err := askDurable[FoundIdentity](c, LookupIdentity{Provider: provider, Subject: ident.Subject})
@@ -261,6 +262,11 @@ func (s *Social) resolve(provider string, ident social.Identity) (u shard.User, 
 		if ok {
 			if !ident.EmailVerified || !owner.EmailVerified {
 				return u, false, RefusedEmailNotLinkable, nil
+			}
+			// A provider's word never makes anyone the superuser or a
+			// system user.
+			if owner.ID < shard.FirstUserID || owner.Role == "superuser" {
+				return u, false, RefusedProtected, nil
 			}
 			link, err := askDurable[Link](c, LinkIdentity{Identity: shard.Identity{
 				Provider: provider, Subject: ident.Subject, UserID: owner.ID, Email: norm,

@@ -19,6 +19,7 @@ const (
 	reasonSocialRejected = "the provider refused the code, or its answer did not verify"
 	reasonSocialEmail    = "the provider's email belongs to an account that cannot be linked to this identity (its email is not verified by the provider or here)"
 	reasonSocialRaced    = "a parallel change to this identity won; retry"
+	reasonSocialSuper    = "the provider's email belongs to a superuser or system account, which social logins never link"
 )
 
 // socialFailure words a refusal of Start or Finish.
@@ -43,6 +44,8 @@ func socialFailure(why actors.Refusal, provider string) result {
 		return r(reasonSocialEmail)
 	case actors.RefusedRaced:
 		return r(reasonSocialRaced)
+	case actors.RefusedProtected:
+		return r(reasonSocialSuper)
 	}
 	return r(string(why))
 }

@@ -156,7 +156,7 @@ func TestSocialOIDCLogin(t *testing.T) {
 }
 
 func TestSocialLinkByEmail(t *testing.T) {
-	e := startSocial(t)
+	e := startSocial(t, servertest.Env("AUTHNZERVER_ADMIN_EMAIL", "boss@example.org"))
 	bob := e.ts.NewUser("bob@example.org", "bob-has-a-long-passphrase-1")
 	e.gh.AddAccount("bob", socialtest.Account{Subject: "1001", Email: "BOB@example.org", EmailVerified: true, Name: "Bob"})
 	r, _ := e.login("gh", "bob")
@@ -191,6 +191,10 @@ func TestSocialLinkByEmail(t *testing.T) {
 	e.corp.AddAccount("dave", socialtest.Account{Subject: "d-1", Email: "dave@example.org", EmailVerified: true, Name: "Dave"})
 	r, _ = e.login("corp", "dave")
 	mustFail(t, "link to an unverified user", r, reasonEmail)
+	// A provider's word never makes anyone the superuser.
+	e.corp.AddAccount("boss", socialtest.Account{Subject: "b-1", Email: "boss@example.org", EmailVerified: true, Name: "Boss"})
+	r, _ = e.login("corp", "boss")
+	mustFail(t, "link to the superuser", r, "the provider's email belongs to a superuser or system account, which social logins never link")
 	// Carol's account is untouched and has no identity.
 	cs := e.ts.NewSession(carol)
 	l = e.ts.MustSucceed("user-social-list", map[string]any{"session_token": cs, "user_id": carol})

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -210,21 +211,30 @@ func (p *Providers) AuthorizeURL(ctx context.Context, name, redirectURI, state, 
 	cfg.RedirectURL = redirectURI
 	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}
 	if p.IsOIDC(name) {
-		release, err := p.acquire()
-		if err != nil {
-			return "", err
-		}
-		defer release()
-		ctx, cancel := p.context(ctx)
-		defer cancel()
-		op, err := pr.discover(ctx)
-		if err != nil {
-			return "", err
+		op := pr.discovered()
+		if op == nil { // the first use: discovery, a provider call
+			release, err := p.acquire()
+			if err != nil {
+				return "", err
+			}
+			defer release()
+			ctx, cancel := p.context(ctx)
+			defer cancel()
+			if op, err = pr.discover(ctx); err != nil {
+				return "", err
+			}
 		}
 		cfg.Endpoint = op.Endpoint()
 		opts = append(opts, oidc.Nonce(nonce))
 	}
 	return cfg.AuthCodeURL(state, opts...), nil
+}
+
+// discovered returns the provider's discovery document if it was fetched.
+func (pr *provider) discovered() *oidc.Provider {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return pr.oidc
 }
 
 // discover returns the provider's discovery document, fetching it once.
@@ -272,14 +282,30 @@ func (p *Providers) Identify(ctx context.Context, name, redirectURI, code, verif
 	if err != nil {
 		return Identity{}, exchangeError(err)
 	}
+	var id Identity
 	switch pr.cfg.Kind {
 	case KindGitHub:
-		return p.github(ctx, pr, tok)
+		id, err = p.github(ctx, pr, tok)
 	case KindX:
-		return p.x(ctx, pr, tok)
+		id, err = p.x(ctx, pr, tok)
+	default:
+		id, err = p.idToken(ctx, pr, op, tok, nonce)
 	}
-	return p.idToken(ctx, pr, op, tok, nonce)
+	if err == nil && (len(id.Subject) > MaxSubjectBytes || !utf8.ValidString(id.Subject)) {
+		err = fmt.Errorf("%w: a subject of %d bytes", ErrUnavailable, len(id.Subject))
+	}
+	if len(id.Name) > maxNameBytes {
+		id.Name = ""
+	}
+	return id, err
 }
+
+// MaxSubjectBytes bounds the subject a provider gives (OpenID Connect:
+// at most 255 ASCII characters).
+const MaxSubjectBytes = 255
+
+// maxNameBytes bounds a profile's name worth keeping.
+const maxNameBytes = 256
 
 // exchangeError sorts a failed token exchange: a refusal by the provider
 // (an OAuth error answer, e.g. invalid_grant) or a failure to reach it.
