@@ -93,6 +93,20 @@ func (e *socialEnv) login(provider, login string) (*client.Response, string) {
 	return e.finish(provider, anon, code, state), anon
 }
 
+// noSecretsLogged fails the test if the server's log holds any token,
+// code or secret of the providers.
+func (e *socialEnv) noSecretsLogged() {
+	e.t.Helper()
+	log := e.ts.Log.String()
+	for _, p := range []*socialtest.Server{e.corp, e.gh, e.xp} {
+		for _, secret := range p.Issued() {
+			if strings.Contains(log, secret) {
+				e.t.Errorf("the log holds a provider's token, code or secret %.12s…", secret)
+			}
+		}
+	}
+}
+
 func mustFail(t *testing.T, what string, r *client.Response, reason string) {
 	t.Helper()
 	if r.StatusCode != 200 || r.Success || r.FailureReason != reason {
@@ -150,6 +164,7 @@ func TestSocialOIDCLogin(t *testing.T) {
 	e.ts.MustSucceed("internal-user-lock", map[string]any{"target_userid": uid, "action": "lock"})
 	r, _ = e.login("corp", "alice")
 	mustFail(t, "locked user", r, "user exists but is inactive")
+	e.noSecretsLogged()
 	if r.Str("session_token") != "" {
 		t.Errorf("locked user got a session")
 	}
@@ -326,6 +341,7 @@ func TestSocialIDTokenChecks(t *testing.T) {
 	e.corp.SignWithOtherKey(false)
 	r, _ := e.login("corp", "alice")
 	mustLogin(t, "a good token after the bad ones", r, true) // none of the bad ones made the user
+	e.noSecretsLogged()
 }
 
 func TestSocialProviderFaults(t *testing.T) {

@@ -310,9 +310,14 @@ const maxNameBytes = 256
 // exchangeError sorts a failed token exchange: a refusal by the provider
 // (an OAuth error answer, e.g. invalid_grant) or a failure to reach it.
 func exchangeError(err error) error {
+	// Only the status and the OAuth error code: the body of an error
+	// answer is the provider's text, not ours to log.
 	var re *oauth2.RetrieveError
-	if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500 {
-		return fmt.Errorf("%w: token exchange: %s", ErrRejected, re.ErrorCode)
+	if errors.As(err, &re) && re.Response != nil {
+		if re.Response.StatusCode >= 400 && re.Response.StatusCode < 500 {
+			return fmt.Errorf("%w: token exchange: status %d %q", ErrRejected, re.Response.StatusCode, re.ErrorCode)
+		}
+		return fmt.Errorf("%w: token exchange: status %d", ErrUnavailable, re.Response.StatusCode)
 	}
 	return fmt.Errorf("%w: token exchange: %w", ErrUnavailable, err)
 }

@@ -72,7 +72,8 @@ type Server struct {
 	signer *rsa.PrivateKey
 	// Exchanges counts successful token exchanges.
 	exchanges int
-	stalled   int // requests the Slow mode has held
+	stalled   int      // requests the Slow mode has held
+	issued    []string // every access and ID token and code handed out
 }
 
 type grant struct {
@@ -155,6 +156,15 @@ func (s *Server) SignWithOtherKey(other bool) {
 		}
 		s.signer = k
 	}
+}
+
+// Issued returns every access token, ID token and exchanged code the
+// provider handed out, and its client secret (tests check that none of
+// them is logged).
+func (s *Server) Issued() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string{s.ClientSecret}, s.issued...)
 }
 
 // Stalled reports how many requests the Slow mode has held so far.
@@ -353,6 +363,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.tokens[access] = g.login
 	s.exchanges++
+	s.issued = append(s.issued, access, r.PostForm.Get("code"))
+	if t, ok := answer["id_token"].(string); ok {
+		s.issued = append(s.issued, t)
+	}
 	s.mu.Unlock()
 	writeJSON(w, answer)
 }
