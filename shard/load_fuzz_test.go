@@ -16,9 +16,13 @@ func FuzzLoad(f *testing.F) {
 	_, muts := seed.CreateSession(d, NewSession{UserID: 4, IPAddress: "1.2.3.4", UserAgent: "ua", Expires: now.Add(time.Hour), ExtraInfo: json.RawMessage(`{"a":1}`)}, now)
 	_, umuts, _ := seed.CreateUser(User{ID: 4, Email: "a@b.c", Role: "authenticated", ExtraInfo: json.RawMessage(`{"x":[1]}`)}, now)
 	_, _, emuts := seed.ClaimEmail("a@b.c", 4)
-	for _, m := range append(append(muts, umuts...), emuts...) {
+	smuts := seed.PutSocialState(DigestSession("state"), SocialState{Provider: "gh", Session: d, RedirectURI: "https://a.example/cb", Verifier: "v", Nonce: "n", Expires: now})
+	_, _, imuts := seed.LinkIdentity(Identity{Provider: "gh", Subject: "1\x002", UserID: 4, Email: "a@b.c"}, now)
+	for _, m := range append(append(append(append(muts, umuts...), emuts...), smuts...), imuts...) {
 		f.Add(m.Key, m.Value)
 	}
+	f.Add([]byte("si/gh"), []byte(`{"provider":"gh","subject":"","user_id":4}`))
+	f.Add([]byte("ss/short"), []byte(`{}`))
 	f.Add([]byte("s/short"), []byte(`{}`))
 	f.Add([]byte("u/\x00\x00\x00\x00\x00\x00\x00\x05"), []byte(`{"id":5,"created_on":"not a time"}`))
 	f.Add([]byte("u/\x00\x00\x00\x00\x00\x00\x00\x05"), []byte(`null`))
@@ -53,6 +57,16 @@ func FuzzLoad(f *testing.F) {
 			s.DeleteUserSessions(s.sessions.byDigest[dg].user, nil)
 		}
 		s.EmailEntries(func(e string, id UserID) { s.ReleaseEmail(e, id) })
+		for d := range s.social.states {
+			s.TakeSocialState(d, now)
+		}
+		var ids []Identity
+		s.IdentityEntries(func(id Identity) { ids = append(ids, id) })
+		for _, id := range ids {
+			s.UserIdentities(id.UserID)
+			s.UnlinkIdentity(id.Provider, id.Subject, id.UserID)
+			s.DeleteUserIdentities(id.UserID)
+		}
 		p := AttemptPolicy{Tries: 2, Decay: time.Hour, LockFor: time.Hour, Stale: time.Minute}
 		for e := range s.failures.byEmail {
 			s.BeginAttempt(e, now, p)
