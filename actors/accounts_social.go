@@ -230,7 +230,8 @@ func (s *Social) Finish(r SocialLogin) (SocialAnswer, error) {
 // user"): the user it is linked to; else the user with the same email, if
 // the provider asserts the address verified and our user has verified it
 // too (the identity is linked to it; never to a superuser or system user:
-// RefusedProtected); else a new user.
+// RefusedProtected); else a new user, with the email only if the provider
+// asserts it verified.
 func (s *Social) resolve(provider string, ident social.Identity) (u shard.User, isNew bool, why Refusal, err error) {
 	c := s.acc.core
 	found, err := askDurable[FoundIdentity](c, LookupIdentity{Provider: provider, Subject: ident.Subject})
@@ -239,13 +240,13 @@ func (s *Social) resolve(provider string, ident social.Identity) (u shard.User, 
 	}
 	if found.Found {
 		u, ok, err := s.acc.user(found.Identity.UserID)
-		if err != nil || ok {
-			return u, false, "", err
+		if err == nil && !ok {
+			// Linked to a user not stored yet (a parallel login is making
+			// it) or being deleted (its identities go next); a link left
+			// by a crash is dropped at the next start.
+			return u, false, RefusedRaced, nil
 		}
-		// Linked to a user that is gone: forget the link.
-		if _, err := askDurable[bool](c, UnlinkIdentity{Provider: provider, Subject: ident.Subject, UserID: found.Identity.UserID}); err != nil {
-			return u, false, "", err
-		}
+		return u, false, "", err
 	}
 	norm := ""
 	if ident.Email != "" {
@@ -284,6 +285,11 @@ func (s *Social) resolve(provider string, ident social.Identity) (u shard.User, 
 			s.acc.log.Info("social identity linked by email", "provider", provider, "user", s.acc.pii(owner.ID))
 			return owner, false, "", nil
 		}
+	}
+	if !ident.EmailVerified {
+		// An address the provider does not vouch for is not kept: claimed
+		// by a new user, it would keep its real owner from signing up.
+		norm = ""
 	}
 	return s.newUser(provider, ident, norm)
 }
@@ -325,7 +331,7 @@ func (s *Social) newUser(provider string, ident social.Identity, norm string) (u
 		name = ""
 	}
 	nu := shard.User{
-		ID: id, SystemID: newUUID(), FullName: name, Email: norm, EmailVerified: norm != "" && ident.EmailVerified,
+		ID: id, SystemID: newUUID(), FullName: name, Email: norm, EmailVerified: norm != "",
 		IsActive: true, Role: "authenticated",
 	}
 	stored, err := askDurable[shard.User](c, NewSocialUser{User: nu})

@@ -248,6 +248,15 @@ func TestSocialXAndUnlink(t *testing.T) {
 	if info["email"] != "" {
 		t.Errorf("GitHub user got unverified email %v", info["email"])
 	}
+	// Nor from an OpenID Connect provider that does not vouch for it: the
+	// address stays free for its owner.
+	e.corp.AddAccount("squatter", socialtest.Account{Subject: "sq", Email: "owner@example.org", EmailVerified: false, Name: "Squatter"})
+	r, _ = e.login("corp", "squatter")
+	mustLogin(t, "OIDC user with an unverified email", r, true)
+	if info := e.ts.MustSucceed("session-exists", map[string]any{"session_token": r.Str("session_token")}).Map("session_info"); info["email"] != "" {
+		t.Errorf("OIDC user got unverified email %v", info["email"])
+	}
+	e.ts.MustSucceed("user-new", map[string]any{"full_name": "Owner", "email": "owner@example.org", "password": "owner-has-a-long-passphrase-9"})
 	// A deleted user's identity goes with it: the next login makes a new user.
 	e.ts.MustSucceed("internal-user-delete", map[string]any{"target_userid": uid})
 	r, _ = e.login("x", "xena")
