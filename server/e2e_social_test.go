@@ -19,7 +19,10 @@ import (
 // protocols. The test plays the browser: it follows authorize_url, logs
 // in at the provider, takes the code from the redirect and finishes.
 
-const socialRedirect = "http://127.0.0.1:9/auth/callback"
+const (
+	socialRedirect  = "http://127.0.0.1:9/auth/callback"
+	socialRedirect2 = "http://127.0.0.1:9/auth/other"
+)
 
 // Failure reasons of docs/protocol.md, "Social logins".
 const (
@@ -39,9 +42,9 @@ type socialEnv struct {
 func startSocial(t *testing.T, opts ...servertest.Option) *socialEnv {
 	t.Helper()
 	e := &socialEnv{t: t, corp: socialtest.Start(t, socialtest.OIDC), gh: socialtest.Start(t, socialtest.GitHub), xp: socialtest.Start(t, socialtest.X)}
-	b, err := json.Marshal([]any{
-		e.corp.Provider("corp", socialRedirect), e.gh.Provider("gh", socialRedirect), e.xp.Provider("x", socialRedirect),
-	})
+	corp := e.corp.Provider("corp", socialRedirect)
+	corp["redirect_uris"] = []string{socialRedirect, socialRedirect2}
+	b, err := json.Marshal([]any{corp, e.gh.Provider("gh", socialRedirect), e.xp.Provider("x", socialRedirect)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,6 +317,10 @@ func TestSocialState(t *testing.T) {
 	mustFail(t, "finish with another redirect_uri", e.ts.Do("user-social-finish", map[string]any{
 		"provider": "corp", "code": "c", "state": state, "session_token": anon, "redirect_uri": socialRedirect + "/x",
 	}), reasonRedirect)
+	// Made for the provider's other redirect URI.
+	r = e.ts.MustSucceed("user-social-start", map[string]any{"provider": "corp", "redirect_uri": socialRedirect2, "session_token": anon})
+	code = e.browse(r.Str("authorize_url"), r.Str("state"), "alice")
+	mustFail(t, "state of another redirect_uri", e.finish("corp", anon, code, r.Str("state")), reasonState)
 	mustFail(t, "unknown provider", e.ts.Do("user-social-start", map[string]any{"provider": "nope", "redirect_uri": socialRedirect, "session_token": anon}), "unknown provider")
 	mustFail(t, "start without a live session", e.ts.Do("user-social-start", map[string]any{"provider": "corp", "redirect_uri": socialRedirect, "session_token": "no-such-session"}), "session does not exist")
 }
