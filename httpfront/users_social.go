@@ -14,7 +14,7 @@ const (
 	reasonSocialOff      = "social logins are not configured"
 	reasonSocialProvider = "unknown provider"
 	reasonSocialRedirect = "redirect_uri is not one of the provider's configured redirect URIs"
-	reasonSocialState    = "state is invalid, used, expired, or was made for another session or provider"
+	reasonSocialState    = "state is invalid, used, expired, or was made for another session, provider or redirect_uri"
 	reasonSocialDown     = "the provider could not be reached, was too slow, or answered something that is not its protocol"
 	reasonSocialRejected = "the provider refused the code, or its answer did not verify"
 	reasonSocialEmail    = "the provider's email belongs to an account that cannot be linked to this identity (its email is not verified by the provider or here)"

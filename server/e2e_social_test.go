@@ -26,7 +26,7 @@ const (
 
 // Failure reasons of docs/protocol.md, "Social logins".
 const (
-	reasonState    = "state is invalid, used, expired, or was made for another session or provider"
+	reasonState    = "state is invalid, used, expired, or was made for another session, provider or redirect_uri"
 	reasonDown     = "the provider could not be reached, was too slow, or answered something that is not its protocol"
 	reasonRejected = "the provider refused the code, or its answer did not verify"
 	reasonEmail    = "the provider's email belongs to an account that cannot be linked to this identity (its email is not verified by the provider or here)"
