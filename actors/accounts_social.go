@@ -196,6 +196,13 @@ func (s *Social) Finish(r SocialLogin) (SocialAnswer, error) {
 		return SocialAnswer{Answer: refused(RefusedNoSession, shard.User{})}, nil
 	}
 	ident, err := s.prov.Identify(context.Background(), r.Provider, r.RedirectURI, r.Code, st.Verifier, st.Nonce)
+	if errors.Is(err, social.ErrBusy) {
+		// The code never left: give the state back, so that the retry
+		// the 503 asks for can succeed.
+		if _, perr := askDurable[any](s.acc.core, PutSocialState{Digest: shard.DigestSession(r.State), State: st}); perr != nil {
+			s.acc.log.Warn("social: give back state", "err", perr)
+		}
+	}
 	if err != nil {
 		s.acc.log.Warn("social login", "provider", r.Provider, "err", err)
 		why, err := providerRefusal(err)

@@ -401,15 +401,20 @@ func TestSocialProviderFaults(t *testing.T) {
 		t.Errorf("login while the pool is full: status %d after %v; want 503 at once", busy.StatusCode, time.Since(t1))
 	}
 	wg.Wait()
+	// The code was never sent: the state was given back, and the retry
+	// the 503 asks for succeeds.
+	r = e.finish("x", anon2, code2, state2)
+	mustLogin(t, "retry after 503", r, true)
 	e.gh.SetMode(socialtest.Normal, 0)
 	r, _ = e.login("gh", "gail")
 	mustLogin(t, "after the faults", r, true)
 
 	// Down.
-	u, state = e.start("x", anon2)
+	anon3 := e.ts.NewSession(0)
+	u, state = e.start("x", anon3)
 	code = e.browse(u, state, "xavi")
 	e.xp.Close()
-	mustFail(t, "provider down", e.finish("x", anon2, code, state), reasonDown)
+	mustFail(t, "provider down", e.finish("x", anon3, code, state), reasonDown)
 }
 
 func TestSocialProvidersFile(t *testing.T) {
