@@ -37,12 +37,19 @@ type Options struct {
 	Merge bool
 	// DryRun plans the import and reports it, writing nothing.
 	DryRun bool
+	// Strict writes nothing when any row cannot be imported for another
+	// reason than its expiry (or, with Merge, a collision with the store).
+	Strict bool
 	// KnownRole reports whether the permission model in use has a role.
 	KnownRole func(string) bool
 	// Now is the time sessions and keys are judged expired at (default
 	// time.Now).
 	Now time.Time
 }
+
+// ErrRowsRefused means Strict was asked for and some rows cannot be
+// imported: the report lists them, and nothing was written.
+var ErrRowsRefused = errors.New("refimport: some rows cannot be imported (listed above); nothing was written (--strict)")
 
 // ErrNotEmpty means the store holds records and Merge was not asked for.
 var ErrNotEmpty = errors.New("refimport: the store is not empty (a second import, or a server has run on it); use --merge to add to it")
@@ -84,6 +91,34 @@ func (r *Report) skip(kind, row, reason string) {
 	r.Skipped[kind][general]++
 	r.Problems = append(r.Problems, Problem{kind, row, reason})
 }
+
+// refused counts the rows skipped for a fault of their own: not for their
+// expiry, nor for a collision with the store (Merge), nor because their
+// user or session was skipped (that one is counted already).
+func (r *Report) refused() int {
+	n := 0
+	for _, reasons := range r.Skipped {
+		for reason, c := range reasons {
+			switch reason {
+			case reasonExpired, reasonInStore, reasonIDInStore, reasonEmailInStore, reasonUserSkipped, reasonSessionSkipped:
+			default:
+				n += c
+			}
+		}
+	}
+	return n
+}
+
+// The reasons of rows not imported that are not faults of the rows (their
+// general form, before any ": detail").
+const (
+	reasonExpired        = "expired"
+	reasonInStore        = "already in the store"
+	reasonIDInStore      = "id already in the store"
+	reasonEmailInStore   = "email already in the store"
+	reasonUserSkipped    = "its user is not imported"
+	reasonSessionSkipped = "its session is not imported (expired or skipped)"
+)
 
 func (r *Report) note(kind, row, reason string) {
 	r.Imported[kind]++
@@ -157,6 +192,9 @@ func Import(ref *Reference, st Target, o Options) (*Report, error) {
 		muts = append(muts, shard.EncodeNextUserID(next))
 	}
 	rep.Records = len(muts)
+	if o.Strict && rep.refused() > 0 {
+		return rep, ErrRowsRefused
+	}
 	if o.DryRun || len(muts) == 0 || st == nil {
 		return rep, nil
 	}
@@ -218,14 +256,14 @@ func importUser(sh *shard.Shard, r *refUser, rep *Report, o Options, imported ma
 		if _, ours := imported[r.ID]; ours {
 			return skip("impossible value: duplicate id")
 		}
-		return skip("id already in the store")
+		return skip(reasonIDInStore)
 	}
 	email := passpolicy.NormalizeEmail(r.Email.String)
 	if owner, ok := sh.LookupEmail(email); ok {
 		if _, ours := imported[int64(owner)]; ours {
 			return skip(fmt.Sprintf("duplicate email: the same address (differing in case or form) as user %d, which is imported", owner))
 		}
-		return skip(fmt.Sprintf("email already in the store: held by user %d", owner))
+		return skip(fmt.Sprintf(reasonEmailInStore+": held by user %d", owner))
 	}
 	sid := actors.SystemIDKey(r.SystemID.String)
 	if owner, ok := sh.LookupEmail(sid); ok {
@@ -245,7 +283,7 @@ func importUser(sh *shard.Shard, r *refUser, rep *Report, o Options, imported ma
 	muts = append(muts, m...)
 	_, m, err := sh.CreateUser(u, updated)
 	if err != nil { // checked above; kept for safety
-		return skip("id already in the store")
+		return skip(reasonIDInStore)
 	}
 	muts = append(muts, m...)
 	imported[r.ID] = u.Role
@@ -280,16 +318,16 @@ func importSession(sh *shard.Shard, r *refSession, rep *Report, now time.Time, i
 		return nil
 	}
 	if !expires.After(now) {
-		rep.skip(KindSessions, row, "expired")
+		rep.skip(KindSessions, row, reasonExpired)
 		return nil
 	}
 	if _, ok := imported[r.UserID.Int64]; !ok {
-		rep.skip(KindSessions, row, fmt.Sprintf("its user is not imported: user %d", r.UserID.Int64))
+		rep.skip(KindSessions, row, fmt.Sprintf(reasonUserSkipped+": user %d", r.UserID.Int64))
 		return nil
 	}
 	d := shard.DigestSession(r.Token.String)
 	if _, err := sh.LookupSession(d, now); err == nil {
-		rep.skip(KindSessions, row, "already in the store")
+		rep.skip(KindSessions, row, reasonInStore)
 		return nil
 	}
 	var extra json.RawMessage
@@ -330,11 +368,11 @@ func importKey(sh *shard.Shard, kind shard.APIKeyKind, r *refKey, rep *Report, o
 		return nil
 	}
 	if !expires.After(now) && (kind == shard.KeySession || !refreshExpires.After(now)) {
-		rep.skip(what, row, "expired")
+		rep.skip(what, row, reasonExpired)
 		return nil
 	}
 	if _, ok := imported[r.UserID.Int64]; !ok {
-		rep.skip(what, row, fmt.Sprintf("its user is not imported: user %d", r.UserID.Int64))
+		rep.skip(what, row, fmt.Sprintf(reasonUserSkipped+": user %d", r.UserID.Int64))
 		return nil
 	}
 	if !o.KnownRole(r.Role.String) {
@@ -349,7 +387,7 @@ func importKey(sh *shard.Shard, kind shard.APIKeyKind, r *refKey, rep *Report, o
 		sd := shard.DigestSession(r.Session.String)
 		sexp, ok := sessions[sd]
 		if !ok {
-			rep.skip(what, row, "its session is not imported (expired or skipped)")
+			rep.skip(what, row, reasonSessionSkipped)
 			return nil
 		}
 		n.Session, n.SessionExpires = sd, sexp
@@ -359,7 +397,7 @@ func importKey(sh *shard.Shard, kind shard.APIKeyKind, r *refKey, rep *Report, o
 	}
 	_, m, err := sh.CreateAPIKey(shard.DigestAPIKey(r.Token.String), n, issued)
 	if errors.Is(err, shard.ErrAPIKeyExists) {
-		rep.skip(what, row, "already in the store")
+		rep.skip(what, row, reasonInStore)
 		return nil
 	} else if err != nil {
 		rep.skip(what, row, "impossible value: "+err.Error())

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,7 +28,7 @@ written at once, or nothing. Keep AUTHNZERVER_SECRET as it was and point
 AUTHNZERVER_PERMISSIONS at the Python server's permission JSON. Run it with
 both servers stopped.`
 	subcommands[name] = func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-		return runAdmin(ctx, name, summary, "--from URL [--merge] [--dry-run]", setupImport, args, getenv, stdout, stderr)
+		return runAdmin(ctx, name, summary, "--from URL [--merge] [--dry-run] [--strict]", setupImport, args, getenv, stdout, stderr)
 	}
 }
 
@@ -35,6 +36,7 @@ func setupImport(fs *flag.FlagSet) func(a *adminCtx) error {
 	from := fs.String("from", "", "the Python server's AUTHNZERVER_AUTHDB: sqlite:///PATH (sqlite:////abs/path) or postgresql://... (required)")
 	merge := fs.Bool("merge", false, "add to a store that holds records; users whose id, email or system id it holds are refused, not overwritten")
 	dry := fs.Bool("dry-run", false, "read everything and report what would be imported and what cannot be; change nothing")
+	strict := fs.Bool("strict", false, "write nothing if any row cannot be imported for a fault of its own (not its expiry or, with --merge, a collision)")
 	verbose := fs.Bool("list", true, "list every row not imported (by user id or a digest of its token), with the reason")
 	return func(a *adminCtx) error {
 		if err := noArgs(a); err != nil {
@@ -77,7 +79,10 @@ func setupImport(fs *flag.FlagSet) func(a *adminCtx) error {
 		}
 		fmt.Fprintf(a.stderr, "import-reference: checking %d users, %d sessions, %d API keys\n",
 			len(ref.Users), len(ref.Sessions), len(ref.Keys)+len(ref.NoSessionKeys))
-		rep, err := refimport.Import(ref, target, refimport.Options{Merge: *merge, DryRun: *dry, KnownRole: model.HasRole})
+		rep, err := refimport.Import(ref, target, refimport.Options{Merge: *merge, DryRun: *dry, Strict: *strict, KnownRole: model.HasRole})
+		if errors.Is(err, refimport.ErrRowsRefused) {
+			printReport(a.stdout, rep, true, *verbose)
+		}
 		if err != nil {
 			return err
 		}
