@@ -186,7 +186,7 @@ func Import(ref *Reference, st Target, o Options) (*Report, error) {
 	for i := range ref.NoSessionKeys {
 		muts = append(muts, importKey(sh, shard.KeyNoSession, &ref.NoSessionKeys[i], rep, o, now, imported, sessions)...)
 	}
-	next = max(next, sh.MaxUserID()+1, shard.FirstUserID)
+	next = max(next, sh.MaxUserID()+1, shard.FirstUserID, shard.UserID(ref.SequenceNext))
 	rep.NextUserID = int64(next)
 	if len(muts) > 0 {
 		muts = append(muts, shard.EncodeNextUserID(next))

@@ -87,6 +87,10 @@ type Reference struct {
 	Keys          []refKey // session-tied (table apikeys)
 	NoSessionKeys []refKey // table apikeys_nosession
 	Roles         []string
+	// SequenceNext is the id PostgreSQL's sequence of user ids would give
+	// next (0 for SQLite, whose next id is the highest plus one): ids of
+	// deleted users are not given out again.
+	SequenceNext int64
 }
 
 // Read opens the database named by the reference's AUTHNZERVER_AUTHDB URL
@@ -109,6 +113,7 @@ func Read(ctx context.Context, from string, progress func(table string, rows int
 	} else if err := db.PingContext(ctx); err != nil {
 		return nil, fmt.Errorf("refimport: cannot reach the reference's PostgreSQL database: %w", err)
 	}
+	pg := !strings.HasPrefix(from, "sqlite:")
 	tables := []struct {
 		name string
 		cols []string
@@ -121,6 +126,14 @@ func Read(ctx context.Context, from string, progress func(table string, rows int
 		rows.Close()
 	}
 	ref := &Reference{}
+	if pg {
+		// NULL (a sequence never used, or none) leaves it 0.
+		var last sql.NullInt64
+		err := db.QueryRowContext(ctx, `SELECT pg_sequence_last_value(pg_get_serial_sequence('users', 'user_id')::regclass)`).Scan(&last)
+		if err == nil && last.Valid {
+			ref.SequenceNext = last.Int64 + 1
+		}
+	}
 	if err := readTable(ctx, db, "roles", roleCols, "name", progress, func(r *sql.Rows) error {
 		var name sql.NullString
 		err := r.Scan(&name)

@@ -391,7 +391,8 @@ func (f *Fixture) WriteSQLite(path string) (string, error) {
 }
 
 // WritePostgres creates the fixture's tables in the (empty) database at
-// url and fills them.
+// url and fills them; its sequence of user ids stands at the highest id
+// plus two (see [PostgresNextID]).
 func (f *Fixture) WritePostgres(url string) error {
 	db, err := sql.Open("pgx", url)
 	if err != nil {
@@ -399,11 +400,19 @@ func (f *Fixture) WritePostgres(url string) error {
 	}
 	defer db.Close()
 	stmts := append(postgresDDL(), f.Inserts()...)
-	// The user id sequence goes on after the highest id, as the
-	// reference's inserts leave it.
-	stmts = append(stmts, `SELECT setval('users_user_id_seq', (SELECT max(user_id) FROM users))`)
+	// The sequence of user ids has given out two more than the highest id
+	// left: two users who signed up last were deleted.
+	stmts = append(stmts, `SELECT setval('users_user_id_seq', (SELECT max(user_id) FROM users) + 2)`)
 	return execAll(db, stmts)
 }
+
+// PostgresNextID is the id a new user gets after an import of the
+// PostgreSQL fixture: the ids of deleted users are not given out again.
+const PostgresNextID = 12
+
+// SQLiteNextID is the same for the SQLite fixture, whose next id is the
+// highest plus one, as in SQLite itself.
+const SQLiteNextID = 10
 
 func execAll(db *sql.DB, stmts []string) error {
 	for _, s := range stmts {
