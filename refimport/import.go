@@ -42,6 +42,8 @@ type Options struct {
 	Strict bool
 	// KnownRole reports whether the permission model in use has a role.
 	KnownRole func(string) bool
+	// Progress, when set, is told what the import is doing (a line each).
+	Progress func(line string)
 	// Now is the time sessions and keys are judged expired at (default
 	// time.Now).
 	Now time.Time
@@ -197,6 +199,9 @@ func Import(ref *Reference, st Target, o Options) (*Report, error) {
 	}
 	if o.DryRun || len(muts) == 0 || st == nil {
 		return rep, nil
+	}
+	if o.Progress != nil {
+		o.Progress(fmt.Sprintf("writing %d records in one commit", len(muts)))
 	}
 	ops := make([]persist.Op, len(muts))
 	for i, m := range muts {

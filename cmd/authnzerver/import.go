@@ -79,7 +79,8 @@ func setupImport(fs *flag.FlagSet) func(a *adminCtx) error {
 		}
 		fmt.Fprintf(a.stderr, "import-reference: checking %d users, %d sessions, %d API keys\n",
 			len(ref.Users), len(ref.Sessions), len(ref.Keys)+len(ref.NoSessionKeys))
-		rep, err := refimport.Import(ref, target, refimport.Options{Merge: *merge, DryRun: *dry, Strict: *strict, KnownRole: model.HasRole})
+		rep, err := refimport.Import(ref, target, refimport.Options{Merge: *merge, DryRun: *dry, Strict: *strict, KnownRole: model.HasRole,
+			Progress: func(line string) { fmt.Fprintln(a.stderr, "import-reference: "+line) }})
 		if errors.Is(err, refimport.ErrRowsRefused) {
 			printReport(a.stdout, rep, true, *verbose)
 		}

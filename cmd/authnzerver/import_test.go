@@ -48,6 +48,13 @@ func TestImportReferencePostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	testImport(t, f, from, pg.DB(t), t.TempDir(), reftest.PostgresNextID)
+
+	// A database that is not the reference's is refused, and the
+	// message holds no password.
+	code, _, errOut := runCmd(t, importEnv(pg.DB(t), t.TempDir()), "", "import-reference", "--from", pg.DB(t))
+	if code != 1 || !strings.Contains(errOut, "not a Python authnzerver database") || strings.Contains(errOut, pgtest.Password) {
+		t.Errorf("import of an empty database: exit %d, stderr %q", code, errOut)
+	}
 }
 
 // secrets are the strings no output of the import may hold.
@@ -105,6 +112,7 @@ func testImport(t *testing.T, f *reftest.Fixture, from, authdb, dataDir string, 
 		"user 8: password hash of a scheme",
 		fmt.Sprintf("the next new user gets id %d\n", nextID),
 		"import-reference: read 9 rows of users",
+		"import-reference: writing 36 records in one commit",
 	} {
 		if !strings.Contains(out+errOut, want) {
 			t.Errorf("import output lacks %q", want)
