@@ -222,8 +222,10 @@ func importUser(sh *shard.Shard, r *refUser, rep *Report, o Options, imported ma
 		rep.skip(KindUsers, row, reason)
 		return nil, false
 	}
-	if r.ID <= 0 {
-		return skip("impossible value: id not positive")
+	// Ids travel as JSON numbers: above 2^53 a client's float would
+	// name another user.
+	if r.ID <= 0 || r.ID > 1<<53 {
+		return skip("impossible value: id not positive, or above 2^53")
 	}
 	id := shard.UserID(r.ID)
 	if !r.Email.Valid || !r.Password.Valid || !r.SystemID.Valid || r.SystemID.String == "" || !r.Role.Valid {
