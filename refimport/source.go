@@ -130,7 +130,7 @@ func Read(ctx context.Context, from string, progress func(table string, rows int
 		// NULL (a sequence never used, or none) leaves it 0.
 		var last sql.NullInt64
 		err := db.QueryRowContext(ctx, `SELECT pg_sequence_last_value(pg_get_serial_sequence('users', 'user_id')::regclass)`).Scan(&last)
-		if err == nil && last.Valid {
+		if err == nil && last.Valid && last.Int64 > 0 && last.Int64 < 1<<53 {
 			ref.SequenceNext = last.Int64 + 1
 		}
 	}
