@@ -27,7 +27,8 @@ var (
 	ErrCorrupt = errors.New("refimport: the database cannot be read (damaged, truncated or not a database)")
 )
 
-// The columns read from each of the reference's tables (its authdb.py).
+// The columns read from each of the reference's tables (docs/operations.md,
+// "Moving from the Python server").
 // Every value is read as text or integer with CAST, so that SQLite (which
 // keeps SQLAlchemy's DateTime as text) and PostgreSQL (timestamp without
 // time zone, boolean, json) give the same forms.
