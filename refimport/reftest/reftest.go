@@ -1,7 +1,6 @@
 // Package reftest builds, for tests, a database the way the Python
 // authnzerver makes it (its table layout and column types, written here
-// from its table definitions, as docs/operations.md, "Moving from the
-// Python server", describes what is read), in SQLite or PostgreSQL, holding
+// from its table definitions), in SQLite or PostgreSQL, holding
 // users in every state, Argon2 hashes made with argon2-cffi's default
 // parameters and PHC format, live and expired sessions, and both kinds of
 // API keys (docs/operations.md, "Moving from the Python server").
