@@ -97,6 +97,11 @@ func testImport(t *testing.T, f *reftest.Fixture, from, authdb, dataDir string, 
 	if !strings.HasPrefix(authdb, "postgres") && server.HasStore(authdb) {
 		t.Errorf("the dry run created a store")
 	}
+	if strings.HasPrefix(authdb, "postgres") {
+		if code, _, errOut := runCmd(t, env, "", "list-users"); code != 1 || !strings.Contains(errOut, "no authnzerver schema") {
+			t.Errorf("after the dry run, list-users: exit %d, %q; want no schema", code, errOut)
+		}
+	}
 
 	code, out, errOut = runCmd(t, env, "", "import-reference", "--from", from)
 	if code != 0 {
