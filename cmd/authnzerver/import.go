@@ -82,12 +82,16 @@ func setupImport(fs *flag.FlagSet) func(a *adminCtx) error {
 		rep, err := refimport.Import(ref, target, refimport.Options{Merge: *merge, DryRun: *dry, Strict: *strict, KnownRole: model.HasRole,
 			Progress: func(line string) { fmt.Fprintln(a.stderr, "import-reference: "+line) }})
 		if errors.Is(err, refimport.ErrRowsRefused) {
-			printReport(a.stdout, rep, true, *verbose)
+			printReport(a.stdout, rep, "strict", *verbose)
 		}
 		if err != nil {
 			return err
 		}
-		printReport(a.stdout, rep, *dry, *verbose)
+		mode := ""
+		if *dry {
+			mode = "dry"
+		}
+		printReport(a.stdout, rep, mode, *verbose)
 		if st != nil {
 			closed = true
 			// Close commits nothing more: the import was one Commit,
@@ -102,9 +106,10 @@ func setupImport(fs *flag.FlagSet) func(a *adminCtx) error {
 
 // printReport writes the summary: per kind, imported and skipped by reason,
 // then the rows not imported.
-func printReport(w io.Writer, rep *refimport.Report, dry, list bool) {
+// mode is "dry" (a dry run), "strict" (refused by --strict) or "".
+func printReport(w io.Writer, rep *refimport.Report, mode string, list bool) {
 	verb := "imported"
-	if dry {
+	if mode != "" {
 		verb = "would import"
 	}
 	if list {
@@ -129,7 +134,9 @@ func printReport(w io.Writer, rep *refimport.Report, dry, list bool) {
 		}
 	}
 	switch {
-	case dry:
+	case mode == "strict":
+		fmt.Fprintf(w, "--strict: nothing written (%d records would be)\n", rep.Records)
+	case mode == "dry":
 		fmt.Fprintf(w, "dry run: nothing written (%d records would be; the next new user would get id %d)\n", rep.Records, rep.NextUserID)
 	case rep.Written:
 		fmt.Fprintf(w, "wrote %d records in one commit; the next new user gets id %d\n", rep.Records, rep.NextUserID)

@@ -89,8 +89,9 @@ func testImport(t *testing.T, f *reftest.Fixture, from, authdb, dataDir string, 
 		}
 	}
 
-	// A dry run reports and writes nothing (not even the data directory).
-	code, out, errOut := runCmd(t, env, "", "import-reference", "--from", from, "--dry-run")
+	// A dry run reports and writes nothing (not even the data directory);
+	// --strict does not count expired rows as refused.
+	code, out, errOut := runCmd(t, env, "", "import-reference", "--from", from, "--dry-run", "--strict")
 	if code != 0 || !strings.Contains(out, "would import 9 users") || !strings.Contains(out, "dry run: nothing written") {
 		t.Fatalf("dry run: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
