@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/passhash"
 	"github.com/authnzerver/authnzerver/passpolicy"
 	"github.com/authnzerver/authnzerver/persist"
@@ -272,7 +271,7 @@ func importUser(sh *shard.Shard, r *refUser, rep *Report, o Options, imported ma
 		}
 		return skip(fmt.Sprintf(reasonEmailInStore+": held by user %d", owner))
 	}
-	sid := actors.SystemIDKey(r.SystemID.String)
+	sid := shard.SystemIDKey(r.SystemID.String)
 	if owner, ok := sh.LookupEmail(sid); ok {
 		return skip(fmt.Sprintf("system id already taken: by user %d", owner))
 	}
