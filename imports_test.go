@@ -20,6 +20,7 @@ func TestImportDirection(t *testing.T) {
 		"./passhash/...":   {mod + "/actors", mod + "/shard", mod + "/persist", mod + "/httpfront", mod + "/server", "github.com/valyala/fasthttp"},
 		"./mail/...":       {mod + "/actors", mod + "/shard", mod + "/persist", mod + "/httpfront", mod + "/server", "github.com/valyala/fasthttp"},
 		"./httpfront/...":  {mod + "/persist", mod + "/server", mod + "/pgstore", "github.com/cockroachdb/pebble", "github.com/jackc/pgx"},
+		"./refimport/...":  {mod + "/actors", mod + "/httpfront", mod + "/server", "github.com/valyala/fasthttp"},
 		"./social/...":     {mod + "/actors", mod + "/httpfront", mod + "/server", mod + "/shard", mod + "/persist", mod + "/pgstore", "github.com/valyala/fasthttp"},
 		"./wire/...":       {mod + "/"},
 		"./perm/...":       {mod + "/"},

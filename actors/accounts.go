@@ -275,11 +275,6 @@ func (a *Accounts) releaseKey(key string, id shard.UserID) {
 	}
 }
 
-// SystemIDKey is the index key of a client-chosen system id. It shares the
-// email index (a NUL byte never starts a normalised email), so a system id
-// is unique by the same one-actor rule as an email.
-func SystemIDKey(id string) string { return "\x00sid:" + id }
-
 // verify checks password against phc, or against the pool's dummy hash
 // when phc is empty (no such user), so that both cost one Argon2
 // verification: response time does not tell whether an email exists.

@@ -256,7 +256,7 @@ func (a *Accounts) remove(u shard.User) (Answer, error) {
 		return Answer{}, err
 	}
 	a.releaseKey(u.Email, u.ID)
-	a.releaseKey(SystemIDKey(u.SystemID), u.ID)
+	a.releaseKey(shard.SystemIDKey(u.SystemID), u.ID)
 	a.log.Info("user deleted", "user", a.pii(u.ID))
 	return Answer{User: u}, nil
 }

@@ -102,7 +102,7 @@ func (a *Accounts) SignUpUser(f SignUpForm) (Answer, error) {
 	if f.SystemID == "" {
 		f.SystemID = newUUID()
 	} else {
-		sidKey = SystemIDKey(f.SystemID)
+		sidKey = shard.SystemIDKey(f.SystemID)
 	}
 	u := shard.User{
 		ID: claim.ID, SystemID: f.SystemID, FullName: f.FullName, PasswordPHC: phc, Email: norm,

@@ -85,7 +85,7 @@ func TestSignUpNew(t *testing.T) {
 	if !r2.OK() || r2.User.SystemID != "client-sid" || r2.User.ID != u.ID+1 {
 		t.Errorf("second sign-up = %q %+v; want success with id %d and system id client-sid", r2.Refusal, r2.User, u.ID+1)
 	}
-	if id, ok := h.emailHolder(t, SystemIDKey("client-sid")); !ok || id != r2.User.ID {
+	if id, ok := h.emailHolder(t, shard.SystemIDKey("client-sid")); !ok || id != r2.User.ID {
 		t.Errorf("system id index: %d, %v; want %d", id, ok, r2.User.ID)
 	}
 }
@@ -129,7 +129,7 @@ func TestSignUpRefusals(t *testing.T) {
 	}
 	// The system id is still the first user's, and the released address
 	// signs up with another one.
-	if id, ok := h.emailHolder(t, SystemIDKey("taken-sid")); !ok || id != base.User.ID {
+	if id, ok := h.emailHolder(t, shard.SystemIDKey("taken-sid")); !ok || id != base.User.ID {
 		t.Errorf("system id holder %d, %v; want %d", id, ok, base.User.ID)
 	}
 	sidTaken.SystemID = "free-sid"

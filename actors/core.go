@@ -76,7 +76,7 @@ type Core struct {
 
 func (o Options) withDefaults() Options {
 	if o.Shards <= 0 {
-		o.Shards = 4 * runtime.GOMAXPROCS(0)
+		o.Shards = DefaultShards()
 	}
 	if o.AskTimeout <= 0 {
 		o.AskTimeout = 5 * time.Second
@@ -95,6 +95,11 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
+
+// DefaultShards is the number of shards when none is configured: four per
+// processor, so that a shard's mailbox is rarely the one all requests wait
+// on.
+func DefaultShards() int { return 4 * runtime.GOMAXPROCS(0) }
 
 // NewActorSystem returns a protoactor-go actor system whose own log lines go
 // to lg at warning level and above (its default logger prints colourised

@@ -36,7 +36,7 @@ func (s *Server) Call(reqType string, body map[string]any) (success bool, respon
 		params[k] = b
 	}
 	start := time.Now()
-	c := &call{s: s, reqType: ep.name, body: params, clientIP: "local", now: start}
+	c := &call{s: s, reqType: ep.name, body: params, clientIP: "local", clientRead: true, now: start}
 	var res result
 	defer s.finish(ep, c, &res, []byte(`"local"`), start)
 	if probs := validate(ep.params, params); len(probs) > 0 {

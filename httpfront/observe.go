@@ -170,7 +170,7 @@ func (s *Server) finish(ep *endpoint, c *call, res *result, reqID []byte, start 
 		slog.String("outcome", outcome.String()),
 		slog.Duration("elapsed", elapsed),
 		slog.String("reqid", logReqID(reqID)),
-		slog.String("client", s.pii(c.clientIP)),
+		slog.String("client", s.pii(c.client())),
 	)
 	if res.status != 0 {
 		attrs = append(attrs, slog.Int("status", res.status))

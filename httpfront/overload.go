@@ -98,7 +98,7 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ep *endpoint, c *call) (release
 	if h := s.deps.Hasher; h.InFlight() >= h.Capacity() {
 		return nil, passhash.ErrHasherBusy
 	}
-	source := c.clientIP
+	source := c.client()
 	if source == "" {
 		source = ctx.RemoteIP().String()
 	}

@@ -439,12 +439,16 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plainReason(ctx, 400, "reqid is nested too deeply")
 		return
 	}
-	clientIP := clientKey(env.ClientIP)
-	if s.limits != nil && clientIP == "" {
-		// Rate limits need the end user's address (docs/protocol.md, "The
-		// pipeline of `POST /`").
-		s.plainReason(ctx, 400, "missing or empty client_ipaddr")
-		return
+	// The client key is read here only for the rate limits; otherwise when
+	// something asks for it (call.client).
+	var clientIP string
+	if s.limits != nil {
+		if clientIP = clientKey(env.ClientIP); clientIP == "" {
+			// Rate limits need the end user's address (docs/protocol.md,
+			// "The pipeline of `POST /`").
+			s.plainReason(ctx, 400, "missing or empty client_ipaddr")
+			return
+		}
 	}
 	params := bodyParams(env.Body, ep)
 	if params == nil {
@@ -465,7 +469,7 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plainReason(ctx, 400, "unknown request type")
 		return
 	}
-	c := &call{s: s, reqType: ep.name, body: params, clientIP: clientIP, now: time.Now()}
+	c := &call{s: s, reqType: ep.name, body: params, clientRaw: env.ClientIP, clientIP: clientIP, clientRead: s.limits != nil, now: time.Now()}
 	var res result
 	defer s.finish(ep, c, &res, env.ReqID, start)
 	if probs := validate(ep.params, params); len(probs) > 0 {
@@ -530,7 +534,12 @@ func clientKey(raw json.RawMessage) string {
 	}
 	s = strings.TrimSpace(s)
 	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap().WithZone("").String()
+		a = a.Unmap().WithZone("")
+		var buf [64]byte
+		if string(a.AppendTo(buf[:0])) == s {
+			return s // already canonical: no second copy
+		}
+		return a.String()
 	}
 	return truncateString(s, maxClientKeyBytes)
 }
@@ -573,11 +582,25 @@ func (f fastLogger) Printf(format string, args ...any) {
 
 // call is one request being handled: its validated body and context.
 type call struct {
-	s        *Server
-	reqType  string
-	body     map[string]json.RawMessage
-	clientIP string
-	now      time.Time
+	s       *Server
+	reqType string
+	body    map[string]json.RawMessage
+	now     time.Time
+
+	// The client key (clientKey of the envelope's client_ipaddr), read
+	// once when first asked for (client).
+	clientRaw  json.RawMessage
+	clientIP   string
+	clientRead bool
+}
+
+// client returns the request's client key ("" when client_ipaddr is absent
+// or falsy).
+func (c *call) client() string {
+	if !c.clientRead {
+		c.clientIP, c.clientRead = clientKey(c.clientRaw), true
+	}
+	return c.clientIP
 }
 
 // str returns a string parameter ("" when absent or not a string).

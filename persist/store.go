@@ -182,6 +182,24 @@ func (s *Store) Scan(prefix []byte, fn func(key, value []byte) error) error {
 	return nil
 }
 
+// Commit writes ops as one synced pebble batch, bypassing the writer's
+// queue: all of them or none are in the store when it returns (the import
+// of docs/operations.md, "Moving from the Python server"). Nothing else
+// may be writing meanwhile.
+func (s *Store) Commit(ops []Op) error {
+	if err := s.w.Err(); err != nil {
+		return fmt.Errorf("persist: commit: %w", err)
+	}
+	wait, err := pebbleSink{s.db}.Apply(ops, true)
+	if err == nil && wait != nil {
+		err = wait()
+	}
+	if err != nil {
+		return fmt.Errorf("persist: commit %d records: %w", len(ops), err)
+	}
+	return nil
+}
+
 // Get reads one record; ok is false when key is absent.
 func (s *Store) Get(key []byte) (value []byte, ok bool, err error) {
 	v, closer, err := s.db.Get(key)

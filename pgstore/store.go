@@ -479,6 +479,15 @@ func (s *Store) Apply(ops []persist.Op, _ bool) (func() error, error) {
 	}
 }
 
+// Commit writes ops in one transaction, bypassing the writer's queue:
+// all of them or none are in the store when it returns (the import of
+// docs/operations.md, "Moving from the Python server"). Nothing else may
+// be writing meanwhile.
+func (s *Store) Commit(ops []persist.Op) error {
+	_, err := s.Apply(ops, true)
+	return err
+}
+
 func (s *Store) commit(b *batch) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommitTimeout)
 	defer cancel()

@@ -8,7 +8,21 @@ for pkg in $(go list ./...); do
   targets=$(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u || true)
   for f in $targets; do
     echo "fuzz $pkg $f ($t)"
-    go test -run='^$' -fuzz="^${f}\$" -fuzztime="$t" "$pkg" >/tmp/fuzz-$$.log 2>&1 || { cat /tmp/fuzz-$$.log; exit 1; }
+    # Go 1.26's fuzz coordinator can report a bare "context deadline
+    # exceeded" at the end of -fuzztime on a loaded machine (golang/go#75804,
+    # fixed in Go 1.27). That, with no failing input written, is retried
+    # once; anything else fails at once.
+    for try in 1 2; do
+      if go test -run='^$' -fuzz="^${f}\$" -fuzztime="$t" "$pkg" >/tmp/fuzz-$$.log 2>&1; then
+        break
+      fi
+      if [ "$try" = 1 ] && grep -q 'context deadline exceeded' /tmp/fuzz-$$.log && ! grep -q 'Failing input written to' /tmp/fuzz-$$.log; then
+        echo "  (the Go 1.26 fuzz coordinator's deadline race; once more)"
+        continue
+      fi
+      cat /tmp/fuzz-$$.log
+      exit 1
+    done
   done
 done
 echo "fuzz: all targets passed"

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/authnzerver/authnzerver/client"
 )
@@ -154,11 +155,29 @@ func writeAPIKeyRevoke(ctx context.Context, w *worker) error {
 	return nil
 }
 
+// checkRequest is a check's request: an answer of 503 (busy: the checks of
+// all workers run at once from one address, which holds a quarter of the
+// hasher pool at most) says nothing about the data, so it is asked again
+// until ctx ends.
+func checkRequest(ctx context.Context, c *client.Client, reqType string, body map[string]any) (*client.Response, error) {
+	for {
+		r, err := c.Request(ctx, reqType, body)
+		if err != nil || r.StatusCode != 503 {
+			return r, err
+		}
+		select {
+		case <-ctx.Done():
+			return r, nil
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // userHas checks that email belongs to user id (and, if active, that the
 // user is active and verified).
 func userHas(email string, id int64, active bool) func(ctx context.Context, c *client.Client) error {
 	return func(ctx context.Context, c *client.Client) error {
-		r, err := c.Request(ctx, "user-lookup-email", map[string]any{"email": email, "client_ipaddr": "127.0.0.1"})
+		r, err := checkRequest(ctx, c, "user-lookup-email", map[string]any{"email": email, "client_ipaddr": "127.0.0.1"})
 		if err != nil {
 			return err
 		}
@@ -181,7 +200,7 @@ func userHas(email string, id int64, active bool) func(ctx context.Context, c *c
 // ever called with the password the user must have.
 func passwordWorks(email, password string, id int64) func(ctx context.Context, c *client.Client) error {
 	return func(ctx context.Context, c *client.Client) error {
-		r, err := c.Request(ctx, "user-passcheck-nosession", map[string]any{"email": email, "password": password, "client_ipaddr": "127.0.0.1"})
+		r, err := checkRequest(ctx, c, "user-passcheck-nosession", map[string]any{"email": email, "password": password, "client_ipaddr": "127.0.0.1"})
 		if err != nil {
 			return err
 		}
@@ -198,7 +217,7 @@ func passwordWorks(email, password string, id int64) func(ctx context.Context, c
 // keyVerifies checks that the key verifies (valid) or is refused (revoked).
 func keyVerifies(claims map[string]any, valid bool) func(ctx context.Context, c *client.Client) error {
 	return func(ctx context.Context, c *client.Client) error {
-		r, err := c.Request(ctx, "apikey-verify-nosession", map[string]any{
+		r, err := checkRequest(ctx, c, "apikey-verify-nosession", map[string]any{
 			"apikey_dict": claims, "user_id": 1, "user_role": "superuser", "client_ipaddr": "127.0.0.1",
 		})
 		if err != nil {

@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -188,7 +187,7 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 
 	shards := cfg.Shards
 	if shards <= 0 {
-		shards = 4 * runtime.GOMAXPROCS(0) // actors' default, which the store must know
+		shards = actors.DefaultShards() // the store must know the count before the core starts
 	}
 	if s.Store, err = openStore(cfg, o, lg, shards); err != nil {
 		return nil, err

@@ -299,3 +299,8 @@ type OwnedItem struct {
 	KeyKind  APIKeyKind
 	IsAPIKey bool
 }
+
+// SystemIDKey is the email-index key of a client-chosen system id. It shares
+// the email index (a NUL byte never starts a normalised email), so a system
+// id is unique by the same one-shard rule as an email.
+func SystemIDKey(id string) string { return "\x00sid:" + id }

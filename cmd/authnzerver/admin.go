@@ -38,6 +38,8 @@ taken by sending it SIGUSR1):
   authnzerver purge-sessions [--older-than DAYS]
   authnzerver backup DEST_DIR                             pebble only (PostgreSQL: pg_dump)
   authnzerver restore BACKUP_DIR                          into an empty --authdb (PostgreSQL: pg_restore)
+  authnzerver import-reference --from URL [--merge] [--dry-run]
+                                          a Python authnzerver's database (its AUTHNZERVER_AUTHDB)
 `
 
 func init() {
