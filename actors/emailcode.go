@@ -107,7 +107,10 @@ func isServerToken(code string) bool { return strings.HasPrefix(code, tokenPrefi
 func (k CodeKey) parse(code string) (emailClaims, error) {
 	var c emailClaims
 	body, sig, ok := strings.Cut(strings.TrimPrefix(code, tokenPrefix), ".")
-	if !ok || !isServerToken(code) {
+	// encoding/base64 skips \r and \n even when strict: refuse them here, or
+	// a code would have other valid spellings (codes are normalised before
+	// they get here, so a real one never holds them).
+	if !ok || !isServerToken(code) || strings.ContainsAny(code, "\r\n") {
 		return c, errTokenInvalid
 	}
 	// Strict: no second spelling of the same signature (unused trailing
