@@ -55,7 +55,9 @@ func (r Result[R]) Durable() error {
 // closed once the shard is held. Every message queued behind it waits.
 func HoldShard(c *Core, i int, release <-chan struct{}) <-chan struct{} {
 	held := make(chan struct{})
-	c.root.Send(c.pids[i], &holdMsg{held: held, release: release})
+	// Posted from a goroutine of its own: an idle shard runs a message on
+	// the posting goroutine, which would then be the one held.
+	go c.root.Send(c.pids[i], &holdMsg{held: held, release: release})
 	return held
 }
 
