@@ -135,8 +135,6 @@ func handleInternalSessionEdit(c *call) (result, error) {
 	return success("Session extra_info update successful.").with("session_info", shortSessionInfo{sess: res.Value, token: token}), nil
 }
 
-var errTooLarge = errors.New("httpfront: value too large")
-
 // getUser reads one user from its shard.
 func getUser(s *Server, id shard.UserID) (shard.User, error) {
 	res, err := actors.Ask[shard.User](s.deps.Core, actors.GetUser{ID: id})

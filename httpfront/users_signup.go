@@ -1,8 +1,6 @@
 package httpfront
 
 import (
-	"errors"
-
 	"github.com/authnzerver/authnzerver/actors"
 	"github.com/authnzerver/authnzerver/passpolicy"
 )
@@ -63,5 +61,3 @@ func handleUserNew(c *call) (result, error) {
 	// RefusedInvalid, RefusedSystemIDTaken.
 	return fail("DB issue with user creation", nil, msgAccountCreated), nil
 }
-
-var errNoChange = errors.New("httpfront: no change")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -97,7 +98,7 @@ func FuzzCheckAccess(f *testing.F) {
 func FuzzCheckLimit(f *testing.F) {
 	f.Add("12", 0.5, int64(3))
 	f.Add(" 1_000 ", 1e300, int64(-1))
-	f.Add("inf", -0.0, int64(0))
+	f.Add("inf", math.Copysign(0, -1), int64(0)) // negative zero
 	f.Fuzz(func(t *testing.T, s string, x float64, i int64) {
 		m := limitModel(t)
 		for _, name := range []string{"max_requests", "ratio", "floor", "ffloor", "intfrac"} {
