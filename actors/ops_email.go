@@ -134,10 +134,8 @@ func (o VerifyEmail) Route() shard.Route { return shard.UserRoute(o.ID) }
 
 func (o VerifyEmail) apply(s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
 	return editForEmail(s, o.ID, now, func(u *shard.User) error {
-		if o.WithCode {
-			if err := u.UseEmailCode(o.Code, o.At); err != nil {
-				return err
-			}
+		if err := spendCode(u, o.WithCode, o.Code, o.At); err != nil {
+			return err
 		}
 		if !u.IsActive {
 			u.Role = roleAfterVerify(u)
@@ -206,12 +204,20 @@ func (o ResetPassword) Route() shard.Route { return shard.UserRoute(o.ID) }
 
 func (o ResetPassword) apply(s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
 	return editForEmail(s, o.ID, now, func(u *shard.User) error {
-		if o.WithCode {
-			if err := u.UseEmailCode(o.Code, o.At); err != nil {
-				return err
-			}
+		if err := spendCode(u, o.WithCode, o.Code, o.At); err != nil {
+			return err
 		}
 		u.PasswordPHC = o.PHC
 		return nil
 	})
+}
+
+// spendCode uses up code on u when withCode is set, in the same edit as the
+// change it allows (VerifyEmail, ResetPassword); without it nothing is
+// checked.
+func spendCode(u *shard.User, withCode bool, code shard.EmailCode, at time.Time) error {
+	if !withCode {
+		return nil
+	}
+	return u.UseEmailCode(code, at)
 }
