@@ -34,13 +34,9 @@ func startAccounts(t *testing.T, opts AccountOptions) *accountsHarness {
 	h := &accountsHarness{}
 	h.now.Store(accountsT0.UnixNano())
 	lg := slog.New(slog.DiscardHandler)
-	system := NewActorSystem(lg)
-	core, err := Start(system, nil, nil, Options{Shards: 4, Logger: lg, Now: h.clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.hasher = passhash.NewHasher(system, passhash.HasherOptions{Workers: 2, Params: testHashParams})
-	t.Cleanup(func() { h.hasher.Stop(); core.Stop() })
+	core := startTestCore(t, Options{Shards: 4, Logger: lg, Now: h.clock})
+	h.hasher = passhash.NewHasher(core.system, passhash.HasherOptions{Workers: 2, Params: testHashParams})
+	t.Cleanup(h.hasher.Stop)
 	if opts.Logger == nil {
 		opts.Logger = lg
 	}

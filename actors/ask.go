@@ -20,8 +20,17 @@ var timerPool = sync.Pool{New: func() any {
 // channel is returned to the pool only when its reply was received: after a
 // timeout the shard may still send on it.
 func (c *Core) wait(ch chan reply) (reply, error) {
+	return c.waitFor(ch, c.opts.AskTimeout)
+}
+
+// waitUntil is wait with a deadline rather than the core's timeout.
+func (c *Core) waitUntil(ch chan reply, deadline time.Time) (reply, error) {
+	return c.waitFor(ch, max(time.Until(deadline), time.Millisecond))
+}
+
+func (c *Core) waitFor(ch chan reply, d time.Duration) (reply, error) {
 	t := timerPool.Get().(*time.Timer)
-	t.Reset(c.opts.AskTimeout)
+	t.Reset(d)
 	select {
 	case r := <-ch:
 		t.Stop()
@@ -57,6 +66,10 @@ func HoldShard(c *Core, i int, release <-chan struct{}) <-chan struct{} {
 	held := make(chan struct{})
 	// Posted from a goroutine of its own: an idle shard runs a message on
 	// the posting goroutine, which would then be the one held.
+	if c.cl != nil {
+		go c.root.Send(c.cl.pid(i), &holdMsg{held: held, release: release})
+		return held
+	}
 	go c.root.Send(c.pids[i], &holdMsg{held: held, release: release})
 	return held
 }

@@ -65,6 +65,7 @@ type Core struct {
 	depths []*mailboxDepth
 	states []*shard.Shard // each owned by its actor once Start returns
 	writes Enqueuer
+	cl     *clusterRouter // nil for a single node
 
 	// Shared.
 	nextUserID atomic.Int64 // next user id to hand out; persisted with each user
@@ -162,7 +163,7 @@ func Start(system *actor.ActorSystem, load Loader, writes Enqueuer, opts Options
 		props := actor.PropsFromProducer(func() actor.Actor {
 			// A restart after a panic gets a new actor value but the same
 			// state: the shard's memory is not lost with the actor.
-			return &shardActor{core: c, state: st}
+			return &shardActor{core: c, state: st, writes: c.writes}
 		}, actor.WithMailbox(inlineMailboxProducer(depth)))
 		pid, err := c.root.SpawnNamed(props, fmt.Sprintf("shard-%d", i))
 		if err != nil {
@@ -237,11 +238,21 @@ func (c *Core) pidOf(r shard.Route) (*actor.PID, int) {
 }
 
 // NumShards reports the number of shards.
-func (c *Core) NumShards() int { return len(c.pids) }
+func (c *Core) NumShards() int {
+	if c.cl != nil {
+		return c.cl.n
+	}
+	return len(c.pids)
+}
 
 // MailboxDepths reports the number of messages waiting in each shard's
 // mailbox.
 func (c *Core) MailboxDepths() []int64 {
+	if c.cl != nil {
+		// One count for every grain of this node (their mailboxes share
+		// it): what waits here, whichever shard it is for.
+		return []int64{c.cl.depth.n.Load()}
+	}
 	out := make([]int64, len(c.depths))
 	for i, d := range c.depths {
 		out[i] = d.n.Load()
@@ -249,12 +260,19 @@ func (c *Core) MailboxDepths() []int64 {
 	return out
 }
 
-// NextUserID hands out a new user id. Ids are never reused: the counter is
-// persisted with every user created (see [shard.EncodeNextUserID]) and
-// recomputed from the users at start.
-func (c *Core) NextUserID() shard.UserID { return shard.UserID(c.nextUserID.Add(1) - 1) }
+// NextUserID hands out a new user id. Ids are never reused: on a single node
+// the counter is persisted with every user created (see
+// [shard.EncodeNextUserID]) and recomputed from the users at start; in a
+// cluster, ids come in blocks reserved in the shared store.
+func (c *Core) NextUserID() (shard.UserID, error) {
+	if c.cl != nil {
+		return c.cl.ids.take()
+	}
+	return shard.UserID(c.nextUserID.Add(1) - 1), nil
+}
 
-// PeekNextUserID returns the id the next call to NextUserID will hand out.
+// PeekNextUserID returns the id the next call to NextUserID will hand out on
+// a single node.
 func (c *Core) PeekNextUserID() shard.UserID { return shard.UserID(c.nextUserID.Load()) }
 
 // Now returns the core's clock.
@@ -267,6 +285,10 @@ func (c *Core) Stop() {
 		c.stopped.Store(true)
 		close(c.stopSweep)
 		<-c.sweepDone
+		if c.cl != nil {
+			c.cl.stop()
+			return
+		}
 		for _, pid := range c.pids {
 			c.root.StopFuture(pid).Wait()
 		}
@@ -282,7 +304,11 @@ func (c *Core) sweepLoop() {
 		case <-c.stopSweep:
 			return
 		case <-t.C:
-			for _, pid := range c.pids {
+			pids := c.pids
+			if c.cl != nil {
+				pids = c.cl.localPIDs()
+			}
+			for _, pid := range pids {
 				c.root.Send(pid, sweepTick{})
 			}
 		}

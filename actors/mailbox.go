@@ -23,6 +23,13 @@ type inlineMailbox struct {
 	invoker     actor.MessageInvoker
 	dispatcher  actor.Dispatcher
 	middlewares []actor.MailboxMiddleware
+
+	// dropped, when set, is given every user message that arrives after
+	// the actor stopped (protoactor-go drops those silently), so that a
+	// caller waiting for an answer gets one; dead says the actor stopped.
+	// Both are used by the draining goroutine only.
+	dropped func(msg any, sender *actor.PID)
+	dead    bool
 }
 
 // inlineBudget is how many messages a posting goroutine runs before it hands
@@ -33,6 +40,13 @@ const inlineBudget = 1
 // middlewares (the mailbox depth).
 func inlineMailboxProducer(mw ...actor.MailboxMiddleware) actor.MailboxProducer {
 	return func() actor.Mailbox { return &inlineMailbox{middlewares: mw} }
+}
+
+// answeringMailboxProducer is inlineMailboxProducer for actors whose
+// messages must each be answered even when the actor has stopped (shard
+// grains, which stop when their shard moves): dropped gets those messages.
+func answeringMailboxProducer(dropped func(msg any, sender *actor.PID), mw ...actor.MailboxMiddleware) actor.MailboxProducer {
+	return func() actor.Mailbox { return &inlineMailbox{middlewares: mw, dropped: dropped} }
 }
 
 func (m *inlineMailbox) PostUserMessage(msg any) {
@@ -126,7 +140,18 @@ func (m *inlineMailbox) invoke(msg any, system bool) {
 		}
 	}()
 	if !system {
+		if m.dead {
+			_, inner, sender := actor.UnwrapEnvelope(msg)
+			m.dropped(inner, sender)
+			for _, mw := range m.middlewares {
+				mw.MessageReceived(msg)
+			}
+			return
+		}
 		m.invoker.InvokeUserMessage(msg)
+		if _, poison := msg.(*actor.PoisonPill); poison && m.dropped != nil {
+			m.dead = true
+		}
 		for _, mw := range m.middlewares {
 			mw.MessageReceived(msg)
 		}
@@ -143,6 +168,9 @@ func (m *inlineMailbox) invoke(msg any, system bool) {
 		m.mu.Unlock()
 	default:
 		m.invoker.InvokeSystemMessage(msg)
+		if _, stop := msg.(*actor.Stop); stop && m.dropped != nil {
+			m.dead = true
+		}
 	}
 	for _, mw := range m.middlewares {
 		mw.MessageReceived(msg)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/authnzerver/authnzerver/shard"
 )
 
@@ -64,6 +66,13 @@ var opMsgPool = sync.Pool{New: func() any { return new(opMsg) }}
 type pendingOp struct {
 	m   *opMsg
 	err error
+
+	// Cluster mode: the grain's remote reply, and what a resend needs.
+	f        *actor.Future
+	shard    int
+	op       broadcastOp
+	pid      *actor.PID
+	deadline time.Time
 }
 
 // sendOp sends op to the shard that owns it without waiting: operations
@@ -72,6 +81,9 @@ type pendingOp struct {
 func (c *Core) sendOp(op Op) pendingOp {
 	if c.stopped.Load() {
 		return pendingOp{err: ErrStopped}
+	}
+	if c.cl != nil {
+		return c.cl.send(c.cl.shardIndex(op.Route()), op, time.Now().Add(c.opts.AskTimeout))
 	}
 	pid, _ := c.pidOf(op.Route())
 	m := opMsgPool.Get().(*opMsg)
@@ -82,6 +94,13 @@ func (c *Core) sendOp(op Op) pendingOp {
 
 // awaitOp receives the reply of a sent operation, as [Ask] returns it.
 func awaitOp[R any](c *Core, p pendingOp) (Result[R], error) {
+	if c.cl != nil {
+		r, err := c.cl.await(p)
+		if err != nil {
+			return Result[R]{}, err
+		}
+		return resultOf[R](r)
+	}
 	if p.err != nil {
 		return Result[R]{}, p.err
 	}
@@ -100,6 +119,25 @@ func awaitOp[R any](c *Core, p pendingOp) (Result[R], error) {
 func AskAll[R any](c *Core, op broadcastOp) ([]Result[R], error) {
 	if c.stopped.Load() {
 		return nil, ErrStopped
+	}
+	if c.cl != nil {
+		deadline := time.Now().Add(c.opts.AskTimeout)
+		pending := make([]pendingOp, c.cl.n)
+		for i := range pending {
+			pending[i] = c.cl.send(i, op, deadline)
+		}
+		out := make([]Result[R], len(pending))
+		var first error
+		for i, p := range pending {
+			r, err := c.cl.await(p)
+			if err == nil {
+				out[i], err = resultOf[R](r)
+			}
+			if err != nil && first == nil {
+				first = err
+			}
+		}
+		return out, first
 	}
 	chans := make([]chan reply, len(c.pids))
 	for i, pid := range c.pids {
@@ -122,6 +160,12 @@ func AskAll[R any](c *Core, op broadcastOp) ([]Result[R], error) {
 
 func resultOf[R any](r reply) (Result[R], error) {
 	res := Result[R]{Ticket: r.ticket}
+	if wv, ok := r.val.(wireValue); ok {
+		if err := decodeWireValue(wv, &res.Value); err != nil {
+			return res, err
+		}
+		return res, r.err
+	}
 	if r.val != nil {
 		v, ok := r.val.(R)
 		if !ok {
@@ -146,6 +190,10 @@ type Forward struct {
 func (a *shardActor) handleOp(m *opMsg) {
 	r := a.runOp(m.op)
 	if f, ok := r.val.(Forward); ok && r.err == nil {
+		if a.core.cl != nil {
+			a.core.cl.forward(m, f.Op)
+			return
+		}
 		m.op = f.Op
 		pid, _ := a.core.pidOf(f.Op.Route())
 		a.core.root.Send(pid, m)
@@ -268,7 +316,7 @@ func (CountRecords) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutation, e
 
 // coreOps are the operations of this file.
 var coreOps = []broadcastOp{
-	GetUser{}, CreateUser{}, ClaimEmail{}, ReleaseEmail{}, PurgeSessions{}, CountRecords{}, SetRateBuckets{},
+	GetUser{}, CreateUser{}, ClaimEmail{}, ReleaseEmail{}, PurgeSessions{}, CountRecords{},
 }
 
 // opTypes names every operation for the codec: each ops_*.go file lists
@@ -277,7 +325,7 @@ var coreOps = []broadcastOp{
 // each one encodes and decodes.
 var opTypes = func() map[string]reflect.Type {
 	m := map[string]reflect.Type{}
-	for _, ops := range [][]broadcastOp{coreOps, sessionOps, userOps, emailOps, apiKeyOps, socialOps} {
+	for _, ops := range [][]broadcastOp{coreOps, sessionOps, userOps, emailOps, apiKeyOps, socialOps, rateOps} {
 		for _, op := range ops {
 			m[opName(op)] = reflect.TypeOf(op)
 		}

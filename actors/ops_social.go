@@ -113,7 +113,10 @@ func (o LinkNewIdentity) applyCore(c *Core, s *shard.Shard, now time.Time) (any,
 	if cur, ok := s.LookupIdentity(o.Provider, o.Subject); ok {
 		return Link{Owner: cur.UserID}, nil, nil
 	}
-	id := c.NextUserID()
+	id, err := c.NextUserID()
+	if err != nil {
+		return nil, nil, err
+	}
 	owner, linked, muts := s.LinkIdentity(shard.Identity{Provider: o.Provider, Subject: o.Subject, UserID: id, Email: o.Email}, now)
 	return Link{Owner: owner, Linked: linked}, muts, nil
 }

@@ -39,6 +39,8 @@ func sampleCoreOps() []broadcastOp {
 		PurgeSessions{OlderThan: 36 * time.Hour},
 		CountRecords{},
 		SetRateBuckets{Cap: 1000},
+		RateTake{Key: 1<<63 + 3, Rate: shard.Rate{Burst: 5, Interval: 1500 * time.Millisecond}, PeekOnly: true},
+		RateGiveBack{Key: 1<<64 - 1, Rate: shard.Rate{Burst: 1, Interval: time.Nanosecond}},
 	}
 }
 
@@ -125,11 +127,7 @@ func FuzzDecodeOp(f *testing.F) {
 func TestAskOps(t *testing.T) {
 	var now atomic.Int64
 	now.Store(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	c, err := Start(NewActorSystem(nil), nil, nil, Options{Shards: 4, Now: func() time.Time { return time.Unix(0, now.Load()).UTC() }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
+	c := startTestCore(t, Options{Shards: 4, Now: func() time.Time { return time.Unix(0, now.Load()).UTC() }})
 
 	if _, err := Ask[shard.User](c, GetUser{ID: 42}); !errors.Is(err, shard.ErrUserNotFound) {
 		t.Fatalf("GetUser of nobody: %v; want ErrUserNotFound", err)

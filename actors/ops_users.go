@@ -380,7 +380,10 @@ func (o ClaimNewEmail) applyCore(c *Core, s *shard.Shard, _ time.Time) (any, []s
 	if owner, taken := s.LookupEmail(o.Email); taken {
 		return NewClaim{Owner: owner}, nil, nil
 	}
-	id := c.NextUserID()
+	id, err := c.NextUserID()
+	if err != nil {
+		return nil, nil, err
+	}
 	owner, ok, muts := s.ClaimEmail(o.Email, id)
 	if !ok {
 		return NewClaim{Owner: owner}, nil, nil // not reached: the shard's turn is ours

@@ -45,6 +45,9 @@ func CheckRate(c *Core, chk *RateCheck) (ok bool, retry time.Duration, err error
 	if c.stopped.Load() {
 		return false, 0, ErrStopped
 	}
+	if c.cl != nil {
+		return checkRateCluster(c, chk)
+	}
 	m := rateMsgPool.Get().(*rateMsg)
 	m.chk, m.stage, m.ok, m.retry = *chk, 0, false, 0
 	m.chk.N = min(max(m.chk.N, 1), len(m.chk.Keys))
@@ -120,3 +123,75 @@ func (o SetRateBuckets) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutatio
 	s.SetRateBucketCap(o.Cap)
 	return nil, nil, nil
 }
+
+// checkRateCluster is CheckRate in cluster mode, where the buckets' shards
+// may be on different nodes: one named operation per bucket, with the same
+// rules (a refused request counts nowhere; Retry-After covers every
+// bucket).
+func checkRateCluster(c *Core, chk *RateCheck) (bool, time.Duration, error) {
+	n := min(max(chk.N, 1), len(chk.Keys))
+	var retry time.Duration
+	for i := range n {
+		res, err := Ask[RateAnswer](c, RateTake{Key: chk.Keys[i], Rate: chk.Rates[i], PeekOnly: retry > 0})
+		if err != nil {
+			return false, 0, err
+		}
+		if res.Value.OK || retry > 0 {
+			retry = max(retry, res.Value.Retry)
+			continue
+		}
+		retry = res.Value.Retry
+		for p := range i {
+			if _, err := Ask[any](c, RateGiveBack{Key: chk.Keys[p], Rate: chk.Rates[p]}); err != nil {
+				return false, 0, err
+			}
+		}
+	}
+	return retry == 0, retry, nil
+}
+
+// RateTake takes one request from the bucket Key (or, with PeekOnly, only
+// looks whether it would pass) and answers a [RateAnswer]. Cluster mode's
+// rate check is made of these.
+type RateTake struct {
+	Key      uint64     `json:"key"`
+	Rate     shard.Rate `json:"rate"`
+	PeekOnly bool       `json:"peek_only"`
+}
+
+// RateAnswer is the answer to [RateTake]: whether the request passes and,
+// when not, how long until it would.
+type RateAnswer struct {
+	OK    bool          `json:"ok"`
+	Retry time.Duration `json:"retry"`
+}
+
+// Route implements Op.
+func (o RateTake) Route() shard.Route { return shard.RateRoute(o.Key) }
+
+func (o RateTake) apply(s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
+	if o.PeekOnly {
+		ok, r := s.RatePeek(o.Key, o.Rate, now)
+		return RateAnswer{OK: ok, Retry: r}, nil, nil
+	}
+	ok, r := s.RateTake(o.Key, o.Rate, now)
+	return RateAnswer{OK: ok, Retry: r}, nil, nil
+}
+
+// RateGiveBack returns a request taken from the bucket Key by [RateTake]
+// when another bucket refused it. It answers nothing.
+type RateGiveBack struct {
+	Key  uint64     `json:"key"`
+	Rate shard.Rate `json:"rate"`
+}
+
+// Route implements Op.
+func (o RateGiveBack) Route() shard.Route { return shard.RateRoute(o.Key) }
+
+func (o RateGiveBack) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutation, error) {
+	s.RateRefund(o.Key, o.Rate)
+	return nil, nil, nil
+}
+
+// rateOps are the operations of this file.
+var rateOps = []broadcastOp{SetRateBuckets{}, RateTake{}, RateGiveBack{}}

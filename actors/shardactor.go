@@ -14,6 +14,9 @@ type shardActor struct {
 	// Owned by Receive. Protoactor delivers one message at a time, so no
 	// locks are needed.
 	state *shard.Shard
+	// writes takes the shard's mutation records: the core's writer, or
+	// in cluster mode the grain's, fenced by its lease.
+	writes Enqueuer
 }
 
 // reply is what a shard sends back on a message's channel.
@@ -50,8 +53,8 @@ func (a *shardActor) Receive(c actor.Context) {
 }
 
 func (a *shardActor) enqueue(muts []shard.Mutation) *persist.Ticket {
-	if len(muts) == 0 || a.core.writes == nil {
+	if len(muts) == 0 || a.writes == nil {
 		return nil
 	}
-	return a.core.writes.Enqueue(toOps(muts)...)
+	return a.writes.Enqueue(toOps(muts)...)
 }

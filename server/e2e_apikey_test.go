@@ -20,7 +20,10 @@ import (
 func addUser(t *testing.T, ts *servertest.Server, role string, active bool) int64 {
 	t.Helper()
 	core := ts.Srv.Core
-	id := core.NextUserID()
+	id, err := core.NextUserID()
+	if err != nil {
+		t.Fatal(err)
+	}
 	// SignUp stores the id counter with the user.
 	res, err := actors.Ask[shard.User](core, actors.SignUp{User: shard.User{
 		ID: id, SystemID: fmt.Sprintf("test-%d", id), FullName: "Test User",
