@@ -203,7 +203,7 @@ func (s *Store) ReserveUserIDs(ctx context.Context, n int) (first int64, err err
 		return 0, fmt.Errorf("pgstore: reserve user ids: %w", err)
 	}
 	var maxKey, meta []byte
-	if err := tx.QueryRow(ctx, `SELECT (SELECT max(key) FROM authnzerver.users WHERE length(key) = 10),
+	if err := tx.QueryRow(ctx, `SELECT (SELECT key FROM authnzerver.users WHERE length(key) = 10 ORDER BY key DESC LIMIT 1),
 		(SELECT value FROM authnzerver.metadata WHERE key = $1)`, shard.MetaNextUserID).Scan(&maxKey, &meta); err != nil {
 		return 0, fmt.Errorf("pgstore: reserve user ids: %w", err)
 	}
