@@ -481,6 +481,8 @@ func TestClusterOpenShardCount(t *testing.T) {
 	}
 }
 
+// TestSingleNodeRefusedWhileLeased: the leases of a cluster whose nodes
+// are gone (crashed, say) keep a single-node server out until they end.
 func TestSingleNodeRefusedWhileLeased(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.Shared(t).DB(t)
@@ -495,21 +497,47 @@ func TestSingleNodeRefusedWhileLeased(t *testing.T) {
 	if _, err := a.TakeShard(ctx, 2, 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
+	a.Close()
 	before := epochs()
 	_, err = pgstore.Open(pgstore.Options{URL: url, Shards: 4, Logger: quiet()})
-	if !errors.Is(err, pgstore.ErrInUse) || !strings.Contains(err.Error(), "cluster") {
-		t.Fatalf("single-node open beside a cluster: %v; want ErrInUse", err)
+	if !errors.Is(err, pgstore.ErrInUse) || !strings.Contains(err.Error(), "under a lease") {
+		t.Fatalf("single-node open under a cluster's leases: %v; want ErrInUse", err)
 	}
 	if after := epochs(); after != before {
 		t.Errorf("a refused open took shards: epochs %s, then %s", before, after)
 	}
-	if err := a.ReleaseShard(ctx, long); err != nil {
+	b := openCluster(t, url, 4)
+	if err := b.ReleaseShard(ctx, long); err != nil {
 		t.Fatal(err)
 	}
+	b.Close()
 	time.Sleep(400 * time.Millisecond) // shard 2's lease runs out
 	s := open(t, url, 4)
 	defer s.Close()
 	if v := query(t, url, `SELECT count(*) FROM authnzerver.shard_owner WHERE lease_until IS NOT NULL`); v[0] != int64(0) {
 		t.Errorf("%v shards still leased after a single-node open", v[0])
+	}
+}
+
+// TestSingleNodeAndClusterExclude: a single-node server and cluster nodes
+// never run on one database together, whichever came first.
+func TestSingleNodeAndClusterExclude(t *testing.T) {
+	url := pgtest.Shared(t).DB(t)
+	c := openCluster(t, url, 4)
+	c2 := openCluster(t, url, 4) // cluster nodes run side by side
+	_, err := pgstore.Open(pgstore.Options{URL: url, Shards: 4, Logger: quiet()})
+	if !errors.Is(err, pgstore.ErrInUse) || !strings.Contains(err.Error(), "cluster nodes are running") {
+		t.Errorf("single-node open beside cluster nodes: %v; want ErrInUse", err)
+	}
+	c.Close()
+	c2.Close()
+	s := open(t, url, 4)
+	defer s.Close()
+	_, err = pgstore.Open(pgstore.Options{URL: url, Shards: 4, Cluster: true, Logger: quiet()})
+	if !errors.Is(err, pgstore.ErrInUse) || !strings.Contains(err.Error(), "single-node") {
+		t.Errorf("cluster open beside a single-node server: %v; want ErrInUse", err)
+	}
+	if v := query(t, url, `SELECT count(*) FROM authnzerver.shard_owner WHERE lease_until IS NOT NULL`); v[0] != int64(0) {
+		t.Errorf("a refused cluster open leased %v shards", v[0])
 	}
 }

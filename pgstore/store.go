@@ -214,6 +214,11 @@ func Open(o Options) (*Store, error) {
 	if err := lock(ctx, conn, o.Exclusive); err != nil {
 		return fail(err)
 	}
+	if !o.Exclusive {
+		if err := lockMode(ctx, conn, o.Cluster, true); err != nil {
+			return fail(err)
+		}
+	}
 	deployment := make([]byte, 16)
 	_, _ = rand.Read(deployment)
 	prev, created, err := ensureSchema(ctx, conn, o.Shards, hex.EncodeToString(deployment), o.NoCreate, o.Cluster)
@@ -324,6 +329,61 @@ func lock(ctx context.Context, conn *pgx.Conn, exclusive bool) error {
 		return fmt.Errorf("%w: an authnzerver server is running on this database; stop it first (for a backup, use pg_dump)", ErrInUse)
 	}
 	return fmt.Errorf("%w: an authnzerver admin command is running on this database; wait for it to finish", ErrInUse)
+}
+
+// Advisory locks that mark a single-node server and a cluster node (each
+// held shared by its kind), so that neither starts while the other kind
+// runs: a single-node server takes every shard without a lease, which a
+// cluster node would take from under it (and the reverse), both answering
+// from memory meanwhile.
+const (
+	singleNodeLockKey = lockKey + 2
+	clusterLockKey    = lockKey + 3
+)
+
+// lockMode marks this process as a single-node server or a cluster node
+// for as long as conn lives, and (when check) refuses while a process of
+// the other kind runs: it tries the other kind's lock exclusively for a
+// moment, which succeeds only when nobody holds it. Two processes of each
+// kind starting at the same moment may both be refused, never both let
+// in. A refusal is tried again for up to lockWait (a lock of a process
+// that has just ended).
+func lockMode(ctx context.Context, conn *pgx.Conn, cluster, check bool) error {
+	mine, other := singleNodeLockKey, clusterLockKey
+	if cluster {
+		mine, other = other, mine
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock_shared($1)`, mine); err != nil {
+		return fmt.Errorf("pgstore: advisory lock: %w", err)
+	}
+	if !check {
+		return nil
+	}
+	deadline := time.Now().Add(lockWait)
+	for {
+		var free bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, other).Scan(&free); err != nil {
+			return fmt.Errorf("pgstore: advisory lock: %w", err)
+		}
+		if free {
+			if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, other); err != nil {
+				return fmt.Errorf("pgstore: advisory lock: %w", err)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pgstore: advisory lock: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if cluster {
+		return fmt.Errorf("%w: a single-node authnzerver server (not in cluster mode) is running on this database; stop it before starting cluster nodes", ErrInUse)
+	}
+	return fmt.Errorf("%w: authnzerver cluster nodes are running on this database; stop them, or start this server in cluster mode", ErrInUse)
 }
 
 // lockWait is how long lock tries again before it reports the database in
@@ -691,6 +751,13 @@ func (s *Store) relock() {
 	if err := lock(ctx, conn, s.opts.Exclusive); err != nil {
 		conn.Close(context.Background())
 		return
+	}
+	if !s.opts.Exclusive {
+		// Only marked again, not checked: this process runs already.
+		if err := lockMode(ctx, conn, s.opts.Cluster, false); err != nil {
+			conn.Close(context.Background())
+			return
+		}
 	}
 	if s.lockConn != nil {
 		s.lockConn.Close(context.Background())
