@@ -73,6 +73,9 @@ func (s *Store) TakeShard(ctx context.Context, sh int, lease time.Duration) (Sha
 // node's shards). renewed[i] is false when claims[i]'s shard was taken by
 // another node: the caller stops serving it at once.
 func (s *Store) RenewLeases(ctx context.Context, claims []ShardClaim, lease time.Duration) (renewed []bool, err error) {
+	if lease <= 0 {
+		return nil, fmt.Errorf("pgstore: renew leases: a lease of %v", lease)
+	}
 	renewed = make([]bool, len(claims))
 	if len(claims) == 0 {
 		return renewed, nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -539,5 +540,72 @@ func TestSingleNodeAndClusterExclude(t *testing.T) {
 	}
 	if v := query(t, url, `SELECT count(*) FROM authnzerver.shard_owner WHERE lease_until IS NOT NULL`); v[0] != int64(0) {
 		t.Errorf("a refused cluster open leased %v shards", v[0])
+	}
+}
+
+// TestShardWriterOutage: a shard writer waits out a lost PostgreSQL as the
+// store's writer does: tickets fail with ErrUnreachable meanwhile (never
+// acknowledged), nothing sticks, and it commits again once PostgreSQL is
+// back.
+func TestShardWriterOutage(t *testing.T) {
+	pg, err := pgtest.Start(pgtest.Options{})
+	if err != nil {
+		if _, ferr := pgtest.FindBin(); ferr != nil && os.Getenv("CI") != "true" {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	defer pg.Stop()
+	url := pg.DB(t)
+	s := openCluster(t, url, 4)
+	c, err := s.TakeShard(context.Background(), 2, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := s.ShardWriter(c, persist.WriterOptions{})
+	defer w.Close()
+	acked := map[string]bool{}
+	put := func(i int) error {
+		k := keyOfShard(2, 4, byte(i))
+		err := w.Enqueue(persist.Op{Key: k, Value: []byte("v")}).Wait()
+		if err == nil {
+			acked[string(k)] = true
+		}
+		return err
+	}
+	if err := put(0); err != nil {
+		t.Fatal(err)
+	}
+	pg.StopNow()
+	failed := 0
+	for i := 1; i < 6; i++ {
+		if err := put(i); err != nil {
+			failed++
+			if !errors.Is(err, pgstore.ErrUnreachable) {
+				t.Errorf("write during the outage: %v", err)
+			}
+		}
+	}
+	if failed == 0 {
+		t.Error("every write during the outage was acknowledged")
+	}
+	if err := w.Err(); err != nil {
+		t.Errorf("the outage stuck to the shard writer: %v", err)
+	}
+	if err := pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 6; put(i) != nil; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("the shard writer does not commit after the restart")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := loadShard(t, s, 2)
+	for k := range acked {
+		if _, ok := got[k]; !ok {
+			t.Errorf("acknowledged record %x lost", k)
+		}
 	}
 }

@@ -11,6 +11,14 @@
 // back-off while writes are refused (503); no write is acknowledged before
 // its transaction committed.
 //
+// In cluster mode (Options.Cluster) several nodes share the database and
+// Open takes no shard: a node takes one shard at a time under a lease
+// ([Store.TakeShard], renewed by [Store.RenewLeases]), loads only its
+// records ([Store.LoadShard], by the route column every batch writes) and
+// writes them through a writer fenced by that shard's epoch alone
+// ([Store.ShardWriter]); user ids come from a counter shared by the nodes
+// ([Store.ReserveUserIDs]).
+//
 // It imports persist and shard (to decode records into columns), never the
 // actors, the front or the server.
 package pgstore
@@ -81,7 +89,8 @@ type Options struct {
 	// is treated as a lost connection (refused, then retried). Default 10 s.
 	CommitTimeout time.Duration
 	// ProbeEvery is how often the store checks the database and its
-	// shards' epochs while idle. Default 1 s.
+	// shards' epochs while idle (only the database in cluster mode).
+	// Default 1 s.
 	ProbeEvery time.Duration
 	// RetryMax caps the back-off between commit attempts. Default 2 s.
 	RetryMax time.Duration
