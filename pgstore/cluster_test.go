@@ -221,8 +221,11 @@ func TestShardWriterTakenInFlight(t *testing.T) {
 	started := make(chan struct{})
 	go func() {
 		defer close(done)
-		for i := 0; i < 5000 && w.Err() == nil; i++ {
-			k := sessionKey(uint64(1+n*i), byte(i))
+		// Until the writer is fenced (bounded, should the take never
+		// come): a slow machine must not end the writes before it.
+		until := time.Now().Add(10 * time.Second)
+		for i := 0; w.Err() == nil && time.Now().Before(until); i++ {
+			k := sessionKey(uint64(1+n*i), 0)
 			writes = append(writes, write{string(k), w.Enqueue(persist.Op{Key: k, Value: []byte("v")})})
 			if i == 50 {
 				close(started)
