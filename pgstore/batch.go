@@ -28,47 +28,51 @@ var tables = []struct {
 	{shard.KindUser, "users"},
 }
 
-// upsertSQL writes rows given as one array per column; ON CONFLICT needs
-// each key once per statement, which the batch ensures.
+// upsertSQL writes rows given as one array per column, the route last;
+// ON CONFLICT needs each key once per statement, which the batch ensures.
 var upsertSQL = map[shard.RecordKind]string{
 	shard.KindUser: `INSERT INTO authnzerver.users (key, value, user_id, email, full_name, role, is_active, email_verified, system_id,
-		created_on, last_updated, last_login_success, last_login_try, failed_login_tries, auto_unlock_at, extra_info)
-		SELECT k, v, a, b, c, d, e, f, g, h, i, j, l, m, n, o::jsonb FROM unnest($1::bytea[], $2::bytea[], $3::int8[], $4::text[], $5::text[],
+		created_on, last_updated, last_login_success, last_login_try, failed_login_tries, auto_unlock_at, extra_info, route)
+		SELECT k, v, a, b, c, d, e, f, g, h, i, j, l, m, n, o::jsonb, r FROM unnest($1::bytea[], $2::bytea[], $3::int8[], $4::text[], $5::text[],
 		$6::text[], $7::bool[], $8::bool[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::timestamptz[],
-		$14::int4[], $15::timestamptz[], $16::text[]) AS u(k, v, a, b, c, d, e, f, g, h, i, j, l, m, n, o)
+		$14::int4[], $15::timestamptz[], $16::text[], $17::int8[]) AS u(k, v, a, b, c, d, e, f, g, h, i, j, l, m, n, o, r)
 		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, user_id = EXCLUDED.user_id, email = EXCLUDED.email,
 		full_name = EXCLUDED.full_name, role = EXCLUDED.role, is_active = EXCLUDED.is_active, email_verified = EXCLUDED.email_verified,
 		system_id = EXCLUDED.system_id, created_on = EXCLUDED.created_on, last_updated = EXCLUDED.last_updated,
 		last_login_success = EXCLUDED.last_login_success, last_login_try = EXCLUDED.last_login_try,
-		failed_login_tries = EXCLUDED.failed_login_tries, auto_unlock_at = EXCLUDED.auto_unlock_at, extra_info = EXCLUDED.extra_info`,
-	shard.KindEmail: `INSERT INTO authnzerver.emails (key, value, email, system_id_claim, user_id)
-		SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::bool[], $5::int8[])
+		failed_login_tries = EXCLUDED.failed_login_tries, auto_unlock_at = EXCLUDED.auto_unlock_at, extra_info = EXCLUDED.extra_info,
+		route = EXCLUDED.route`,
+	shard.KindEmail: `INSERT INTO authnzerver.emails (key, value, email, system_id_claim, user_id, route)
+		SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::bool[], $5::int8[], $6::int8[])
 		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, email = EXCLUDED.email,
-		system_id_claim = EXCLUDED.system_id_claim, user_id = EXCLUDED.user_id`,
-	shard.KindSession: `INSERT INTO authnzerver.sessions (key, value, user_id, created, expires, ip_address, user_agent, extra_info)
-		SELECT k, v, a, b, c, d, e, f::jsonb FROM unnest($1::bytea[], $2::bytea[], $3::int8[], $4::timestamptz[], $5::timestamptz[],
-		$6::text[], $7::text[], $8::text[]) AS s(k, v, a, b, c, d, e, f)
+		system_id_claim = EXCLUDED.system_id_claim, user_id = EXCLUDED.user_id, route = EXCLUDED.route`,
+	shard.KindSession: `INSERT INTO authnzerver.sessions (key, value, user_id, created, expires, ip_address, user_agent, extra_info, route)
+		SELECT k, v, a, b, c, d, e, f::jsonb, r FROM unnest($1::bytea[], $2::bytea[], $3::int8[], $4::timestamptz[], $5::timestamptz[],
+		$6::text[], $7::text[], $8::text[], $9::int8[]) AS s(k, v, a, b, c, d, e, f, r)
 		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, user_id = EXCLUDED.user_id, created = EXCLUDED.created,
-		expires = EXCLUDED.expires, ip_address = EXCLUDED.ip_address, user_agent = EXCLUDED.user_agent, extra_info = EXCLUDED.extra_info`,
-	shard.KindAPIKey: `INSERT INTO authnzerver.api_keys (key, value, kind, user_id, role, issued, expires, not_before, session_key, refresh_expires)
+		expires = EXCLUDED.expires, ip_address = EXCLUDED.ip_address, user_agent = EXCLUDED.user_agent, extra_info = EXCLUDED.extra_info,
+		route = EXCLUDED.route`,
+	shard.KindAPIKey: `INSERT INTO authnzerver.api_keys (key, value, kind, user_id, role, issued, expires, not_before, session_key, refresh_expires, route)
 		SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::int8[], $5::text[], $6::timestamptz[], $7::timestamptz[],
-		$8::timestamptz[], $9::bytea[], $10::timestamptz[])
+		$8::timestamptz[], $9::bytea[], $10::timestamptz[], $11::int8[])
 		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, kind = EXCLUDED.kind, user_id = EXCLUDED.user_id, role = EXCLUDED.role,
 		issued = EXCLUDED.issued, expires = EXCLUDED.expires, not_before = EXCLUDED.not_before, session_key = EXCLUDED.session_key,
-		refresh_expires = EXCLUDED.refresh_expires`,
-	shard.KindFailures: `INSERT INTO authnzerver.failures (key, value, email, failures, last_failure, refused_until, lockouts)
-		SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::int4[], $5::timestamptz[], $6::timestamptz[], $7::int4[])
+		refresh_expires = EXCLUDED.refresh_expires, route = EXCLUDED.route`,
+	shard.KindFailures: `INSERT INTO authnzerver.failures (key, value, email, failures, last_failure, refused_until, lockouts, route)
+		SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::int4[], $5::timestamptz[], $6::timestamptz[], $7::int4[], $8::int8[])
 		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, email = EXCLUDED.email, failures = EXCLUDED.failures,
-		last_failure = EXCLUDED.last_failure, refused_until = EXCLUDED.refused_until, lockouts = EXCLUDED.lockouts`,
-	shard.KindMeta: `INSERT INTO authnzerver.metadata (key, value, name)
-		SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::text[])
-		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, name = EXCLUDED.name`,
+		last_failure = EXCLUDED.last_failure, refused_until = EXCLUDED.refused_until, lockouts = EXCLUDED.lockouts,
+		route = EXCLUDED.route`,
+	shard.KindMeta: `INSERT INTO authnzerver.metadata (key, value, name, route)
+		SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::int8[])
+		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, name = EXCLUDED.name, route = EXCLUDED.route`,
 }
 
 // tableRows collects one table's rows of a batch, column by column.
 type tableRows struct {
 	keys, values [][]byte
 	cols         []any // one slice per readable column
+	routes       []pgtype.Int8
 	deletes      [][]byte
 }
 
@@ -82,7 +86,7 @@ type batch struct {
 		digests  []string
 		expires  []pgtype.Timestamptz
 	}
-	shards  []int32 // shards the batch writes; every shard when a record has none
+	shards  []int32 // shards the batch writes; every shard when a record has none (single-node fencing)
 	records int
 	plain   bool // readable columns left NULL (after a data error)
 }
@@ -124,6 +128,7 @@ func newBatch(ops []persist.Op, nShards int, plain bool) *batch {
 		}
 		t.keys = append(t.keys, op.Key)
 		t.values = append(t.values, op.Value)
+		t.routes = append(t.routes, routeOf(op.Key))
 		b.addColumns(kind, t, op.Key, op.Value)
 	}
 	for i := range touched {
@@ -280,13 +285,21 @@ func stamp(t time.Time, ok bool) pgtype.Timestamptz {
 	return pgtype.Timestamptz{Time: t, Valid: true}
 }
 
-// queue adds the batch's statements to q, after the fence check.
-func (b *batch) queue(q *pgx.Batch, epochs []int64, seq int64) {
-	ep := make([]int64, len(b.shards))
-	for i, s := range b.shards {
-		ep[i] = epochs[s]
+// routeOf is the route column of a key: the route's bits as int8, NULL
+// for a key without one (it is no shard's: cluster nodes never load it by
+// shard).
+func routeOf(key []byte) pgtype.Int8 {
+	r, ok, err := shard.RouteOfKey(key)
+	if err != nil || !ok {
+		return pgtype.Int8{}
 	}
-	q.Queue(`SELECT authnzerver.fence($1::int4[], $2::int8[], $3::int8)`, b.shards, ep, seq)
+	return pgtype.Int8{Int64: int64(uint64(r)), Valid: true}
+}
+
+// queue adds the batch's statements to q, after the fence check of shards
+// at epochs (parallel slices) and seq.
+func (b *batch) queue(q *pgx.Batch, shards []int32, epochs []int64, seq int64) {
+	q.Queue(`SELECT authnzerver.fence($1::int4[], $2::int8[], $3::int8)`, shards, epochs, seq)
 	for _, tb := range tables {
 		t := b.rows[tb.kind]
 		if t == nil {
@@ -297,6 +310,7 @@ func (b *batch) queue(q *pgx.Batch, epochs []int64, seq int64) {
 		}
 		if len(t.keys) > 0 {
 			args := append([]any{t.keys, t.values}, derefAll(t.cols)...)
+			args = append(args, t.routes)
 			q.Queue(upsertSQL[tb.kind], args...)
 		}
 	}

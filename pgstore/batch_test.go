@@ -37,7 +37,15 @@ func FuzzNewBatch(f *testing.F) {
 					t.Fatalf("shard %d", s)
 				}
 			}
-			b.queue(&pgx.Batch{}, []int64{1, 1, 1}, 1)
+			if len(b.shards) == 0 {
+				t.Fatal("a batch that fences no shard")
+			}
+			for _, t0 := range b.rows {
+				if len(t0.routes) != len(t0.keys) {
+					t.Fatalf("%d routes for %d keys", len(t0.routes), len(t0.keys))
+				}
+			}
+			b.queue(&pgx.Batch{}, b.shards, make([]int64, len(b.shards)), 1)
 		}
 	})
 }

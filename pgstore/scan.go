@@ -21,15 +21,21 @@ func (s *Store) Scan(prefix []byte, fn func(key, value []byte) error) error {
 		if !tableMayHold(t.kind, prefix) {
 			continue
 		}
-		if err := s.scanTable(ctx, t.name, prefix, fn); err != nil {
+		if err := s.scanTable(ctx, t.name, "", nil, prefix, fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Store) scanTable(ctx context.Context, name string, prefix []byte, fn func(key, value []byte) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT key, value FROM authnzerver.`+name, pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.BinaryFormatCode})
+// scanTable calls fn for the rows of table name that match where (SQL
+// with args, or "" for every row) and whose key starts with prefix.
+func (s *Store) scanTable(ctx context.Context, name, where string, args []any, prefix []byte, fn func(key, value []byte) error) error {
+	q := `SELECT key, value FROM authnzerver.` + name
+	if where != "" {
+		q += ` WHERE ` + where
+	}
+	rows, err := s.pool.Query(ctx, q, append([]any{pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.BinaryFormatCode}}, args...)...)
 	if err != nil {
 		return fmt.Errorf("pgstore: scan %s: %w", name, err)
 	}

@@ -6,12 +6,13 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // SchemaVersion is the version of the schema this build creates and
 // migrates to. A database of a newer version is refused (docs/operations.md,
 // "The PostgreSQL schema").
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // schemaName is the PostgreSQL schema every table lives in, so that the
 // store never meets another application's tables of the same name.
@@ -140,15 +141,88 @@ var schemaV1 = []string{
 	END $$`,
 }
 
+// schemaV2 adds what cluster mode needs (docs/operations.md, "Cluster
+// mode"): each record's routing hash beside it, so that a node loads one
+// shard's records by a filter in SQL rather than reading every row; a lease
+// on each shard, so that a node taking a shard knows how long the previous
+// owner may still serve it; and the user id counter shared by every node.
+var schemaV2 = []string{
+	`ALTER TABLE authnzerver.users ADD COLUMN route bigint`,
+	`ALTER TABLE authnzerver.emails ADD COLUMN route bigint`,
+	`ALTER TABLE authnzerver.sessions ADD COLUMN route bigint`,
+	`ALTER TABLE authnzerver.api_keys ADD COLUMN route bigint`,
+	`ALTER TABLE authnzerver.failures ADD COLUMN route bigint`,
+	`ALTER TABLE authnzerver.metadata ADD COLUMN route bigint`,
+	// NULL: held without a lease (a single-node server, which holds its
+	// shards until another process takes them).
+	`ALTER TABLE authnzerver.shard_owner ADD COLUMN lease_until timestamptz`,
+	// next is a floor, not the truth: ReserveUserIDs also looks at the
+	// stored users and the next-user-id record, which a single-node server
+	// advances without touching this row.
+	`CREATE TABLE authnzerver.user_ids (
+		id int PRIMARY KEY CHECK (id = 1),
+		next bigint NOT NULL)`,
+	`INSERT INTO authnzerver.user_ids (id, next) VALUES (1, 1)`,
+}
+
+// migration is one step of the schema: SQL statements, then (when set) a
+// Go step for what SQL cannot compute, such as a record's route.
+type migration struct {
+	sql []string
+	fn  func(ctx context.Context, tx pgx.Tx) error
+}
+
 // migrations[v] migrates version v to v+1; migrations[0] creates version 1
 // in an empty schema. Each runs in the transaction that records its
 // version. A later version appends here and never drops data silently.
-var migrations = [][]string{schemaV1}
+var migrations = []migration{
+	{sql: schemaV1},
+	{sql: schemaV2, fn: backfillRoutes},
+}
+
+// backfillRoutes computes the route column of the rows written before
+// version 2, from their keys, a page at a time (keyset by key, so memory
+// stays bounded on a large database).
+func backfillRoutes(ctx context.Context, tx pgx.Tx) error {
+	const page = 5000
+	for _, t := range tables {
+		var after []byte
+		for {
+			rows, err := tx.Query(ctx, `SELECT key FROM authnzerver.`+t.name+` WHERE $1::bytea IS NULL OR key > $1 ORDER BY key LIMIT $2`, after, page)
+			if err != nil {
+				return fmt.Errorf("backfill routes of %s: %w", t.name, err)
+			}
+			keys, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+			if err != nil {
+				return fmt.Errorf("backfill routes of %s: %w", t.name, err)
+			}
+			if len(keys) == 0 {
+				break
+			}
+			routes := make([]pgtype.Int8, len(keys))
+			for i, k := range keys {
+				routes[i] = routeOf(k)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE authnzerver.`+t.name+` AS t SET route = u.r FROM unnest($1::bytea[], $2::int8[]) AS u(k, r) WHERE t.key = u.k`, keys, routes); err != nil {
+				return fmt.Errorf("backfill routes of %s: %w", t.name, err)
+			}
+			if len(keys) < page {
+				break
+			}
+			after = keys[len(keys)-1]
+		}
+	}
+	return nil
+}
 
 // ensureSchema creates or migrates the schema and returns the deployment's
 // stored shard count (0 when new). It changes nothing before every check
 // has passed: a newer or foreign schema is refused with nothing written.
-func ensureSchema(ctx context.Context, conn *pgx.Conn, shards int, deploymentID string, noCreate bool) (prevShards int, created bool, err error) {
+//
+// In cluster mode (cluster), an existing deployment of another shard count
+// is refused before anything is written: every node must route records
+// alike, or one would load records another writes under a different shard.
+func ensureSchema(ctx context.Context, conn *pgx.Conn, shards int, deploymentID string, noCreate, cluster bool) (prevShards int, created bool, err error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return 0, false, fmt.Errorf("pgstore: schema: %w", err)
@@ -200,9 +274,17 @@ func ensureSchema(ctx context.Context, conn *pgx.Conn, shards int, deploymentID 
 			return 0, false, fmt.Errorf("pgstore: create schema %s (the role needs CREATE on the database, or an empty schema %s it owns): %w", schemaName, schemaName, err)
 		}
 	}
+	if cluster && version != 0 && prevShards != shards {
+		return 0, false, fmt.Errorf("pgstore: this database's cluster has %d shards; start every node with AUTHNZERVER_SHARDS=%d (this one has %d)", prevShards, prevShards, shards)
+	}
 	for v := version; v < SchemaVersion; v++ {
-		for _, q := range migrations[v] {
+		for _, q := range migrations[v].sql {
 			if _, err := tx.Exec(ctx, q); err != nil {
+				return 0, false, fmt.Errorf("pgstore: migrate the schema to version %d: %w", v+1, err)
+			}
+		}
+		if fn := migrations[v].fn; fn != nil {
+			if err := fn(ctx, tx); err != nil {
 				return 0, false, fmt.Errorf("pgstore: migrate the schema to version %d: %w", v+1, err)
 			}
 		}

@@ -11,6 +11,14 @@
 // back-off while writes are refused (503); no write is acknowledged before
 // its transaction committed.
 //
+// In cluster mode (Options.Cluster) several nodes share the database and
+// Open takes no shard: a node takes one shard at a time under a lease
+// ([Store.TakeShard], renewed by [Store.RenewLeases]), loads only its
+// records ([Store.LoadShard], by the route column every batch writes) and
+// writes them through a writer fenced by that shard's epoch alone
+// ([Store.ShardWriter]); user ids come from a counter shared by the nodes
+// ([Store.ReserveUserIDs]).
+//
 // It imports persist and shard (to decode records into columns), never the
 // actors, the front or the server.
 package pgstore
@@ -53,8 +61,17 @@ type Options struct {
 	// then need not be in the URL.
 	PasswordFile string
 	// Shards is the number of shards this process runs; it takes all of
-	// them at Open.
+	// them at Open (in cluster mode it takes none, and Shards must be the
+	// deployment's count).
 	Shards int
+	// Cluster opens for cluster mode (docs/operations.md, "Cluster mode"):
+	// several nodes share the database, each shard held by one node at a
+	// time through [Store.TakeShard] and written through its
+	// [Store.ShardWriter]. Open takes no shard; on a new database it
+	// records Shards as the deployment's count and on an existing one
+	// refuses another count; the idle probe reports outages only (each
+	// shard writer learns of its own fencing).
+	Cluster bool
 	// Writer configures the group-commit writer; Async commits with
 	// synchronous_commit off.
 	Writer persist.WriterOptions
@@ -72,7 +89,8 @@ type Options struct {
 	// is treated as a lost connection (refused, then retried). Default 10 s.
 	CommitTimeout time.Duration
 	// ProbeEvery is how often the store checks the database and its
-	// shards' epochs while idle. Default 1 s.
+	// shards' epochs while idle (only the database in cluster mode).
+	// Default 1 s.
 	ProbeEvery time.Duration
 	// RetryMax caps the back-off between commit attempts. Default 2 s.
 	RetryMax time.Duration
@@ -117,12 +135,12 @@ type Store struct {
 	w      *persist.Writer
 	log    *slog.Logger
 	where  string  // user@host:port/db, for messages (never the password)
-	epochs []int64 // by shard: the epoch this process took
+	epochs []int64 // by shard: the epoch this process took (none in cluster mode)
 	owner  string
+	shards int // the deployment's shard count
 
-	seq int64 // batch sequence; the writer's goroutine only
+	main committer // the store's own writer (single-node mode)
 
-	outage    atomic.Pointer[outageError] // set while a commit waits for the database
 	probeDown atomic.Pointer[outageError] // set while the probe cannot reach it
 	fenced    atomic.Pointer[fencedError]
 
@@ -181,6 +199,7 @@ func Open(o Options) (*Store, error) {
 	where := fmt.Sprintf("%s@%s/%s", cfg.ConnConfig.User, net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port))), cfg.ConnConfig.Database)
 	s := &Store{opts: o, log: o.Logger, where: where, stop: make(chan struct{}), probed: make(chan struct{})}
 	s.owner = ownerName()
+	s.shards = o.Shards
 
 	ctx, cancel := context.WithTimeout(context.Background(), o.ConnectTimeout)
 	defer cancel()
@@ -204,23 +223,34 @@ func Open(o Options) (*Store, error) {
 	if err := lock(ctx, conn, o.Exclusive); err != nil {
 		return fail(err)
 	}
+	if !o.Exclusive {
+		if err := lockMode(ctx, conn, o.Cluster, true); err != nil {
+			return fail(err)
+		}
+	}
 	deployment := make([]byte, 16)
 	_, _ = rand.Read(deployment)
-	prev, created, err := ensureSchema(ctx, conn, o.Shards, hex.EncodeToString(deployment), o.NoCreate)
+	prev, created, err := ensureSchema(ctx, conn, o.Shards, hex.EncodeToString(deployment), o.NoCreate, o.Cluster)
 	if err != nil {
 		return fail(err)
 	}
 	if created {
 		s.log.Info("store: created the PostgreSQL schema", "version", SchemaVersion, "database", where)
 	}
-	if err := s.takeShards(ctx, conn, prev); err != nil {
-		return fail(err)
+	if !o.Cluster {
+		if err := s.takeShards(ctx, conn, prev); err != nil {
+			return fail(err)
+		}
 	}
 	s.lockConn = conn
 	if s.pool, err = pgxpool.NewWithConfig(context.Background(), cfg); err != nil {
 		return fail(fmt.Errorf("pgstore: %w", err))
 	}
+	s.main = committer{name: "store", fenceOf: s.fenceOfStore, onFenced: func(b *batch) error {
+		return s.fence(fmt.Sprintf("a batch's owner check failed on shards %v", b.shards))
+	}}
 	s.w = persist.NewWriter(s, o.Writer)
+	s.main.w = s.w
 	go s.probe()
 	return s, nil
 }
@@ -310,6 +340,61 @@ func lock(ctx context.Context, conn *pgx.Conn, exclusive bool) error {
 	return fmt.Errorf("%w: an authnzerver admin command is running on this database; wait for it to finish", ErrInUse)
 }
 
+// Advisory locks that mark a single-node server and a cluster node (each
+// held shared by its kind), so that neither starts while the other kind
+// runs: a single-node server takes every shard without a lease, which a
+// cluster node would take from under it (and the reverse), both answering
+// from memory meanwhile.
+const (
+	singleNodeLockKey = lockKey + 2
+	clusterLockKey    = lockKey + 3
+)
+
+// lockMode marks this process as a single-node server or a cluster node
+// for as long as conn lives, and (when check) refuses while a process of
+// the other kind runs: it tries the other kind's lock exclusively for a
+// moment, which succeeds only when nobody holds it. Two processes of each
+// kind starting at the same moment may both be refused, never both let
+// in. A refusal is tried again for up to lockWait (a lock of a process
+// that has just ended).
+func lockMode(ctx context.Context, conn *pgx.Conn, cluster, check bool) error {
+	mine, other := singleNodeLockKey, clusterLockKey
+	if cluster {
+		mine, other = other, mine
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock_shared($1)`, mine); err != nil {
+		return fmt.Errorf("pgstore: advisory lock: %w", err)
+	}
+	if !check {
+		return nil
+	}
+	deadline := time.Now().Add(lockWait)
+	for {
+		var free bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, other).Scan(&free); err != nil {
+			return fmt.Errorf("pgstore: advisory lock: %w", err)
+		}
+		if free {
+			if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, other); err != nil {
+				return fmt.Errorf("pgstore: advisory lock: %w", err)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pgstore: advisory lock: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if cluster {
+		return fmt.Errorf("%w: a single-node authnzerver server (not in cluster mode) is running on this database; stop it before starting cluster nodes", ErrInUse)
+	}
+	return fmt.Errorf("%w: authnzerver cluster nodes are running on this database; stop them, or start this server in cluster mode", ErrInUse)
+}
+
 // lockWait is how long lock tries again before it reports the database in
 // use.
 const lockWait = 2 * time.Second
@@ -340,9 +425,25 @@ func (s *Store) takeShards(ctx context.Context, conn *pgx.Conn, prev int) error 
 		return fmt.Errorf("pgstore: take shards: %w", err)
 	}
 	defer tx.Rollback(ctx)
-	rows, err := tx.Query(ctx, `INSERT INTO authnzerver.shard_owner AS o (shard, epoch, owner, taken_at, batch_seq)
-		SELECT g, 1, $2, now(), 0 FROM generate_series(0, $1 - 1) AS g
-		ON CONFLICT (shard) DO UPDATE SET epoch = o.epoch + 1, owner = EXCLUDED.owner, taken_at = now(), batch_seq = 0
+	// Locking every row first: a cluster node taking a shard meanwhile
+	// waits, and then takes it from this process (which is fenced), rather
+	// than both believing they hold it.
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM authnzerver.shard_owner FOR UPDATE`); err != nil {
+		return fmt.Errorf("pgstore: take shards: %w", err)
+	}
+	var leased int
+	var left float64
+	if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM max(lease_until) - clock_timestamp()), 0)::float8
+		FROM authnzerver.shard_owner WHERE lease_until > clock_timestamp()`).Scan(&leased, &left); err != nil {
+		return fmt.Errorf("pgstore: take shards: %w", err)
+	}
+	if leased > 0 {
+		return fmt.Errorf("%w: a cluster is running on this database (%d shards held under a lease, the last for %.0f s more); "+
+			"stop its nodes (or wait for their leases to run out), or start this server in cluster mode", ErrInUse, leased, left)
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO authnzerver.shard_owner AS o (shard, epoch, owner, taken_at, batch_seq, lease_until)
+		SELECT g, 1, $2, now(), 0, NULL FROM generate_series(0, $1 - 1) AS g
+		ON CONFLICT (shard) DO UPDATE SET epoch = o.epoch + 1, owner = EXCLUDED.owner, taken_at = now(), batch_seq = 0, lease_until = NULL
 		RETURNING shard, epoch`, s.opts.Shards, s.owner)
 	if err != nil {
 		return fmt.Errorf("pgstore: take shards: %w", err)
@@ -390,7 +491,7 @@ func (s *Store) Healthy() error {
 	if err := s.w.Err(); err != nil {
 		return err
 	}
-	if o := s.outage.Load(); o != nil {
+	if o := s.main.outage.Load(); o != nil {
 		return o
 	}
 	if o := s.probeDown.Load(); o != nil {
@@ -433,46 +534,86 @@ func (s *Store) fence(detail string) error {
 // Apply commits one batch in one transaction (persist.Sink). A lost
 // connection is retried with back-off while every ticket is refused; a
 // fenced shard or an error PostgreSQL will not get over is returned
-// (sticky).
+// (sticky). In cluster mode the store's own writer has no shard to fence
+// by, so it refuses: records go through [Store.ShardWriter].
 func (s *Store) Apply(ops []persist.Op, _ bool) (func() error, error) {
 	if f := s.fenced.Load(); f != nil {
 		return nil, f
 	}
-	s.seq++
-	b := newBatch(ops, len(s.epochs), false)
+	if s.opts.Cluster {
+		return nil, errors.New("pgstore: cluster mode: records are written through a shard's writer (ShardWriter), not the store's")
+	}
+	return nil, s.applyLoop(&s.main, ops)
+}
+
+// committer is the state of one group-commit writer's commit loop: the
+// store's own (fenced by every shard's epoch) or a shard writer's (fenced
+// by its claim only), so that both share [Store.applyLoop].
+type committer struct {
+	name string          // for messages: "store" or "shard 3"
+	w    *persist.Writer // whose tickets are refused during an outage
+	seq  int64           // batch sequence; the writer's goroutine only
+	// fenceOf gives the shards and epochs a batch's transaction checks.
+	fenceOf func(b *batch) ([]int32, []int64)
+	// onFenced is the sticky error of a failed fence check, after doing
+	// what the failure means for its owner.
+	onFenced func(b *batch) error
+	outage   atomic.Pointer[outageError] // set while a commit waits for the database
+}
+
+// fenceOfStore fences a batch of the store's writer by the shards its
+// records route to, at the epochs this process took.
+func (s *Store) fenceOfStore(b *batch) ([]int32, []int64) {
+	ep := make([]int64, len(b.shards))
+	for i, sh := range b.shards {
+		ep[i] = s.epochs[sh]
+	}
+	return b.shards, ep
+}
+
+// applyLoop commits ops as one transaction for c: a lost connection is
+// retried with back-off while c's tickets are refused, a fence check that
+// fails is c.onFenced, and an error PostgreSQL will not get over is
+// returned.
+func (s *Store) applyLoop(c *committer, ops []persist.Op) error {
+	c.seq++
+	b := newBatch(ops, s.shards, false)
 	delay := 50 * time.Millisecond
 	for {
-		err := s.commit(b)
+		shards, epochs := c.fenceOf(b)
+		err := s.commit(b, shards, epochs, c.seq)
 		if err == nil {
-			if o := s.outage.Swap(nil); o != nil {
-				s.w.Refuse(nil)
-				s.probeDown.Store(nil)
-				s.log.Warn("store: PostgreSQL is back; writes are accepted again", "down_for", time.Since(o.since).Round(time.Millisecond).String())
+			if o := c.outage.Swap(nil); o != nil {
+				c.w.Refuse(nil)
+				if c == &s.main {
+					s.probeDown.Store(nil)
+				}
+				s.log.Warn("store: PostgreSQL is back; writes are accepted again", "writer", c.name, "down_for", time.Since(o.since).Round(time.Millisecond).String())
 			}
-			return nil, nil
+			return nil
 		}
 		var pe *pgconn.PgError
 		switch {
 		case errors.As(err, &pe) && pe.Code == "AZ001":
-			return nil, s.fence(fmt.Sprintf("a batch's owner check failed on shards %v", b.shards))
+			return c.onFenced(b)
 		case errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") && !b.plain:
 			// A field that does not fit its readable column: the
 			// record itself (key, value) is stored all the same.
 			s.log.Warn("store: a record's readable columns could not be stored; storing it without them", "err", pe.Message)
-			b = newBatch(ops, len(s.epochs), true)
+			b = newBatch(ops, s.shards, true)
 			continue
 		case !retryable(err):
-			return nil, fmt.Errorf("pgstore: commit %d records: %w", b.records, err)
+			return fmt.Errorf("pgstore: commit %d records: %w", b.records, err)
 		}
-		if s.outage.Load() == nil {
+		if c.outage.Load() == nil {
 			o := &outageError{since: time.Now(), err: errors.New(shortErr(err))}
-			s.outage.Store(o)
-			s.w.Refuse(o)
-			s.log.Error("store: cannot commit to PostgreSQL; refusing writes (503) and retrying", "database", s.where, "err", shortErr(err))
+			c.outage.Store(o)
+			c.w.Refuse(o)
+			s.log.Error("store: cannot commit to PostgreSQL; refusing writes (503) and retrying", "writer", c.name, "database", s.where, "err", shortErr(err))
 		}
 		select {
 		case <-s.stop:
-			return nil, fmt.Errorf("pgstore: closed while PostgreSQL was unreachable: %d records were not stored (none was acknowledged): %w", b.records, err)
+			return fmt.Errorf("pgstore: closed while PostgreSQL was unreachable: %d records were not stored (none was acknowledged): %w", b.records, err)
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, s.opts.RetryMax)
@@ -488,7 +629,7 @@ func (s *Store) Commit(ops []persist.Op) error {
 	return err
 }
 
-func (s *Store) commit(b *batch) error {
+func (s *Store) commit(b *batch, shards []int32, epochs []int64, seq int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommitTimeout)
 	defer cancel()
 	conn, err := s.pool.Acquire(ctx)
@@ -497,7 +638,7 @@ func (s *Store) commit(b *batch) error {
 	}
 	defer conn.Release()
 	q := &pgx.Batch{}
-	b.queue(q, s.epochs, s.seq)
+	b.queue(q, shards, epochs, seq)
 	// No BEGIN: the statements of one batch, sent together and followed
 	// by one Sync, run as one implicit transaction.
 	err = conn.SendBatch(ctx, q).Close()
@@ -557,17 +698,23 @@ func (s *Store) probe() {
 			}
 			continue
 		}
-		if o := s.probeDown.Swap(nil); o != nil && s.outage.Load() == nil {
+		if o := s.probeDown.Swap(nil); o != nil && s.main.outage.Load() == nil {
 			s.log.Warn("store: PostgreSQL answers again", "down_for", time.Since(o.since).Round(time.Millisecond).String())
 		}
 		s.relock()
 	}
 }
 
-// check reads the shards' epochs; a changed one fences the store.
+// check reads the shards' epochs; a changed one fences the store. In
+// cluster mode it only asks the database to answer: each shard's epoch is
+// its holder's business (its writer is fenced, its lease not renewed).
 func (s *Store) check() error {
 	ctx, cancel := context.WithTimeout(context.Background(), max(s.opts.ProbeEvery, 2*time.Second))
 	defer cancel()
+	if s.opts.Cluster {
+		_, err := s.pool.Exec(ctx, `SELECT 1`)
+		return err
+	}
 	rows, err := s.pool.Query(ctx, `SELECT shard, epoch FROM authnzerver.shard_owner WHERE shard < $1`, len(s.epochs))
 	if err != nil {
 		return err
@@ -614,6 +761,13 @@ func (s *Store) relock() {
 		conn.Close(context.Background())
 		return
 	}
+	if !s.opts.Exclusive {
+		// Only marked again, not checked: this process runs already.
+		if err := lockMode(ctx, conn, s.opts.Cluster, false); err != nil {
+			conn.Close(context.Background())
+			return
+		}
+	}
 	if s.lockConn != nil {
 		s.lockConn.Close(context.Background())
 	}
@@ -622,6 +776,8 @@ func (s *Store) relock() {
 
 // Close commits what is queued (unless PostgreSQL is unreachable: then
 // what waits is dropped, none of it acknowledged) and closes the pool.
+// Close the shard writers first: a shard writer still committing when
+// the pool closes drops what it holds (its tickets fail).
 func (s *Store) Close() error {
 	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.probed

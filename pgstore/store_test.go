@@ -167,7 +167,7 @@ func TestRoundTripAndReadableColumns(t *testing.T) {
 	if v := query(t, url, `SELECT system_id_claim FROM authnzerver.emails ORDER BY 1`); len(v) != 2 || v[0] != false || v[1] != true {
 		t.Errorf("emails = %v", v)
 	}
-	if v := query(t, url, `SELECT shard_count, schema_version FROM authnzerver.deployment`); v[0] != int32(8) || v[1] != int32(1) {
+	if v := query(t, url, `SELECT shard_count, schema_version FROM authnzerver.deployment`); v[0] != int32(8) || v[1] != int32(pgstore.SchemaVersion) {
 		t.Errorf("deployment = %v", v)
 	}
 	if v := query(t, url, `SELECT count(*) FROM authnzerver.shard_owner`); v[0] != int64(8) {
