@@ -20,6 +20,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -70,6 +71,15 @@ func nodeMain() {
 	if err != nil {
 		fail(err)
 	}
+	var provider cluster.ClusterProvider = p
+	if os.Getenv("NODE_PROTOACTOR_PROVIDER") != "" {
+		// protoactor's own etcd provider (its TTL is fixed at 3 s), for
+		// the comparison in TestProtoactorProviderLosesItself.
+		provider, err = etcd.NewWithConfig("/"+DefaultPrefix, clientv3.Config{Endpoints: strings.Split(os.Getenv("NODE_ETCD"), ","), DialTimeout: 2 * time.Second, Logger: nopZap})
+		if err != nil {
+			fail(err)
+		}
+	}
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
 	self := sys.ID
 	echo := cluster.NewKind(kindEcho, actor.PropsFromFunc(func(ctx actor.Context) {
@@ -77,7 +87,7 @@ func nodeMain() {
 			ctx.Respond(wrapperspb.String(self))
 		}
 	}))
-	c := cluster.New(sys, cluster.Configure(clusterName, p, disthash.New(), remote.Configure("127.0.0.1", port),
+	c := cluster.New(sys, cluster.Configure(clusterName, provider, disthash.New(), remote.Configure("127.0.0.1", port),
 		cluster.WithKinds(echo), cluster.WithRequestTimeout(2*time.Second)))
 	var mu sync.Mutex
 	var members, left []string
@@ -166,7 +176,7 @@ func freePort(t *testing.T) int {
 
 // startNode starts a member process on port (0: a free one); it is killed
 // at the end of the test, and a data race it reported fails the test.
-func startNode(t *testing.T, e *etcdtest.Server, name string, ttl time.Duration, port int) *tnode {
+func startNode(t *testing.T, e *etcdtest.Server, name string, ttl time.Duration, port int, env ...string) *tnode {
 	t.Helper()
 	if port == 0 {
 		port = freePort(t)
@@ -179,6 +189,7 @@ func startNode(t *testing.T, e *etcdtest.Server, name string, ttl time.Duration,
 	n.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	n.cmd.Env = append(os.Environ(), nodeEnv+"=1", "NODE_NAME="+name, "NODE_PORT="+strconv.Itoa(port),
 		"NODE_TTL="+ttl.String(), "NODE_ETCD="+strings.Join(e.Endpoints(), ","))
+	n.cmd.Env = append(n.cmd.Env, env...)
 	if testing.Verbose() {
 		n.cmd.Env = append(n.cmd.Env, "NODE_VERBOSE=1")
 	}
