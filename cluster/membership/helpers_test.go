@@ -87,7 +87,11 @@ func nodeMain() {
 			ctx.Respond(wrapperspb.String(self))
 		}
 	}))
-	c := cluster.New(sys, cluster.Configure(clusterName, provider, disthash.New(), remote.Configure("127.0.0.1", port),
+	name := clusterName
+	if n := os.Getenv("NODE_CLUSTER"); n != "" {
+		name = n
+	}
+	c := cluster.New(sys, cluster.Configure(name, provider, disthash.New(), remote.Configure("127.0.0.1", port),
 		cluster.WithKinds(echo), cluster.WithRequestTimeout(2*time.Second)))
 	var mu sync.Mutex
 	var members, left []string
@@ -178,6 +182,18 @@ func freePort(t *testing.T) int {
 // at the end of the test, and a data race it reported fails the test.
 func startNode(t *testing.T, e *etcdtest.Server, name string, ttl time.Duration, port int, env ...string) *tnode {
 	t.Helper()
+	return startNodeOn(t, e.Endpoints(), name, ttl, port, env...)
+}
+
+// startNodeAt starts a member on a free port with the given etcd
+// endpoints.
+func startNodeAt(t *testing.T, endpoints []string, name string, ttl time.Duration, env ...string) *tnode {
+	t.Helper()
+	return startNodeOn(t, endpoints, name, ttl, 0, env...)
+}
+
+func startNodeOn(t *testing.T, endpoints []string, name string, ttl time.Duration, port int, env ...string) *tnode {
+	t.Helper()
 	if port == 0 {
 		port = freePort(t)
 	}
@@ -188,7 +204,7 @@ func startNode(t *testing.T, e *etcdtest.Server, name string, ttl time.Duration,
 	n := &tnode{name: name, port: port, log: logf, exited: make(chan struct{})}
 	n.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	n.cmd.Env = append(os.Environ(), nodeEnv+"=1", "NODE_NAME="+name, "NODE_PORT="+strconv.Itoa(port),
-		"NODE_TTL="+ttl.String(), "NODE_ETCD="+strings.Join(e.Endpoints(), ","))
+		"NODE_TTL="+ttl.String(), "NODE_ETCD="+strings.Join(endpoints, ","))
 	n.cmd.Env = append(n.cmd.Env, env...)
 	if testing.Verbose() {
 		n.cmd.Env = append(n.cmd.Env, "NODE_VERBOSE=1")
@@ -433,4 +449,69 @@ func classifyRaces(log string) (ours []string, theirs int) {
 		}
 	}
 	return ours, theirs
+}
+
+// proxy forwards TCP connections to etcd and can cut them (all current
+// connections closed, new ones refused) to cut one member off etcd while
+// the others still reach it.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close(); p.Cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			cut := p.cut
+			p.mu.Unlock()
+			if cut {
+				c.Close()
+				continue
+			}
+			d, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, d)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(d, c); d.Close() }()
+			go func() { _, _ = io.Copy(c, d); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *proxy) Addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *proxy) Restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = false
 }

@@ -353,8 +353,8 @@ func (p *Provider) run(ctx context.Context, s *session) {
 		if ctx.Err() != nil {
 			return
 		}
-		p.setHealth(err)
 		p.log.Warn("membership: etcd session lost; registering again and re-reading the members", "error", err)
+		p.setHealthQuiet(err) // just logged
 		wait := 50 * time.Millisecond
 		for attempt := 1; ; attempt++ {
 			select {
@@ -550,10 +550,14 @@ func (p *Provider) expel() {
 	}
 }
 
-func (p *Provider) setHealth(err error) {
+func (p *Provider) setHealth(err error) { p.updateHealth(err, true) }
+
+func (p *Provider) setHealthQuiet(err error) { p.updateHealth(err, false) }
+
+func (p *Provider) updateHealth(err error, logIt bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err != nil && p.health == nil && !p.expelled {
+	if err != nil && p.health == nil && !p.expelled && logIt {
 		p.log.Warn("membership: etcd unhealthy", "error", err)
 	} else if err == nil && p.health != nil {
 		p.log.Info("membership: etcd healthy again")
