@@ -83,6 +83,34 @@
 // replaces its rendezvous table while requests read it; gossip state is
 // marshalled while written); the tests report those without failing.
 //
+// A member's own ID. A member that publishes a topology without itself
+// blocks its own ID in its own member list, which then never lists
+// itself again: this is why this provider always includes itself, and
+// what makes bug (1) of protoactor's provider permanent. That provider
+// also ignores member values without "alive":true, watches its cluster's
+// prefix without a trailing slash (cluster "a" sees the members of "ab"),
+// and names members "<cluster>@<system ID>" while gossip uses the bare
+// system ID.
+//
+// Dead grain owners. Until a crashed member leaves the topology (its TTL
+// plus up to about half a second; at once after a graceful leave),
+// disthash still maps its grains to it and sends each activation request
+// to the dead member's partition-activator with a hard-coded 5 s timeout
+// that the request's WithTimeout does not shorten: requests for its
+// grains fail after 2 to 7 s (measured: "request failed: context deadline
+// exceeded"). Once it left, the next request activates the grain afresh on
+// its new owner (grains are not migrated; their in-memory state is gone).
+// The PID cache (cluster.PidCache) has no expiry: an entry goes when its
+// member leaves (RemoveByMember, by address) or when a request to it times
+// out or dead-letters (then the request retries through the lookup).
+//
+// Timing. Cluster.StartMember sleeps 1 s after starting the provider.
+// Cluster.Shutdown(true) shuts the provider down (our lease is revoked:
+// the others drop the member within tens of milliseconds), then sleeps
+// 2 s for hand-overs and stops gRPC gracefully with a 10 s cap.
+// Cluster.Shutdown(false) does not call the provider at all: call
+// Provider.Shutdown yourself (graceful or not).
+//
 // Topology to placement. UpdateClusterTopology publishes the
 // ClusterTopology on the actor system's event stream synchronously; the
 // disthash manager's subscriber rebuilds its rendezvous table (by member
