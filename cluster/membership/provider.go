@@ -91,10 +91,11 @@ var _ cluster.ClusterProvider = (*Provider)(nil)
 // system (a restart of the node) rejoins.
 var ErrExpelled = errors.New("membership: our registration expired while we ran; the other members have blocked this member ID, restart the node to rejoin")
 
-// New checks the configuration, connects to etcd and checks that it
-// answers within cfg.DialTimeout (see [Provider.Check]): an unreachable
-// etcd is reported here, before protoactor's Cluster.StartMember, which
-// panics on a provider error.
+// New checks the configuration and that etcd answers within
+// cfg.DialTimeout (see [Provider.Check]): an unreachable etcd or a bad
+// endpoint is reported here, before protoactor's Cluster.StartMember,
+// which panics on a provider error. The gRPC etcd client itself is
+// created by StartMember/StartClient.
 func New(cfg Config) (*Provider, error) {
 	cfg, err := cfg.normalize()
 	if err != nil {
