@@ -185,6 +185,11 @@ func (a *Accounts) addUser(u shard.User, sidKey string, store Op) (shard.User, R
 		}
 	}
 	stored, err := askDurable[shard.User](a.core, store)
+	if errors.Is(err, shard.ErrUserExists) {
+		// A user of this id exists: the claims are its own (a fixed id
+		// made at once by another node of a cluster): keep them.
+		return shard.User{}, "", err
+	}
 	if err != nil {
 		a.releaseKey(u.Email, u.ID)
 		if sidKey != "" {
@@ -256,6 +261,10 @@ func (a *Accounts) createUser(nu NewUser, phc string) (Answer, error) {
 		return refused(RefusedEmailTaken, shard.User{ID: owner}), nil
 	}
 	stored, why, err := a.addUser(u, "", CreateUser{User: u})
+	if errors.Is(err, shard.ErrUserExists) {
+		cur, _, err := a.user(nu.ID)
+		return refused(RefusedExists, cur), err
+	}
 	if err != nil || why != "" {
 		return refused(why, shard.User{}), err
 	}
@@ -292,7 +301,9 @@ func (a *Accounts) Bootstrap(adminEmail, adminPassword string) (created bool, er
 			return false, fmt.Errorf("actors: bootstrap: user %d: %s", users[i].ID, r.Refusal)
 		}
 	}
-	return true, nil
+	// Nodes of a cluster starting together all bootstrap; the one whose
+	// superuser was stored made it.
+	return answers[len(answers)-1].OK(), nil
 }
 
 func randomString(n int) string {

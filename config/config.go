@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -73,6 +74,9 @@ type Config struct {
 	WALDamage      string        // AUTHNZERVER_WALDAMAGE: refuse | skip
 	DiskReserve    int           // AUTHNZERVER_DISKRESERVE: MiB kept free for the store; 0 = none
 	SocialConfig   string        // AUTHNZERVER_SOCIALPROVIDERS: JSON file of social login providers; "" = none
+	Cluster        string        // AUTHNZERVER_CLUSTER: comma-separated etcd endpoints; "" = a single node
+	NodeAddr       string        // AUTHNZERVER_NODEADDR: host:port this node's cluster remote listens on and advertises
+	ClusterName    string        // AUTHNZERVER_CLUSTERNAME
 
 	// Command-line only.
 	EnvFile string
@@ -156,7 +160,10 @@ var items = []item{
 		return nil
 	}},
 	{name: "maxbodybytes", env: "AUTHNZERVER_MAXBODYBYTES", def: "1048576", help: "largest request body accepted", set: integer("maxbodybytes", func(c *Config) *int { return &c.MaxBodyBytes })},
-	{name: "shards", env: "AUTHNZERVER_SHARDS", def: "0", help: "number of state shards (0: 4×CPUs)", set: integer("shards", func(c *Config) *int { return &c.Shards })},
+	{name: "shards", env: "AUTHNZERVER_SHARDS", def: "0", help: "number of state shards (0: 4×CPUs; in cluster mode, 32 or the cluster's)", set: integer("shards", func(c *Config) *int { return &c.Shards })},
+	{name: "cluster", env: "AUTHNZERVER_CLUSTER", def: "", help: "comma-separated etcd endpoints (host:port or http://host:port) of the cluster this node joins (empty: a single node)", set: str(func(c *Config) *string { return &c.Cluster })},
+	{name: "nodeaddr", env: "AUTHNZERVER_NODEADDR", def: "", help: "host:port this node's cluster messages listen on and are reached at (cluster mode)", set: str(func(c *Config) *string { return &c.NodeAddr })},
+	{name: "clustername", env: "AUTHNZERVER_CLUSTERNAME", def: "authnzerver", help: "name of the cluster (cluster mode): nodes of one cluster share it", set: str(func(c *Config) *string { return &c.ClusterName })},
 	{name: "durability", env: "AUTHNZERVER_DURABILITY", def: "sync", help: "sync (answer after fsync) or async (bounded loss window on a crash)", set: str(func(c *Config) *string { return &c.Durability })},
 	{name: "hashqueue", env: "AUTHNZERVER_HASHQUEUE", def: "0", help: "password hashes allowed to wait (0: 4×workers)", set: integer("hashqueue", func(c *Config) *int { return &c.HashQueue })},
 	{name: "argon2", env: "AUTHNZERVER_ARGON2", def: "t=3,m=65536,p=4", help: "Argon2id parameters for new hashes", set: str(func(c *Config) *string { return &c.Argon2 })},
@@ -293,7 +300,44 @@ func (c *Config) validate() error {
 	case c.DiskReserve < 0 || c.DiskReserve > 1<<20:
 		return fmt.Errorf("config: diskreserve must be 0 to %d MiB, not %d", 1<<20, c.DiskReserve)
 	}
+	return c.validateCluster()
+}
+
+// validateCluster checks the items of cluster mode (docs/operations.md,
+// "Running several nodes").
+func (c *Config) validateCluster() error {
+	if strings.TrimSpace(c.Cluster) == "" {
+		if c.NodeAddr != "" {
+			return errors.New("config: nodeaddr is for cluster mode; set cluster (AUTHNZERVER_CLUSTER) to the etcd endpoints too")
+		}
+		return nil
+	}
+	if !c.Postgres() {
+		return errors.New("config: cluster mode (AUTHNZERVER_CLUSTER) needs the shared PostgreSQL store: set AUTHNZERVER_AUTHDB to a postgres:// URL")
+	}
+	if c.NodeAddr == "" {
+		return errors.New("config: cluster mode needs AUTHNZERVER_NODEADDR (--nodeaddr), the host:port the other nodes reach this one at")
+	}
+	host, port, err := net.SplitHostPort(c.NodeAddr)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("config: nodeaddr %q is not host:port", c.NodeAddr)
+	}
+	if host == "" || net.ParseIP(host).IsUnspecified() {
+		return fmt.Errorf("config: nodeaddr %q: give the address the other nodes reach this one at, not a wildcard", c.NodeAddr)
+	}
+	if strings.TrimSpace(c.ClusterName) == "" {
+		return errors.New("config: clustername must not be empty")
+	}
 	return nil
+}
+
+// ClusterEndpoints returns the etcd endpoints of AUTHNZERVER_CLUSTER.
+func (c *Config) ClusterEndpoints() []string {
+	var out []string
+	for _, e := range strings.Split(c.Cluster, ",") {
+		out = append(out, strings.TrimSpace(e))
+	}
+	return out
 }
 
 // Usage writes the list of items with their variables and defaults.

@@ -63,7 +63,8 @@ type Server struct {
 	// AdminCredentials is where the superuser's email and password were
 	// written on first start ("" otherwise).
 	AdminCredentials string
-	ops              opsState // ops.go: metrics listener, backups
+	ops              opsState     // ops.go: metrics listener, backups
+	cluster          clusterState // cluster.go: cluster mode
 }
 
 // Options are the parts of a start that are not configuration.
@@ -188,24 +189,36 @@ func Start(cfg *config.Config, o Options) (*Server, error) {
 	shards := cfg.Shards
 	if shards <= 0 {
 		shards = actors.DefaultShards() // the store must know the count before the core starts
+		if cfg.Cluster != "" && !o.Admin {
+			// Every node must agree, whatever its processors.
+			shards = ClusterDefaultShards
+		}
 	}
 	if s.Store, err = openStore(cfg, o, lg, shards); err != nil {
 		return nil, err
 	}
 	s.system = actors.NewActorSystem(lg)
-	s.Core, err = actors.Start(s.system, s.Store, s.Store.Writer(), actors.Options{
+	coreOpts := actors.Options{
 		Shards: shards,
 		// 0 days keeps no expired session (a zero Options field would
 		// mean the 30-day default).
 		Shard:  shard.Options{SessionRetention: max(time.Duration(cfg.SessionExpiry)*24*time.Hour, time.Nanosecond)},
 		Logger: lg,
 		Now:    o.Now,
-	})
+	}
+	if cfg.Cluster != "" && !o.Admin {
+		s.Core, err = s.startCluster(cfg, wire.ParseKeyList(secret)[0], coreOpts)
+	} else {
+		s.Core, err = actors.Start(s.system, s.Store, s.Store.Writer(), coreOpts)
+	}
 	if err != nil {
 		s.Store.Close()
+		if s.cluster.host != nil {
+			s.cluster.host.close()
+		}
 		return nil, storeError(err)
 	}
-	if pg, ok := s.Store.(*pgstore.Store); ok {
+	if pg, ok := s.Store.(*pgstore.Store); ok && (cfg.Cluster == "" || o.Admin) {
 		// Another process took this one's shards (docs/operations.md,
 		// "Fencing"): answer nothing more from memory that may be stale.
 		core := s.Core
@@ -340,11 +353,12 @@ func (s *Server) Close() error {
 	if s.Core != nil {
 		s.Core.Stop()
 	}
+	s.closeCluster()
 	var err error
 	if s.Store != nil {
 		err = s.Store.Close()
 	}
-	if s.system != nil {
+	if s.system != nil && s.cluster.members == nil { // a cluster core shut its system down
 		s.system.Shutdown()
 	}
 	return err
@@ -357,7 +371,7 @@ func openStore(cfg *config.Config, o Options, lg *slog.Logger, shards int) (pers
 	if cfg.Postgres() {
 		st, err := pgstore.Open(pgstore.Options{
 			URL: cfg.AuthDB, PasswordFile: cfg.AuthDBPassFile, Shards: shards, Writer: wopts, Logger: lg,
-			Exclusive: o.Admin, NoCreate: o.Admin,
+			Exclusive: o.Admin, NoCreate: o.Admin, Cluster: cfg.Cluster != "" && !o.Admin,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("server: %w", err)
