@@ -14,9 +14,13 @@ run: build
 	./$(BIN)
 
 # Every test: lint, the unit and end-to-end tests of every package under
-# the race detector, and each fuzz target for a few seconds.
+# the race detector (cluster/e2e runs real nodes, etcd and PostgreSQL), the
+# core's flow tests once more on a two-node in-process cluster (without the
+# race detector: several protoactor-go remotes in one process race on
+# gRPC's logger), and each fuzz target for a few seconds.
 test: lint
 	$(GO) test -race -shuffle=on -count=1 $(PKGS)
+	AUTHNZ_ACTORS_CLUSTER=1 $(GO) test -shuffle=on -count=1 ./actors/
 	$(MAKE) fuzz-short
 
 race:
