@@ -612,3 +612,44 @@ func TestShardWriterOutage(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterVersion: a node of another wire version is refused while a
+// node of the running version holds a shard, and taken once none does (an
+// upgrade stops every node first).
+func TestClusterVersion(t *testing.T) {
+	pg := pgtest.Shared(t)
+	url := pg.DB(t)
+	openV := func(v int) (*pgstore.Store, error) {
+		return pgstore.Open(pgstore.Options{URL: url, Shards: 4, Cluster: true, ClusterVersion: v, Logger: quiet()})
+	}
+	a, err := openV(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	claim, err := a.TakeShard(context.Background(), 2, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openV(2); !errors.Is(err, pgstore.ErrClusterVersion) || !strings.Contains(err.Error(), "version 1, this node 2") {
+		t.Fatalf("a version-2 node beside a running version-1 node: %v", err)
+	}
+	b, err := openV(1)
+	if err != nil {
+		t.Fatalf("a node of the running version: %v", err)
+	}
+	b.Close()
+	if err := a.ReleaseShard(context.Background(), claim); err != nil {
+		t.Fatal(err)
+	}
+	c, err := openV(2)
+	if err != nil {
+		t.Fatalf("version 2 once no node holds a shard: %v", err)
+	}
+	c.Close()
+	d, err := openV(1)
+	if err != nil {
+		t.Fatalf("back to version 1 with no node running: %v", err)
+	}
+	d.Close()
+}

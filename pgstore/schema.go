@@ -156,6 +156,10 @@ var schemaV2 = []string{
 	// NULL: held without a lease (a single-node server, which holds its
 	// shards until another process takes them).
 	`ALTER TABLE authnzerver.shard_owner ADD COLUMN lease_until timestamptz`,
+	// The wire version of the cluster's messages, so that a node of
+	// another version is refused at its start rather than message by
+	// message (NULL: no cluster ran yet).
+	`ALTER TABLE authnzerver.deployment ADD COLUMN cluster_wire_version int`,
 	// next is a floor, not the truth: ReserveUserIDs also looks at the
 	// stored users and the next-user-id record, which a single-node server
 	// advances without touching this row.

@@ -72,6 +72,10 @@ type Options struct {
 	// refuses another count; the idle probe reports outages only (each
 	// shard writer learns of its own fencing).
 	Cluster bool
+	// ClusterVersion is the wire version of this node's cluster messages
+	// (cluster mode): a node of another version than the running nodes'
+	// is refused with [ErrClusterVersion].
+	ClusterVersion int
 	// Writer configures the group-commit writer; Async commits with
 	// synchronous_commit off.
 	Writer persist.WriterOptions
@@ -239,6 +243,10 @@ func Open(o Options) (*Store, error) {
 	}
 	if !o.Cluster {
 		if err := s.takeShards(ctx, conn, prev); err != nil {
+			return fail(err)
+		}
+	} else if o.ClusterVersion > 0 {
+		if err := checkClusterVersion(ctx, conn, o.ClusterVersion); err != nil {
 			return fail(err)
 		}
 	}
@@ -793,4 +801,37 @@ func (s *Store) Close() error {
 		return nil // said when it happened
 	}
 	return err
+}
+
+// ErrClusterVersion is returned by Open in cluster mode when the nodes
+// running on the database speak another wire version than this one.
+var ErrClusterVersion = errors.New("pgstore: the running nodes are of another version")
+
+// checkClusterVersion records the cluster's wire version, or refuses a
+// node of another version while any shard is held under a live lease (a
+// node of the other version runs). With no node running, the cluster
+// takes the new version: an upgrade stops every node, then starts them.
+func checkClusterVersion(ctx context.Context, conn *pgx.Conn, version int) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("pgstore: cluster version: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	var stored *int32
+	if err := tx.QueryRow(ctx, `SELECT cluster_wire_version FROM authnzerver.deployment WHERE id = 1 FOR UPDATE`).Scan(&stored); err != nil {
+		return fmt.Errorf("pgstore: cluster version: %w", err)
+	}
+	if stored != nil && int(*stored) != version {
+		var live int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM authnzerver.shard_owner WHERE lease_until > clock_timestamp()`).Scan(&live); err != nil {
+			return fmt.Errorf("pgstore: cluster version: %w", err)
+		}
+		if live > 0 {
+			return fmt.Errorf("%w: they speak cluster wire version %d, this node %d; nodes of both cannot serve together: stop every node, then start them all on one version", ErrClusterVersion, *stored, version)
+		}
+	}
+	if _, err := tx.Exec(ctx, `UPDATE authnzerver.deployment SET cluster_wire_version = $1 WHERE id = 1`, version); err != nil {
+		return fmt.Errorf("pgstore: cluster version: %w", err)
+	}
+	return tx.Commit(ctx)
 }

@@ -371,7 +371,7 @@ func openStore(cfg *config.Config, o Options, lg *slog.Logger, shards int) (pers
 	if cfg.Postgres() {
 		st, err := pgstore.Open(pgstore.Options{
 			URL: cfg.AuthDB, PasswordFile: cfg.AuthDBPassFile, Shards: shards, Writer: wopts, Logger: lg,
-			Exclusive: o.Admin, NoCreate: o.Admin, Cluster: cfg.Cluster != "" && !o.Admin,
+			Exclusive: o.Admin, NoCreate: o.Admin, Cluster: cfg.Cluster != "" && !o.Admin, ClusterVersion: int(actors.ClusterWireVersion),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("server: %w", err)
