@@ -338,8 +338,8 @@ func decode(b []byte) (node, error) {
 	if err := json.Unmarshal(b, &n); err != nil {
 		return n, err
 	}
-	if n.ID == "" || n.Host == "" || n.Port <= 0 {
-		return n, fmt.Errorf("incomplete member %s", b)
+	if n.ID == "" || n.Host == "" || n.Port <= 0 || n.Port > 65535 {
+		return n, fmt.Errorf("incomplete member %.120q", b)
 	}
 	return n, nil
 }
