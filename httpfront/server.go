@@ -137,6 +137,7 @@ type Server struct {
 	ext    extensions
 
 	bufPool sync.Pool
+	reqPool sync.Pool // *request
 }
 
 // extensions holds the state of the capabilities that plug into the server
@@ -346,10 +347,19 @@ func decodeEnvelope(plain []byte) (env envelope, err error) {
 // missing or null body), named with the schema's own strings where a name
 // is one of ep's parameters, so that reading a body allocates no names.
 func bodyParams(body []byte, ep *endpoint) map[string]json.RawMessage {
-	if len(body) == 0 || body[0] != '{' {
+	params := make(map[string]json.RawMessage, 8)
+	if !bodyParamsInto(params, body, ep) {
 		return nil
 	}
-	params := make(map[string]json.RawMessage, 8)
+	return params
+}
+
+// bodyParamsInto is bodyParams filling params, an empty map (the pooled
+// one of a request); it reports false for a missing or null body.
+func bodyParamsInto(params map[string]json.RawMessage, body []byte, ep *endpoint) bool {
+	if len(body) == 0 || body[0] != '{' {
+		return false
+	}
 	_ = wire.ScanObject(body, func(m wire.Member) { // already checked by decodeEnvelope
 		name := ""
 		if ep != nil {
@@ -365,7 +375,55 @@ func bodyParams(body []byte, ep *endpoint) map[string]json.RawMessage {
 		}
 		params[name] = m.Value
 	})
-	return params
+	return true
+}
+
+// request is the state of one POST / that would otherwise be allocated
+// anew for every request: the plaintext, the parameter map and the call.
+// Requests are pooled (Server.reqPool); nothing of one may be used after
+// handleAPI returns. Only a read-only request type's values stay in the
+// pooled plaintext: a type that writes may hand a slice of it to the core
+// to keep (session-new's extra_info_json), so its plaintext is copied
+// first (handleAPI).
+type request struct {
+	plain  []byte
+	params map[string]json.RawMessage
+	c      call
+}
+
+// Bounds of what a pooled request keeps: a large body's plaintext or a body
+// with many members is let go rather than pinned in the pool.
+const (
+	maxPooledPlain  = 16 << 10
+	maxPooledParams = 64
+)
+
+// scribblePooled makes putRequest overwrite a plaintext before it goes
+// back to the pool, so that a test meets garbage where a handler kept a
+// slice of it. The package's tests turn it on.
+var scribblePooled = false
+
+func (s *Server) getRequest() *request {
+	if rq, _ := s.reqPool.Get().(*request); rq != nil {
+		return rq
+	}
+	return &request{plain: make([]byte, 0, 1024), params: make(map[string]json.RawMessage, 8)}
+}
+
+func (s *Server) putRequest(rq *request) {
+	if cap(rq.plain) > maxPooledPlain || len(rq.params) > maxPooledParams {
+		return
+	}
+	if scribblePooled {
+		b := rq.plain[:cap(rq.plain)]
+		for i := range b {
+			b[i] = '#'
+		}
+	}
+	rq.plain = rq.plain[:0]
+	clear(rq.params)
+	rq.c = call{}
+	s.reqPool.Put(rq)
 }
 
 // requestType reads the envelope's request string and its row of the
@@ -397,7 +455,10 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plain(ctx, 413)
 		return
 	}
-	plain, err := s.deps.Codec.Open(body) // a fresh slice: safe to keep
+	rq := s.getRequest()
+	defer s.putRequest(rq) // deferred first: runs after finish
+	plain, err := s.deps.Codec.AppendOpen(rq.plain[:0], body)
+	rq.plain = plain[:0] // keep what the plaintext grew to
 	if err != nil || falsy(plain) {
 		s.plain(ctx, 401)
 		return
@@ -431,6 +492,15 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plain(ctx, 400) // the reference's answer, verbatim
 		return
 	}
+	if ep != nil && !ep.readOnly {
+		// A type that writes may hand a value to the core to keep: it
+		// gets a plaintext of its own, not the pooled one (request).
+		plain = bytes.Clone(plain)
+		if env, err = decodeEnvelope(plain); err != nil {
+			s.plain(ctx, 500) // the same text decoded above: cannot happen
+			return
+		}
+	}
 	if len(env.ReqID) == 0 || rawKind(env.ReqID) == 'n' {
 		s.plainReason(ctx, 400, "reqid is missing or null")
 		return
@@ -450,8 +520,8 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	params := bodyParams(env.Body, ep)
-	if params == nil {
+	params := rq.params
+	if !bodyParamsInto(params, env.Body, ep) {
 		s.plainReason(ctx, 400, "body is missing or not an object")
 		return
 	}
@@ -469,7 +539,8 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plainReason(ctx, 400, "unknown request type")
 		return
 	}
-	c := &call{s: s, reqType: ep.name, body: params, clientRaw: env.ClientIP, clientIP: clientIP, clientRead: s.limits != nil, now: time.Now()}
+	c := &rq.c
+	*c = call{s: s, reqType: ep.name, body: params, clientRaw: env.ClientIP, clientIP: clientIP, clientRead: s.limits != nil, now: time.Now()}
 	var res result
 	defer s.finish(ep, c, &res, env.ReqID, start)
 	if probs := validate(ep.params, params); len(probs) > 0 {
