@@ -663,6 +663,10 @@ type call struct {
 	clientRaw  json.RawMessage
 	clientIP   string
 	clientRead bool
+
+	// sess is session-exists' answer, here so that the result can point
+	// to it (sessionInfo).
+	sess sessionInfo
 }
 
 // client returns the request's client key ("" when client_ipaddr is absent
@@ -681,6 +685,19 @@ func (c *call) str(name string) string {
 		return ""
 	}
 	return unquote(raw)
+}
+
+// strBytes is str as bytes: for a string without escapes, a slice of the
+// plaintext, so it must not be kept past the request (nor changed).
+func (c *call) strBytes(name string) []byte {
+	raw, ok := c.body[name]
+	if !ok || rawKind(raw) != '"' {
+		return nil
+	}
+	if q := raw[1 : len(raw)-1]; bytes.IndexByte(q, '\\') < 0 {
+		return q
+	}
+	return []byte(unquote(raw))
 }
 
 // unquote returns the value of a JSON string the scanner has checked.
