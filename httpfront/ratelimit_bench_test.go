@@ -160,7 +160,8 @@ func TestRateLimiterAllocs(t *testing.T) {
 	bs := newBenchServer(t, benchLimits)
 	l := bs.s.limits
 	body := map[string]json.RawMessage{"session_token": json.RawMessage(`"x"`)}
-	if n := testing.AllocsPerRun(200, func() { l.allow("session-exists", "10.0.0.1", body, true) }); n > 1 {
+	ip := []byte("10.0.0.1")
+	if n := testing.AllocsPerRun(200, func() { l.allow("session-exists", ip, body, true) }); n > 1 {
 		t.Errorf("got %v allocs per check; want at most 1", n)
 	}
 }
