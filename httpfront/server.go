@@ -719,7 +719,29 @@ func (c *call) str(name string) string {
 	if !ok || rawKind(raw) != '"' {
 		return ""
 	}
+	if r, ok := knownRole(raw[1 : len(raw)-1]); ok {
+		return r
+	}
 	return unquote(raw)
+}
+
+// knownRole returns the role name b spells, as a constant, when it is one
+// of the default model's roles: user_role is in most hot requests, and a
+// switch on string(b) needs no copy of b.
+func knownRole(b []byte) (string, bool) {
+	switch string(b) {
+	case "superuser":
+		return "superuser", true
+	case "staff":
+		return "staff", true
+	case "authenticated":
+		return "authenticated", true
+	case "anonymous":
+		return "anonymous", true
+	case "locked":
+		return "locked", true
+	}
+	return "", false
 }
 
 // strBytes is str as bytes: for a string without escapes, a slice of the
