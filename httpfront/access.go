@@ -67,7 +67,8 @@ func handleCheckAccess(c *call) (result, error) {
 	if !st.Has(actors.StandingActive | actors.StandingRole) {
 		return failure(reasonNotValid, accessDenied), nil
 	}
-	ids := append(sharedIDs, owner)
+	var idBuf [maxSharedWithIDs + 1]int64 // the usual short list stays on the stack
+	ids := append(append(idBuf[:0], sharedIDs...), owner)
 	ok, err := allActive(c.s, shard.UserID(uid), ids)
 	if err != nil {
 		return result{}, err
@@ -152,7 +153,8 @@ func userStanding(s *Server, id shard.UserID, role, keyRole string) (actors.Stan
 // is already checked. A few ids are read one by one from their shards; a
 // long list is checked by every shard at once for the users it holds.
 func allActive(s *Server, known shard.UserID, ids []int64) (bool, error) {
-	set := make([]shard.UserID, 0, len(ids))
+	var setBuf [maxSharedWithIDs + 1]shard.UserID
+	set := setBuf[:0]
 	for _, id := range ids {
 		if shard.UserID(id) != known {
 			set = append(set, shard.UserID(id))
@@ -172,7 +174,8 @@ func allActive(s *Server, known shard.UserID, ids []int64) (bool, error) {
 		}
 		return true, nil
 	}
-	rs, err := actors.AskAll[int](s.deps.Core, actors.CountActiveUsers{IDs: set})
+	// A copy: the message outlives this frame's buffer.
+	rs, err := actors.AskAll[int](s.deps.Core, actors.CountActiveUsers{IDs: slices.Clone(set)})
 	if err != nil {
 		return false, err
 	}

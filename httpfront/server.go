@@ -719,15 +719,63 @@ func (c *call) str(name string) string {
 	if !ok || rawKind(raw) != '"' {
 		return ""
 	}
-	if r, ok := knownRole(raw[1 : len(raw)-1]); ok {
+	if r, ok := knownWord(raw[1 : len(raw)-1]); ok {
 		return r
 	}
 	return unquote(raw)
 }
 
+// knownWord returns the string b spells, as a constant, when it is a word
+// of the default permission model (a role, action, visibility or item
+// type): the access and limit checks are made of them, and a switch on
+// string(b) needs no copy of b.
+func knownWord(b []byte) (string, bool) {
+	if r, ok := knownRole(b); ok {
+		return r, true
+	}
+	switch string(b) {
+	case "list":
+		return "list", true
+	case "view":
+		return "view", true
+	case "create":
+		return "create", true
+	case "delete":
+		return "delete", true
+	case "edit":
+		return "edit", true
+	case "change_visibility":
+		return "change_visibility", true
+	case "change_owner":
+		return "change_owner", true
+	case "public":
+		return "public", true
+	case "unlisted":
+		return "unlisted", true
+	case "shared":
+		return "shared", true
+	case "private":
+		return "private", true
+	case "object":
+		return "object", true
+	case "dataset":
+		return "dataset", true
+	case "collection":
+		return "collection", true
+	case "apikey":
+		return "apikey", true
+	case "preference":
+		return "preference", true
+	case "max_requests":
+		return "max_requests", true
+	case "max_requests_per_minute":
+		return "max_requests_per_minute", true
+	}
+	return "", false
+}
+
 // knownRole returns the role name b spells, as a constant, when it is one
-// of the default model's roles: user_role is in most hot requests, and a
-// switch on string(b) needs no copy of b.
+// of the default model's roles.
 func knownRole(b []byte) (string, bool) {
 	switch string(b) {
 	case "superuser":
