@@ -60,6 +60,11 @@ type Settings struct {
 	// order each round runs them; Wrk is wrk's version line when it ran.
 	Drivers []string `json:"drivers"`
 	Wrk     string   `json:"wrk,omitempty"`
+	// Shards is AUTHNZERVER_SHARDS of the in-process servers (0: their
+	// default, 4 × the CPUs the process may use); WrkCPUs is where wrk was
+	// pinned ("": where the suite runs).
+	Shards  int    `json:"shards,omitempty"`
+	WrkCPUs string `json:"wrk_cpus,omitempty"`
 }
 
 // Measurement is one named figure of a scenario over the rounds.
@@ -113,7 +118,8 @@ type TargetCheck struct {
 
 func newReport(cfg Config, drivers []string) *Report {
 	st := Settings{Target: "in-process", Conns: cfg.Conns, Seconds: cfg.Duration.Seconds(), Runs: cfg.Runs, Rate: cfg.Rate,
-		Mode: "closed-loop", Sample: cfg.Sample, Pool: cfg.Pool, CheapHash: cfg.CheapHash, MemoryN: cfg.MemoryN, Drivers: drivers}
+		Mode: "closed-loop", Sample: cfg.Sample, Pool: cfg.Pool, CheapHash: cfg.CheapHash, MemoryN: cfg.MemoryN, Drivers: drivers,
+		Shards: cfg.Shards, WrkCPUs: cfg.WrkCPUs}
 	if cfg.URL != "" {
 		st.Target = cfg.URL
 	} else if cfg.Store == StorePostgres {
@@ -373,6 +379,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "target %s, %s, %d conns, %d runs x %gs (medians), driver %s\n", st.Target, st.Mode, st.Conns, st.Runs, st.Seconds, strings.Join(st.Drivers, "+"))
 	if st.Wrk != "" {
 		fmt.Fprintf(w, "wrk: %s, 1 thread; ratios are to the baselines of the same driver and round\n", st.Wrk)
+	}
+	if st.Shards > 0 || st.WrkCPUs != "" {
+		fmt.Fprintf(w, "shards %d (0: default), wrk pinned to CPUs %q; suite process: GOMAXPROCS %d\n", st.Shards, st.WrkCPUs, m.GOMAXPROCS)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -54,6 +54,9 @@ type Config struct {
 	Driver string
 	// Wrk is the wrk binary ("": wrk on $PATH).
 	Wrk string
+	// WrkCPUs pins wrk to these CPUs (a taskset list, "": wrk runs where
+	// the suite does; "Cores and shards" in bench/README.md).
+	WrkCPUs string
 	// Store is the store of the in-process server: "pebble" (the
 	// default), "postgres" (a throwaway PostgreSQL the suite starts), or
 	// "both": pebble, and session-check, session-new and login measured
@@ -232,6 +235,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 		s.wrk.TempDir = cfg.TempDir
+		s.wrk.CPUs = cfg.WrkCPUs
 		if d := time.Duration(wrkSeconds(cfg.Duration)) * time.Second; d != cfg.Duration {
 			fmt.Fprintf(cfg.Log, "wrk takes whole seconds: its runs last %v (-d %v)\n", d, cfg.Duration)
 		}

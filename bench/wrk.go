@@ -53,6 +53,13 @@ type Wrk struct {
 	Path    string
 	Version string // first line of `wrk --version`
 	TempDir string // parent of each run's directory ("": os.TempDir)
+	// CPUs, when set, pins every wrk run to these CPUs (a taskset list
+	// such as "1" or "0,1"). A child inherits its parent's affinity, so a
+	// suite started under `taskset -c 0` would otherwise run wrk on the
+	// server's core: this says where the load generator runs instead
+	// ("Cores and shards" in bench/README.md).
+	CPUs    string
+	taskset string // taskset binary, found when CPUs is set
 }
 
 // FindWrk locates wrk: path if given, else "wrk" on $PATH. A missing
@@ -134,7 +141,18 @@ func (w *Wrk) Drive(ctx context.Context, t *Target, bodies *Bodies, exp Expect, 
 		return Stats{}, fmt.Errorf("bench: wrk: %w", err)
 	}
 	args := []string{"-t1", "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(secs) + "s", "--timeout", "30s", "--latency", "-s", scriptPath, t.URL}
-	cmd := exec.CommandContext(ctx, w.Path, args...)
+	name, argv := w.Path, args
+	if w.CPUs != "" {
+		if w.taskset == "" {
+			p, err := exec.LookPath("taskset")
+			if err != nil {
+				return Stats{}, fmt.Errorf("bench: run %s: -wrk-cpus needs taskset (util-linux): %w", opts.Label, err)
+			}
+			w.taskset = p
+		}
+		name, argv = w.taskset, append([]string{"-c", w.CPUs, w.Path}, args...)
+	}
+	cmd := exec.CommandContext(ctx, name, argv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -41,7 +41,7 @@ func decodeKeyClaims(raw json.RawMessage) (keyClaims, error) {
 	}
 	var uid, tkn, rol json.RawMessage
 	ok := eachMember(raw, func(key, value []byte) {
-		switch jsonKey(key) {
+		switch claimName(key) {
 		case "uid":
 			uid = value
 		case "tkn":
@@ -67,7 +67,12 @@ func decodeKeyClaims(raw json.RawMessage) (keyClaims, error) {
 	}
 	var okT, okR bool
 	cl.tkn, okT = jsonString(tkn)
-	cl.rol, okR = jsonString(rol)
+	if len(rol) >= 2 && rol[0] == '"' && rol[len(rol)-1] == '"' {
+		cl.rol, okR = knownRole(rol[1 : len(rol)-1]) // no copy of a default role's name
+	}
+	if !okR {
+		cl.rol, okR = jsonString(rol)
+	}
 	cl.okTR = okT && okR && isAPIKeyToken(cl.tkn) && cl.rol != ""
 	return cl, nil
 }
@@ -157,6 +162,32 @@ func skipString(b []byte, i int) int {
 		}
 	}
 	return i
+}
+
+// claimName returns a raw key of the claims as a string when it may be a
+// claim decodeKeyClaims reads, and "" (or the decoded key) otherwise. A
+// key without escapes is matched without a copy.
+func claimName(raw []byte) string {
+	if len(raw) >= 2 && bytes.IndexByte(raw, '\\') < 0 {
+		switch string(raw[1 : len(raw)-1]) {
+		case "uid":
+			return "uid"
+		case "tkn":
+			return "tkn"
+		case "rol":
+			return "rol"
+		case "iss":
+			return "iss"
+		case "ver":
+			return "ver"
+		case "aud":
+			return "aud"
+		case "sub":
+			return "sub"
+		}
+		return ""
+	}
+	return jsonKey(raw)
 }
 
 // jsonKey returns a raw object key as a string; only a key with escapes

@@ -102,7 +102,11 @@ func handleAPIKeyVerify(c *call, kind shard.APIKeyKind) (result, error) {
 	if kind == shard.KeyNoSession {
 		msg = "No-session API key verified successfully. Expires: "
 	}
-	return success(msg + wire.FormatTime(ans.Key.Expires) + "."), nil
+	// Put together on the stack: one allocation, the message's own.
+	var buf [96]byte
+	b := append(buf[:0], msg...)
+	b = wire.AppendFormatTime(b, ans.Key.Expires)
+	return success(string(append(b, '.'))), nil
 }
 
 func handleAPIKeyRevoke(c *call, kind shard.APIKeyKind) (result, error) {

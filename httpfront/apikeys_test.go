@@ -185,6 +185,7 @@ func FuzzDecodeKeyClaims(f *testing.F) {
 	f.Add(`{"uid":4.5,"tkn":"` + tok + `","rol":["staff"],"iss":{"a":[1,2]},"ver":null}`)
 	f.Add(`{"uid":"4","tkn":"\u00e9\ud800","rol":"staff"}`)
 	f.Add(`{"uid":1e99,"tkn":null,"rol":7}`)
+	f.Add(`{"uid":4,"tkn":"` + tok + `","rol":"st\u0061ff","rol":"superuser","\u0072ol":"locked"}`)
 	f.Fuzz(func(t *testing.T, in string) {
 		cl, err := decodeKeyClaims(json.RawMessage(in))
 		if err != nil {
@@ -209,6 +210,10 @@ func FuzzDecodeKeyClaims(f *testing.F) {
 		}
 		if want, _ := jsonString(m["tkn"]); cl.okTR && cl.tkn != want {
 			t.Fatalf("tkn %q; encoding/json says %q", cl.tkn, want)
+		}
+		var rol string
+		if err := json.Unmarshal(m["rol"], &rol); err == nil && cl.okTR && cl.rol != rol {
+			t.Fatalf("rol %q; encoding/json says %q", cl.rol, rol)
 		}
 		k := shard.APIKey{}
 		out := (&claims{iss: claimValue(cl.iss), ver: claimValue(cl.ver), aud: claimValue(cl.aud),

@@ -97,7 +97,7 @@ func TestAnswerOf(t *testing.T) {
 			if got.cause != tt.err {
 				t.Errorf("cause = %v; want %v", got.cause, tt.err)
 			}
-			if tt.err != nil && (len(got.fields) != 0 || got.messages != nil) {
+			if tt.err != nil && (len(got.fieldList()) != 0 || got.messageList() != nil) {
 				t.Errorf("an error answer carries the handler's fields: %+v", got)
 			}
 		})

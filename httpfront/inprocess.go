@@ -54,7 +54,7 @@ func (s *Server) Call(reqType string, body map[string]any) (success bool, respon
 	if err := json.Unmarshal(obj, &response); err != nil {
 		return false, nil, nil, "", fmt.Errorf("httpfront: call %s: decode result: %w", reqType, err)
 	}
-	msgs := res.messages
+	msgs := res.messageList()
 	if msgs == nil {
 		msgs = []string{}
 	}

@@ -19,7 +19,9 @@ import (
 // request. known is false for request types that do not exist (they are still
 // counted per IP).
 type limiter interface {
-	allow(reqType, clientIP string, body map[string]json.RawMessage, known bool) (ok bool, retryAfter time.Duration)
+	// clientIP is the client key (clientKey) as bytes, so that the usual
+	// key, a slice of the plaintext, is hashed without a copy.
+	allow(reqType string, clientIP []byte, body map[string]json.RawMessage, known bool) (ok bool, retryAfter time.Duration)
 }
 
 // Rate-limit defaults and fixed values (docs/protocol.md, "Rate limits").
@@ -199,7 +201,7 @@ const (
 	spaceEmail = 'e'
 )
 
-func (l *rateLimiter) allow(reqType, clientIP string, body map[string]json.RawMessage, _ bool) (bool, time.Duration) {
+func (l *rateLimiter) allow(reqType string, clientIP []byte, body map[string]json.RawMessage, _ bool) (bool, time.Duration) {
 	r := l.rules[reqType]
 	if r == nil {
 		// A type nobody registered: limited by its prefix group, per IP
@@ -216,7 +218,7 @@ func (l *rateLimiter) allow(reqType, clientIP string, body map[string]json.RawMe
 		reqType = r.name
 	}
 	var chk actors.RateCheck
-	chk.Keys[0] = shard.RateKey(l.seed, spaceIP, reqType, clientIP)
+	chk.Keys[0] = shard.RateKey(l.seed, spaceIP, reqType, string(clientIP)) // hashed, not kept: no copy for a short key
 	chk.Rates[0] = r.ip
 	chk.N = 1
 	if r.emailTied {
@@ -270,7 +272,7 @@ func (s *Server) allowHealth(ctx *fasthttp.RequestCtx) bool {
 	if s.limits == nil {
 		return true
 	}
-	ok, retry := s.limits.allow(healthRequest, ctx.RemoteIP().String(), nil, true)
+	ok, retry := s.limits.allow(healthRequest, []byte(ctx.RemoteIP().String()), nil, true)
 	if !ok {
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(retryAfterSeconds(retry)))
 		s.plain(ctx, 429)

@@ -111,16 +111,26 @@ func BenchmarkRateLimit(b *testing.B) {
 		{"session-exists/limits=off", "none", "session-exists"},
 		{"session-exists/limits=on", benchLimits, "session-exists"},
 		{"user-check-limit/limits=on", benchLimits, "user-check-limit"},
+		{"user-check-access/limits=on", benchLimits, "user-check-access"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			bs := newBenchServer(b, tc.limits)
-			body := map[string]any{"session_token": bs.token}
-			if tc.reqType == "user-check-limit" {
-				body = map[string]any{"user_id": 1, "user_role": "superuser", "limit_name": "max_requests", "value_to_check": 10}
-			}
-			bs.run(b, bs.bodies(b, 1024, tc.reqType, body))
+			bs.run(b, bs.bodies(b, 1024, tc.reqType, benchBody(bs, tc.reqType)))
 		})
 	}
+}
+
+// benchBody is the body of a benchmarked request of type reqType: each
+// passes its checks (TestBenchServerAnswers).
+func benchBody(bs *benchServer, reqType string) map[string]any {
+	switch reqType {
+	case "user-check-limit":
+		return map[string]any{"user_id": 1, "user_role": "superuser", "limit_name": "max_requests", "value_to_check": 10}
+	case "user-check-access":
+		return map[string]any{"user_id": 1, "user_role": "superuser", "action": "view", "target_name": "dataset",
+			"target_owner": 1, "target_visibility": "public", "target_sharedwith": ""}
+	}
+	return map[string]any{"session_token": bs.token}
 }
 
 // TestBenchServerAnswers keeps the benchmark's set-up honest: the session
@@ -131,8 +141,9 @@ func TestBenchServerAnswers(t *testing.T) {
 		reqType string
 		body    map[string]any
 	}{
-		{"session-exists", map[string]any{"session_token": bs.token}},
-		{"user-check-limit", map[string]any{"user_id": 1, "user_role": "superuser", "limit_name": "max_requests", "value_to_check": 10}},
+		{"session-exists", benchBody(bs, "session-exists")},
+		{"user-check-limit", benchBody(bs, "user-check-limit")},
+		{"user-check-access", benchBody(bs, "user-check-access")},
 	} {
 		var ctx fasthttp.RequestCtx
 		ctx.Request.Header.SetMethod("POST")
@@ -160,7 +171,8 @@ func TestRateLimiterAllocs(t *testing.T) {
 	bs := newBenchServer(t, benchLimits)
 	l := bs.s.limits
 	body := map[string]json.RawMessage{"session_token": json.RawMessage(`"x"`)}
-	if n := testing.AllocsPerRun(200, func() { l.allow("session-exists", "10.0.0.1", body, true) }); n > 1 {
+	ip := []byte("10.0.0.1")
+	if n := testing.AllocsPerRun(200, func() { l.allow("session-exists", ip, body, true) }); n > 1 {
 		t.Errorf("got %v allocs per check; want at most 1", n)
 	}
 }

@@ -2,17 +2,30 @@ package httpfront
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
+	"unicode/utf8"
 )
 
 // result is what a request handler answers: the action's result object of
 // docs/protocol.md, "The request envelope". fields keep their order on the
 // wire.
 type result struct {
-	ok       bool
-	reason   string   // failure_reason; "" means the key is absent
-	messages []string // end-user messages; never nil on the wire
-	fields   []field
+	ok     bool
+	reason string // failure_reason; "" means the key is absent
+	// messages are the end-user messages (never nil on the wire). The
+	// usual single message of success and failure is kept in msg instead
+	// (oneMsg), so that it needs no slice: a result is returned by value
+	// through a function value, and any slice it holds is on the heap.
+	messages []string
+	msg      string
+	oneMsg   bool
+	// fields are the result object's fields after "success", in order:
+	// the first ones in inl (nInl of them), the rest in fields, for the
+	// same reason.
+	inl    [2]field
+	nInl   uint8
+	fields []field
 	// status, when not zero, answers with that HTTP status and its text
 	// instead of an envelope (for busy and internal errors).
 	status int
@@ -28,15 +41,76 @@ type field struct {
 // rawJSON is a value already encoded as JSON.
 type rawJSON []byte
 
-func success(msgs ...string) result { return result{ok: true, messages: msgs} }
+func success(msgs ...string) result { return result{ok: true}.withMessages(msgs) }
 
 func failure(reason string, msgs ...string) result {
-	return result{reason: reason, messages: msgs}
+	return result{reason: reason}.withMessages(msgs)
 }
 
+// withMessages sets r's messages to msgs, which it does not keep (so that
+// a caller's variadic list can stay on its stack).
+func (r result) withMessages(msgs []string) result {
+	r.msg, r.oneMsg, r.messages = "", false, nil
+	switch len(msgs) {
+	case 0:
+		if msgs != nil {
+			r.messages = []string{}
+		}
+	case 1:
+		r.msg, r.oneMsg = msgs[0], true
+	default:
+		r.messages = slices.Clone(msgs)
+	}
+	return r
+}
+
+// messageList returns r's messages (nil when there are none).
+func (r *result) messageList() []string {
+	if r.oneMsg {
+		return append([]string{r.msg}, r.messages...)
+	}
+	return r.messages
+}
+
+// addMessage appends an end-user message.
+func (r *result) addMessage(m string) {
+	if r.oneMsg {
+		r.messages = append([]string{r.msg}, r.messages...)
+		r.msg, r.oneMsg = "", false
+	}
+	r.messages = append(r.messages, m)
+}
+
+// with adds a field. v is boxed into an interface: a value of more than a
+// word allocates there, so a hot path passes a pointer (sessionInfo in
+// call).
 func (r result) with(name string, v any) result {
+	if int(r.nInl) < len(r.inl) && len(r.fields) == 0 {
+		r.inl[r.nInl] = field{name, v}
+		r.nInl++
+		return r
+	}
 	r.fields = append(r.fields, field{name, v})
 	return r
+}
+
+// fieldList returns r's fields in order.
+func (r *result) fieldList() []field {
+	return append(r.inl[:r.nInl:r.nInl], r.fields...)
+}
+
+// appendMessages appends r's messages as a JSON array.
+func appendMessages(dst []byte, r *result) []byte {
+	if !r.oneMsg {
+		return appendStrings(dst, r.messages)
+	}
+	dst = append(dst, '[')
+	dst = appendString(dst, r.msg)
+	for _, m := range r.messages {
+		dst = append(dst, ',')
+		dst = appendString(dst, m)
+	}
+	return append(dst, ']')
 }
 
 // appendEnvelope appends the answer envelope of r (docs/protocol.md, "The
@@ -47,7 +121,7 @@ func appendEnvelope(dst []byte, r *result, reqID []byte) []byte {
 	dst = append(dst, `,"response":`...)
 	dst = appendResultObject(dst, r)
 	dst = append(dst, `,"messages":`...)
-	dst = appendStrings(dst, r.messages)
+	dst = appendMessages(dst, r)
 	dst = append(dst, `,"reqid":`...)
 	dst = append(dst, reqID...)
 	if !r.ok && r.reason != "" {
@@ -60,14 +134,16 @@ func appendEnvelope(dst []byte, r *result, reqID []byte) []byte {
 func appendResultObject(dst []byte, r *result) []byte {
 	dst = append(dst, `{"success":`...)
 	dst = strconv.AppendBool(dst, r.ok)
-	for _, f := range r.fields {
-		dst = append(dst, ',')
-		dst = appendString(dst, f.name)
-		dst = append(dst, ':')
-		dst = appendValue(dst, f.value)
+	for _, fs := range [2][]field{r.inl[:r.nInl], r.fields} {
+		for _, f := range fs {
+			dst = append(dst, ',')
+			dst = appendString(dst, f.name)
+			dst = append(dst, ':')
+			dst = appendValue(dst, f.value)
+		}
 	}
 	dst = append(dst, `,"messages":`...)
-	dst = appendStrings(dst, r.messages)
+	dst = appendMessages(dst, r)
 	if r.reason != "" {
 		dst = append(dst, `,"failure_reason":`...)
 		dst = appendString(dst, r.reason)
@@ -126,7 +202,11 @@ const hexDigits = "0123456789abcdef"
 
 // appendString appends s as a JSON string, escaping as encoding/json does
 // (including <, > and & so output is safe to embed in HTML).
-func appendString(dst []byte, s string) []byte {
+func appendString(dst []byte, s string) []byte { return appendJSONString(dst, s) }
+
+// appendJSONString is appendString for a string held as either type: a
+// value read from the pooled plaintext is encoded without a copy.
+func appendJSONString[T string | []byte](dst []byte, s T) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -155,7 +235,9 @@ func appendString(dst []byte, s string) []byte {
 		}
 		// Multi-byte UTF-8: copy valid runes through, replace invalid bytes
 		// and escape U+2028/U+2029 like encoding/json.
-		r, size := decodeRune(s[i:])
+		// At most UTFMax bytes: converting them to a string costs no
+		// allocation.
+		r, size := decodeRune(string(s[i:min(i+utf8.UTFMax, len(s))]))
 		if r == 0xFFFD && size == 1 {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)

@@ -3,6 +3,7 @@ package httpfront
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,7 +49,7 @@ func TestSessionInfoKeysInOrder(t *testing.T) {
 		Session: shard.Session{UserID: 2, IPAddress: "1.2.3.4", Created: time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC), Expires: time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC)},
 		User:    shard.User{ID: 2, Email: "anonuser@localhost", Role: "anonymous", ExtraInfo: json.RawMessage(`{"a":1}`)},
 	}
-	b := sessionInfo{info: info, token: "tok"}.appendJSON(nil)
+	b := (&sessionInfo{info: info, token: []byte("tok")}).appendJSON(nil)
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.Token()
 	var keys []string
@@ -112,5 +113,49 @@ func TestValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSessionDigestBytes keeps the front's digest of a token held as bytes
+// equal to the shard's of the token as a string.
+func TestSessionDigestBytes(t *testing.T) {
+	for _, tok := range []string{"", "x", "bench-session-token-0123456789abcdefghijklmno", strings.Repeat("é", 40), "\x00\xff"} {
+		if got, want := sessionDigest([]byte(tok)), shard.DigestSession(tok); got != want {
+			t.Errorf("sessionDigest(%q) = %x; want %x", tok, got, want)
+		}
+	}
+}
+
+// TestResultFieldsInOrder checks that fields keep their order however many
+// there are and however they were added, and that messages are encoded the
+// same way whether one or many.
+func TestResultFieldsInOrder(t *testing.T) {
+	r := success("a").with("f1", 1).with("f2", "x").with("f3", nil).with("f4", true)
+	r.addMessage("b")
+	got := string(appendResultObject(nil, &r))
+	want := `{"success":true,"f1":1,"f2":"x","f3":null,"f4":true,"messages":["a","b"]}`
+	if got != want {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+	r = result{fields: []field{{"lit", 1}}}.with("after", 2)
+	if got, want := string(appendResultObject(nil, &r)), `{"success":false,"lit":1,"after":2,"messages":[]}`; got != want {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+	r = failure("why", "m1", "m2", "m3")
+	if got, want := string(appendResultObject(nil, &r)), `{"success":false,"messages":["m1","m2","m3"],"failure_reason":"why"}`; got != want {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+	if got := r.messageList(); len(got) != 3 {
+		t.Errorf("messageList = %q", got)
+	}
+}
+
+// TestAppendJSONStringBytes checks that the string and byte forms of the
+// encoder agree, on the cases that escape.
+func TestAppendJSONStringBytes(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"b\`, "<&>", "\x00\x1f\n", "é\u2028\u2029", "bad\xffutf8\xc3", "\xe2\x80"} {
+		if a, b := appendString(nil, s), appendJSONString(nil, []byte(s)); string(a) != string(b) {
+			t.Errorf("%q: string form %s, bytes form %s", s, a, b)
+		}
 	}
 }

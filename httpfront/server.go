@@ -137,6 +137,7 @@ type Server struct {
 	ext    extensions
 
 	bufPool sync.Pool
+	reqPool sync.Pool // *request
 }
 
 // extensions holds the state of the capabilities that plug into the server
@@ -346,10 +347,19 @@ func decodeEnvelope(plain []byte) (env envelope, err error) {
 // missing or null body), named with the schema's own strings where a name
 // is one of ep's parameters, so that reading a body allocates no names.
 func bodyParams(body []byte, ep *endpoint) map[string]json.RawMessage {
-	if len(body) == 0 || body[0] != '{' {
+	params := make(map[string]json.RawMessage, 8)
+	if !bodyParamsInto(params, body, ep) {
 		return nil
 	}
-	params := make(map[string]json.RawMessage, 8)
+	return params
+}
+
+// bodyParamsInto is bodyParams filling params, an empty map (the pooled
+// one of a request); it reports false for a missing or null body.
+func bodyParamsInto(params map[string]json.RawMessage, body []byte, ep *endpoint) bool {
+	if len(body) == 0 || body[0] != '{' {
+		return false
+	}
 	_ = wire.ScanObject(body, func(m wire.Member) { // already checked by decodeEnvelope
 		name := ""
 		if ep != nil {
@@ -365,7 +375,55 @@ func bodyParams(body []byte, ep *endpoint) map[string]json.RawMessage {
 		}
 		params[name] = m.Value
 	})
-	return params
+	return true
+}
+
+// request is the state of one POST / that would otherwise be allocated
+// anew for every request: the plaintext, the parameter map and the call.
+// Requests are pooled (Server.reqPool); nothing of one may be used after
+// handleAPI returns. Only a read-only request type's values stay in the
+// pooled plaintext: a type that writes may hand a slice of it to the core
+// to keep (session-new's extra_info_json), so its plaintext is copied
+// first (handleAPI).
+type request struct {
+	plain  []byte
+	params map[string]json.RawMessage
+	c      call
+}
+
+// Bounds of what a pooled request keeps: a large body's plaintext or a body
+// with many members is let go rather than pinned in the pool.
+const (
+	maxPooledPlain  = 16 << 10
+	maxPooledParams = 64
+)
+
+// scribblePooled makes putRequest overwrite a plaintext before it goes
+// back to the pool, so that a test meets garbage where a handler kept a
+// slice of it. The package's tests turn it on.
+var scribblePooled = false
+
+func (s *Server) getRequest() *request {
+	if rq, _ := s.reqPool.Get().(*request); rq != nil {
+		return rq
+	}
+	return &request{plain: make([]byte, 0, 1024), params: make(map[string]json.RawMessage, 8)}
+}
+
+func (s *Server) putRequest(rq *request) {
+	if cap(rq.plain) > maxPooledPlain || len(rq.params) > maxPooledParams {
+		return
+	}
+	if scribblePooled {
+		b := rq.plain[:cap(rq.plain)]
+		for i := range b {
+			b[i] = '#'
+		}
+	}
+	rq.plain = rq.plain[:0]
+	clear(rq.params)
+	rq.c = call{}
+	s.reqPool.Put(rq)
 }
 
 // requestType reads the envelope's request string and its row of the
@@ -397,7 +455,10 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plain(ctx, 413)
 		return
 	}
-	plain, err := s.deps.Codec.Open(body) // a fresh slice: safe to keep
+	rq := s.getRequest()
+	defer s.putRequest(rq) // deferred first: runs after finish
+	plain, err := s.deps.Codec.AppendOpen(rq.plain[:0], body)
+	rq.plain = plain[:0] // keep what the plaintext grew to
 	if err != nil || falsy(plain) {
 		s.plain(ctx, 401)
 		return
@@ -431,6 +492,15 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plain(ctx, 400) // the reference's answer, verbatim
 		return
 	}
+	if ep != nil && !ep.readOnly {
+		// A type that writes may hand a value to the core to keep: it
+		// gets a plaintext of its own, not the pooled one (request).
+		plain = bytes.Clone(plain)
+		if env, err = decodeEnvelope(plain); err != nil {
+			s.plain(ctx, 500) // the same text decoded above: cannot happen
+			return
+		}
+	}
 	if len(env.ReqID) == 0 || rawKind(env.ReqID) == 'n' {
 		s.plainReason(ctx, 400, "reqid is missing or null")
 		return
@@ -439,19 +509,20 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plainReason(ctx, 400, "reqid is nested too deeply")
 		return
 	}
-	// The client key is read here only for the rate limits; otherwise when
-	// something asks for it (call.client).
-	var clientIP string
+	// The client key is read here only for the rate limits, as bytes (no
+	// copy for the usual IPv4 address); as a string when something asks for
+	// it (call.client).
+	var clientIP []byte
 	if s.limits != nil {
-		if clientIP = clientKey(env.ClientIP); clientIP == "" {
+		if clientIP = clientKeyBytes(env.ClientIP); len(clientIP) == 0 {
 			// Rate limits need the end user's address (docs/protocol.md,
 			// "The pipeline of `POST /`").
 			s.plainReason(ctx, 400, "missing or empty client_ipaddr")
 			return
 		}
 	}
-	params := bodyParams(env.Body, ep)
-	if params == nil {
+	params := rq.params
+	if !bodyParamsInto(params, env.Body, ep) {
 		s.plainReason(ctx, 400, "body is missing or not an object")
 		return
 	}
@@ -469,7 +540,8 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plainReason(ctx, 400, "unknown request type")
 		return
 	}
-	c := &call{s: s, reqType: ep.name, body: params, clientRaw: env.ClientIP, clientIP: clientIP, clientRead: s.limits != nil, now: time.Now()}
+	c := &rq.c
+	*c = call{s: s, reqType: ep.name, body: params, clientRaw: env.ClientIP, now: time.Now()}
 	var res result
 	defer s.finish(ep, c, &res, env.ReqID, start)
 	if probs := validate(ep.params, params); len(probs) > 0 {
@@ -544,6 +616,40 @@ func clientKey(raw json.RawMessage) string {
 	return truncateString(s, maxClientKeyBytes)
 }
 
+// clientKeyBytes is clientKey as bytes. An address sent as a canonical
+// IPv4 string, what frontends send most, is its own key: the result is
+// then a slice of raw, not a copy. Anything else goes through clientKey.
+func clientKeyBytes(raw json.RawMessage) []byte {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && canonicalIPv4(raw[1:len(raw)-1]) {
+		return raw[1 : len(raw)-1]
+	}
+	return []byte(clientKey(raw))
+}
+
+// canonicalIPv4 reports whether b is an IPv4 address as netip prints it:
+// four decimal octets of at most 255, without leading zeros. For such a
+// b, clientKey returns b itself (TestClientKeyBytes).
+func canonicalIPv4(b []byte) bool {
+	octets, n, digits := 0, 0, 0
+	for i := 0; i <= len(b); i++ {
+		if i == len(b) || b[i] == '.' {
+			if digits == 0 || n > 255 {
+				return false
+			}
+			octets++
+			n, digits = 0, 0
+			continue
+		}
+		c := b[i]
+		if c < '0' || c > '9' || (digits == 1 && n == 0) || digits == 3 {
+			return false // not a digit, a leading zero, or too long
+		}
+		n = n*10 + int(c-'0')
+		digits++
+	}
+	return octets == 4
+}
+
 // truncateString cuts s to at most n bytes, at a rune boundary.
 func truncateString(s string, n int) string {
 	if len(s) <= n {
@@ -592,6 +698,10 @@ type call struct {
 	clientRaw  json.RawMessage
 	clientIP   string
 	clientRead bool
+
+	// sess is session-exists' answer, here so that the result can point
+	// to it (sessionInfo).
+	sess sessionInfo
 }
 
 // client returns the request's client key ("" when client_ipaddr is absent
@@ -609,7 +719,90 @@ func (c *call) str(name string) string {
 	if !ok || rawKind(raw) != '"' {
 		return ""
 	}
+	if r, ok := knownWord(raw[1 : len(raw)-1]); ok {
+		return r
+	}
 	return unquote(raw)
+}
+
+// knownWord returns the string b spells, as a constant, when it is a word
+// of the default permission model (a role, action, visibility or item
+// type): the access and limit checks are made of them, and a switch on
+// string(b) needs no copy of b.
+func knownWord(b []byte) (string, bool) {
+	if r, ok := knownRole(b); ok {
+		return r, true
+	}
+	switch string(b) {
+	case "list":
+		return "list", true
+	case "view":
+		return "view", true
+	case "create":
+		return "create", true
+	case "delete":
+		return "delete", true
+	case "edit":
+		return "edit", true
+	case "change_visibility":
+		return "change_visibility", true
+	case "change_owner":
+		return "change_owner", true
+	case "public":
+		return "public", true
+	case "unlisted":
+		return "unlisted", true
+	case "shared":
+		return "shared", true
+	case "private":
+		return "private", true
+	case "object":
+		return "object", true
+	case "dataset":
+		return "dataset", true
+	case "collection":
+		return "collection", true
+	case "apikey":
+		return "apikey", true
+	case "preference":
+		return "preference", true
+	case "max_requests":
+		return "max_requests", true
+	case "max_requests_per_minute":
+		return "max_requests_per_minute", true
+	}
+	return "", false
+}
+
+// knownRole returns the role name b spells, as a constant, when it is one
+// of the default model's roles.
+func knownRole(b []byte) (string, bool) {
+	switch string(b) {
+	case "superuser":
+		return "superuser", true
+	case "staff":
+		return "staff", true
+	case "authenticated":
+		return "authenticated", true
+	case "anonymous":
+		return "anonymous", true
+	case "locked":
+		return "locked", true
+	}
+	return "", false
+}
+
+// strBytes is str as bytes: for a string without escapes, a slice of the
+// plaintext, so it must not be kept past the request (nor changed).
+func (c *call) strBytes(name string) []byte {
+	raw, ok := c.body[name]
+	if !ok || rawKind(raw) != '"' {
+		return nil
+	}
+	if q := raw[1 : len(raw)-1]; bytes.IndexByte(q, '\\') < 0 {
+		return q
+	}
+	return []byte(unquote(raw))
 }
 
 // unquote returns the value of a JSON string the scanner has checked.

@@ -48,7 +48,7 @@ func handleUserChangepass(c *call) (result, error) {
 	case "":
 		r := success(msgPassChanged)
 		if withSession {
-			r.messages = append(r.messages, "For security purposes, you have been logged out of all other sessions.")
+			r.addMessage("For security purposes, you have been logged out of all other sessions.")
 		}
 		return r.with("user_id", uid).with("email", email), nil
 	case actors.RefusedLockedOut:

@@ -11,11 +11,16 @@ import (
 // sessionInfo is the 18-key session_info of session-exists (docs/protocol.md,
 // "Sessions"), encoded without reflection: it is on the hottest path.
 type sessionInfo struct {
-	info  actors.SessionInfo
-	token string
+	info actors.SessionInfo
+	// token is the session token as the request held it: a slice of its
+	// plaintext, encoded while the request lasts.
+	token []byte
 }
 
-func (v sessionInfo) appendJSON(dst []byte) []byte {
+// appendJSON has a pointer receiver: session-exists passes a *sessionInfo
+// (the call's own) into the result, which a pointer enters without an
+// allocation.
+func (v *sessionInfo) appendJSON(dst []byte) []byte {
 	u, s := &v.info.User, &v.info.Session
 	dst = append(dst, `{"user_id":`...)
 	dst = strconv.AppendInt(dst, int64(u.ID), 10)
@@ -119,9 +124,9 @@ func (l userInfoList) appendJSON(dst []byte) []byte {
 // appendSessionFields appends the session's own fields, in the order all
 // three session_info shapes share: session_token, ip_address, user_agent,
 // created, expires, extra_info_json.
-func appendSessionFields(dst []byte, token string, s *shard.Session) []byte {
+func appendSessionFields[T string | []byte](dst []byte, token T, s *shard.Session) []byte {
 	dst = append(dst, `"session_token":`...)
-	dst = appendString(dst, token)
+	dst = appendJSONString(dst, token)
 	dst = append(dst, `,"ip_address":`...)
 	dst = appendString(dst, s.IPAddress)
 	dst = append(dst, `,"user_agent":`...)

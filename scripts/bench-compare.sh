@@ -40,7 +40,9 @@ start() { # name binary: starts it on a free loopback port; its URL in $started
 		${SERVER_ENV:-} "$2" >"$work/$1.log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 100); do
-		started=$(sed -n 's|^authnzerver listening on \(http://[^ ]*/\).*|\1|p' "$work/$1.log")
+		# The server's shell may not have made its log yet: under set -e a
+		# failed sed would end the script, so no log is no URL yet.
+		started=$(sed -n 's|^authnzerver listening on \(http://[^ ]*/\).*|\1|p' "$work/$1.log" 2>/dev/null || true)
 		if [ -n "$started" ]; then
 			return
 		fi

@@ -140,3 +140,11 @@ func BenchmarkSeal(b *testing.B) {
 		}
 	}
 }
+
+func TestAppendFormatTime(t *testing.T) {
+	for _, tm := range []time.Time{time.Unix(0, 0), time.Unix(1700000000, 123456789), time.Unix(1700000000, 999), time.Date(2026, 12, 1, 23, 59, 59, 1000, time.FixedZone("x", 3600))} {
+		if got, want := string(AppendFormatTime([]byte("p:"), tm)), "p:"+FormatTime(tm); got != want {
+			t.Errorf("AppendFormatTime(%v) = %q; want %q", tm, got, want)
+		}
+	}
+}

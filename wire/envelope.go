@@ -44,6 +44,15 @@ func FormatTime(t time.Time) string {
 	return t.Format(timeLayoutMicro)
 }
 
+// AppendFormatTime appends FormatTime(t), unquoted.
+func AppendFormatTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	if t.Nanosecond()/1000 == 0 {
+		return t.AppendFormat(dst, timeLayoutSec)
+	}
+	return t.AppendFormat(dst, timeLayoutMicro)
+}
+
 // AppendTime appends FormatTime(t) as a JSON string, or null for the zero
 // time.
 func AppendTime(dst []byte, t time.Time) []byte {

@@ -59,6 +59,7 @@ func run() error {
 	flag.IntVar(&cfg.Shards, "shards", 0, "in-process servers: AUTHNZERVER_SHARDS (0: default)")
 	flag.StringVar(&cfg.Driver, "driver", "go", "load generator: go (the suite's own), wrk (wrk with pre-sealed bodies; install: make bench-deps) or both, side by side")
 	flag.StringVar(&cfg.Wrk, "wrk", "", "wrk binary for -driver wrk|both (default: wrk on $PATH)")
+	flag.StringVar(&cfg.WrkCPUs, "wrk-cpus", "", "pin wrk to these CPUs (taskset -c list, e.g. 1); default: wherever the suite runs (a suite under taskset passes its CPUs on)")
 	flag.StringVar(&against, "against", "", "comma-separated name=URL of other external servers (same key) measured in the same rounds, side by side (e.g. a build before a change)")
 	flag.StringVar(&cfg.Store, "store", "pebble", "store of the in-process server: pebble, postgres (a throwaway PostgreSQL, fsync on) or both (session-check, session-new and login also on PostgreSQL, side by side)")
 	flag.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
