@@ -17,6 +17,7 @@ import (
 type inlineMailbox struct {
 	mu        sync.Mutex
 	user, sys []any
+	head      int // user[head:] are the queued user messages
 	running   bool
 	suspended bool
 
@@ -54,6 +55,13 @@ func (m *inlineMailbox) PostUserMessage(msg any) {
 		mw.MessagePosted(msg)
 	}
 	m.mu.Lock()
+	if m.head > 0 && len(m.user) == cap(m.user) {
+		// Full with run messages at its head: move the queue down
+		// rather than grow (a backlog that never empties).
+		n := copy(m.user, m.user[m.head:])
+		clear(m.user[n:])
+		m.user, m.head = m.user[:n], 0
+	}
 	m.user = append(m.user, msg)
 	m.post()
 }
@@ -92,7 +100,7 @@ func (m *inlineMailbox) Start() {
 func (m *inlineMailbox) UserMessageCount() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.user)
+	return len(m.user) - m.head
 }
 
 // drain runs queued messages, system ones first, until the queue is empty
@@ -101,7 +109,7 @@ func (m *inlineMailbox) UserMessageCount() int {
 func (m *inlineMailbox) drain(budget int) {
 	for n := 0; ; n++ {
 		m.mu.Lock()
-		if budget > 0 && n == budget && (len(m.sys) > 0 || (!m.suspended && len(m.user) > 0)) {
+		if budget > 0 && n == budget && (len(m.sys) > 0 || (!m.suspended && len(m.user) > m.head)) {
 			m.mu.Unlock()
 			go m.drain(0)
 			return
@@ -111,15 +119,22 @@ func (m *inlineMailbox) drain(budget int) {
 		switch {
 		case len(m.sys) > 0:
 			msg, m.sys, system = m.sys[0], m.sys[1:], true
-		case !m.suspended && len(m.user) > 0:
-			msg = m.user[0]
-			m.user[0] = nil
-			m.user = m.user[1:]
+		case !m.suspended && len(m.user) > m.head:
+			msg = m.user[m.head]
+			m.user[m.head] = nil
+			m.head++
+			if m.head == len(m.user) {
+				// Empty: the array is reused by the next post (no
+				// allocation a message), unless a backlog grew it.
+				m.head = 0
+				if cap(m.user) > 256 {
+					m.user = nil
+				} else {
+					m.user = m.user[:0]
+				}
+			}
 		default:
 			m.running = false
-			if len(m.user) == 0 {
-				m.user = m.user[:0:0] // let a grown backlog's array go
-			}
 			m.mu.Unlock()
 			for _, mw := range m.middlewares {
 				mw.MailboxEmpty()
