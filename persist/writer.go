@@ -278,16 +278,23 @@ type syncItem struct {
 // ticket. It ends when run closes syncq, after which the writer is stopped.
 func (w *Writer) syncer(syncq <-chan syncItem) {
 	defer close(w.stopped)
+	// syncErr is the first failed sync: every batch after it is not
+	// trusted (it went to the log behind what may be lost). A batch whose
+	// Apply failed later does not make an earlier, committed one untrue.
+	var syncErr error
 	for it := range syncq {
 		err := it.err
 		if err == nil && it.wait != nil {
 			if werr := it.wait(); werr != nil {
 				err = fmt.Errorf("persist: sync %d records: %w", it.records, werr)
 				w.fail(err)
+				if syncErr == nil {
+					syncErr = err
+				}
 			}
 		}
 		if err == nil {
-			err = w.Err() // a batch applied after a failed sync is not trusted
+			err = syncErr
 		}
 		w.syncNanos.Add(uint64(time.Since(it.start)))
 		w.batches.Add(1)

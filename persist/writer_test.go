@@ -233,3 +233,44 @@ func TestRefuseEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// scriptSink answers each Apply with the next of its results; a batch's
+// wait returns once release is closed.
+type scriptSink struct {
+	mu      sync.Mutex
+	n       int
+	fails   map[int]error // by batch number (from 0): Apply fails
+	release chan struct{}
+	applied chan int // each batch number as it is applied
+}
+
+func (s *scriptSink) Apply(ops []Op, _ bool) (func() error, error) {
+	s.mu.Lock()
+	i := s.n
+	s.n++
+	s.mu.Unlock()
+	defer func() { s.applied <- i }()
+	if err := s.fails[i]; err != nil {
+		close(s.release) // the earlier batch's wait ends only now
+		return nil, err
+	}
+	return func() error { <-s.release; return nil }, nil
+}
+
+// A batch committed before a later batch's Apply failed is acknowledged:
+// the later failure (a PostgreSQL writer fenced by a new owner, say) does
+// not make it untrue. Only a failed sync poisons what follows it.
+func TestLaterApplyFailureKeepsEarlierCommit(t *testing.T) {
+	s := &scriptSink{fails: map[int]error{1: errors.New("fenced")}, release: make(chan struct{}), applied: make(chan int, 2)}
+	w := NewWriter(s, WriterOptions{MaxBatch: 1})
+	defer w.Close()
+	first := w.Enqueue(Op{Key: []byte("a"), Value: []byte("1")})
+	<-s.applied // the first batch (and its ticket) is taken
+	second := w.Enqueue(Op{Key: []byte("b"), Value: []byte("2")})
+	if err := first.Wait(); err != nil {
+		t.Errorf("committed batch reported as failed: %v", err)
+	}
+	if err := second.Wait(); err == nil {
+		t.Error("failed batch acknowledged")
+	}
+}

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -190,11 +191,11 @@ func TestPostgresBadStoreStops(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	exec(`UPDATE authnzerver.deployment SET schema_version = 2`)
+	exec(fmt.Sprintf(`UPDATE authnzerver.deployment SET schema_version = %d`, pgstore.SchemaVersion+1))
 	if err := pgStartErr(t, map[string]string{"AUTHNZERVER_AUTHDB": url}); !errors.Is(err, pgstore.ErrNewerSchema) {
 		t.Errorf("newer schema: %v", err)
 	}
-	exec(`UPDATE authnzerver.deployment SET schema_version = 1, app = 'another'`)
+	exec(fmt.Sprintf(`UPDATE authnzerver.deployment SET schema_version = %d, app = 'another'`, pgstore.SchemaVersion))
 	if err := pgStartErr(t, map[string]string{"AUTHNZERVER_AUTHDB": url}); !errors.Is(err, pgstore.ErrForeignSchema) {
 		t.Errorf("other deployment: %v", err)
 	}
