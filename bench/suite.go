@@ -71,6 +71,10 @@ type Config struct {
 	// own (ratelimit-check's limits-on twin, metrics-check, memory, soak)
 	// are measured on the server under test only.
 	Against []Contender
+
+	// ClusterNodes and ServerBin: the cluster scenario (bench/cluster.go).
+	ClusterNodes int    // node processes (0: 3)
+	ServerBin    string // server binary ("": go build)
 }
 
 // Contender is an external server compared with the server under test.

@@ -62,6 +62,8 @@ func run() error {
 	flag.StringVar(&cfg.WrkCPUs, "wrk-cpus", "", "pin wrk to these CPUs (taskset -c list, e.g. 1); default: wherever the suite runs (a suite under taskset passes its CPUs on)")
 	flag.StringVar(&against, "against", "", "comma-separated name=URL of other external servers (same key) measured in the same rounds, side by side (e.g. a build before a change)")
 	flag.StringVar(&cfg.Store, "store", "pebble", "store of the in-process server: pebble, postgres (a throwaway PostgreSQL, fsync on) or both (session-check, session-new and login also on PostgreSQL, side by side)")
+	flag.IntVar(&cfg.ClusterNodes, "cluster", 3, "node processes of the cluster scenario (-scenarios cluster; bench/README.md)")
+	flag.StringVar(&cfg.ServerBin, "server-bin", "", "server binary of the cluster scenario (default: go build from this module)")
 	flag.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
 	flag.StringVar(&htmlPath, "html", "", "also write a self-contained HTML report with charts to this file")
 	flag.BoolVar(&quiet, "q", false, "no progress line")
