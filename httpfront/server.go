@@ -343,19 +343,10 @@ func decodeEnvelope(plain []byte) (env envelope, err error) {
 	return env, err
 }
 
-// bodyParams returns the top-level parameters of an object body (nil for a
-// missing or null body), named with the schema's own strings where a name
-// is one of ep's parameters, so that reading a body allocates no names.
-func bodyParams(body []byte, ep *endpoint) map[string]json.RawMessage {
-	params := make(map[string]json.RawMessage, 8)
-	if !bodyParamsInto(params, body, ep) {
-		return nil
-	}
-	return params
-}
-
-// bodyParamsInto is bodyParams filling params, an empty map (the pooled
-// one of a request); it reports false for a missing or null body.
+// bodyParamsInto fills params, an empty map (the pooled one of a request),
+// with the top-level parameters of an object body, named with the schema's
+// own strings where a name is one of ep's parameters, so that reading a
+// body allocates no names; it reports false for a missing or null body.
 func bodyParamsInto(params map[string]json.RawMessage, body []byte, ep *endpoint) bool {
 	if len(body) == 0 || body[0] != '{' {
 		return false
