@@ -1,0 +1,66 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestClusterKill9 (issue 16, 1): kill -9 of one node under load. Within a
+// bounded time every request through the surviving nodes succeeds again
+// (measured: the end of the last failed request after the kill), and no
+// acknowledged write is lost: the ledger of the whole run is checked
+// through the survivors, and, once the killed node is restarted on its
+// ports, through it too. Cycles: 2 (AUTHNZ_CLUSTER_LONG: 6, or
+// AUTHNZ_CLUSTER_CYCLES), each killing the next node.
+func TestClusterKill9(t *testing.T) {
+	cycles := 2
+	if longRun() {
+		cycles = envInt("AUTHNZ_CLUSTER_CYCLES", 6)
+	}
+	c := newCluster(t, 3)
+	l := startLoad(t, c, 6, 20*time.Millisecond)
+	defer l.halt()
+	time.Sleep(2 * time.Second)
+	var recov, sent, rejoin []time.Duration
+	for k := range cycles {
+		vi := k % len(c.nodes)
+		victim := c.nodes[vi]
+		var survivors []*node
+		for _, nd := range c.nodes {
+			if nd != victim {
+				survivors = append(survivors, nd)
+			}
+		}
+		l.setDown(vi, true)
+		killed := time.Now()
+		victim.kill()
+		d, ds := l.waitRecovered(t, killed, survivors, 3*time.Second, 45*time.Second)
+		all, failed, unav := l.summary(killed, killed.Add(d+time.Millisecond), survivors)
+		t.Logf("cycle %d: kill -9 %s: requests through %v all succeed again %v after the kill; the last request that failed was sent at +%v (%d requests until then, %d failed, %d of them 503)",
+			k, victim.name, names(survivors), d.Round(time.Millisecond), ds.Round(time.Millisecond), all, failed, unav)
+		sent = append(sent, ds)
+		logFailures(t, fmt.Sprintf("cycle %d failure", k), killed, l.failures(killed, survivors), 8)
+		recov = append(recov, d)
+
+		// The killed node comes back on its ports, rejoins, and the
+		// shards that hash to it move back under load.
+		started := time.Now()
+		victim.start()
+		if err := victim.waitHealthy(60 * time.Second); err != nil {
+			t.Fatalf("%s did not come back: %v", victim.name, err)
+		}
+		l.setDown(vi, false)
+		r, _ := l.waitRecovered(t, started, c.nodes, 3*time.Second, 45*time.Second)
+		all, failed, unav = l.summary(started, time.Now(), c.nodes)
+		t.Logf("cycle %d: %s restarted; requests through all nodes succeed %v after its start (%d requests since, %d failed, %d of them 503)",
+			k, victim.name, r.Round(time.Millisecond), all, failed, unav)
+		logFailures(t, fmt.Sprintf("cycle %d rejoin failure", k), started, l.failures(started, c.nodes), 8)
+		rejoin = append(rejoin, r)
+	}
+	l.halt()
+	t.Logf("load: %s", l.counts())
+	t.Logf("kill -9: all requests through the survivors succeed again after %v (median %v); the last failing request was sent at %v (median %v); after the restart: %v (median %v)",
+		recov, median(recov), sent, median(sent), rejoin, median(rejoin))
+	l.verify(t, c.nodes...)
+}
