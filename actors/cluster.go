@@ -105,6 +105,11 @@ type clusterRouter struct {
 	// leaving is set once the node leaves: a grain activated then
 	// refuses at once rather than take a shard.
 	leaving atomic.Bool
+	// replies counts the replies to other nodes that wait for their
+	// operation's writes to be durable (stop sends them before leaving).
+	replies sync.WaitGroup
+	// activating holds the grains still taking their shard (*actor.PID).
+	activating sync.Map
 }
 
 // StartCluster starts a core whose shards are grains of the cluster cfg
@@ -326,6 +331,11 @@ func (r *clusterRouter) answerDropped(msg any, sender *actor.PID) {
 		if sender != nil {
 			r.c.root.Send(sender, &wrapperspb.BytesValue{Value: encodeReply(r.cfg.Key, reply{err: ErrNotOwner}, nil)})
 		}
+	case *grainReady:
+		// The grain stopped while it took its shard: give it back.
+		if m.lease != nil {
+			m.lease.Release()
+		}
 	}
 }
 
@@ -340,19 +350,44 @@ func (r *clusterRouter) localPIDs() []*actor.PID {
 	return out
 }
 
-// stop leaves the cluster: membership ends first, so the other nodes
-// stop routing here; then the grains release their shards (so those nodes
-// take them without waiting out a lease); then the actor system stops.
-// (protoactor-go's graceful Shutdown does the same with a fixed 2 s sleep.)
+// stop leaves the cluster. The grains stop first, while this node is
+// still a member: each runs what is queued before its stop, answers what
+// waited for its activation "not run here" (ErrNotOwner, so the sender
+// sends it again), commits its writes and releases its shard; the replies
+// to the other nodes are sent. Only then does membership end, so the other
+// nodes route to the shards' new owners, which take them without waiting
+// out a lease; then the actor system stops after LeaveGrace.
+//
+// The other order (leave first) loses replies: a node that sees this one
+// leave blocks its member id (protoactor's block list), so a reply sent
+// after that never arrives and its request times out (503) although it
+// ran; and the new owners, taking the shards before they were released,
+// wait out a whole lease. Until membership ends, messages to this node's
+// grains are answered ErrNotOwner (a dead letter, or a grain activated
+// while leaving, which stops at once) and resent by their senders with
+// back-off: nothing is lost, nothing runs twice.
 func (r *clusterRouter) stop() {
 	r.leaving.Store(true)
+	pids := r.localPIDs()
+	r.activating.Range(func(k, _ any) bool {
+		pids = append(pids, k.(*actor.PID))
+		return true
+	})
+	for _, p := range pids {
+		_ = r.c.root.PoisonFuture(p).Wait()
+	}
+	// Replies of operations made durable by the grains' last commit.
+	waited := make(chan struct{})
+	go func() { r.replies.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		r.c.opts.Logger.Warn("cluster: leaving with replies to other nodes still waiting for their writes")
+	}
 	if err := r.cfg.Provider.Shutdown(true); err != nil {
 		r.c.opts.Logger.Warn("cluster: leaving the member list", "err", err)
 	}
 	time.Sleep(r.cfg.LeaveGrace)
-	for _, p := range r.localPIDs() {
-		_ = r.c.root.PoisonFuture(p).Wait()
-	}
 	r.cl.Shutdown(false)
 }
 
@@ -387,12 +422,13 @@ func (b *idBlocks) take() (shard.UserID, error) {
 // is taken and loaded, with a lease it checks before every message.
 type grain struct {
 	shardActor
-	r     *clusterRouter
-	index int
-	self  *actor.PID
-	lease ShardLease
-	ready bool
-	stash []stashed
+	r      *clusterRouter
+	index  int
+	self   *actor.PID
+	lease  ShardLease
+	ready  bool
+	stash  []stashed
+	cancel context.CancelFunc // ends the activation (Stopping)
 }
 
 type stashed struct {
@@ -429,13 +465,20 @@ func (g *grain) Receive(ctx actor.Context) {
 			ctx.Stop(ctx.Self())
 			return
 		}
-		go g.activate(i, ctx.Self())
+		g.r.activating.Store(g.self, struct{}{})
+		actx, cancel := context.WithTimeout(context.Background(), g.r.cfg.ActivateTimeout)
+		g.cancel = cancel
+		go g.activate(actx, cancel, i, ctx.Self())
 	case *grainReady:
 		g.onReady(ctx, m)
 	case *grainLost:
 		g.r.c.opts.Logger.Warn("cluster: lost the lease on a shard; stopping its grain", "shard", g.index)
 		ctx.Poison(ctx.Self())
 	case *actor.Stopping:
+		if g.cancel != nil {
+			g.cancel() // a shard taken after this is given back (activate)
+		}
+		g.r.activating.Delete(g.self)
 		g.r.local[max(g.index, 0)].CompareAndSwap(g.self, nil)
 		for _, s := range g.stash {
 			g.r.answerDropped(s.msg, s.sender)
@@ -459,9 +502,11 @@ func (g *grain) Receive(ctx actor.Context) {
 }
 
 // activate takes and loads the shard off the grain's goroutine (waiting
-// out a former owner's lease can take seconds) and tells the grain.
-func (g *grain) activate(i int, self *actor.PID) {
-	ctx, cancel := context.WithTimeout(context.Background(), g.r.cfg.ActivateTimeout)
+// out a former owner's lease can take seconds) and tells the grain. ctx
+// ends when the grain stops (the shard moved to another member while it
+// was being taken, or this node leaves): a shard taken by then is given
+// back at once rather than held, and renewed, by nobody.
+func (g *grain) activate(ctx context.Context, cancel context.CancelFunc, i int, self *actor.PID) {
 	defer cancel()
 	start := time.Now()
 	lease, err := g.r.cfg.Shards.Take(ctx, i)
@@ -487,12 +532,26 @@ func (g *grain) activate(i int, self *actor.PID) {
 			g.r.c.opts.Logger.Info("cluster: took a shard", "shard", i, "records", n, "took", time.Since(start).Round(time.Millisecond).String())
 		}
 	}
+	if lease != nil && ctx.Err() != nil {
+		lease.Release() // the grain stopped meanwhile
+		return
+	}
+	// A grain that stops after this check gets the message as a dead
+	// letter, and answerDropped releases the lease.
 	g.r.c.root.Send(self, &grainReady{state: st, lease: lease, err: err})
 }
 
 func (g *grain) onReady(ctx actor.Context, m *grainReady) {
+	g.r.activating.Delete(g.self)
 	if m.err != nil {
 		g.r.c.opts.Logger.Error("cluster: cannot take a shard; its grain stops and the next request tries again", "shard", g.index, "err", m.err)
+		ctx.Stop(ctx.Self())
+		return
+	}
+	if g.r.leaving.Load() {
+		// This node left meanwhile: hand the shard back (Stopping
+		// releases it and answers what waited).
+		g.lease = m.lease
 		ctx.Stop(ctx.Self())
 		return
 	}
@@ -564,8 +623,8 @@ func (g *grain) handleRemote(m *wrapperspb.BytesValue, sender *actor.PID) {
 		return
 	}
 	root := g.core.root
-	go func() {
+	g.r.replies.Go(func() {
 		derr := rep.ticket.Wait()
 		root.Send(sender, &wrapperspb.BytesValue{Value: encodeReply(key, rep, derr)})
-	}()
+	})
 }
