@@ -86,6 +86,10 @@ type ClusterConfig struct {
 	// LeaveGrace is how long a leaving node goes on serving after it left
 	// the member list, while the others learn it left. Default 300 ms.
 	LeaveGrace time.Duration
+	// Expelled, if set, reports whether the other members dropped this
+	// one (membership.ErrExpelled): such a node takes no shard, for the
+	// others no longer route to it and own its shards.
+	Expelled func() bool
 }
 
 // errIDSource wraps a failure to reserve user ids.
@@ -180,6 +184,15 @@ func StartCluster(system *actor.ActorSystem, cfg ClusterConfig, opts Options) (c
 	r.self = system.Address()
 	go c.sweepLoop()
 	return c, nil
+}
+
+// refuses reports whether this node takes no more shards: it is leaving,
+// or the other members expelled it. An expelled node that went on taking
+// shards (it still places them on itself: its own member list has it)
+// would take them from the nodes the others route to, which would lose
+// them and wait out its lease to take them back, until it exits.
+func (r *clusterRouter) refuses() bool {
+	return r.leaving.Load() || (r.cfg.Expelled != nil && r.cfg.Expelled())
 }
 
 // shardIndex is the shard that owns route r.
@@ -461,7 +474,7 @@ func (g *grain) Receive(ctx actor.Context) {
 			return
 		}
 		g.index = i
-		if g.r.leaving.Load() {
+		if g.r.refuses() {
 			ctx.Stop(ctx.Self())
 			return
 		}
@@ -548,9 +561,9 @@ func (g *grain) onReady(ctx actor.Context, m *grainReady) {
 		ctx.Stop(ctx.Self())
 		return
 	}
-	if g.r.leaving.Load() {
-		// This node left meanwhile: hand the shard back (Stopping
-		// releases it and answers what waited).
+	if g.r.refuses() {
+		// This node left, or was expelled, meanwhile: hand the shard
+		// back (Stopping releases it and answers what waited).
 		g.lease = m.lease
 		ctx.Stop(ctx.Self())
 		return

@@ -38,20 +38,36 @@ func staleWrites(nd *node, uid int64, n int) func() []string {
 // session exists (it is polled until it exits or 20 s pass), and its stale
 // writes (session-new sent to it just before SIGSTOP and just after
 // SIGCONT) are either refused or really in the store, as seen through the
-// other nodes. No debugging aid is needed: the sessions are spread over
-// every shard (64 sessions on 8 shards), so the paused node owns some.
+// other nodes. The sessions are spread over every shard (64 sessions on 8
+// shards), and the node paused is the one whose log says it took the most
+// shards.
 func TestClusterPausedOwner(t *testing.T) {
 	c := newCluster(t, 3)
-	a, b, cc := c.nodes[0], c.nodes[1], c.nodes[2]
-	uid := newUser(t, b, "paused@example.org")
+	uid := newUser(t, c.nodes[1], "paused@example.org")
 	var tokens []string
 	for range 64 {
-		tokens = append(tokens, b.must("session-new", sessionBody(uid)).Str("session_token"))
+		tokens = append(tokens, c.nodes[1].must("session-new", sessionBody(uid)).Str("session_token"))
 	}
-	for _, tok := range tokens { // every grain is active and serving, A's too
-		if ok, err := sessionExists(a, tok); !ok || err != nil {
-			t.Fatalf("through A: %v %v", ok, err)
+	for _, tok := range tokens { // every grain is active and serving
+		if ok, err := sessionExists(c.nodes[0], tok); !ok || err != nil {
+			t.Fatalf("through %s: %v %v", c.nodes[0].name, ok, err)
 		}
+	}
+	// The node to pause ("A") is the one that took the most shards, as
+	// its log says ("cluster: took a shard"): disthash may give a node
+	// none of 8.
+	ai := 0
+	var owned [3][]string
+	for i, nd := range c.nodes {
+		owned[i] = tookShards(nd.stderr.String())
+		if len(owned[i]) > len(owned[ai]) {
+			ai = i
+		}
+	}
+	a, b, cc := c.nodes[ai], c.nodes[(ai+1)%3], c.nodes[(ai+2)%3]
+	t.Logf("shards taken: %s %v, %s %v, %s %v; pausing %s", c.nodes[0].name, owned[0], c.nodes[1].name, owned[1], c.nodes[2].name, owned[2], a.name)
+	if len(owned[ai]) == 0 {
+		t.Fatal("no node took a shard")
 	}
 
 	// Writes in flight to A as it stops.
@@ -79,7 +95,12 @@ func TestClusterPausedOwner(t *testing.T) {
 		}
 	}
 	moved := time.Since(stopped)
-	t.Logf("every session deleted through B %v after A's SIGSTOP", moved.Round(time.Millisecond))
+	t.Logf("every session deleted through %s %v after %s's SIGSTOP", b.name, moved.Round(time.Millisecond), a.name)
+	if moved < 2*time.Second {
+		// A's shards cannot move before its lease (3 s, renewed each
+		// second) runs out: the test did not exercise a move.
+		t.Fatalf("the sessions on %s's shards were deleted %v after its SIGSTOP, within its lease", a.name, moved)
+	}
 
 	a.signal(syscall.SIGCONT)
 	cont := time.Now()
@@ -165,4 +186,21 @@ func TestClusterPausedOwner(t *testing.T) {
 	checkExist(a, pre, true, "session acknowledged by A before its SIGSTOP")
 	checkExist(a, post, true, "session acknowledged by A after its SIGCONT")
 	checkExist(a, tokens, false, "deleted session")
+}
+
+// tookShards lists the shards a node's log says it took.
+func tookShards(log string) []string {
+	var out []string
+	for _, ln := range strings.Split(log, "\n") {
+		if !strings.Contains(ln, `msg="cluster: took a shard"`) {
+			continue
+		}
+		if k := strings.Index(ln, " shard="); k >= 0 {
+			f := strings.Fields(ln[k+len(" shard="):])
+			if len(f) > 0 {
+				out = append(out, f[0])
+			}
+		}
+	}
+	return out
 }
