@@ -114,6 +114,12 @@ type clusterRouter struct {
 	replies sync.WaitGroup
 	// activating holds the grains still taking their shard (*actor.PID).
 	activating sync.Map
+	// topo is closed (and replaced) at each topology change, and members
+	// are the addresses of its members: a request that a leaving node
+	// refused waits until that node is no longer a member.
+	topoMu  sync.Mutex
+	topo    chan struct{}
+	members map[string]bool
 }
 
 // StartCluster starts a core whose shards are grains of the cluster cfg
@@ -151,6 +157,7 @@ func StartCluster(system *actor.ActorSystem, cfg ClusterConfig, opts Options) (c
 		routes: make([]atomic.Pointer[actor.PID], opts.Shards),
 		local:  make([]atomic.Pointer[actor.PID], opts.Shards),
 		depth:  &mailboxDepth{},
+		topo:   make(chan struct{}),
 	}
 	r.ids.fetch = cfg.UserIDs
 	c.cl = r
@@ -171,6 +178,15 @@ func StartCluster(system *actor.ActorSystem, cfg ClusterConfig, opts Options) (c
 			for i := range r.routes {
 				r.routes[i].Store(nil)
 			}
+			members := make(map[string]bool, len(e.Members))
+			for _, m := range e.Members {
+				members[m.Address()] = true
+			}
+			r.topoMu.Lock()
+			r.members = members
+			close(r.topo)
+			r.topo = make(chan struct{})
+			r.topoMu.Unlock()
 		case *actor.DeadLetterEvent:
 			r.answerDropped(e.Message, e.Sender)
 		}
@@ -220,6 +236,26 @@ func (r *clusterRouter) forget(i int, p *actor.PID) {
 	r.cl.PidCache.Remove(strconv.Itoa(i), GrainKind)
 }
 
+// waitLeft returns at once if the node at addr is no longer a member, and
+// otherwise at the next topology change (which may or may not be its
+// leave: a refusal again waits again), or false at deadline.
+func (r *clusterRouter) waitLeft(addr string, deadline time.Time) bool {
+	r.topoMu.Lock()
+	ch, member := r.topo, r.members[addr]
+	r.topoMu.Unlock()
+	if !member {
+		return true
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 // send posts op for shard i to its grain without waiting: in-process
 // through the mailbox when the grain is here, sealed over remote when not.
 func (r *clusterRouter) send(i int, op broadcastOp, deadline time.Time) pendingOp {
@@ -255,8 +291,19 @@ func (r *clusterRouter) await(p pendingOp) (reply, error) {
 		if p.pid != nil {
 			r.forget(p.shard, p.pid)
 		}
-		time.Sleep(backoff)
-		backoff = min(2*backoff, 250*time.Millisecond)
+		if leaving := errors.Is(err, ErrLeaving) || (err == nil && errors.Is(rep.err, ErrLeaving)); leaving && p.pid != nil {
+			// The shard maps to a leaving node until it leaves: wait
+			// for a topology without it rather than ask it again (a
+			// message that reaches it after it left is never
+			// answered). A refusal that came from a further hop (a
+			// forwarded operation) waits for the next topology too.
+			if !r.waitLeft(p.pid.Address, p.deadline) {
+				return rep, err
+			}
+		} else {
+			time.Sleep(backoff)
+			backoff = min(2*backoff, 250*time.Millisecond)
+		}
 		p = r.send(p.shard, p.op, p.deadline)
 	}
 }
@@ -337,12 +384,16 @@ func (r *clusterRouter) forwardRemote(op Op, sender *actor.PID) {
 // stopped, or never existed), so that its caller resends it at once
 // instead of waiting for a timeout.
 func (r *clusterRouter) answerDropped(msg any, sender *actor.PID) {
+	notRun := ErrNotOwner
+	if r.leaving.Load() {
+		notRun = ErrLeaving
+	}
 	switch m := msg.(type) {
 	case *opMsg:
-		m.out <- reply{err: ErrNotOwner}
+		m.out <- reply{err: notRun}
 	case *wrapperspb.BytesValue:
 		if sender != nil {
-			r.c.root.Send(sender, &wrapperspb.BytesValue{Value: encodeReply(r.cfg.Key, reply{err: ErrNotOwner}, nil)})
+			r.c.root.Send(sender, &wrapperspb.BytesValue{Value: encodeReply(r.cfg.Key, reply{err: notRun}, nil)})
 		}
 	case *grainReady:
 		// The grain stopped while it took its shard: give it back.

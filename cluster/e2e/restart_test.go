@@ -31,7 +31,9 @@ func TestClusterRollingRestart(t *testing.T) {
 			t0 := time.Now()
 			nd.stop()
 			stopTook := time.Since(t0)
-			if code := nd.exitCode(); code != 0 {
+			if code := nd.exitCode(); code != 0 && !(code == 66 && raceBuild()) {
+				// 66: the race detector saw a race during the run;
+				// the cleanup fails the test if it is in our code.
 				t.Errorf("%s: SIGTERM: exit status %d", nd.name, code)
 			}
 			nd.start()
