@@ -86,10 +86,12 @@ type ClusterConfig struct {
 	// LeaveGrace is how long a leaving node goes on serving after it left
 	// the member list, while the others learn it left. Default 300 ms.
 	LeaveGrace time.Duration
-	// Expelled, if set, reports whether the other members dropped this
-	// one (membership.ErrExpelled): such a node takes no shard, for the
-	// others no longer route to it and own its shards.
-	Expelled func() bool
+	// Excluded, if set, reports whether this node must take no shard:
+	// the other members dropped it (membership.ErrExpelled), or it cannot
+	// know that they did not (membership's Confirmed is false: etcd has
+	// not answered its keep-alive within the TTL, as after a pause). The
+	// others no longer route to a dropped node and own its shards.
+	Excluded func() bool
 }
 
 // errIDSource wraps a failure to reserve user ids.
@@ -203,12 +205,13 @@ func StartCluster(system *actor.ActorSystem, cfg ClusterConfig, opts Options) (c
 }
 
 // refuses reports whether this node takes no more shards: it is leaving,
-// or the other members expelled it. An expelled node that went on taking
-// shards (it still places them on itself: its own member list has it)
-// would take them from the nodes the others route to, which would lose
-// them and wait out its lease to take them back, until it exits.
+// or excluded (expelled, or unsure it is still a member). An expelled node
+// that went on taking shards (it still places them on itself: its own
+// member list has it) would take them from the nodes the others route to,
+// which would lose them and wait out its lease to take them back, until
+// it exits.
 func (r *clusterRouter) refuses() bool {
-	return r.leaving.Load() || (r.cfg.Expelled != nil && r.cfg.Expelled())
+	return r.leaving.Load() || (r.cfg.Excluded != nil && r.cfg.Excluded())
 }
 
 // shardIndex is the shard that owns route r.

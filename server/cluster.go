@@ -62,7 +62,7 @@ func (s *Server) startCluster(cfg *config.Config, secret string, opts actors.Opt
 		Shards:    s.cluster.host,
 		Key:       actors.DeriveClusterKey([]byte(secret)),
 		UserIDs:   pg.ReserveUserIDs,
-		Expelled:  func() bool { return errors.Is(members.GetHealthStatus(), membership.ErrExpelled) },
+		Excluded:  func() bool { return !members.Confirmed() },
 	}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)

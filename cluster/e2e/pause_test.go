@@ -102,6 +102,7 @@ func TestClusterPausedOwner(t *testing.T) {
 		t.Fatalf("the sessions on %s's shards were deleted %v after its SIGSTOP, within its lease", a.name, moved)
 	}
 
+	logAtCont := len(a.stderr.String())
 	a.signal(syscall.SIGCONT)
 	cont := time.Now()
 	waitPost := staleWrites(a, uid, 8)
@@ -147,6 +148,12 @@ func TestClusterPausedOwner(t *testing.T) {
 		if strings.Contains(ln, "cluster:") || strings.Contains(ln, "membership:") && !strings.Contains(ln, "member joined") {
 			t.Logf("A: %s", ln)
 		}
+	}
+	// Dropped by the others, A must take no shard back from them (it
+	// would cost their requests a lease's wait, twice).
+	if after := a.stderr.String()[logAtCont:]; strings.Contains(after, `msg="cluster: took a shard"`) ||
+		strings.Contains(after, "waiting out the former owner's lease") {
+		t.Errorf("%s took shards after its SIGCONT, though the others had dropped it", a.name)
 	}
 	if exited && !strings.Contains(a.stderr.String(), "expelled") {
 		t.Errorf("A exited without saying it was expelled (status %d)", a.exitCode())
