@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -76,10 +77,62 @@ func startLoad(t *testing.T, c *testCluster, workers int, pause time.Duration) *
 		uids[w] = newUser(t, c.nodes[w%len(c.nodes)], email)
 		l.users[uids[w]] = &userRec{email: email, acked: "Cluster User"}
 	}
+	// Probes: sessions on every shard (24 on 8), read through the nodes
+	// by a request of its own every 50 ms, so that a request hanging on a
+	// dead node does not hold the next ones back (each worker sends one
+	// request at a time): the recovery time is that of requests sent.
+	var probes []string
+	for range 24 {
+		tok := c.nodes[0].must("session-new", sessionBody(uids[0])).Str("session_token")
+		probes = append(probes, tok)
+		l.sess[tok] = &sessRec{uid: uids[0]} // in the ledger too
+	}
+	l.wg.Go(func() { l.probe(probes) })
 	for w := range workers {
 		l.wg.Go(func() { l.worker(w, w%len(c.nodes), uids[w]) })
 	}
 	return l
+}
+
+// probe checks a probe session through the nodes in turn every 50 ms,
+// each check in a goroutine of its own, until the load stops.
+func (l *load) probe(tokens []string) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for k := 0; ; k++ {
+		select {
+		case <-l.stop:
+			return
+		case <-tick.C:
+		}
+		ni := k % len(l.c.nodes)
+		if l.down[ni].Load() {
+			continue
+		}
+		nd, tok, id := l.c.nodes[ni], tokens[k%len(tokens)], -1-k
+		wg.Go(func() {
+			start := time.Now()
+			l.mu.Lock()
+			l.inflight[id] = outcome{node: nd.name, op: "probe", start: start}
+			l.mu.Unlock()
+			exists, err := sessionExists(nd, tok)
+			o := outcome{node: nd.name, op: "probe", start: start, end: time.Now(), ok: err == nil && exists, status: 200}
+			if err != nil {
+				o.status, o.detail = 0, err.Error()
+				if strings.Contains(o.detail, "status 503") {
+					o.status = 503
+				}
+			} else if !exists {
+				o.detail = "a probe session does not exist"
+			}
+			l.mu.Lock()
+			delete(l.inflight, id)
+			l.events = append(l.events, o)
+			l.mu.Unlock()
+		})
+	}
 }
 
 // maxLiveSessions keeps each worker's user well below the server's cap
@@ -412,7 +465,7 @@ func (l *load) counts() string {
 		}
 	}
 	s := ""
-	for _, op := range []string{"session-new", "session-delete", "internal-user-edit"} {
+	for _, op := range []string{"session-new", "session-delete", "internal-user-edit", "probe"} {
 		s += fmt.Sprintf("%s %d/%d ", op, ok[op], all[op])
 	}
 	return s

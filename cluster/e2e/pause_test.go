@@ -140,13 +140,13 @@ func TestClusterPausedOwner(t *testing.T) {
 	exited := a.waitExit(20 * time.Second)
 	exitedAfter := time.Since(cont)
 	if len(stale) > 0 {
-		t.Errorf("after SIGCONT, A answered that %d deleted sessions exist: %v", len(stale), stale)
+		t.Errorf("after SIGCONT, %s answered that %d deleted sessions exist: %v", a.name, len(stale), stale)
 	}
-	t.Logf("after SIGCONT: A answered %d session checks (the last %v after SIGCONT), refused or failed %d; exited: %v (%v after SIGCONT, status %d)",
-		answers, lastAnswer.Round(time.Millisecond), refusals, exited, exitedAfter.Round(time.Millisecond), a.exitCode())
+	t.Logf("after SIGCONT: %s answered %d session checks (the last %v after SIGCONT; none said a deleted session exists: %v), refused or failed %d; exited: %v (%v after SIGCONT, status %d)",
+		a.name, answers, lastAnswer.Round(time.Millisecond), len(stale) == 0, refusals, exited, exitedAfter.Round(time.Millisecond), a.exitCode())
 	for _, ln := range strings.Split(a.stderr.String(), "\n") {
 		if strings.Contains(ln, "cluster:") || strings.Contains(ln, "membership:") && !strings.Contains(ln, "member joined") {
-			t.Logf("A: %s", ln)
+			t.Logf("%s: %s", a.name, ln)
 		}
 	}
 	// Dropped by the others, A must take no shard back from them (it
@@ -156,15 +156,15 @@ func TestClusterPausedOwner(t *testing.T) {
 		t.Errorf("%s took shards after its SIGCONT, though the others had dropped it", a.name)
 	}
 	if exited && !strings.Contains(a.stderr.String(), "expelled") {
-		t.Errorf("A exited without saying it was expelled (status %d)", a.exitCode())
+		t.Errorf("%s exited without saying it was expelled (status %d)", a.name, a.exitCode())
 	}
 	if !exited {
-		t.Logf("A is still running 20 s after SIGCONT")
+		t.Logf("%s is still running 20 s after SIGCONT", a.name)
 	}
 
 	// A's stale writes: each acknowledged one is in the store.
 	pre, post := waitPre(), waitPost()
-	t.Logf("stale session-new through A: %d of 8 sent before SIGSTOP acknowledged, %d of 8 sent after SIGCONT acknowledged", len(pre), len(post))
+	t.Logf("stale session-new through %s: %d of 8 sent before SIGSTOP acknowledged, %d of 8 sent after SIGCONT acknowledged (each checked through the others)", a.name, len(pre), len(post))
 	checkExist := func(nd *node, toks []string, want bool, what string) {
 		t.Helper()
 		for _, tok := range toks {
@@ -187,7 +187,7 @@ func TestClusterPausedOwner(t *testing.T) {
 	if !a.running() {
 		a.start()
 		if err := a.waitHealthy(60 * time.Second); err != nil {
-			t.Fatalf("A did not come back: %v", err)
+			t.Fatalf("%s did not come back: %v", a.name, err)
 		}
 	}
 	checkExist(a, pre, true, "session acknowledged by A before its SIGSTOP")
