@@ -169,6 +169,14 @@ func StartCluster(system *actor.ActorSystem, cfg ClusterConfig, opts Options) (c
 	if cfg.Advertise != "" {
 		rcfg = remote.Configure(cfg.Host, cfg.Port, remote.WithAdvertisedHost(cfg.Advertise))
 	}
+	// A connection to a node that died is tried once, not five times:
+	// protoactor's endpoint writer holds every message to that address
+	// while it tries (2 s after each failure), and only then answers
+	// them DeadLetterResponse (they were never sent, so they are resent
+	// to the shard's new owner). With five tries, every request sent to a
+	// dead node's shards in the seconds before it leaves the member list
+	// timed out (503 after AskTimeout, 5 s) although it never ran.
+	rcfg.MaxRetryCount = 1
 	ccfg := cluster.Configure(cfg.Name, cfg.Provider, disthash.New(), rcfg,
 		cluster.WithKinds(cluster.NewKind(GrainKind, props)),
 		cluster.WithRequestTimeout(opts.AskTimeout))
