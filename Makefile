@@ -66,3 +66,11 @@ ci: test
 
 clean:
 	rm -rf bin bench.txt
+
+# The cluster failure tests' long form (cluster/e2e, issue 16): more kill -9
+# cycles (CLUSTER_CYCLES), longer load, a longer etcd outage and two
+# rolling-restart rounds; the nodes are built with the race detector.
+CLUSTER_CYCLES ?= 6
+.PHONY: cluster-long
+cluster-long:
+	AUTHNZ_CLUSTER_LONG=1 AUTHNZ_CLUSTER_CYCLES=$(CLUSTER_CYCLES) $(GO) test -count=1 -timeout=0 -v -run='^TestCluster' ./cluster/e2e/

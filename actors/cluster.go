@@ -86,6 +86,12 @@ type ClusterConfig struct {
 	// LeaveGrace is how long a leaving node goes on serving after it left
 	// the member list, while the others learn it left. Default 300 ms.
 	LeaveGrace time.Duration
+	// Excluded, if set, reports whether this node must take no shard:
+	// the other members dropped it (membership.ErrExpelled), or it cannot
+	// know that they did not (membership's Confirmed is false: etcd has
+	// not answered its keep-alive within the TTL, as after a pause). The
+	// others no longer route to a dropped node and own its shards.
+	Excluded func() bool
 }
 
 // errIDSource wraps a failure to reserve user ids.
@@ -105,6 +111,17 @@ type clusterRouter struct {
 	// leaving is set once the node leaves: a grain activated then
 	// refuses at once rather than take a shard.
 	leaving atomic.Bool
+	// replies counts the replies to other nodes that wait for their
+	// operation's writes to be durable (stop sends them before leaving).
+	replies sync.WaitGroup
+	// activating holds the grains still taking their shard (*actor.PID).
+	activating sync.Map
+	// topo is closed (and replaced) at each topology change, and members
+	// are the addresses of its members: a request that a leaving node
+	// refused waits until that node is no longer a member.
+	topoMu  sync.Mutex
+	topo    chan struct{}
+	members map[string]bool
 }
 
 // StartCluster starts a core whose shards are grains of the cluster cfg
@@ -142,6 +159,7 @@ func StartCluster(system *actor.ActorSystem, cfg ClusterConfig, opts Options) (c
 		routes: make([]atomic.Pointer[actor.PID], opts.Shards),
 		local:  make([]atomic.Pointer[actor.PID], opts.Shards),
 		depth:  &mailboxDepth{},
+		topo:   make(chan struct{}),
 	}
 	r.ids.fetch = cfg.UserIDs
 	c.cl = r
@@ -151,6 +169,14 @@ func StartCluster(system *actor.ActorSystem, cfg ClusterConfig, opts Options) (c
 	if cfg.Advertise != "" {
 		rcfg = remote.Configure(cfg.Host, cfg.Port, remote.WithAdvertisedHost(cfg.Advertise))
 	}
+	// A connection to a node that died is tried once, not five times:
+	// protoactor's endpoint writer holds every message to that address
+	// while it tries (2 s after each failure), and only then answers
+	// them DeadLetterResponse (they were never sent, so they are resent
+	// to the shard's new owner). With five tries, every request sent to a
+	// dead node's shards in the seconds before it leaves the member list
+	// timed out (503 after AskTimeout, 5 s) although it never ran.
+	rcfg.MaxRetryCount = 1
 	ccfg := cluster.Configure(cfg.Name, cfg.Provider, disthash.New(), rcfg,
 		cluster.WithKinds(cluster.NewKind(GrainKind, props)),
 		cluster.WithRequestTimeout(opts.AskTimeout))
@@ -162,6 +188,15 @@ func StartCluster(system *actor.ActorSystem, cfg ClusterConfig, opts Options) (c
 			for i := range r.routes {
 				r.routes[i].Store(nil)
 			}
+			members := make(map[string]bool, len(e.Members))
+			for _, m := range e.Members {
+				members[m.Address()] = true
+			}
+			r.topoMu.Lock()
+			r.members = members
+			close(r.topo)
+			r.topo = make(chan struct{})
+			r.topoMu.Unlock()
 		case *actor.DeadLetterEvent:
 			r.answerDropped(e.Message, e.Sender)
 		}
@@ -175,6 +210,16 @@ func StartCluster(system *actor.ActorSystem, cfg ClusterConfig, opts Options) (c
 	r.self = system.Address()
 	go c.sweepLoop()
 	return c, nil
+}
+
+// refuses reports whether this node takes no more shards: it is leaving,
+// or excluded (expelled, or unsure it is still a member). An expelled node
+// that went on taking shards (it still places them on itself: its own
+// member list has it) would take them from the nodes the others route to,
+// which would lose them and wait out its lease to take them back, until
+// it exits.
+func (r *clusterRouter) refuses() bool {
+	return r.leaving.Load() || (r.cfg.Excluded != nil && r.cfg.Excluded())
 }
 
 // shardIndex is the shard that owns route r.
@@ -200,6 +245,26 @@ func (r *clusterRouter) pid(i int) *actor.PID {
 func (r *clusterRouter) forget(i int, p *actor.PID) {
 	r.routes[i].CompareAndSwap(p, nil)
 	r.cl.PidCache.Remove(strconv.Itoa(i), GrainKind)
+}
+
+// waitLeft returns at once if the node at addr is no longer a member, and
+// otherwise at the next topology change (which may or may not be its
+// leave: a refusal again waits again), or false at deadline.
+func (r *clusterRouter) waitLeft(addr string, deadline time.Time) bool {
+	r.topoMu.Lock()
+	ch, member := r.topo, r.members[addr]
+	r.topoMu.Unlock()
+	if !member {
+		return true
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // send posts op for shard i to its grain without waiting: in-process
@@ -237,8 +302,19 @@ func (r *clusterRouter) await(p pendingOp) (reply, error) {
 		if p.pid != nil {
 			r.forget(p.shard, p.pid)
 		}
-		time.Sleep(backoff)
-		backoff = min(2*backoff, 250*time.Millisecond)
+		if leaving := errors.Is(err, ErrLeaving) || (err == nil && errors.Is(rep.err, ErrLeaving)); leaving && p.pid != nil {
+			// The shard maps to a leaving node until it leaves: wait
+			// for a topology without it rather than ask it again (a
+			// message that reaches it after it left is never
+			// answered). A refusal that came from a further hop (a
+			// forwarded operation) waits for the next topology too.
+			if !r.waitLeft(p.pid.Address, p.deadline) {
+				return rep, err
+			}
+		} else {
+			time.Sleep(backoff)
+			backoff = min(2*backoff, 250*time.Millisecond)
+		}
 		p = r.send(p.shard, p.op, p.deadline)
 	}
 }
@@ -319,12 +395,21 @@ func (r *clusterRouter) forwardRemote(op Op, sender *actor.PID) {
 // stopped, or never existed), so that its caller resends it at once
 // instead of waiting for a timeout.
 func (r *clusterRouter) answerDropped(msg any, sender *actor.PID) {
+	notRun := ErrNotOwner
+	if r.leaving.Load() {
+		notRun = ErrLeaving
+	}
 	switch m := msg.(type) {
 	case *opMsg:
-		m.out <- reply{err: ErrNotOwner}
+		m.out <- reply{err: notRun}
 	case *wrapperspb.BytesValue:
 		if sender != nil {
-			r.c.root.Send(sender, &wrapperspb.BytesValue{Value: encodeReply(r.cfg.Key, reply{err: ErrNotOwner}, nil)})
+			r.c.root.Send(sender, &wrapperspb.BytesValue{Value: encodeReply(r.cfg.Key, reply{err: notRun}, nil)})
+		}
+	case *grainReady:
+		// The grain stopped while it took its shard: give it back.
+		if m.lease != nil {
+			m.lease.Release()
 		}
 	}
 }
@@ -340,19 +425,44 @@ func (r *clusterRouter) localPIDs() []*actor.PID {
 	return out
 }
 
-// stop leaves the cluster: membership ends first, so the other nodes
-// stop routing here; then the grains release their shards (so those nodes
-// take them without waiting out a lease); then the actor system stops.
-// (protoactor-go's graceful Shutdown does the same with a fixed 2 s sleep.)
+// stop leaves the cluster. The grains stop first, while this node is
+// still a member: each runs what is queued before its stop, answers what
+// waited for its activation "not run here" (ErrNotOwner, so the sender
+// sends it again), commits its writes and releases its shard; the replies
+// to the other nodes are sent. Only then does membership end, so the other
+// nodes route to the shards' new owners, which take them without waiting
+// out a lease; then the actor system stops after LeaveGrace.
+//
+// The other order (leave first) loses replies: a node that sees this one
+// leave blocks its member id (protoactor's block list), so a reply sent
+// after that never arrives and its request times out (503) although it
+// ran; and the new owners, taking the shards before they were released,
+// wait out a whole lease. Until membership ends, messages to this node's
+// grains are answered ErrNotOwner (a dead letter, or a grain activated
+// while leaving, which stops at once) and resent by their senders with
+// back-off: nothing is lost, nothing runs twice.
 func (r *clusterRouter) stop() {
 	r.leaving.Store(true)
+	pids := r.localPIDs()
+	r.activating.Range(func(k, _ any) bool {
+		pids = append(pids, k.(*actor.PID))
+		return true
+	})
+	for _, p := range pids {
+		_ = r.c.root.PoisonFuture(p).Wait()
+	}
+	// Replies of operations made durable by the grains' last commit.
+	waited := make(chan struct{})
+	go func() { r.replies.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		r.c.opts.Logger.Warn("cluster: leaving with replies to other nodes still waiting for their writes")
+	}
 	if err := r.cfg.Provider.Shutdown(true); err != nil {
 		r.c.opts.Logger.Warn("cluster: leaving the member list", "err", err)
 	}
 	time.Sleep(r.cfg.LeaveGrace)
-	for _, p := range r.localPIDs() {
-		_ = r.c.root.PoisonFuture(p).Wait()
-	}
 	r.cl.Shutdown(false)
 }
 
@@ -387,12 +497,13 @@ func (b *idBlocks) take() (shard.UserID, error) {
 // is taken and loaded, with a lease it checks before every message.
 type grain struct {
 	shardActor
-	r     *clusterRouter
-	index int
-	self  *actor.PID
-	lease ShardLease
-	ready bool
-	stash []stashed
+	r      *clusterRouter
+	index  int
+	self   *actor.PID
+	lease  ShardLease
+	ready  bool
+	stash  []stashed
+	cancel context.CancelFunc // ends the activation (Stopping)
 }
 
 type stashed struct {
@@ -425,17 +536,24 @@ func (g *grain) Receive(ctx actor.Context) {
 			return
 		}
 		g.index = i
-		if g.r.leaving.Load() {
+		if g.r.refuses() {
 			ctx.Stop(ctx.Self())
 			return
 		}
-		go g.activate(i, ctx.Self())
+		g.r.activating.Store(g.self, struct{}{})
+		actx, cancel := context.WithTimeout(context.Background(), g.r.cfg.ActivateTimeout)
+		g.cancel = cancel
+		go g.activate(actx, cancel, i, ctx.Self())
 	case *grainReady:
 		g.onReady(ctx, m)
 	case *grainLost:
 		g.r.c.opts.Logger.Warn("cluster: lost the lease on a shard; stopping its grain", "shard", g.index)
 		ctx.Poison(ctx.Self())
 	case *actor.Stopping:
+		if g.cancel != nil {
+			g.cancel() // a shard taken after this is given back (activate)
+		}
+		g.r.activating.Delete(g.self)
 		g.r.local[max(g.index, 0)].CompareAndSwap(g.self, nil)
 		for _, s := range g.stash {
 			g.r.answerDropped(s.msg, s.sender)
@@ -459,9 +577,11 @@ func (g *grain) Receive(ctx actor.Context) {
 }
 
 // activate takes and loads the shard off the grain's goroutine (waiting
-// out a former owner's lease can take seconds) and tells the grain.
-func (g *grain) activate(i int, self *actor.PID) {
-	ctx, cancel := context.WithTimeout(context.Background(), g.r.cfg.ActivateTimeout)
+// out a former owner's lease can take seconds) and tells the grain. ctx
+// ends when the grain stops (the shard moved to another member while it
+// was being taken, or this node leaves): a shard taken by then is given
+// back at once rather than held, and renewed, by nobody.
+func (g *grain) activate(ctx context.Context, cancel context.CancelFunc, i int, self *actor.PID) {
 	defer cancel()
 	start := time.Now()
 	lease, err := g.r.cfg.Shards.Take(ctx, i)
@@ -487,12 +607,26 @@ func (g *grain) activate(i int, self *actor.PID) {
 			g.r.c.opts.Logger.Info("cluster: took a shard", "shard", i, "records", n, "took", time.Since(start).Round(time.Millisecond).String())
 		}
 	}
+	if lease != nil && ctx.Err() != nil {
+		lease.Release() // the grain stopped meanwhile
+		return
+	}
+	// A grain that stops after this check gets the message as a dead
+	// letter, and answerDropped releases the lease.
 	g.r.c.root.Send(self, &grainReady{state: st, lease: lease, err: err})
 }
 
 func (g *grain) onReady(ctx actor.Context, m *grainReady) {
+	g.r.activating.Delete(g.self)
 	if m.err != nil {
 		g.r.c.opts.Logger.Error("cluster: cannot take a shard; its grain stops and the next request tries again", "shard", g.index, "err", m.err)
+		ctx.Stop(ctx.Self())
+		return
+	}
+	if g.r.refuses() {
+		// This node left, or was expelled, meanwhile: hand the shard
+		// back (Stopping releases it and answers what waited).
+		g.lease = m.lease
 		ctx.Stop(ctx.Self())
 		return
 	}
@@ -564,8 +698,8 @@ func (g *grain) handleRemote(m *wrapperspb.BytesValue, sender *actor.PID) {
 		return
 	}
 	root := g.core.root
-	go func() {
+	g.r.replies.Go(func() {
 		derr := rep.ticket.Wait()
 		root.Send(sender, &wrapperspb.BytesValue{Value: encodeReply(key, rep, derr)})
-	}()
+	})
 }

@@ -49,6 +49,13 @@ var ErrPeerVersion = fmt.Errorf("%w: another version of authnzerver (cluster wir
 // retry later".
 var ErrNotOwner = fmt.Errorf("%w: the shard is moving between nodes", ErrBusy)
 
+// ErrLeaving is the ErrNotOwner of a node that is leaving the cluster: its
+// grains have stopped, but it is still in the member list, so the shard
+// maps to it until it leaves. The caller waits for the next topology
+// rather than ask it again (a message that reaches it after it left is
+// never answered: the others block a member that left).
+var ErrLeaving = fmt.Errorf("%w (the node is leaving)", ErrNotOwner)
+
 // DeriveClusterKey derives the key that authenticates cluster messages
 // from the deployment's secret (the first Fernet key), so every node of a
 // deployment has it and nothing else needs distributing.
@@ -119,6 +126,7 @@ type wireError struct {
 // TestWireErrorsKeepSentinels checks that each one survives the trip.
 var wireSentinels = map[string]error{
 	"not-owner":            ErrNotOwner,
+	"leaving":              ErrLeaving,
 	"busy":                 ErrBusy,
 	"timeout":              ErrTimeout,
 	"stopped":              ErrStopped,

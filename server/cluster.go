@@ -35,19 +35,19 @@ type clusterState struct {
 func (s *Server) startCluster(cfg *config.Config, secret string, opts actors.Options) (*actors.Core, error) {
 	pg, ok := s.Store.(*pgstore.Store)
 	if !ok {
-		return nil, errors.New("server: cluster mode needs the PostgreSQL store")
+		return nil, errors.New("cluster mode needs the PostgreSQL store")
 	}
 	members, err := membership.New(membership.Config{
 		Endpoints: cfg.ClusterEndpoints(), ClusterName: cfg.ClusterName, Logger: s.Log,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("server: cluster: %w", err)
+		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	err = members.Check(ctx)
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("server: cluster: %w", err)
+		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	host, portText, _ := net.SplitHostPort(cfg.NodeAddr) // checked by config
 	port, _ := strconv.Atoi(portText)
@@ -62,9 +62,10 @@ func (s *Server) startCluster(cfg *config.Config, secret string, opts actors.Opt
 		Shards:    s.cluster.host,
 		Key:       actors.DeriveClusterKey([]byte(secret)),
 		UserIDs:   pg.ReserveUserIDs,
+		Excluded:  func() bool { return !members.Confirmed() },
 	}, opts)
 	if err != nil {
-		return nil, fmt.Errorf("server: cluster: %w", err)
+		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	s.Log.Info("cluster: joined", "cluster", cfg.ClusterName, "node", cfg.NodeAddr, "shards", opts.Shards)
 	go s.watchMembership()

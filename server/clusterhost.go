@@ -72,7 +72,20 @@ func (h *shardHost) Take(ctx context.Context, i int) (actors.ShardLease, error) 
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			t.Stop()
+			// The grain stopped (the shard moved on while it was
+			// being taken). The claim already raised the epoch and
+			// set a lease that starts where the former owner's ends:
+			// give it back once that is over (before, the former
+			// owner may still serve), so the next owner need not wait
+			// out a lease nobody uses.
+			go func() {
+				<-t.C
+				rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				if err := h.st.ReleaseShard(rctx, claim); err != nil {
+					h.log.Debug("cluster: giving back a shard not served", "shard", i, "err", err)
+				}
+			}()
 			return nil, fmt.Errorf("server: take shard %d: %w", i, ctx.Err())
 		}
 	}

@@ -11,6 +11,7 @@
 //	c.StartMember()
 //	...
 //	if err := p.GetHealthStatus(); err != nil { ... } // readiness
+//	if !p.Confirmed() { ... } // not sure we are still a member: take no new work
 //	c.Shutdown(true) // deregisters at once
 //
 // # Keys
@@ -91,6 +92,14 @@
 // prefix without a trailing slash (cluster "a" sees the members of "ab"),
 // and names members "<cluster>@<system ID>" while gossip uses the bare
 // system ID.
+//
+// Confirmed. A member that etcd has not answered within the TTL (paused,
+// or cut off) may have been dropped by the others without knowing it yet:
+// it learns it only when it registers again. Confirmed reads the time
+// since etcd's last keep-alive answer on the monotonic clock when asked,
+// so a member resumed from a long pause is unconfirmed at once;
+// authnzerver's nodes take no shard while unconfirmed (a node dropped by
+// the others would otherwise take shards from the nodes they route to).
 //
 // Dead grain owners. Until a crashed member leaves the topology (its TTL
 // plus up to about half a second; at once after a graceful leave),

@@ -50,6 +50,7 @@ type Provider struct {
 	stopped   bool
 	health    error             // nil: etcd answers and we are registered
 	expelled  bool              // our key vanished while we ran: see ErrExpelled
+	answered  time.Time         // etcd's last keep-alive answer (or the session's start)
 	published []*cluster.Member // last topology handed to the member list
 	leaseCopy clientv3.LeaseID  // p.lease, for GetHealthStatus's readers
 	closeOnce sync.Once
@@ -386,6 +387,7 @@ func (p *Provider) serve(ctx context.Context, s *session) error {
 	tick := time.NewTicker(p.cfg.TTL / 3)
 	defer tick.Stop()
 	lastAnswer := time.Now()
+	p.setAnswered(lastAnswer)
 	for {
 		select {
 		case <-ctx.Done():
@@ -396,6 +398,7 @@ func (p *Provider) serve(ctx context.Context, s *session) error {
 			}
 			if ka != nil {
 				lastAnswer = time.Now()
+				p.setAnswered(lastAnswer)
 				p.setHealth(nil)
 			}
 		case wr, ok := <-s.watch:
@@ -540,6 +543,28 @@ func (p *Provider) GetHealthStatus() error {
 		return fmt.Errorf("%w; and: %w", ErrExpelled, p.health)
 	}
 	return p.health
+}
+
+func (p *Provider) setAnswered(t time.Time) {
+	p.mu.Lock()
+	p.answered = t
+	p.mu.Unlock()
+}
+
+// Confirmed reports whether this member knows it is still a member: it
+// was not expelled, and etcd answered a keep-alive of its registration
+// within the TTL. A member paused (SIGSTOP) or cut off from etcd for
+// longer than that may have been dropped by the others without knowing it
+// yet; it is not confirmed until etcd answers again (or, if it was
+// dropped, ever: then GetHealthStatus reports ErrExpelled). The elapsed
+// time is read when asked, on the monotonic clock (which runs on while
+// the process is stopped), so a member resumed after a long pause is
+// unconfirmed at once, before any of its timers fired. authnzerver's
+// nodes take no shard while unconfirmed.
+func (p *Provider) Confirmed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.started && !p.stopped && !p.expelled && !p.answered.IsZero() && time.Since(p.answered) <= p.cfg.TTL
 }
 
 func (p *Provider) expel() {
