@@ -498,6 +498,15 @@ func (s *Server) bootstrap(getenv func(string) string, dataDir string) error {
 		adminPass = randomString(16)
 	}
 	created, err := s.Accounts.Bootstrap(adminEmail, adminPass)
+	// A node joining a cluster may find shards moving (its own arrival
+	// moves some; a node restarted on its old address is not yet reachable
+	// from every other node for a moment): what is busy is tried again for
+	// a while, as a client would. Bootstrap is safe to repeat.
+	for deadline := time.Now().Add(bootstrapPatience); s.cluster.members != nil && retryableAtStart(err) && time.Now().Before(deadline); {
+		s.Log.Warn("cluster: the system users' shards are busy; trying again", "err", err)
+		time.Sleep(500 * time.Millisecond)
+		created, err = s.Accounts.Bootstrap(adminEmail, adminPass)
+	}
 	if err != nil {
 		return fmt.Errorf("server: bootstrap: %w", err)
 	}
@@ -522,6 +531,14 @@ func (s *Server) bootstrap(getenv func(string) string, dataDir string) error {
 	}
 	s.AdminCredentials = path
 	return nil
+}
+
+// bootstrapPatience bounds how long a cluster node's start retries a
+// bootstrap whose shards are busy.
+const bootstrapPatience = time.Minute
+
+func retryableAtStart(err error) bool {
+	return errors.Is(err, actors.ErrBusy) || errors.Is(err, actors.ErrTimeout)
 }
 
 func randomString(n int) string {
