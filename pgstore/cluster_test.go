@@ -261,10 +261,13 @@ func TestShardWriterTakenInFlight(t *testing.T) {
 	if after := loadShard(t, b, 1); len(after) != len(loaded) {
 		t.Errorf("%d records after the writes ended, %d at the take: a batch landed after the take", len(after), len(loaded))
 	}
-	if len(loaded) != acked {
-		t.Errorf("%d records stored, %d acknowledged", len(loaded), acked)
-	}
-	t.Logf("%d acknowledged, %d fenced", acked, failed)
+	// A failed ticket may cover records stored before the fence: one
+	// ticket spans every record enqueued while it waited, which may be
+	// split over a committed batch and a fenced one. Its writer says
+	// "failed"; the outcome of those records is unknown to the caller, as
+	// with any error after a write was sent. Acknowledged ones must all be
+	// there (checked above), and nothing may land after the take.
+	t.Logf("%d acknowledged, %d fenced, %d stored", acked, failed, len(loaded))
 }
 
 // routes are awkward routes: both ends of the int8 range, negative ones,
