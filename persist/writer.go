@@ -107,6 +107,10 @@ type Writer struct {
 	mu      sync.Mutex
 	cond    *sync.Cond // signalled when pending gains records or room, or on close
 	pending []Op
+	// ends are where each Enqueue's records end in pending: a batch is
+	// cut only there, so the records of one call (one operation's
+	// mutations) commit together or not at all.
+	ends    []int
 	waiting *Ticket // released with the batch that takes pending
 	closed  bool
 	err     error // sticky commit error
@@ -167,6 +171,7 @@ func (w *Writer) Enqueue(ops ...Op) *Ticket {
 		w.outstanding[w.waiting] = struct{}{}
 	}
 	w.pending = append(w.pending, ops...)
+	w.ends = append(w.ends, len(w.pending))
 	w.cond.Broadcast()
 	if w.refusing != nil {
 		return FailedTicket(w.refusing)
@@ -242,11 +247,27 @@ func (w *Writer) run() {
 		var batch []Op
 		var t *Ticket
 		if len(w.pending) <= w.opts.MaxBatch {
-			batch, w.pending = w.pending, nil
+			batch, w.pending, w.ends = w.pending, nil, nil
 			t, w.waiting = w.waiting, nil
 		} else {
-			batch = append([]Op(nil), w.pending[:w.opts.MaxBatch]...)
-			w.pending = append(w.pending[:0:0], w.pending[w.opts.MaxBatch:]...)
+			// The last Enqueue boundary within MaxBatch; a first call
+			// larger than MaxBatch goes whole.
+			cut, k := w.ends[0], 1
+			for ; k < len(w.ends) && w.ends[k] <= w.opts.MaxBatch; k++ {
+				cut = w.ends[k]
+			}
+			if cut >= len(w.pending) {
+				batch, w.pending, w.ends = w.pending, nil, nil
+				t, w.waiting = w.waiting, nil
+			} else {
+				batch = append([]Op(nil), w.pending[:cut]...)
+				w.pending = append(w.pending[:0:0], w.pending[cut:]...)
+				rest := make([]int, 0, len(w.ends)-k)
+				for _, e := range w.ends[k:] {
+					rest = append(rest, e-cut)
+				}
+				w.ends = rest
+			}
 		}
 		err := w.err
 		w.cond.Broadcast() // room for blocked Enqueues

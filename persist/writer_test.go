@@ -274,3 +274,48 @@ func TestLaterApplyFailureKeepsEarlierCommit(t *testing.T) {
 		t.Error("failed batch acknowledged")
 	}
 }
+
+// The records of one Enqueue (one operation's mutations) are never split
+// over two batches: a batch that commits while the next fails must not
+// leave half an operation in the store. A call larger than MaxBatch goes
+// whole.
+func TestBatchesKeepEachCallWhole(t *testing.T) {
+	g := &gateSink{gate: make(chan struct{})}
+	w := NewWriter(g, WriterOptions{MaxBatch: 5})
+	first := w.Enqueue(op(0)) // taken at once; holds the writer at the gate
+	var tickets []*Ticket
+	for i := 1; i <= 6; i++ {
+		tickets = append(tickets, w.Enqueue(op(i), op(i+100), op(i+200)))
+	}
+	big := w.Enqueue(op(300), op(301), op(302), op(303), op(304), op(305), op(306))
+	close(g.gate)
+	for _, tk := range append(tickets, first, big) {
+		if err := tk.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	for _, b := range g.batches {
+		// Every call of three starts with k0001..k0006 and comes whole.
+		for i := 0; i < len(b); i++ {
+			k := string(b[i].Key)
+			if k >= "k0001" && k <= "k0006" {
+				if i+2 >= len(b) || string(b[i+2].Key) != fmt.Sprintf("k%04d", 200+int(k[4]-'0')) {
+					t.Fatalf("a call was split: batch %q", keysOf(b))
+				}
+				i += 2
+			}
+		}
+		if len(b) > 5 && !(len(b) == 7 && string(b[0].Key) == "k0300") {
+			t.Errorf("batch of %d records past MaxBatch=5 that is not one call: %q", len(b), keysOf(b))
+		}
+	}
+}
+
+func keysOf(b []Op) []string {
+	out := make([]string, len(b))
+	for i, o := range b {
+		out[i] = string(o.Key)
+	}
+	return out
+}
