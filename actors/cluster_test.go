@@ -359,7 +359,9 @@ func TestClusterLostLeaseStopsAnswering(t *testing.T) {
 // TestClusterRefusesForeignKey: a node whose key differs (another
 // deployment's secret) cannot make a shard run anything.
 func TestClusterRefusesForeignKey(t *testing.T) {
-	st := newMemStore(4)
+	// 32 shards: the 19 users below land on shards of the other node but
+	// with odds of about 1 in a billion (with 4, one run in 16 had none).
+	st := newMemStore(32)
 	cores := startTestCluster(t, 2, st, Options{})
 	cores[1].cl.cfg.Key = DeriveClusterKey([]byte("another secret"))
 	refused := 0
