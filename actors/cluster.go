@@ -165,10 +165,11 @@ func StartCluster(system *actor.ActorSystem, cfg ClusterConfig, opts Options) (c
 	c.cl = r
 	props := actor.PropsFromProducer(func() actor.Actor { return &grain{r: r, index: -1} },
 		actor.WithMailbox(answeringMailboxProducer(r.answerDropped, r.depth)))
-	rcfg := remote.Configure(cfg.Host, cfg.Port)
+	var ropts []remote.ConfigOption
 	if cfg.Advertise != "" {
-		rcfg = remote.Configure(cfg.Host, cfg.Port, remote.WithAdvertisedHost(cfg.Advertise))
+		ropts = append(ropts, remote.WithAdvertisedHost(cfg.Advertise))
 	}
+	rcfg := remote.Configure(cfg.Host, cfg.Port, ropts...)
 	// A connection to a node that died is tried once, not five times:
 	// protoactor's endpoint writer holds every message to that address
 	// while it tries (2 s after each failure), and only then answers
@@ -295,14 +296,17 @@ func (r *clusterRouter) await(p pendingOp) (reply, error) {
 	backoff := 5 * time.Millisecond
 	for {
 		rep, err := r.awaitOnce(p)
-		notRun := errors.Is(err, ErrNotOwner) || (err == nil && errors.Is(rep.err, ErrNotOwner))
-		if !notRun || p.op == nil || time.Now().Add(backoff).After(p.deadline) {
+		refusal := err // the operation's own error when it was delivered
+		if refusal == nil {
+			refusal = rep.err
+		}
+		if !errors.Is(refusal, ErrNotOwner) || p.op == nil || time.Now().Add(backoff).After(p.deadline) {
 			return rep, err
 		}
 		if p.pid != nil {
 			r.forget(p.shard, p.pid)
 		}
-		if leaving := errors.Is(err, ErrLeaving) || (err == nil && errors.Is(rep.err, ErrLeaving)); leaving && p.pid != nil {
+		if errors.Is(refusal, ErrLeaving) && p.pid != nil {
 			// The shard maps to a leaving node until it leaves: wait
 			// for a topology without it rather than ask it again (a
 			// message that reaches it after it left is never
@@ -374,7 +378,7 @@ func (r *clusterRouter) forwardRemote(op Op, sender *actor.PID) {
 	i := r.shardIndex(op.Route())
 	b, err := encodeRequest(r.cfg.Key, i, op)
 	if err != nil {
-		r.c.root.Send(sender, &wrapperspb.BytesValue{Value: encodeReply(r.cfg.Key, reply{err: err}, nil)})
+		r.answer(sender, reply{err: err}, nil)
 		return
 	}
 	if p := r.local[i].Load(); p != nil {
@@ -384,7 +388,7 @@ func (r *clusterRouter) forwardRemote(op Op, sender *actor.PID) {
 	go func() {
 		p := r.pid(i)
 		if p == nil {
-			r.c.root.Send(sender, &wrapperspb.BytesValue{Value: encodeReply(r.cfg.Key, reply{err: ErrNotOwner}, nil)})
+			r.answer(sender, reply{err: ErrNotOwner}, nil)
 			return
 		}
 		r.c.root.RequestWithCustomSender(p, &wrapperspb.BytesValue{Value: b}, sender)
@@ -404,7 +408,7 @@ func (r *clusterRouter) answerDropped(msg any, sender *actor.PID) {
 		m.out <- reply{err: notRun}
 	case *wrapperspb.BytesValue:
 		if sender != nil {
-			r.c.root.Send(sender, &wrapperspb.BytesValue{Value: encodeReply(r.cfg.Key, reply{err: notRun}, nil)})
+			r.answer(sender, reply{err: notRun}, nil)
 		}
 	case *grainReady:
 		// The grain stopped while it took its shard: give it back.
@@ -412,6 +416,12 @@ func (r *clusterRouter) answerDropped(msg any, sender *actor.PID) {
 			m.lease.Release()
 		}
 	}
+}
+
+// answer seals rep (with the error of making its change durable) and sends
+// it to the sender of a request from another node.
+func (r *clusterRouter) answer(sender *actor.PID, rep reply, durableErr error) {
+	r.c.root.Send(sender, &wrapperspb.BytesValue{Value: encodeReply(r.cfg.Key, rep, durableErr)})
 }
 
 // localPIDs returns this node's serving grains.
@@ -595,10 +605,7 @@ func (g *grain) activate(ctx context.Context, cancel context.CancelFunc, i int, 
 				return nil // not this shard's: the store's filter is not trusted blindly
 			}
 			n++
-			buf := make([]byte, len(k)+len(v))
-			copy(buf, k)
-			copy(buf[len(k):], v)
-			return st.Load(buf[:len(k):len(k)], buf[len(k):])
+			return st.Load(cloneRecord(k, v))
 		})
 		if err != nil {
 			lease.Release()
@@ -674,18 +681,17 @@ func (g *grain) handle(ctx actor.Context, msg any, sender *actor.PID) {
 // handleRemote runs a request from another node (or forwarded by a grain)
 // and answers its sender once the change is durable.
 func (g *grain) handleRemote(m *wrapperspb.BytesValue, sender *actor.PID) {
-	key := g.r.cfg.Key
 	if sender == nil {
 		return // nobody to answer: not a request
 	}
-	i, op, err := decodeRequest(key, m.Value)
+	i, op, err := decodeRequest(g.r.cfg.Key, m.Value)
 	if err != nil {
 		g.core.opts.Logger.Warn("cluster: refused a message from another node", "err", err)
-		g.core.root.Send(sender, &wrapperspb.BytesValue{Value: encodeReply(key, reply{err: err}, nil)})
+		g.r.answer(sender, reply{err: err}, nil)
 		return
 	}
 	if i != g.index {
-		g.core.root.Send(sender, &wrapperspb.BytesValue{Value: encodeReply(key, reply{err: ErrNotOwner}, nil)})
+		g.r.answer(sender, reply{err: ErrNotOwner}, nil)
 		return
 	}
 	rep := g.runOp(op)
@@ -694,12 +700,8 @@ func (g *grain) handleRemote(m *wrapperspb.BytesValue, sender *actor.PID) {
 		return
 	}
 	if rep.ticket == nil {
-		g.core.root.Send(sender, &wrapperspb.BytesValue{Value: encodeReply(key, rep, nil)})
+		g.r.answer(sender, rep, nil)
 		return
 	}
-	root := g.core.root
-	g.r.replies.Go(func() {
-		derr := rep.ticket.Wait()
-		root.Send(sender, &wrapperspb.BytesValue{Value: encodeReply(key, rep, derr)})
-	})
+	g.r.replies.Go(func() { g.r.answer(sender, rep, rep.ticket.Wait()) })
 }

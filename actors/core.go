@@ -384,10 +384,8 @@ func (c *Core) loadParallel(l Loader) (shard.UserID, error) {
 		// Every record of one shard goes to the same worker, in key order,
 		// so a shard is only ever touched by one goroutine.
 		w := int(uint64(r) % uint64(len(c.states)) % uint64(workers))
-		buf := make([]byte, len(k)+len(v)) // the scan's slices are reused
-		copy(buf, k)
-		copy(buf[len(k):], v)
-		batches[w] = append(batches[w], rec{buf[:len(k):len(k)], buf[len(k):]})
+		key, value := cloneRecord(k, v) // the scan's slices are reused
+		batches[w] = append(batches[w], rec{key, value})
 		if len(batches[w]) == batchLen {
 			chans[w] <- batches[w]
 			batches[w] = make([]rec, 0, batchLen)
@@ -410,4 +408,13 @@ func (c *Core) loadParallel(l Loader) (shard.UserID, error) {
 		}
 	}
 	return nextStored, nil
+}
+
+// cloneRecord copies a record a store scan handed out (its slices are
+// reused by the next one) into one allocation.
+func cloneRecord(k, v []byte) (key, value []byte) {
+	buf := make([]byte, len(k)+len(v))
+	copy(buf, k)
+	copy(buf[len(k):], v)
+	return buf[:len(k):len(k)], buf[len(k):]
 }

@@ -22,32 +22,26 @@ const (
 	reasonSocialSuper    = "the provider's email belongs to a superuser or system account, which social logins never link"
 )
 
+// socialReasons words the refusals of Start and Finish.
+var socialReasons = map[actors.Refusal]string{
+	actors.RefusedUnknownProvider:  reasonSocialProvider,
+	actors.RefusedRedirectURI:      reasonSocialRedirect,
+	actors.RefusedNoSession:        reasonNoSession,
+	actors.RefusedBadState:         reasonSocialState,
+	actors.RefusedProviderDown:     reasonSocialDown,
+	actors.RefusedProviderRejected: reasonSocialRejected,
+	actors.RefusedEmailNotLinkable: reasonSocialEmail,
+	actors.RefusedRaced:            reasonSocialRaced,
+	actors.RefusedProtected:        reasonSocialSuper,
+}
+
 // socialFailure words a refusal of Start or Finish.
 func socialFailure(why actors.Refusal, provider string) result {
-	r := func(reason string) result {
-		return failure(reason, msgSocialFailed).with("user_id", nil).with("provider", provider)
+	reason, ok := socialReasons[why]
+	if !ok {
+		reason = string(why)
 	}
-	switch why {
-	case actors.RefusedUnknownProvider:
-		return r(reasonSocialProvider)
-	case actors.RefusedRedirectURI:
-		return r(reasonSocialRedirect)
-	case actors.RefusedNoSession:
-		return r(reasonNoSession)
-	case actors.RefusedBadState:
-		return r(reasonSocialState)
-	case actors.RefusedProviderDown:
-		return r(reasonSocialDown)
-	case actors.RefusedProviderRejected:
-		return r(reasonSocialRejected)
-	case actors.RefusedEmailNotLinkable:
-		return r(reasonSocialEmail)
-	case actors.RefusedRaced:
-		return r(reasonSocialRaced)
-	case actors.RefusedProtected:
-		return r(reasonSocialSuper)
-	}
-	return r(string(why))
+	return failure(reason, msgSocialFailed).with("user_id", nil).with("provider", provider)
 }
 
 // handleUserSocialStart begins a login at a provider for the browser's

@@ -244,30 +244,25 @@ func (w *Writer) run() {
 		}
 		// Take everything queued, up to MaxBatch records; a ticket is
 		// released only with the batch that takes its last record.
+		// The cut is the last Enqueue boundary within MaxBatch; a first
+		// call larger than MaxBatch goes whole.
+		cut, k := w.ends[0], 1
+		for ; k < len(w.ends) && w.ends[k] <= w.opts.MaxBatch; k++ {
+			cut = w.ends[k]
+		}
 		var batch []Op
 		var t *Ticket
-		if len(w.pending) <= w.opts.MaxBatch {
+		if cut == len(w.pending) {
 			batch, w.pending, w.ends = w.pending, nil, nil
 			t, w.waiting = w.waiting, nil
 		} else {
-			// The last Enqueue boundary within MaxBatch; a first call
-			// larger than MaxBatch goes whole.
-			cut, k := w.ends[0], 1
-			for ; k < len(w.ends) && w.ends[k] <= w.opts.MaxBatch; k++ {
-				cut = w.ends[k]
+			batch = append([]Op(nil), w.pending[:cut]...)
+			w.pending = append(w.pending[:0:0], w.pending[cut:]...)
+			rest := make([]int, 0, len(w.ends)-k)
+			for _, e := range w.ends[k:] {
+				rest = append(rest, e-cut)
 			}
-			if cut >= len(w.pending) {
-				batch, w.pending, w.ends = w.pending, nil, nil
-				t, w.waiting = w.waiting, nil
-			} else {
-				batch = append([]Op(nil), w.pending[:cut]...)
-				w.pending = append(w.pending[:0:0], w.pending[cut:]...)
-				rest := make([]int, 0, len(w.ends)-k)
-				for _, e := range w.ends[k:] {
-					rest = append(rest, e-cut)
-				}
-				w.ends = rest
-			}
+			w.ends = rest
 		}
 		err := w.err
 		w.cond.Broadcast() // room for blocked Enqueues
