@@ -189,14 +189,23 @@ type Forward struct {
 // the operation it forwards to.
 func (a *shardActor) handleOp(m *opMsg) {
 	r := a.runOp(m.op)
+	if len(a.changes) > 0 {
+		a.pushChanges(m, r)
+		return
+	}
+	a.core.finish(m, r)
+}
+
+// finish answers m with r, or hands m on when r forwards it.
+func (c *Core) finish(m *opMsg, r reply) {
 	if f, ok := r.val.(Forward); ok && r.err == nil {
-		if a.core.cl != nil {
-			a.core.cl.forward(m, f.Op)
+		if c.cl != nil {
+			c.cl.forward(m, f.Op)
 			return
 		}
 		m.op = f.Op
-		pid, _ := a.core.pidOf(f.Op.Route())
-		a.core.root.Send(pid, m)
+		pid, _ := c.pidOf(f.Op.Route())
+		c.root.Send(pid, m)
 		return
 	}
 	m.out <- r
@@ -221,6 +230,7 @@ func (a *shardActor) runOp(op broadcastOp) (r reply) {
 	} else {
 		v, muts, err = op.apply(a.state, a.core.opts.Now())
 	}
+	a.noteChanges(muts)
 	return reply{val: v, err: err, ticket: a.enqueue(muts)}
 }
 

@@ -13,9 +13,11 @@ type SessionInfo struct {
 }
 
 // SessionCheck looks up the live session with token digest Digest on its
-// shard and forwards the call to its user's shard ([SessionUser]): one
-// message in, one answer out (a [SessionInfo], or
-// shard.ErrSessionNotFound), and no round trip to the caller in between.
+// shard and answers it with its user (a [SessionInfo]), or
+// shard.ErrSessionNotFound. When the shard has its user (its own, or a view
+// kept current by the user's shard: userview.go) the check ends there;
+// otherwise it is forwarded to the user's shard ([SessionUser]): one
+// message in, one answer out, and no round trip to the caller in between.
 type SessionCheck struct {
 	Digest shard.SessionDigest `json:"digest"`
 }
@@ -24,11 +26,29 @@ type SessionCheck struct {
 func (o SessionCheck) Route() shard.Route { return shard.SessionRoute(o.Digest) }
 
 func (o SessionCheck) apply(s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
+	return o.check(s, now, 0)
+}
+
+func (o SessionCheck) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
+	watcher := 0
+	if c.viewsOn() {
+		_, i := c.pidOf(o.Route())
+		watcher = i + 1
+	}
+	return o.check(s, now, watcher)
+}
+
+// check is the session check; watcher is this shard's index + 1 when it
+// should get a view of the user, else 0.
+func (o SessionCheck) check(s *shard.Shard, now time.Time, watcher int) (any, []shard.Mutation, error) {
 	sess, err := s.LookupSession(o.Digest, now)
 	if err != nil {
 		return nil, nil, err
 	}
-	return Forward{Op: SessionUser{Session: sess}}, nil, nil
+	if u, ok := s.UserView(sess.UserID); ok {
+		return SessionInfo{Session: sess, User: u}, nil, nil
+	}
+	return Forward{Op: SessionUser{Session: sess, watcher: watcher}}, nil, nil
 }
 
 // SessionUser joins a session (found by [SessionCheck]) with its user, on
@@ -37,6 +57,9 @@ func (o SessionCheck) apply(s *shard.Shard, now time.Time) (any, []shard.Mutatio
 // shard.ErrSessionNotFound.
 type SessionUser struct {
 	Session shard.Session `json:"session"`
+	// watcher is the session's shard + 1, to be given a view of the user;
+	// 0 for none. It never travels between nodes.
+	watcher int
 }
 
 // Route implements Op.
@@ -50,9 +73,27 @@ func (o SessionUser) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutation, 
 	return SessionInfo{Session: o.Session, User: u}, nil, nil
 }
 
+func (o SessionUser) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
+	if o.watcher == 0 || !c.viewsOn() {
+		return o.apply(s, now)
+	}
+	if _, self := c.pidOf(o.Route()); o.watcher-1 == self || o.watcher > len(c.pids) {
+		return o.apply(s, now)
+	}
+	u, ok := s.WatchUser(o.Session.UserID, o.watcher-1)
+	if !ok {
+		return nil, nil, shard.ErrSessionNotFound
+	}
+	// Sent before any later change of the user is pushed: the view
+	// arrives first.
+	c.install(o.watcher-1, o.Session.UserID, u)
+	return SessionInfo{Session: o.Session, User: *u}, nil, nil
+}
+
 // CheckSession returns the live session with token digest d and its user, or
 // shard.ErrSessionNotFound. It is the hot path of session-exists: no disk, one
-// message to the session's shard, forwarded to the user's shard.
+// message to the session's shard, forwarded to the user's shard only when
+// the session's shard has no view of the user yet.
 func CheckSession(c *Core, d shard.SessionDigest) (SessionInfo, error) {
 	res, err := Ask[SessionInfo](c, SessionCheck{Digest: d})
 	return res.Value, err

@@ -17,6 +17,9 @@ type shardActor struct {
 	// writes takes the shard's mutation records: the core's writer, or
 	// in cluster mode the grain's, fenced by its lease.
 	writes Enqueuer
+	// changes are the watched users changed by the message being handled
+	// (userview.go), reused.
+	changes []shard.UserChange
 }
 
 // reply is what a shard sends back on a message's channel.
@@ -49,6 +52,13 @@ func (a *shardActor) Receive(c actor.Context) {
 	case sweepTick:
 		muts := a.state.Sweep(a.core.opts.Now(), a.core.opts.SweepLimit)
 		a.enqueue(muts)
+		if a.noteChanges(muts); len(a.changes) > 0 {
+			a.pushChanges(nil, reply{})
+		}
+	case *userInstall:
+		a.state.SetUserView(m.id, m.user)
+	case *userPush:
+		a.state.SetUserView(m.id, m.user)
 	}
 }
 

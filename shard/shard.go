@@ -22,14 +22,15 @@ func (o Options) withDefaults() Options {
 type Shard struct {
 	opts Options
 
-	sessions sessionTable
-	users    map[UserID]*User
-	emails   map[string]UserID    // normalised email -> owner (or reserver)
-	unlockAt map[UserID]time.Time // users with a pending automatic unlock
-	failures failureTable         // failed password checks by email (lockout.go)
-	rate     rateTable            // rate-limit buckets, memory only (ratelimit.go)
-	apikeys  apiKeyTable          // API keys whose digest routes here (apikey.go)
-	social   socialTable          // social login states and identities (social.go)
+	sessions  sessionTable
+	users     map[UserID]*User
+	emails    map[string]UserID    // normalised email -> owner (or reserver)
+	unlockAt  map[UserID]time.Time // users with a pending automatic unlock
+	failures  failureTable         // failed password checks by email (lockout.go)
+	rate      rateTable            // rate-limit buckets, memory only (ratelimit.go)
+	apikeys   apiKeyTable          // API keys whose digest routes here (apikey.go)
+	social    socialTable          // social login states and identities (social.go)
+	userViews                      // views of other shards' users, watchers of ours (userview.go)
 }
 
 // New returns an empty shard.

@@ -1,0 +1,65 @@
+package actors
+
+import (
+	"github.com/authnzerver/authnzerver/shard"
+)
+
+// One-hop session checks (single node). A session check runs on the
+// session's shard; when that shard keeps a view of the session's user
+// (shard/userview.go), it answers there and then. Otherwise it forwards to
+// the user's shard ([SessionUser]), which answers and installs a view on the
+// session's shard, and from then on pushes every change of that user to it.
+//
+// Why it is consistent: each mailbox is a FIFO queue. A shard's installs
+// and pushes to another shard are posted by one actor, one after another, so
+// they arrive in the order they were sent. And an operation that changed a
+// watched user is answered only after the new record was posted to every
+// watcher, so a check that starts after the answer is queued behind it.
+//
+// Cluster mode keeps the two-hop check: a view would have to follow its
+// user's shard between nodes and leases (docs/design.md, "Cluster mode").
+
+// userInstall gives a shard its first view of a user.
+type userInstall struct {
+	id   shard.UserID
+	user *shard.User // shared read-only
+}
+
+// userPush gives a watching shard a user's new record (nil: deleted).
+type userPush struct {
+	id   shard.UserID
+	user *shard.User // shared read-only
+}
+
+// viewsOn reports whether shards keep views of other shards' users: on a
+// single node only.
+func (c *Core) viewsOn() bool { return c.cl == nil }
+
+// noteChanges collects, after an operation or a sweep of this shard, the
+// watched users whose records muts change.
+func (a *shardActor) noteChanges(muts []shard.Mutation) {
+	if len(muts) > 0 && a.core.viewsOn() {
+		a.changes = a.state.WatchedChanges(a.changes[:0], muts)
+	}
+}
+
+// pushChanges posts the collected changes to their watchers, then answers
+// m (nil for a sweep) with r. Posting is enough: a check that starts after
+// the answer is queued behind the push in the watcher's mailbox.
+func (a *shardActor) pushChanges(m *opMsg, r reply) {
+	for _, ch := range a.changes {
+		for _, i := range ch.Watchers {
+			a.core.root.Send(a.core.pids[i], &userPush{id: ch.ID, user: ch.User})
+		}
+	}
+	clear(a.changes)
+	a.changes = a.changes[:0]
+	if m != nil {
+		a.core.finish(m, r)
+	}
+}
+
+// install sends shard i its first view of user u.
+func (c *Core) install(i int, id shard.UserID, u *shard.User) {
+	c.root.Send(c.pids[i], &userInstall{id: id, user: u})
+}

@@ -1,0 +1,151 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/authnzerver/authnzerver/shard"
+)
+
+// startViewCore starts a core with a user and sessions of it on every
+// shard, each checked once (so every shard that can has a view of it).
+func startViewCore(t *testing.T, uid shard.UserID) (*Core, []shard.SessionDigest) {
+	t.Helper()
+	c := startTestCore(t, Options{Shards: 8})
+	if _, err := Ask[shard.User](c, CreateUser{User: shard.User{ID: uid, Email: "viewed@example.org", FullName: "v0", IsActive: true, Role: "authenticated"}}); err != nil {
+		t.Fatal(err)
+	}
+	var ds []shard.SessionDigest
+	for i := range 32 {
+		d := shard.DigestSession(fmt.Sprintf("view-session-%d", i))
+		if _, err := Ask[shard.Session](c, CreateSession{Digest: d, UserID: uid, Expires: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := CheckSession(c, d); err != nil {
+			t.Fatalf("first check of session %d: %v", i, err)
+		}
+		ds = append(ds, d)
+	}
+	return c, ds
+}
+
+// Every change of a user is seen by every session check that starts after
+// the change was answered, whichever shard holds the session: the views
+// kept beside sessions never answer an old record.
+func TestSessionCheckSeesUserChanges(t *testing.T) {
+	const uid = shard.UserID(1000)
+	c, ds := startViewCore(t, uid)
+	tests := []struct {
+		name  string
+		op    Op
+		check func(u shard.User) bool
+	}{
+		{"rename", EditUser{ID: uid, FullName: "v1", SetFullName: true}, func(u shard.User) bool { return u.FullName == "v1" }},
+		{"role", EditUser{ID: uid, Role: "staff", SetRole: true}, func(u shard.User) bool { return u.Role == "staff" }},
+		{"lock", LockUser{ID: uid}, func(u shard.User) bool { return !u.IsActive }},
+		{"unlock", UnlockUser{ID: uid}, func(u shard.User) bool { return u.IsActive }},
+		{"login try", RecordLoginTry{ID: uid, Success: true}, func(u shard.User) bool { return !u.LastLoginSuccess.IsZero() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Ask[any](c, tt.op); err != nil {
+				t.Fatal(err)
+			}
+			for i, d := range ds {
+				info, err := CheckSession(c, d)
+				if err != nil || !tt.check(info.User) {
+					t.Fatalf("session %d after %s: %+v, %v; want the changed user", i, tt.name, info.User, err)
+				}
+			}
+		})
+	}
+	t.Run("delete", func(t *testing.T) {
+		if _, err := Ask[any](c, DeleteUser{ID: uid}); err != nil {
+			t.Fatal(err)
+		}
+		for i, d := range ds {
+			if info, err := CheckSession(c, d); !errors.Is(err, shard.ErrSessionNotFound) {
+				t.Fatalf("session %d of a deleted user: %+v, %v; want ErrSessionNotFound", i, info, err)
+			}
+		}
+	})
+}
+
+// Once a session's shard has a view of the user, a check does not wait
+// for the user's shard: it answers while that shard is busy.
+func TestSessionCheckOneHop(t *testing.T) {
+	if clusterTestEnv {
+		t.Skip("cluster mode keeps the two-hop check")
+	}
+	const uid = shard.UserID(1001)
+	c, ds := startViewCore(t, uid)
+	_, userShard := c.pidOf(shard.UserRoute(uid))
+	release := make(chan struct{})
+	defer close(release)
+	<-HoldShard(c, userShard, release)
+	checked := 0
+	for i, d := range ds {
+		if _, s := c.pidOf(shard.SessionRoute(d)); s == userShard {
+			continue // held too
+		}
+		if info, err := CheckSession(c, d); err != nil || info.User.ID != uid {
+			t.Fatalf("session %d with the user's shard held: %+v, %v; want an answer from the view", i, info.User, err)
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("no session on another shard than its user's")
+	}
+}
+
+// Under concurrent edits and checks, a check never answers a record older
+// than the last edit answered before it began (run with -race).
+func TestSessionCheckViewsConcurrent(t *testing.T) {
+	const uid = shard.UserID(1002)
+	c, ds := startViewCore(t, uid)
+	var acked atomic.Int64 // the last version whose edit was answered
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				floor := acked.Load()
+				info, err := CheckSession(c, ds[i%len(ds)])
+				if err != nil {
+					errs <- err
+					return
+				}
+				v, _ := strconv.ParseInt(info.User.FullName[1:], 10, 64)
+				if v < floor {
+					errs <- fmt.Errorf("check answered version %d after version %d was answered", v, floor)
+					return
+				}
+			}
+		}()
+	}
+	for v := int64(1); v <= 300; v++ {
+		if _, err := Ask[EditResult](c, EditUser{ID: uid, FullName: "v" + strconv.FormatInt(v, 10), SetFullName: true}); err != nil {
+			t.Fatal(err)
+		}
+		acked.Store(v)
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
