@@ -286,11 +286,12 @@ func decodeReplyBody(body []byte) (reply, error) {
 	return r, nil
 }
 
-// decodeWireValue decodes a reply value that came from another node into
+// decodeWireValue decodes a reply value that came from another node as
 // the caller's type.
-func decodeWireValue[R any](v wireValue, into *R) error {
-	if err := json.Unmarshal(v, into); err != nil {
-		return fmt.Errorf("%w: reply value for %T: %s", ErrPeerMessage, *into, strings.SplitN(err.Error(), "\n", 2)[0])
+func decodeWireValue[R any](v wireValue) (R, error) {
+	var into R
+	if err := json.Unmarshal(v, &into); err != nil {
+		return into, fmt.Errorf("%w: reply value for %T: %s", ErrPeerMessage, into, strings.SplitN(err.Error(), "\n", 2)[0])
 	}
-	return nil
+	return into, nil
 }

@@ -145,8 +145,7 @@ func FuzzClusterMessages(f *testing.F) {
 				_ = r.ticket.Wait()
 			}
 			if wv, ok := r.val.(wireValue); ok {
-				var v SessionInfo
-				_ = decodeWireValue(wv, &v)
+				_, _ = decodeWireValue[SessionInfo](wv)
 			}
 		}
 		_, _ = decodeReply(testWireKey, b)

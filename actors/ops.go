@@ -161,9 +161,13 @@ func AskAll[R any](c *Core, op broadcastOp) ([]Result[R], error) {
 func resultOf[R any](r reply) (Result[R], error) {
 	res := Result[R]{Ticket: r.ticket}
 	if wv, ok := r.val.(wireValue); ok {
-		if err := decodeWireValue(wv, &res.Value); err != nil {
+		// Decoded in a function of its own: a pointer to res here would
+		// move res to the heap on every call, the local path's too.
+		v, err := decodeWireValue[R](wv)
+		if err != nil {
 			return res, err
 		}
+		res.Value = v
 		return res, r.err
 	}
 	if r.val != nil {

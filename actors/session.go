@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"sync"
 	"time"
 
 	"github.com/authnzerver/authnzerver/shard"
@@ -12,8 +13,20 @@ type SessionInfo struct {
 	User    shard.User    `json:"user"`
 }
 
+// sessionInfos holds the answers of session checks: a check answers a
+// pooled *SessionInfo, which CheckSession copies and gives back, so that the
+// hot path does not box a SessionInfo (several hundred bytes) a check. An
+// answer that crossed to another node is not given back: it is garbage.
+var sessionInfos = sync.Pool{New: func() any { return new(SessionInfo) }}
+
+func newSessionInfo(sess shard.Session, u shard.User) *SessionInfo {
+	p := sessionInfos.Get().(*SessionInfo)
+	p.Session, p.User = sess, u
+	return p
+}
+
 // SessionCheck looks up the live session with token digest Digest on its
-// shard and answers it with its user (a [SessionInfo]), or
+// shard and answers it with its user (a *[SessionInfo]), or
 // shard.ErrSessionNotFound. When the shard has its user (its own, or a view
 // kept current by the user's shard: userview.go) the check ends there;
 // otherwise it is forwarded to the user's shard ([SessionUser]): one
@@ -46,13 +59,13 @@ func (o SessionCheck) check(s *shard.Shard, now time.Time, watcher int) (any, []
 		return nil, nil, err
 	}
 	if u, ok := s.UserView(sess.UserID); ok {
-		return SessionInfo{Session: sess, User: u}, nil, nil
+		return newSessionInfo(sess, u), nil, nil
 	}
 	return Forward{Op: SessionUser{Session: sess, watcher: watcher}}, nil, nil
 }
 
 // SessionUser joins a session (found by [SessionCheck]) with its user, on
-// the user's shard, and answers the [SessionInfo]. A session whose user is
+// the user's shard, and answers the *[SessionInfo]. A session whose user is
 // gone is no session (the Python server joins the two tables):
 // shard.ErrSessionNotFound.
 type SessionUser struct {
@@ -70,7 +83,7 @@ func (o SessionUser) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutation, 
 	if err != nil {
 		return nil, nil, shard.ErrSessionNotFound
 	}
-	return SessionInfo{Session: o.Session, User: u}, nil, nil
+	return newSessionInfo(o.Session, u), nil, nil
 }
 
 func (o SessionUser) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
@@ -87,7 +100,7 @@ func (o SessionUser) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []s
 	// Sent before any later change of the user is pushed: the view
 	// arrives first.
 	c.install(o.watcher-1, o.Session.UserID, u)
-	return SessionInfo{Session: o.Session, User: *u}, nil, nil
+	return newSessionInfo(o.Session, *u), nil, nil
 }
 
 // CheckSession returns the live session with token digest d and its user, or
@@ -95,6 +108,12 @@ func (o SessionUser) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []s
 // message to the session's shard, forwarded to the user's shard only when
 // the session's shard has no view of the user yet.
 func CheckSession(c *Core, d shard.SessionDigest) (SessionInfo, error) {
-	res, err := Ask[SessionInfo](c, SessionCheck{Digest: d})
-	return res.Value, err
+	res, err := Ask[*SessionInfo](c, SessionCheck{Digest: d})
+	if res.Value == nil {
+		return SessionInfo{}, err
+	}
+	info := *res.Value
+	*res.Value = SessionInfo{} // keeps nothing alive from the pool
+	sessionInfos.Put(res.Value)
+	return info, err
 }
