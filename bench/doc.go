@@ -1,9 +1,10 @@
 // Package bench is authnzerver's benchmark suite: a load generator that
 // speaks the real wire protocol (Fernet-sealed JSON envelopes over HTTP
 // keep-alive connections) to any authnzerver-compatible server on this
-// machine, the named scenarios ("Scenarios" in bench/README.md), two
-// baselines (a bare fasthttp "ok" and a codec-only server) measured in the
-// same rounds, and the table and JSON reports.
+// machine, the named scenarios ("Scenarios" in bench/README.md), three
+// baselines measured in the same rounds (a bare fasthttp "ok", our codec
+// with a minimal answer, and the codec stick: fernet-go and encoding/json
+// with a full session-exists answer), and the table and JSON reports.
 //
 // The load generator seals every request body before the measured window
 // (re-sealing in the background to stay inside the server's freshness

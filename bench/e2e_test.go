@@ -95,6 +95,11 @@ func TestBaselines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cb.close()
+	s, sb, err := startCodecStick(benchKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.close()
 	b, err := PrepareBodies(c.Codec, 16, func(i int) Call { return Call{Type: "session-exists", Body: map[string]any{"session_token": "x"}} })
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +108,7 @@ func TestBaselines(t *testing.T) {
 	for _, tc := range []struct {
 		t   *Target
 		exp Expect
-	}{{h, Expect{Plain: true}}, {c, Expect{}}} {
+	}{{h, Expect{Plain: true}}, {c, Expect{}}, {s, Expect{}}} {
 		st, err := Drive(context.Background(), tc.t, b, tc.exp, RunOptions{Conns: 2, MaxReqs: 200, SampleEvery: 2})
 		if err != nil {
 			t.Fatal(err)
@@ -170,6 +175,14 @@ func TestSuiteSmoke(t *testing.T) {
 	}
 	if s := rep.scenario("mixed"); s == nil || len(s.Notes) != 1 || strings.Contains(s.Notes[0], "left out") {
 		t.Errorf("mixed notes: %v; want only the mix sent, nothing left out", s)
+	}
+	for i, b := range rep.Baselines {
+		if b.Name != baselineNames[i] || b.Median.Requests == 0 || b.Median.Errors != 0 || b.Median.BadAns != 0 {
+			t.Errorf("baseline %d: %s %+v; want %s with answers, no errors, no bad samples", i, b.Name, b.Median, baselineNames[i])
+		}
+	}
+	if len(rep.Baselines) != len(baselineNames) {
+		t.Errorf("%d baselines; want %q", len(rep.Baselines), baselineNames)
 	}
 	if rep.scenario("session-check") == nil || rep.scenario("session-new") == nil {
 		t.Error("session-check and session-new must run against our server")

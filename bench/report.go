@@ -29,7 +29,7 @@ type Report struct {
 // DriverPair is one figure as the Go generator and wrk measured it in the
 // same rounds (medians).
 type DriverPair struct {
-	Scenario string  `json:"scenario"` // "baseline" for hello and codec-only
+	Scenario string  `json:"scenario"` // "baseline" for the baselines
 	Name     string  `json:"name"`
 	GoRPS    float64 `json:"go_rps"`
 	WrkRPS   float64 `json:"wrk_rps"`
@@ -42,6 +42,8 @@ type DriverPair struct {
 	WrkHello float64 `json:"wrk_rps_vs_hello"` // ratio to wrk's hello
 	GoCodec  float64 `json:"go_rps_vs_codec_only"`
 	WrkCodec float64 `json:"wrk_rps_vs_codec_only"`
+	GoStick  float64 `json:"go_rps_vs_codec_stick"`
+	WrkStick float64 `json:"wrk_rps_vs_codec_stick"`
 }
 
 // Settings are the knobs of the run, recorded with its figures.
@@ -74,13 +76,23 @@ type Measurement struct {
 	Driver string  `json:"driver"`
 	Runs   []Stats `json:"runs"`
 	Median Stats   `json:"median"`
-	// VsHello and VsCodec are the medians over rounds of this figure's
-	// req/s divided by the baseline's req/s measured in the same round.
+	// VsHello, VsCodec and VsStick are the medians over rounds of this
+	// figure's req/s divided by the req/s of hello, codec-only and
+	// codec-stick measured in the same round.
 	VsHello float64 `json:"rps_vs_hello"`
 	VsCodec float64 `json:"rps_vs_codec_only"`
+	VsStick float64 `json:"rps_vs_codec_stick"`
 	hello   []float64
 	codec   []float64
+	stick   []float64
 }
+
+// baselineNames are the baselines every round measures, in that order.
+var baselineNames = []string{"hello", "codec-only", "codec-stick"}
+
+// roundBases are the baselines one driver measured in one round: the
+// figures that driver measured in that round are divided by them.
+type roundBases struct{ hello, codec, stick Stats }
 
 // ScenarioReport is a scenario's measurements and derived figures.
 type ScenarioReport struct {
@@ -131,9 +143,9 @@ func newReport(cfg Config, drivers []string) *Report {
 		st.Mode = "open-loop"
 	}
 	r := &Report{Started: time.Now().UTC(), Machine: describeMachine(), Settings: st}
-	// hello by each driver, then codec-only: the drivers' figures of a
+	// Each baseline by each driver in turn: the drivers' figures of a
 	// baseline are next to each other.
-	for _, name := range []string{"hello", "codec-only"} {
+	for _, name := range baselineNames {
 		for _, d := range drivers {
 			r.Baselines = append(r.Baselines, &Measurement{Name: name, Driver: d})
 		}
@@ -152,9 +164,10 @@ func (r *Report) baseline(name, d string) *Measurement {
 }
 
 // addBaselines records one round's baselines as driver d measured them.
-func (r *Report) addBaselines(d string, h, c Stats) {
-	r.baseline("hello", d).add(h, h, c)
-	r.baseline("codec-only", d).add(c, h, c)
+func (r *Report) addBaselines(d string, b roundBases) {
+	r.baseline("hello", d).add(b.hello, b)
+	r.baseline("codec-only", d).add(b.codec, b)
+	r.baseline("codec-stick", d).add(b.stick, b)
 }
 
 // primaryDriver is the driver whose figures the targets and the derived
@@ -170,29 +183,31 @@ func (r *Report) primaryDriver() string {
 // multiDriver tells whether the report has figures of more than one driver.
 func (r *Report) multiDriver() bool { return len(r.Settings.Drivers) > 1 }
 
-func (m *Measurement) add(s, hello, codec Stats) {
+func (m *Measurement) add(s Stats, b roundBases) {
 	m.Runs = append(m.Runs, s)
-	m.hello = append(m.hello, ratio(s.RPS, hello.RPS))
-	m.codec = append(m.codec, ratio(s.RPS, codec.RPS))
+	m.hello = append(m.hello, ratio(s.RPS, b.hello.RPS))
+	m.codec = append(m.codec, ratio(s.RPS, b.codec.RPS))
+	m.stick = append(m.stick, ratio(s.RPS, b.stick.RPS))
 }
 
 func (m *Measurement) finish() {
 	m.Median = medianStats(m.Runs)
 	m.VsHello = median(m.hello)
 	m.VsCodec = median(m.codec)
+	m.VsStick = median(m.stick)
 }
 
 // add records one run of figure name by driver d, with the baselines d
 // measured in the same round.
-func (sr *ScenarioReport) add(name, d string, s, hello, codec Stats) {
+func (sr *ScenarioReport) add(name, d string, s Stats, b roundBases) {
 	for _, m := range sr.Measurements {
 		if m.Name == name && m.Driver == d {
-			m.add(s, hello, codec)
+			m.add(s, b)
 			return
 		}
 	}
 	m := &Measurement{Name: name, Driver: d}
-	m.add(s, hello, codec)
+	m.add(s, b)
 	sr.Measurements = append(sr.Measurements, m)
 }
 
@@ -288,6 +303,7 @@ func (r *Report) finish() {
 		note := strings.Join(notes, "; ")
 		r.Targets = append(r.Targets,
 			TargetCheck{Name: "session-check req/s vs hello", Value: m.VsHello, Goal: ">= 0.40", Met: m.VsHello >= 0.40, Note: note},
+			TargetCheck{Name: "session-check req/s vs codec-stick", Value: m.VsStick, Goal: ">= 0.90", Met: m.VsStick >= 0.90, Note: note},
 			TargetCheck{Name: "session-check p99 (ms)", Value: m.Median.P99, Goal: "< 2", Met: m.Median.P99 < 2, Note: note})
 		if n := r.measurement("session-new", "session-new"); n != nil {
 			v := ratio(n.Median.RPS, m.Median.RPS)
@@ -337,7 +353,8 @@ func (r *Report) sideBySide() []DriverPair {
 					out = append(out, DriverPair{Scenario: scen, Name: g.Name,
 						GoRPS: g.Median.RPS, WrkRPS: w.Median.RPS, GoVsWrk: ratio(g.Median.RPS, w.Median.RPS),
 						GoP50: g.Median.P50, WrkP50: w.Median.P50, GoP99: g.Median.P99, WrkP99: w.Median.P99,
-						GoHello: g.VsHello, WrkHello: w.VsHello, GoCodec: g.VsCodec, WrkCodec: w.VsCodec})
+						GoHello: g.VsHello, WrkHello: w.VsHello, GoCodec: g.VsCodec, WrkCodec: w.VsCodec,
+						GoStick: g.VsStick, WrkStick: w.VsStick})
 				}
 			}
 		}
@@ -388,11 +405,11 @@ func (r *Report) WriteTable(w io.Writer) {
 	if len(r.Baselines) == 0 || len(r.Baselines[0].Runs) == 0 && len(r.Scenarios) == 0 {
 		tw = tabwriter.NewWriter(io.Discard, 0, 0, 2, ' ', 0) // no rounds ran (soak or memory alone): no table
 	}
-	fmt.Fprintln(tw, "scenario\tfigure\tdriver\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t×hello\t×codec\tbusy\t429\terrors\tbad\t")
+	fmt.Fprintln(tw, "scenario\tfigure\tdriver\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t×hello\t×codec-only\t×codec-stick\tbusy\t429\terrors\tbad\t")
 	row := func(scen string, ms *Measurement) {
 		d := ms.Median
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\t%.1f\t%.2f\t%.2f\t%d\t%d\t%d\t%d/%d\t\n",
-			scen, ms.Name, ms.Driver, d.RPS, d.P50, d.P90, d.P99, d.P999, d.Max, ms.VsHello, ms.VsCodec, d.Busy, d.Limited, d.Errors, d.BadAns, d.Sampled)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\t%.1f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%d/%d\t\n",
+			scen, ms.Name, ms.Driver, d.RPS, d.P50, d.P90, d.P99, d.P999, d.Max, ms.VsHello, ms.VsCodec, ms.VsStick, d.Busy, d.Limited, d.Errors, d.BadAns, d.Sampled)
 	}
 	for _, b := range r.Baselines {
 		if len(b.Runs) > 0 {
@@ -420,10 +437,10 @@ func (r *Report) WriteTable(w io.Writer) {
 	if len(r.Side) > 0 {
 		fmt.Fprintln(w, "\ndrivers side by side (medians; go/wrk < 1: the Go generator's own cost shows):")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "scenario\tfigure\tgo req/s\twrk req/s\tgo/wrk\tgo p50\twrk p50\tgo p99\twrk p99\tgo ×hello\twrk ×hello\tgo ×codec\twrk ×codec\t")
+		fmt.Fprintln(tw, "scenario\tfigure\tgo req/s\twrk req/s\tgo/wrk\tgo p50\twrk p50\tgo p99\twrk p99\tgo ×hello\twrk ×hello\tgo ×codec-only\twrk ×codec-only\tgo ×codec-stick\twrk ×codec-stick\t")
 		for _, p := range r.Side {
-			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.2f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%.2f\t%.2f\t%.2f\t\n",
-				p.Scenario, p.Name, p.GoRPS, p.WrkRPS, p.GoVsWrk, p.GoP50, p.WrkP50, p.GoP99, p.WrkP99, p.GoHello, p.WrkHello, p.GoCodec, p.WrkCodec)
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.2f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n",
+				p.Scenario, p.Name, p.GoRPS, p.WrkRPS, p.GoVsWrk, p.GoP50, p.WrkP50, p.GoP99, p.WrkP99, p.GoHello, p.WrkHello, p.GoCodec, p.WrkCodec, p.GoStick, p.WrkStick)
 		}
 		tw.Flush()
 	}

@@ -69,7 +69,7 @@ func (r *Report) RenderHTML(w io.Writer) error {
 		}
 		bars = append(bars, bar{label: label, values: []float64{rw.M.Median.RPS}})
 		if rw.Scenario != "baseline" {
-			ratios = append(ratios, bar{label: label, values: []float64{rw.M.VsHello, rw.M.VsCodec}})
+			ratios = append(ratios, bar{label: label, values: []float64{rw.M.VsHello, rw.M.VsCodec, rw.M.VsStick}})
 		}
 	}
 	data := map[string]any{
@@ -77,7 +77,7 @@ func (r *Report) RenderHTML(w io.Writer) error {
 		"Rows":       rows,
 		"Skipped":    skipped,
 		"Throughput": barSVG("Throughput (requests per second, median over rounds)", bars, []string{"req/s"}, "%.0f", 0),
-		"Ratios":     barSVG("Throughput as a ratio to the baselines of the same round", ratios, []string{"× hello", "× codec-only"}, "%.2f", 1),
+		"Ratios":     barSVG("Throughput as a ratio to the baselines of the same round", ratios, []string{"× hello", "× codec-only", "× codec-stick"}, "%.2f", 1),
 		"Curves":     curves,
 	}
 	data["SoakLatency"], data["SoakMemory"] = r.Soak.soakCharts()
@@ -294,7 +294,7 @@ One answer in {{.R.Settings.Sample}} fully checked; session pool {{.R.Settings.P
 <h2>Throughput</h2>
 {{.Throughput}}
 <h2>Ratios to the baselines</h2>
-<p class="note">Each figure's req/s divided by the baseline's req/s measured in the same round (median over rounds). <code>hello</code> prices HTTP on loopback; <code>codec-only</code> adds the protocol's crypto and JSON with no state.</p>
+<p class="note">Each figure's req/s divided by the baseline's req/s measured in the same round (median over rounds). <code>hello</code> prices HTTP on loopback; <code>codec-only</code> adds our own codec with a minimal answer and no state; <code>codec-stick</code> does the protocol's work with fernet-go and encoding/json and answers a session-exists of the real size, with no state: the issue's session-exists targets are stated against it.</p>
 {{.Ratios}}
 
 <h2>Latency percentiles</h2>
@@ -305,14 +305,14 @@ One answer in {{.R.Settings.Sample}} fully checked; session pool {{.R.Settings.P
 {{end}}
 <h2>Figures</h2>
 <table>
-<tr><th>scenario</th><th>figure</th><th>driver</th><th>req/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>× hello</th><th>× codec-only</th><th>busy</th><th>429</th><th>errors</th><th>bad / sampled</th></tr>
-{{range .Rows}}{{$d := .M.Median}}<tr><td>{{.Scenario}}</td><td>{{.M.Name}}</td><td>{{.M.Driver}}</td><td class="n">{{f "%.0f" $d.RPS}}</td><td class="n">{{f "%.3f" $d.P50}}</td><td class="n">{{f "%.3f" $d.P90}}</td><td class="n">{{f "%.3f" $d.P99}}</td><td class="n">{{f "%.3f" $d.P999}}</td><td class="n">{{f "%.1f" $d.Max}}</td><td class="n">{{f "%.2f" .M.VsHello}}</td><td class="n">{{f "%.2f" .M.VsCodec}}</td><td class="n">{{$d.Busy}}</td><td class="n">{{$d.Limited}}</td><td class="n">{{$d.Errors}}</td><td class="n">{{$d.BadAns}} / {{$d.Sampled}}</td></tr>
+<tr><th>scenario</th><th>figure</th><th>driver</th><th>req/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>× hello</th><th>× codec-only</th><th>× codec-stick</th><th>busy</th><th>429</th><th>errors</th><th>bad / sampled</th></tr>
+{{range .Rows}}{{$d := .M.Median}}<tr><td>{{.Scenario}}</td><td>{{.M.Name}}</td><td>{{.M.Driver}}</td><td class="n">{{f "%.0f" $d.RPS}}</td><td class="n">{{f "%.3f" $d.P50}}</td><td class="n">{{f "%.3f" $d.P90}}</td><td class="n">{{f "%.3f" $d.P99}}</td><td class="n">{{f "%.3f" $d.P999}}</td><td class="n">{{f "%.1f" $d.Max}}</td><td class="n">{{f "%.2f" .M.VsHello}}</td><td class="n">{{f "%.2f" .M.VsCodec}}</td><td class="n">{{f "%.2f" .M.VsStick}}</td><td class="n">{{$d.Busy}}</td><td class="n">{{$d.Limited}}</td><td class="n">{{$d.Errors}}</td><td class="n">{{$d.BadAns}} / {{$d.Sampled}}</td></tr>
 {{end}}</table>
 {{if .R.Side}}<h2>Drivers side by side</h2>
 <p class="note">The same figures measured by the suite's Go generator and by wrk in the same rounds (medians). go/wrk below 1 is the Go generator's own CPU cost, which also flatters its ratios to hello.</p>
 <table>
-<tr><th>scenario</th><th>figure</th><th>go req/s</th><th>wrk req/s</th><th>go / wrk</th><th>go p50 ms</th><th>wrk p50 ms</th><th>go p99 ms</th><th>wrk p99 ms</th><th>go × hello</th><th>wrk × hello</th><th>go × codec-only</th><th>wrk × codec-only</th></tr>
-{{range .R.Side}}<tr><td>{{.Scenario}}</td><td>{{.Name}}</td><td class="n">{{f "%.0f" .GoRPS}}</td><td class="n">{{f "%.0f" .WrkRPS}}</td><td class="n">{{f "%.2f" .GoVsWrk}}</td><td class="n">{{f "%.3f" .GoP50}}</td><td class="n">{{f "%.3f" .WrkP50}}</td><td class="n">{{f "%.3f" .GoP99}}</td><td class="n">{{f "%.3f" .WrkP99}}</td><td class="n">{{f "%.2f" .GoHello}}</td><td class="n">{{f "%.2f" .WrkHello}}</td><td class="n">{{f "%.2f" .GoCodec}}</td><td class="n">{{f "%.2f" .WrkCodec}}</td></tr>
+<tr><th>scenario</th><th>figure</th><th>go req/s</th><th>wrk req/s</th><th>go / wrk</th><th>go p50 ms</th><th>wrk p50 ms</th><th>go p99 ms</th><th>wrk p99 ms</th><th>go × hello</th><th>wrk × hello</th><th>go × codec-only</th><th>wrk × codec-only</th><th>go × codec-stick</th><th>wrk × codec-stick</th></tr>
+{{range .R.Side}}<tr><td>{{.Scenario}}</td><td>{{.Name}}</td><td class="n">{{f "%.0f" .GoRPS}}</td><td class="n">{{f "%.0f" .WrkRPS}}</td><td class="n">{{f "%.2f" .GoVsWrk}}</td><td class="n">{{f "%.3f" .GoP50}}</td><td class="n">{{f "%.3f" .WrkP50}}</td><td class="n">{{f "%.3f" .GoP99}}</td><td class="n">{{f "%.3f" .WrkP99}}</td><td class="n">{{f "%.2f" .GoHello}}</td><td class="n">{{f "%.2f" .WrkHello}}</td><td class="n">{{f "%.2f" .GoCodec}}</td><td class="n">{{f "%.2f" .WrkCodec}}</td><td class="n">{{f "%.2f" .GoStick}}</td><td class="n">{{f "%.2f" .WrkStick}}</td></tr>
 {{end}}</table>
 {{end}}
 {{range .R.Scenarios}}{{$s := .}}{{range $k, $v := .Derived}}<p>{{$s.Name}}: <code>{{$k}}</code> = {{f "%.3f" $v}}</p>

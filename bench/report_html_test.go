@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// syntheticReport is a small report as a suite run would produce: two
+// syntheticReport is a small report as a suite run would produce: three
 // baselines, two scenarios (one with two figures), a skipped one, memory
 // and targets. Names carry markup to check the escaping.
 func syntheticReport() *Report {
@@ -24,13 +24,13 @@ func syntheticReport() *Report {
 	}
 	cfg := Config{Conns: 32, Duration: time.Second, Runs: 1, Sample: 64, Pool: 1000, MemoryN: 2000}
 	r := newReport(cfg, []string{DriverGo})
-	h, c := st(40000, 0.05), st(25000, 0.08)
-	r.addBaselines(DriverGo, h, c)
+	b := roundBases{hello: st(40000, 0.05), codec: st(25000, 0.08), stick: st(20000, 0.1)}
+	r.addBaselines(DriverGo, b)
 	sc := &ScenarioReport{Name: "session-check"}
-	sc.add("session-exists", DriverGo, st(15000, 0.2), h, c)
+	sc.add("session-exists", DriverGo, st(15000, 0.2), b)
 	rl := &ScenarioReport{Name: "ratelimit-check", Notes: []string{"a note <b>not bold</b>"}}
-	rl.add("session-exists limits off", DriverGo, st(14000, 0.2), h, c)
-	rl.add("session-exists limits on <script>", DriverGo, st(13000, 0.25), h, c)
+	rl.add("session-exists limits off", DriverGo, st(14000, 0.2), b)
+	rl.add("session-exists limits on <script>", DriverGo, st(13000, 0.25), b)
 	r.Scenarios = []*ScenarioReport{sc, rl, {Name: "login", Skipped: "skipped: the server does not support \"user-login\" yet"}}
 	for _, s := range r.Scenarios {
 		s.finish()
@@ -86,13 +86,19 @@ func TestHTMLReport(t *testing.T) {
 		"Throughput (requests per second", "ratio to the baselines", "<polyline",
 		"session-exists limits on &lt;script&gt;", "a note &lt;b&gt;not bold&lt;/b&gt;",
 		"user-login", "rps_limits_on_vs_off", "Memory", "Targets",
+		"× codec-stick", "<td>codec-stick</td>", "session-check req/s vs codec-stick",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
-	if strings.Count(svgs[0], "<rect") < 5 { // legend + 5 bars
+	if strings.Count(svgs[0], "<rect") < 6 { // legend + 6 bars
 		t.Errorf("throughput chart has too few bars:\n%s", svgs[0])
+	}
+	// session-exists at 15000 against a stick at 20000: 0.75 in the table
+	// and in the ratio chart (its third series).
+	if !strings.Contains(page, `<td class="n">0.75</td>`) || !strings.Contains(svgs[1], "0.75") {
+		t.Errorf("the ratio to codec-stick (0.75) is not in the table and the ratio chart")
 	}
 
 	// An empty report (every scenario skipped) still renders.

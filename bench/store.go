@@ -82,7 +82,7 @@ func (s *Suite) postgresTwin() (*Suite, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Suite{cfg: s.cfg, drivers: s.drivers, wrk: s.wrk, wrkChecked: s.wrkChecked, hello: s.hello, codec: s.codec}
+	t := &Suite{cfg: s.cfg, drivers: s.drivers, wrk: s.wrk, wrkChecked: s.wrkChecked, hello: s.hello, codec: s.codec, stick: s.stick}
 	t.main = l.Target
 	t.main.Name = "authnzerver-postgres"
 	t.mainCall = newCaller(t.main, 16)

@@ -161,7 +161,8 @@ type Suite struct {
 	main     *Target // server under test
 	limitsOn *Target // same server kind with rate limits on (nil: not available)
 	hello    *Target
-	codec    *Target
+	codec    *Target // codec-only
+	stick    *Target // codec-stick
 	closers  []func()
 	mainCall *caller
 
@@ -366,7 +367,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		// One warm-up per figure, by the first driver that runs it (the
 		// wrk driver's check pass comes with its first run).
 		wctx := withDriver(ctx, drivers[0])
-		for _, t := range []*Target{s.hello, s.codec} {
+		for _, t := range s.baselines() {
 			if _, err := s.runFor(wctx, t, baseBodies, Expect{Plain: t.Codec == nil}, label(drivers[0], "warmup "+t.Name), cfg.Warmup); err != nil {
 				return rep, err
 			}
@@ -386,24 +387,30 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			break
 		}
 		tag := fmt.Sprintf("[%d/%d] ", round+1, cfg.Runs)
-		// Each driver's baselines, hello then codec-only; every figure's
+		// Each driver's baselines, in baselineNames' order; every figure's
 		// ratios are to the baselines its own driver measured this round.
-		hello, codec := map[string]Stats{}, map[string]Stats{}
-		for _, bt := range []*Target{s.hello, s.codec} {
+		bases := map[string]*roundBases{}
+		for _, d := range drivers {
+			bases[d] = &roundBases{}
+		}
+		for _, bt := range s.baselines() {
 			for _, d := range drivers {
 				st, err := baseline(withDriver(ctx, d), bt, label(d, tag+bt.Name))
 				if err != nil {
 					return rep, err
 				}
-				if bt == s.hello {
-					hello[d] = st
-				} else {
-					codec[d] = st
+				switch bt {
+				case s.hello:
+					bases[d].hello = st
+				case s.codec:
+					bases[d].codec = st
+				case s.stick:
+					bases[d].stick = st
 				}
 			}
 		}
 		for _, d := range drivers {
-			rep.addBaselines(d, hello[d], codec[d])
+			rep.addBaselines(d, *bases[d])
 		}
 		for _, l := range lives {
 			for _, m := range l.w.measures {
@@ -413,7 +420,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 						return rep, fmt.Errorf("bench: %s %s (%s driver): %w", l.name, m.name, d, err)
 					}
 					for _, name := range sortedKeys(got) {
-						l.rep.add(name, d, got[name], hello[d], codec[d])
+						l.rep.add(name, d, got[name], *bases[d])
 					}
 				}
 			}
@@ -577,6 +584,12 @@ func (s *Suite) startTargets() error {
 	}
 	s.closers = append(s.closers, cb.close)
 	s.codec = c
+	st, sb, err := startCodecStick(key)
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, sb.close)
+	s.stick = st
 	if s.cfg.URL != "" {
 		if s.main, err = NewTarget("authnzerver", s.cfg.URL, key); err != nil {
 			return err
@@ -618,13 +631,16 @@ func (s *Suite) contender(c Contender) (*Suite, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs := &Suite{cfg: s.cfg, drivers: s.drivers, wrk: s.wrk, wrkChecked: s.wrkChecked, hello: s.hello, codec: s.codec, main: t}
+	cs := &Suite{cfg: s.cfg, drivers: s.drivers, wrk: s.wrk, wrkChecked: s.wrkChecked, hello: s.hello, codec: s.codec, stick: s.stick, main: t}
 	cs.cfg.URL, cs.cfg.URL2, cs.cfg.ServerPID = c.URL, "", 0
 	cs.mainCall = newCaller(t, 16)
 	cs.closers = append(cs.closers, cs.mainCall.close)
 	s.closers = append(s.closers, cs.close)
 	return cs, nil
 }
+
+// baselines are the suite's baseline targets, in baselineNames' order.
+func (s *Suite) baselines() []*Target { return []*Target{s.hello, s.codec, s.stick} }
 
 // startLocal starts an in-process server with extra configuration env; it
 // is closed with the suite and its data directory removed.

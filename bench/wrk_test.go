@@ -147,7 +147,7 @@ func needWrk(t *testing.T) *Wrk {
 	return w
 }
 
-// TestWrkDriveEndToEnd drives our server, in process, and the two baselines
+// TestWrkDriveEndToEnd drives our server, in process, and the three baselines
 // with wrk: a check pass (samples decrypted and checked) and a measured
 // run, every answer 200; then a wrong key, whose 401s must be counted.
 // Speed is never asserted.
@@ -175,11 +175,16 @@ func TestWrkDriveEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cb.close()
+	cs, csb, err := startCodecStick(benchKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer csb.close()
 	ctx := context.Background()
 	for _, tc := range []struct {
 		t   *Target
 		exp Expect
-	}{{l.Target, Expect{}}, {h, Expect{Plain: true}}, {cd, Expect{}}} {
+	}{{l.Target, Expect{}}, {h, Expect{Plain: true}}, {cd, Expect{}}, {cs, Expect{}}} {
 		chk, err := w.Drive(ctx, tc.t, b, tc.exp, WrkOptions{Label: tc.t.Name + " check", Duration: time.Second, Check: true, SampleEvery: 8})
 		if err != nil {
 			t.Fatal(err)
@@ -223,7 +228,7 @@ func TestWrkDriveEndToEnd(t *testing.T) {
 // TestSuiteWrk runs the suite with the wrk driver on the request types the
 // later targets are stated for (session-exists with rate limits off and
 // on, apikey-verify-nosession, user-check-access, user-check-limit) and
-// both baselines, for one short round: every figure has answers, no error,
+// every baseline, for one short round: every figure has answers, no error,
 // a checked sample; login, which wrk cannot drive, is skipped with a reason.
 func TestSuiteWrk(t *testing.T) {
 	needWrk(t)
@@ -239,11 +244,11 @@ func TestSuiteWrk(t *testing.T) {
 	if err != nil {
 		t.Fatalf("suite: %v\nlog:\n%s", err, log.String())
 	}
-	if len(rep.Baselines) != 2 {
-		t.Errorf("%d baselines; want hello and codec-only by wrk", len(rep.Baselines))
+	if len(rep.Baselines) != len(baselineNames) {
+		t.Errorf("%d baselines; want %q by wrk", len(rep.Baselines), baselineNames)
 	}
 	want := map[string]bool{}
-	for _, n := range []string{"hello", "codec-only", "session-exists", "apikey-verify-nosession", "user-check-access", "user-check-limit", "session-exists limits off", "session-exists limits on"} {
+	for _, n := range []string{"hello", "codec-only", "codec-stick", "session-exists", "apikey-verify-nosession", "user-check-access", "user-check-limit", "session-exists limits off", "session-exists limits on"} {
 		want[n] = false
 	}
 	check := func(m *Measurement) {
@@ -287,16 +292,17 @@ func TestSideBySide(t *testing.T) {
 		return Stats{Requests: int64(rps), OK: int64(rps), Seconds: 1, RPS: rps, P50: p99 / 4, P99: p99}
 	}
 	r := newReport(Config{Conns: 32, Runs: 1}, []string{DriverGo, DriverWrk})
-	gh, gc, wh, wc := st(50000, 2), st(25000, 3), st(80000, 1), st(40000, 2)
-	r.addBaselines(DriverGo, gh, gc)
-	r.addBaselines(DriverWrk, wh, wc)
+	gb := roundBases{hello: st(50000, 2), codec: st(25000, 3), stick: st(20000, 3)}
+	wb := roundBases{hello: st(80000, 1), codec: st(40000, 2), stick: st(30000, 2)}
+	r.addBaselines(DriverGo, gb)
+	r.addBaselines(DriverWrk, wb)
 	rl := &ScenarioReport{Name: "ratelimit-check"}
-	rl.add("session-exists limits off", DriverGo, st(20000, 5), gh, gc)
-	rl.add("session-exists limits off", DriverWrk, st(24000, 4), wh, wc)
-	rl.add("session-exists limits on", DriverGo, st(18000, 5), gh, gc)
-	rl.add("session-exists limits on", DriverWrk, st(12000, 4), wh, wc)
+	rl.add("session-exists limits off", DriverGo, st(20000, 5), gb)
+	rl.add("session-exists limits off", DriverWrk, st(24000, 4), wb)
+	rl.add("session-exists limits on", DriverGo, st(18000, 5), gb)
+	rl.add("session-exists limits on", DriverWrk, st(12000, 4), wb)
 	iso := &ScenarioReport{Name: "isolation"}
-	iso.add("session-exists alone", DriverGo, st(20000, 5), gh, gc)
+	iso.add("session-exists alone", DriverGo, st(20000, 5), gb)
 	r.Scenarios = []*ScenarioReport{rl, iso}
 	derive := func(med map[string]Stats) map[string]float64 {
 		return map[string]float64{"rps_limits_on_vs_off": ratio(med["session-exists limits on"].RPS, med["session-exists limits off"].RPS)}
@@ -317,16 +323,16 @@ func TestSideBySide(t *testing.T) {
 	if _, ok := iso.Derived["x"]; !ok || len(iso.Derived) != 1 {
 		t.Errorf("a Go-only scenario's derived figures: %v; want them under their own names", iso.Derived)
 	}
-	if len(r.Side) != 4 {
-		t.Fatalf("side by side: %+v; want hello, codec-only and the two ratelimit figures", r.Side)
+	if len(r.Side) != 5 {
+		t.Fatalf("side by side: %+v; want hello, codec-only, codec-stick and the two ratelimit figures", r.Side)
 	}
 	h := r.sidePair("baseline", "hello")
 	if h == nil || h.GoRPS != 50000 || h.WrkRPS != 80000 || h.GoVsWrk != 0.625 {
 		t.Errorf("hello pair %+v", h)
 	}
 	off := r.sidePair("ratelimit-check", "session-exists limits off")
-	if off == nil || off.GoHello != 0.4 || off.WrkHello != 0.3 || off.WrkCodec != 0.6 {
-		t.Errorf("limits off pair %+v; want ratios to each driver's own baselines (0.4, 0.3, codec 0.6)", off)
+	if off == nil || off.GoHello != 0.4 || off.WrkHello != 0.3 || off.WrkCodec != 0.6 || off.GoStick != 1 || off.WrkStick != 0.8 {
+		t.Errorf("limits off pair %+v; want ratios to each driver's own baselines (0.4, 0.3, codec-only 0.6, codec-stick 1 and 0.8)", off)
 	}
 	var hello *TargetCheck
 	for i := range r.Targets {
@@ -339,7 +345,7 @@ func TestSideBySide(t *testing.T) {
 	}
 	var sb strings.Builder
 	r.WriteTable(&sb)
-	if !strings.Contains(sb.String(), "drivers side by side") {
+	if !strings.Contains(sb.String(), "drivers side by side") || !strings.Contains(sb.String(), "wrk ×codec-stick") {
 		t.Errorf("table lacks the side-by-side section:\n%s", sb.String())
 	}
 	var page strings.Builder
