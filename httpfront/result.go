@@ -204,6 +204,16 @@ const hexDigits = "0123456789abcdef"
 // (including <, > and & so output is safe to embed in HTML).
 func appendString(dst []byte, s string) []byte { return appendJSONString(dst, s) }
 
+// jsonPlain marks the bytes a JSON string carries as they are (ASCII, not
+// a control character, quote, backslash or HTML-special): one table load a
+// byte on the common path.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendJSONString is appendString for a string held as either type: a
 // value read from the pooled plaintext is encoded without a copy.
 func appendJSONString[T string | []byte](dst []byte, s T) []byte {
@@ -211,11 +221,11 @@ func appendJSONString[T string | []byte](dst []byte, s T) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if jsonPlain[c] {
+			i++
+			continue
+		}
 		if c < 0x80 {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch c {
 			case '"', '\\':
@@ -226,6 +236,10 @@ func appendJSONString[T string | []byte](dst []byte, s T) []byte {
 				dst = append(dst, '\\', 'r')
 			case '\t':
 				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
 			default:
 				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			}

@@ -159,3 +159,23 @@ func TestAppendJSONStringBytes(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAppendString judges the hand-written string encoder against
+// encoding/json, byte for byte, in both of its forms.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", `q"b\`, "<&>", "\x00\x1f\n\x7f", "é\u2028\u2029", "bad\xffutf8\xc3", "\xe2\x80", "😀"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendString(nil, s); string(got) != string(want) {
+			t.Errorf("appendString(%q) = %s; want %s", s, got, want)
+		}
+		if got := appendJSONString(nil, []byte(s)); string(got) != string(want) {
+			t.Errorf("appendJSONString(%q as bytes) = %s; want %s", s, got, want)
+		}
+	})
+}
