@@ -171,20 +171,16 @@ func (c *Codec) SealAt(plain []byte, at time.Time) ([]byte, error) {
 func (c *Codec) AppendSealAt(dst, plain []byte, at time.Time) ([]byte, error) {
 	sp := getScratch()
 	defer putScratch(sp)
-	raw := fernetSealedLen(len(plain))
-	inner := base64.URLEncoding.EncodedLen(raw)
-	buf := slices.Grow((*sp)[:0], raw+inner)
+	buf := slices.Grow((*sp)[:0], fernetSealedLen(len(plain)))
 	tok, err := c.keys[0].seal(buf, plain, at)
 	if err != nil {
 		return dst, err
 	}
-	text := tok[raw : raw+inner]
-	base64.URLEncoding.Encode(text, tok[:raw])
 	*sp = tok[:0]
 	start := len(dst)
-	dst = slices.Grow(dst, base64.StdEncoding.EncodedLen(inner))
-	dst = dst[:start+base64.StdEncoding.EncodedLen(inner)]
-	base64.StdEncoding.Encode(dst[start:], text)
+	n := bodyLen(len(tok))
+	dst = slices.Grow(dst, n)[:start+n]
+	encodeBody(dst[start:], tok)
 	return dst, nil
 }
 
