@@ -120,27 +120,36 @@ func decodeBody(buf, body []byte) (tok, grown []byte, ok bool) {
 	if len(body) == 0 {
 		return nil, buf, false
 	}
-	// Both decodings go into one buffer: the inner (url-safe) text first,
-	// then the binary token after it.
+	// The bulk in one pass (decodeBlocks), then the rest, where padding
+	// and anything irregular is, through the library: into one buffer,
+	// the token so far first, then the rest's inner (url-safe) text, then
+	// the rest of the token.
 	inner := base64.StdEncoding.DecodedLen(len(body))
 	buf = slices.Grow(buf[:0], inner+base64.URLEncoding.DecodedLen(inner))
-	n, err := base64.StdEncoding.Decode(buf[:inner], body)
+	buf = buf[:cap(buf)]
+	p, nb := decodeBlocks(buf[:inner], body)
+	// 9 bytes for every 16 characters read: the rest's text fits before
+	// inner, and its token after the text.
+	n, err := base64.StdEncoding.Decode(buf[p:inner], body[nb:])
 	if err != nil {
 		return nil, buf, false
 	}
-	text := buf[:n]
+	text := buf[p : p+n]
 	// The inner token is url-safe base64 with padding, checked strictly:
 	// URLEncoding.Decode refuses every byte outside the alphabet and any
 	// misplaced '=', but skips '\r' and '\n' (which would also let the
-	// length be off), so those two are refused here.
-	if base64.URLEncoding.DecodedLen(len(text)) < minTokenLen || !strictURLBase64(text) {
+	// length be off), so those two are refused here. The decoded prefix
+	// was 12 url-safe characters for every 9 bytes.
+	if base64.URLEncoding.DecodedLen(p/9*12+len(text)) < minTokenLen || !strictURLBase64(text) {
 		return nil, buf, false
 	}
-	m, err := base64.URLEncoding.Decode(buf[n:cap(buf)], text)
+	m, err := base64.URLEncoding.Decode(buf[p+n:], text)
 	if err != nil {
 		return nil, buf, false
 	}
-	return buf[n : n+m], buf, true
+	// The rest of the token goes after the prefix, over the text.
+	copy(buf[p:], buf[p+n:p+n+m])
+	return buf[:p+m], buf, true
 }
 
 // scratchPool holds the decoding buffers of Open and Seal.

@@ -105,7 +105,13 @@ func checkOpenAgainstOld(t *testing.T, c *Codec, body []byte, now time.Time) {
 func innerVariants(text []byte) [][]byte {
 	var out [][]byte
 	edit := func(f func(b []byte) []byte) { out = append(out, f(slices.Clone(text))) }
-	for _, pos := range []int{0, 1, len(text) / 2, len(text) - 4, len(text) - 3, len(text) - 2, len(text) - 1} {
+	// Every place in the first and last blocks of 16 (decodeBlocks' unit
+	// in a body, 12 in its text), and one in the middle.
+	var places []int
+	for i := range 20 {
+		places = append(places, i, len(text)-1-i)
+	}
+	for _, pos := range append(places, len(text)/2) {
 		for _, c := range []byte{'\n', '\r', '=', '+', '/', ' ', 0, 0x80, 0xff, 'A', '-', '_'} {
 			edit(func(b []byte) []byte { b[pos] = c; return b })
 			edit(func(b []byte) []byte { return slices.Insert(b, pos, c) })
@@ -143,18 +149,30 @@ func FuzzOpenAgainstOld(f *testing.F) {
 	c, _ := NewCodec([]string{vectorKey}, 0)
 	body, _ := c.SealAt([]byte(vectorPlain), now)
 	text, _ := base64.StdEncoding.DecodeString(string(body))
-	f.Add(body, byte(0))
-	f.Add([]byte(vectorBody), byte(0))
-	f.Add([]byte(" "+vectorBody+"\r\n"), byte(0))
-	f.Add(text, byte(1))
-	f.Add(append(slices.Clone(text[:40]), append([]byte("\r\n"), text[40:]...)...), byte(1))
-	f.Add([]byte("gAAAAA=="), byte(1))
-	f.Add(bytes.Repeat([]byte("A"), 100), byte(1))
-	f.Fuzz(func(t *testing.T, b []byte, mode byte) {
-		// mode 1 takes b as the inner text, so that the fuzzer reaches the
-		// inner check without having to find valid outer base64 first.
-		if mode&1 == 1 {
+	tok, _ := base64.URLEncoding.DecodeString(string(text))
+	f.Add(body, byte(0), uint16(0), byte(0))
+	f.Add([]byte(vectorBody), byte(0), uint16(0), byte(0))
+	f.Add([]byte(" "+vectorBody+"\r\n"), byte(0), uint16(0), byte(0))
+	f.Add(text, byte(1), uint16(0), byte(0))
+	f.Add(append(slices.Clone(text[:40]), append([]byte("\r\n"), text[40:]...)...), byte(1), uint16(0), byte(0))
+	f.Add([]byte("gAAAAA=="), byte(1), uint16(0), byte(0))
+	f.Add(bytes.Repeat([]byte("A"), 100), byte(1), uint16(0), byte(0))
+	f.Add(tok, byte(2), uint16(0), byte(0))
+	f.Add(tok, byte(2), uint16(100), byte('\n'))
+	f.Add(tok, byte(2), uint16(1000), byte('='))
+	f.Fuzz(func(t *testing.T, b []byte, mode byte, at uint16, put byte) {
+		// Mode 1 takes b as the inner text, so that the fuzzer reaches the
+		// inner check without having to find valid outer base64 first;
+		// mode 2 as the token, so that the body is valid up to the one
+		// byte put at place at (if put is not 0).
+		switch mode % 3 {
+		case 1:
 			b = []byte(base64.StdEncoding.EncodeToString(b))
+		case 2:
+			b = doubleBase64(b)
+			if put != 0 && len(b) > 0 {
+				b[int(at)%len(b)] = put
+			}
 		}
 		checkOpenAgainstOld(t, c, b, now)
 	})
@@ -216,5 +234,33 @@ func BenchmarkEncodeBodyTwoPasses(b *testing.B) {
 	for b.Loop() {
 		base64.URLEncoding.Encode(text, raw)
 		base64.StdEncoding.Encode(dst, text)
+	}
+}
+
+// The body decoding alone, as decodeBody does it and as the two library
+// passes with the strict check, for an answer's body.
+func BenchmarkDecodeBody(b *testing.B) {
+	body := doubleBase64(make([]byte, fernetSealedLen(len(answerPlain))))
+	buf := make([]byte, 0, 4096)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, _, ok := decodeBody(buf, body); !ok {
+			b.Fatal("refused")
+		}
+	}
+}
+
+func BenchmarkDecodeBodyTwoPasses(b *testing.B) {
+	body := doubleBase64(make([]byte, fernetSealedLen(len(answerPlain))))
+	buf := make([]byte, 4096)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		n, err := base64.StdEncoding.Decode(buf, body)
+		if err != nil || !strictURLBase64(buf[:n]) {
+			b.Fatal("refused")
+		}
+		if _, err := base64.URLEncoding.Decode(buf[n:], buf[:n]); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
