@@ -144,6 +144,31 @@ func TestOpenAgainstOld(t *testing.T) {
 	}
 }
 
+// Tokens of every length, so that bodies end with every combination of
+// padding at both levels (none at all when the length is a multiple of 9),
+// and a few edits of each.
+func TestDecodeBodyAgainstOld(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for n := range 1200 {
+		body := doubleBase64(randomBytes(rnd, n))
+		bodies := [][]byte{body}
+		for _, pos := range []int{0, len(body) / 2, len(body) - 16, len(body) - 4, len(body) - 1} {
+			if pos >= 0 && pos < len(body) {
+				bodies = append(bodies, slices.Insert(slices.Clone(body), pos, '\n'),
+					slices.Insert(slices.Clone(body), pos, 'Q', 'U', 'F', 'B'),
+					slices.Delete(slices.Clone(body), pos, pos+1))
+			}
+		}
+		for _, b := range bodies {
+			wantTok, wantOK := oldInnerDecode(b)
+			gotTok, _, gotOK := decodeBody(nil, b)
+			if gotOK != wantOK || !bytes.Equal(gotTok, wantTok) {
+				t.Fatalf("decodeBody(%q) = %x, %v; the old code gives %x, %v", b, gotTok, gotOK, wantTok, wantOK)
+			}
+		}
+	}
+}
+
 func FuzzOpenAgainstOld(f *testing.F) {
 	now := time.Unix(1764633599, 0)
 	c, _ := NewCodec([]string{vectorKey}, 0)
