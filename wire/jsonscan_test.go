@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -71,6 +72,13 @@ var scanSamples = []string{
 func TestScanObjectAgainstEncodingJSON(t *testing.T) {
 	for _, s := range scanSamples {
 		checkAgainstReference(t, []byte(s))
+	}
+	// Every ASCII byte inside a key and a value, raw and after a
+	// backslash, and strings cut short.
+	for c := range byte(0x80) {
+		for _, f := range []string{`{"a%cb":1}`, `{"a":"x%c"}`, `{"k\\%c":"v"}`, `{"a":"\\%c"}`, `{"a":"\\u00%c0"}`, `["%c`, `"\\%c`} {
+			checkAgainstReference(t, fmt.Appendf(nil, f, c))
+		}
 	}
 }
 
