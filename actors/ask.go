@@ -29,6 +29,14 @@ func (c *Core) waitUntil(ch chan reply, deadline time.Time) (reply, error) {
 }
 
 func (c *Core) waitFor(ch chan reply, d time.Duration) (reply, error) {
+	// An idle shard runs a message on the sender's goroutine (mailbox.go),
+	// so the reply is often there already: take it without a timer.
+	select {
+	case r := <-ch:
+		replyPool.Put(ch)
+		return r, nil
+	default:
+	}
 	t := timerPool.Get().(*time.Timer)
 	t.Reset(d)
 	select {
