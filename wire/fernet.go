@@ -85,7 +85,7 @@ func (k *fernetKey) seal(dst, plain []byte, at time.Time) ([]byte, error) {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(at.Unix()))
 	dst = append(dst, make([]byte, aes.BlockSize)...)
 	iv := dst[start+fernetIVOffset:]
-	if _, err := rand.Read(iv); err != nil {
+	if err := readIV(iv[:aes.BlockSize]); err != nil {
 		return dst[:start], fmt.Errorf("wire: seal: IV: %w", err)
 	}
 	// CBC by hand on the ready key schedule: cipher.NewCBCEncrypter would
@@ -153,4 +153,31 @@ func (k *fernetKey) open(dst, tok []byte, maxAge time.Duration, now time.Time) (
 		}
 	}
 	return dst[:len(dst)-pad], true
+}
+
+// ivBlock is a block of crypto/rand output that IVs are taken from, so
+// that a seal does not make a getrandom call of its own. Each byte is
+// handed out once and cleared as it goes.
+type ivBlock struct {
+	buf [4096]byte
+	off int
+}
+
+var ivBlocks = sync.Pool{New: func() any { return &ivBlock{off: 4096} }}
+
+// readIV fills iv with fresh random bytes.
+func readIV(iv []byte) error {
+	b := ivBlocks.Get().(*ivBlock)
+	defer ivBlocks.Put(b)
+	if b.off+len(iv) > len(b.buf) {
+		if _, err := rand.Read(b.buf[:]); err != nil {
+			b.off = len(b.buf)
+			return err
+		}
+		b.off = 0
+	}
+	n := copy(iv, b.buf[b.off:])
+	clear(b.buf[b.off : b.off+n])
+	b.off += n
+	return nil
 }

@@ -151,3 +151,19 @@ func TestAppendOpenSeal(t *testing.T) {
 		t.Errorf("AppendOpen of garbage = %q, %v; want x and an error", got, err)
 	}
 }
+
+// IVs drawn from the pooled random block never repeat: a block is used up
+// and refilled, each byte handed out once.
+func TestReadIVUnique(t *testing.T) {
+	seen := make(map[[16]byte]bool)
+	for range 3 * 4096 / 16 { // three blocks' worth
+		var iv [16]byte
+		if err := readIV(iv[:]); err != nil {
+			t.Fatal(err)
+		}
+		if seen[iv] || iv == ([16]byte{}) {
+			t.Fatalf("IV %x repeated or zero", iv)
+		}
+		seen[iv] = true
+	}
+}
