@@ -34,14 +34,14 @@ var errClaimsMissing = errors.New("httpfront: apikey_dict lacks uid, tkn or rol"
 // on the apikey-verify hot path, and a map costs some thirty allocations.
 // Keys match exactly (as in Python, unlike encoding/json's case-insensitive
 // struct fields); of duplicate keys the last wins, as in both.
+//
+// One pass of wire.ScanObject both checks that raw is JSON and walks it.
 func decodeKeyClaims(raw json.RawMessage) (keyClaims, error) {
 	var cl keyClaims
-	if !json.Valid(raw) {
-		return cl, errClaimsMissing
-	}
 	var uid, tkn, rol json.RawMessage
-	ok := eachMember(raw, func(key, value []byte) {
-		switch claimName(key) {
+	err := wire.ScanObject(raw, func(m wire.Member) {
+		value := m.Value
+		switch claimName(&m) {
 		case "uid":
 			uid = value
 		case "tkn":
@@ -58,7 +58,7 @@ func decodeKeyClaims(raw json.RawMessage) (keyClaims, error) {
 			cl.sub = value
 		}
 	})
-	if !ok || uid == nil || tkn == nil || rol == nil {
+	if err != nil || uid == nil || tkn == nil || rol == nil {
 		return cl, errClaimsMissing
 	}
 	if isNumber(rawKind(uid)) && isIntLiteral(uid) {
@@ -77,124 +77,30 @@ func decodeKeyClaims(raw json.RawMessage) (keyClaims, error) {
 	return cl, nil
 }
 
-// eachMember calls fn with the raw key (with its quotes) and raw value of
-// each member of the JSON object obj, which must be valid JSON. It returns
-// false if obj is not an object.
-func eachMember(obj []byte, fn func(key, value []byte)) bool {
-	i := skipSpace(obj, 0)
-	if i >= len(obj) || obj[i] != '{' {
-		return false
+// claimName returns a member's key when it may be a claim decodeKeyClaims
+// reads, and "" (or the decoded key) otherwise. A key without escapes is
+// matched without a copy.
+func claimName(m *wire.Member) string {
+	if m.Escaped {
+		return m.Name()
 	}
-	i = skipSpace(obj, i+1)
-	if i < len(obj) && obj[i] == '}' {
-		return true
+	switch string(m.Key) {
+	case "uid":
+		return "uid"
+	case "tkn":
+		return "tkn"
+	case "rol":
+		return "rol"
+	case "iss":
+		return "iss"
+	case "ver":
+		return "ver"
+	case "aud":
+		return "aud"
+	case "sub":
+		return "sub"
 	}
-	for i < len(obj) {
-		kEnd := skipValue(obj, i) // the key is a string
-		key := obj[i:kEnd]
-		i = skipSpace(obj, kEnd)
-		if i >= len(obj) || obj[i] != ':' {
-			return false
-		}
-		vStart := skipSpace(obj, i+1)
-		vEnd := skipValue(obj, vStart)
-		fn(key, obj[vStart:vEnd])
-		i = skipSpace(obj, vEnd)
-		if i >= len(obj) || obj[i] != ',' {
-			return true
-		}
-		i = skipSpace(obj, i+1)
-	}
-	return true
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
-		i++
-	}
-	return i
-}
-
-// skipValue returns the end of the valid JSON value that starts at b[i].
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return i
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	}
-	for ; i < len(b); i++ {
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\r', '\n':
-			return i
-		}
-	}
-	return i
-}
-
-// skipString returns the index after the string that starts at b[i].
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return i
-}
-
-// claimName returns a raw key of the claims as a string when it may be a
-// claim decodeKeyClaims reads, and "" (or the decoded key) otherwise. A
-// key without escapes is matched without a copy.
-func claimName(raw []byte) string {
-	if len(raw) >= 2 && bytes.IndexByte(raw, '\\') < 0 {
-		switch string(raw[1 : len(raw)-1]) {
-		case "uid":
-			return "uid"
-		case "tkn":
-			return "tkn"
-		case "rol":
-			return "rol"
-		case "iss":
-			return "iss"
-		case "ver":
-			return "ver"
-		case "aud":
-			return "aud"
-		case "sub":
-			return "sub"
-		}
-		return ""
-	}
-	return jsonKey(raw)
-}
-
-// jsonKey returns a raw object key as a string; only a key with escapes
-// costs a decode.
-func jsonKey(raw []byte) string {
-	s, _ := jsonString(raw)
-	return s
+	return ""
 }
 
 // jsonString decodes a raw JSON string value; ok is false for any other

@@ -158,6 +158,7 @@ func TestDecodeKeyClaims(t *testing.T) {
 		{`{"\u0075id":4,"tkn":"` + tok + `","rol":"st\u0061ff","uid":5}`, false, true, true, 5, tok, "staff"},
 		{` { "uid" : 4 , "tkn" : "` + tok + `" , "rol" : "staff" , "n" : {"a":["}",{"b":"\""}]} } `, false, true, true, 4, tok, "staff"},
 		{`{"uid":4,"tkn":"` + tok + `","rol":"staff"`, true, false, false, 0, "", ""},
+		{`{"":"00\`, true, false, false, 0, "", ""},
 		{`{}`, true, false, false, 0, "", ""},
 		{`null`, true, false, false, 0, "", ""},
 		{`[1]`, true, false, false, 0, "", ""},
