@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/authnzerver/authnzerver/shard"
 	"github.com/authnzerver/authnzerver/wire"
@@ -35,11 +36,14 @@ var errClaimsMissing = errors.New("httpfront: apikey_dict lacks uid, tkn or rol"
 // Keys match exactly (as in Python, unlike encoding/json's case-insensitive
 // struct fields); of duplicate keys the last wins, as in both.
 //
-// One pass of wire.ScanObject both checks that raw is JSON and walks it.
+// raw must be valid JSON, as every body parameter is: decodeEnvelope's scan
+// checked the whole plaintext, and Server.Call's parameters are
+// marshalled. So it is walked (wire.WalkObject), not checked again; on
+// other text it answers something, but never panics.
 func decodeKeyClaims(raw json.RawMessage) (keyClaims, error) {
 	var cl keyClaims
 	var uid, tkn, rol json.RawMessage
-	err := wire.ScanObject(raw, func(m wire.Member) {
+	ok := wire.WalkObject(raw, func(m wire.Member) {
 		value := m.Value
 		switch claimName(&m) {
 		case "uid":
@@ -58,7 +62,7 @@ func decodeKeyClaims(raw json.RawMessage) (keyClaims, error) {
 			cl.sub = value
 		}
 	})
-	if err != nil || uid == nil || tkn == nil || rol == nil {
+	if !ok || uid == nil || tkn == nil || rol == nil {
 		return cl, errClaimsMissing
 	}
 	if isNumber(rawKind(uid)) && isIntLiteral(uid) {
@@ -109,9 +113,11 @@ func jsonString(raw []byte) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
 		return "", false
 	}
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1]), true
+	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner), true
 	}
+	// Escapes, or bytes that are not UTF-8, which encoding/json turns into
+	// U+FFFD: decoded as it does.
 	var s string
 	err := json.Unmarshal(raw, &s)
 	return s, err == nil

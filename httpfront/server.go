@@ -351,7 +351,7 @@ func bodyParamsInto(params map[string]json.RawMessage, body []byte, ep *endpoint
 	if len(body) == 0 || body[0] != '{' {
 		return false
 	}
-	_ = wire.ScanObject(body, func(m wire.Member) { // already checked by decodeEnvelope
+	wire.WalkObject(body, func(m wire.Member) { // already checked by decodeEnvelope
 		name := ""
 		if ep != nil {
 			for i := range ep.params {

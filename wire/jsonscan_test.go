@@ -101,3 +101,49 @@ func BenchmarkScanEnvelope(b *testing.B) {
 		}
 	}
 }
+
+// checkWalkAgainstScan holds WalkObject to ScanObject: on an object
+// ScanObject accepts, the same members in the same order; on any other
+// text, no panic (it must end and stay in bounds), and false for text that
+// does not start as an object.
+func checkWalkAgainstScan(t *testing.T, text []byte) {
+	t.Helper()
+	var walked []Member
+	ok := WalkObject(text, func(m Member) { walked = append(walked, m) })
+	var scanned []Member
+	if ScanObject(text, func(m Member) { scanned = append(scanned, m) }) != nil {
+		return
+	}
+	if !ok || len(walked) != len(scanned) {
+		t.Fatalf("%q: walked %d members (ok %v); scanned %d", text, len(walked), ok, len(scanned))
+	}
+	for i := range scanned {
+		w, s := walked[i], scanned[i]
+		if !bytes.Equal(w.Key, s.Key) || w.Escaped != s.Escaped || !bytes.Equal(w.Value, s.Value) {
+			t.Fatalf("%q: member %d walked %q/%v = %q; scanned %q/%v = %q", text, i, w.Key, w.Escaped, w.Value, s.Key, s.Escaped, s.Value)
+		}
+	}
+}
+
+func TestWalkObject(t *testing.T) {
+	for _, s := range scanSamples {
+		checkWalkAgainstScan(t, []byte(s))
+	}
+	for _, s := range []string{
+		`{"a":"x\"y","b\\":[1,{"c":"]}"}],"d":-1.5e3,"e":true,"f":null,"g":{}}`,
+		`{"":""}`, ` { "k" : "v" } `, `{"a":"\\"}`, `{"a":"\\\""}`,
+		`{"a`, `{"a":`, `{"a":"`, `{"a":"\`, `{"a":[`, `{"a":1,`, `[1]`, ``, `"x"`,
+	} {
+		checkWalkAgainstScan(t, []byte(s))
+	}
+}
+
+func FuzzWalkObject(f *testing.F) {
+	for _, s := range scanSamples {
+		if len(s) < 1000 {
+			f.Add([]byte(s))
+		}
+	}
+	f.Add([]byte(`{"a":"x\"y","b\\":[1,{"c":"]}"}],"d":-1.5e3}`))
+	f.Fuzz(checkWalkAgainstScan)
+}
