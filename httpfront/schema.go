@@ -191,7 +191,7 @@ func validate(params []param, body map[string]json.RawMessage) []problem {
 			probs = append(probs, problem{p.name, "incorrect type", p.typeName(), p.required})
 			continue
 		}
-		if k := rawKind(v); (k == '{' || k == '[') && jsonDepth(v) > maxJSONDepth {
+		if k := rawKind(v); (k == '{' || k == '[') && tooDeep(v) {
 			probs = append(probs, problem{p.name, "nested too deeply", p.typeName(), p.required})
 			continue
 		}

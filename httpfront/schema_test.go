@@ -51,6 +51,17 @@ func TestJSONDepth(t *testing.T) {
 			t.Errorf("jsonDepth(%s) = %d; want %d", tt.in, got, tt.want)
 		}
 	}
+	// tooDeep's shortcut (few brackets) never hides a deep text: around
+	// the bound, with and without brackets in strings and side by side.
+	nest := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	for _, in := range []string{
+		nest(maxJSONDepth), nest(maxJSONDepth + 1), `["` + nest(40) + `"]`,
+		"[" + strings.Repeat(nest(2)+",", 20) + "1]", `{"a":` + nest(maxJSONDepth) + `}`,
+	} {
+		if got, want := tooDeep([]byte(in)), jsonDepth([]byte(in)) > maxJSONDepth; got != want {
+			t.Errorf("tooDeep(%.40s…) = %v; want %v", in, got, want)
+		}
+	}
 }
 
 // TestValidateBounds: free-form JSON is bounded in depth and the

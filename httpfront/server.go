@@ -498,7 +498,7 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plainReason(ctx, 400, "reqid is missing or null")
 		return
 	}
-	if jsonDepth(env.ReqID) > maxJSONDepth {
+	if tooDeep(env.ReqID) {
 		s.plainReason(ctx, 400, "reqid is nested too deeply")
 		return
 	}

@@ -1,6 +1,9 @@
 package httpfront
 
-import "unicode/utf8"
+import (
+	"bytes"
+	"unicode/utf8"
+)
 
 func decodeRune(s string) (rune, int) { return utf8.DecodeRuneInString(s) }
 
@@ -10,6 +13,16 @@ func decodeRune(s string) (rune, int) { return utf8.DecodeRuneInString(s) }
 // levels: a bound far below that, and far above any real use, keeps every
 // answer readable by the Python client.
 const maxJSONDepth = 32
+
+// tooDeep reports whether the JSON text v nests deeper than maxJSONDepth.
+// Nesting needs an opening bracket a level, so a text with few of them
+// (counted with bytes.Count, many bytes at a time) is not walked.
+func tooDeep(v []byte) bool {
+	if bytes.Count(v, []byte{'{'})+bytes.Count(v, []byte{'['}) <= maxJSONDepth {
+		return false
+	}
+	return jsonDepth(v) > maxJSONDepth
+}
 
 // jsonDepth returns the nesting depth of a JSON text (0 for a scalar, 1 for
 // {} or [1]). It trusts v to be valid JSON, as the envelope decode checked.
