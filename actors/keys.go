@@ -392,9 +392,9 @@ func activeAs(st Standing, role string) bool {
 // verifyClaims is the validity check of verify and revoke-all: the key of
 // kind named by cl is stored for uid/rol, inside its window and, if
 // session-tied, its session is live; and the permission (action on
-// cl.Owner by the acting user). The standing of the users and the key are
-// asked at once: two (or, when the owner is someone else, three) shard hops
-// cost the latency of one. A key whose owner's role has changed since it
+// cl.Owner by the acting user). An owner with their own key is one message
+// ([VerifyOwnAPIKey]); otherwise the standing of both users and the key are
+// asked at once: three shard hops cost the latency of one. A key whose owner's role has changed since it
 // was issued, or whose owner is locked (role "locked", inactive), does not
 // verify; a role change also revokes the owner's keys of other roles
 // ([Accounts.RevokeKeysNotOfRole]), so that they do not come back.
@@ -407,24 +407,28 @@ func (k *Keys) verifyClaims(kind shard.APIKeyKind, uid shard.UserID, role string
 		return allowed, key, false, err
 	}
 	c := k.core
-	pk := c.sendOp(VerifyAPIKey{Kind: kind, Digest: shard.DigestAPIKey(cl.Token), UserID: cl.Owner, Role: cl.Role})
 	const activeKeyRole = StandingActive | StandingKeyRole
-	var ownerHasRole bool
-	var errU error
 	if cl.Owner == uid {
-		var st Result[Standing]
-		st, errU = awaitOp[Standing](c, c.sendOp(CheckUserStanding{ID: uid, Role: role, KeyRole: cl.Role}))
-		allowed = activeAs(st.Value, role)
-		ownerHasRole = allowed && st.Value.Has(activeKeyRole)
-	} else {
-		pa := c.sendOp(CheckUserStanding{ID: uid, Role: role})
-		po := c.sendOp(CheckUserStanding{ID: cl.Owner, KeyRole: cl.Role})
-		a, errA := awaitOp[Standing](c, pa)
-		o, errO := awaitOp[Standing](c, po)
-		errU = cmp.Or(errA, errO)
-		allowed = errU == nil && activeAs(a.Value, role) && o.Value.Has(StandingActive)
-		ownerHasRole = o.Value.Has(activeKeyRole)
+		// The common case, an owner with their own key: one message.
+		res, err := Ask[KeyVerdict](c, VerifyOwnAPIKey{Kind: kind, Digest: shard.DigestAPIKey(cl.Token), UserID: uid, KeyRole: cl.Role, ActorRole: role})
+		if err != nil {
+			return false, key, false, err
+		}
+		v := &res.Value
+		allowed = activeAs(v.Standing, role)
+		if !v.Valid || !allowed || !v.Standing.Has(activeKeyRole) {
+			return allowed, v.Key, false, nil
+		}
+		return k.keyLive(kind, allowed, v.Key)
 	}
+	pk := c.sendOp(VerifyAPIKey{Kind: kind, Digest: shard.DigestAPIKey(cl.Token), UserID: cl.Owner, Role: cl.Role})
+	pa := c.sendOp(CheckUserStanding{ID: uid, Role: role})
+	po := c.sendOp(CheckUserStanding{ID: cl.Owner, KeyRole: cl.Role})
+	a, errA := awaitOp[Standing](c, pa)
+	o, errO := awaitOp[Standing](c, po)
+	errU := cmp.Or(errA, errO)
+	allowed = errU == nil && activeAs(a.Value, role) && o.Value.Has(StandingActive)
+	ownerHasRole := o.Value.Has(activeKeyRole)
 	kr, errK := awaitOp[shard.APIKey](c, pk)
 	key = kr.Value
 	if errU != nil {
@@ -436,6 +440,12 @@ func (k *Keys) verifyClaims(kind shard.APIKeyKind, uid shard.UserID, role string
 	if errK != nil {
 		return allowed, key, false, errK
 	}
+	return k.keyLive(kind, allowed, key)
+}
+
+// keyLive ends verifyClaims for a key found valid: a session-tied key is
+// valid only while its session is live.
+func (k *Keys) keyLive(kind shard.APIKeyKind, allowed bool, key shard.APIKey) (bool, shard.APIKey, bool, error) {
 	if kind == shard.KeySession {
 		live, err := k.sessionLive(&key)
 		return allowed, key, live, err

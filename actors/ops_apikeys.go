@@ -49,17 +49,107 @@ func (o CheckUserStanding) apply(s *shard.Shard, _ time.Time) (any, []shard.Muta
 	if err != nil {
 		return Standing(0), nil, nil
 	}
+	return standingOf(&u, o.Role, o.KeyRole), nil, nil
+}
+
+// standingOf is the [Standing] of user u for role and keyRole.
+func standingOf(u *shard.User, role, keyRole string) Standing {
 	var st Standing
 	if u.IsActive {
 		st |= StandingActive
 	}
-	if u.Role == o.Role {
+	if u.Role == role {
 		st |= StandingRole
 	}
-	if u.Role == o.KeyRole {
+	if u.Role == keyRole {
 		st |= StandingKeyRole
 	}
-	return st, nil, nil
+	return st
+}
+
+// VerifyOwnAPIKey verifies, for its owner UserID acting with role
+// ActorRole, the key of Kind with Digest (stored for UserID with KeyRole
+// and inside its window), and finds the owner's [Standing] for ActorRole
+// and KeyRole: a [VerifyAPIKey] and a [CheckUserStanding] in one message.
+// The key's shard answers both when it holds the owner or a view of it
+// (shard/userview.go, as the session check does); otherwise it forwards
+// its verdict to the owner's shard ([OwnKeyStanding]). It answers a
+// [KeyVerdict] and never fails.
+type VerifyOwnAPIKey struct {
+	Kind      shard.APIKeyKind   `json:"kind"`
+	Digest    shard.APIKeyDigest `json:"digest"`
+	UserID    shard.UserID       `json:"user_id"`
+	KeyRole   string             `json:"key_role"`
+	ActorRole string             `json:"actor_role"`
+}
+
+// KeyVerdict is the answer to [VerifyOwnAPIKey]: the key when Valid, and
+// the owner's standing (0 when the owner is gone).
+type KeyVerdict struct {
+	Key      shard.APIKey `json:"key"`
+	Valid    bool         `json:"valid"`
+	Standing Standing     `json:"standing"`
+}
+
+// Route implements Op.
+func (o VerifyOwnAPIKey) Route() shard.Route { return shard.APIKeyRoute(o.Digest) }
+
+func (o VerifyOwnAPIKey) apply(s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
+	return o.verify(s, now, 0)
+}
+
+func (o VerifyOwnAPIKey) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
+	watcher := 0
+	if c.viewsOn() {
+		_, i := c.pidOf(o.Route())
+		watcher = i + 1
+	}
+	return o.verify(s, now, watcher)
+}
+
+// verify is the key check; watcher is this shard's index + 1 when it
+// should get a view of the owner, else 0.
+func (o VerifyOwnAPIKey) verify(s *shard.Shard, now time.Time, watcher int) (any, []shard.Mutation, error) {
+	k, err := s.VerifyAPIKey(o.Kind, o.Digest, o.UserID, o.KeyRole, now)
+	v := KeyVerdict{Key: k, Valid: err == nil}
+	if u, ok := s.UserView(o.UserID); ok {
+		v.Standing = standingOf(&u, o.ActorRole, o.KeyRole)
+		return v, nil, nil
+	}
+	return Forward{Op: OwnKeyStanding{Verdict: v, UserID: o.UserID, ActorRole: o.ActorRole, KeyRole: o.KeyRole, watcher: watcher}}, nil, nil
+}
+
+// OwnKeyStanding completes a [VerifyOwnAPIKey] on the owner's shard: it
+// adds the owner's standing to Verdict and answers it, and gives the key's
+// shard a view of the owner.
+type OwnKeyStanding struct {
+	Verdict   KeyVerdict   `json:"verdict"`
+	UserID    shard.UserID `json:"user_id"`
+	ActorRole string       `json:"actor_role"`
+	KeyRole   string       `json:"key_role"`
+	// watcher is the key's shard + 1, to be given a view of the owner; 0
+	// for none. It never travels between nodes.
+	watcher int
+}
+
+// Route implements Op.
+func (o OwnKeyStanding) Route() shard.Route { return shard.UserRoute(o.UserID) }
+
+func (o OwnKeyStanding) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutation, error) {
+	v := o.Verdict
+	if u, err := s.GetUser(o.UserID); err == nil {
+		v.Standing = standingOf(&u, o.ActorRole, o.KeyRole)
+	}
+	return v, nil, nil
+}
+
+func (o OwnKeyStanding) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
+	if w := c.watcherFor(o.watcher, o.Route()); w >= 0 {
+		if u, ok := s.WatchUser(o.UserID, w); ok {
+			c.install(w, o.UserID, u)
+		}
+	}
+	return o.apply(s, now)
 }
 
 // CountActiveUsers answers, on every shard it is sent to ([AskAll]), how
@@ -219,6 +309,6 @@ func (o RevokeUserAPIKeysNotRole) apply(s *shard.Shard, _ time.Time) (any, []sha
 
 // apiKeyOps lists the operations of this file for the codec (ops.go).
 var apiKeyOps = []broadcastOp{
-	CheckUserStanding{}, CountActiveUsers{}, CreateAPIKey{}, VerifyAPIKey{}, KeySessionLive{},
+	CheckUserStanding{}, CountActiveUsers{}, CreateAPIKey{}, VerifyAPIKey{}, VerifyOwnAPIKey{}, OwnKeyStanding{}, KeySessionLive{},
 	RefreshableAPIKey{}, RevokeAPIKey{}, DeleteAPIKey{}, RevokeUserAPIKeys{}, RevokeUserAPIKeysNotRole{},
 }

@@ -87,19 +87,15 @@ func (o SessionUser) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutation, 
 }
 
 func (o SessionUser) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
-	if o.watcher == 0 || !c.viewsOn() {
+	w := c.watcherFor(o.watcher, o.Route())
+	if w < 0 {
 		return o.apply(s, now)
 	}
-	if _, self := c.pidOf(o.Route()); o.watcher-1 == self || o.watcher > len(c.pids) {
-		return o.apply(s, now)
-	}
-	u, ok := s.WatchUser(o.Session.UserID, o.watcher-1)
+	u, ok := s.WatchUser(o.Session.UserID, w)
 	if !ok {
 		return nil, nil, shard.ErrSessionNotFound
 	}
-	// Sent before any later change of the user is pushed: the view
-	// arrives first.
-	c.install(o.watcher-1, o.Session.UserID, u)
+	c.install(w, o.Session.UserID, u)
 	return newSessionInfo(o.Session, *u), nil, nil
 }
 

@@ -59,7 +59,21 @@ func (a *shardActor) pushChanges(m *opMsg, r reply) {
 	}
 }
 
-// install sends shard i its first view of user u.
+// watcherFor returns the shard that a forwarded check's watcher field
+// (shard + 1, 0 for none) names, or -1 when no view is to be installed:
+// views off, none asked for, or the user's own shard (route).
+func (c *Core) watcherFor(watcher int, route shard.Route) int {
+	if watcher == 0 || !c.viewsOn() || watcher > len(c.pids) {
+		return -1
+	}
+	if _, self := c.pidOf(route); watcher-1 == self {
+		return -1
+	}
+	return watcher - 1
+}
+
+// install sends shard i its first view of user u. It is posted before any
+// later change of the user is pushed, so the view arrives first.
 func (c *Core) install(i int, id shard.UserID, u *shard.User) {
 	c.root.Send(c.pids[i], &userInstall{id: id, user: u})
 }

@@ -149,3 +149,106 @@ func TestSessionCheckViewsConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// An owner's own key is verified in one message once the key's shard has a
+// view of the owner, and every change of the owner is seen by the next
+// verification, on every key's shard.
+func TestVerifyOwnKeySeesUserChanges(t *testing.T) {
+	const uid = shard.UserID(1003)
+	c := startTestCore(t, Options{Shards: 8})
+	if _, err := Ask[shard.User](c, CreateUser{User: shard.User{ID: uid, Email: "keys@example.org", IsActive: true, Role: "authenticated"}}); err != nil {
+		t.Fatal(err)
+	}
+	var keys []shard.APIKeyDigest
+	for i := range 16 {
+		d := shard.DigestAPIKey(fmt.Sprintf("view-key-%d", i))
+		if _, err := Ask[shard.APIKey](c, CreateAPIKey{Digest: d, Key: shard.NewAPIKey{Kind: shard.KeyNoSession, UserID: uid, Role: "authenticated", Lifetime: time.Hour, RefreshPHC: "$argon2id$x", RefreshLifetime: time.Hour}}); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, d)
+	}
+	verify := func(d shard.APIKeyDigest) KeyVerdict {
+		t.Helper()
+		res, err := Ask[KeyVerdict](c, VerifyOwnAPIKey{Kind: shard.KeyNoSession, Digest: d, UserID: uid, KeyRole: "authenticated", ActorRole: "authenticated"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Value
+	}
+	// The standing the owner's own shard gives now: what every verdict
+	// must say.
+	truth := func() Standing {
+		res, err := Ask[Standing](c, CheckUserStanding{ID: uid, Role: "authenticated", KeyRole: "authenticated"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Value
+	}
+	tests := []struct {
+		name string
+		op   Op
+	}{
+		{"first check (views installed)", nil},
+		{"lock", LockUser{ID: uid}},
+		{"unlock", UnlockUser{ID: uid}},
+		{"role change", EditUser{ID: uid, Role: "staff", SetRole: true}},
+		{"role back", EditUser{ID: uid, Role: "authenticated", SetRole: true}},
+		{"deactivate", EditUser{ID: uid, IsActive: false, SetIsActive: true}},
+		{"delete", DeleteUser{ID: uid}},
+	}
+	seen := map[Standing]bool{}
+	for _, tt := range tests {
+		if tt.op != nil {
+			if _, err := Ask[any](c, tt.op); err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+		}
+		want := truth()
+		seen[want] = true
+		for i, d := range keys {
+			if v := verify(d); !v.Valid || v.Key.UserID != uid || v.Standing != want {
+				t.Fatalf("%s: key %d: valid %v, standing %b; want valid, standing %b", tt.name, i, v.Valid, v.Standing, want)
+			}
+		}
+	}
+	if len(seen) < 3 {
+		t.Errorf("the steps gave only standings %v: the test changes too little", seen)
+	}
+	if v := verify(shard.DigestAPIKey("no such key")); v.Valid {
+		t.Errorf("an unknown key verified")
+	}
+}
+
+// With a view in place, verifying an own key does not wait for the
+// owner's shard.
+func TestVerifyOwnKeyOneHop(t *testing.T) {
+	if clusterTestEnv {
+		t.Skip("cluster mode keeps two hops")
+	}
+	const uid = shard.UserID(1004)
+	c := startTestCore(t, Options{Shards: 8})
+	if _, err := Ask[shard.User](c, CreateUser{User: shard.User{ID: uid, IsActive: true, Role: "authenticated"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, userShard := c.pidOf(shard.UserRoute(uid))
+	var d shard.APIKeyDigest
+	for i := 0; ; i++ {
+		d = shard.DigestAPIKey(fmt.Sprintf("one-hop-key-%d", i))
+		if _, s := c.pidOf(shard.APIKeyRoute(d)); s != userShard {
+			break
+		}
+	}
+	if _, err := Ask[shard.APIKey](c, CreateAPIKey{Digest: d, Key: shard.NewAPIKey{Kind: shard.KeyNoSession, UserID: uid, Role: "authenticated", Lifetime: time.Hour, RefreshPHC: "$argon2id$x", RefreshLifetime: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	op := VerifyOwnAPIKey{Kind: shard.KeyNoSession, Digest: d, UserID: uid, KeyRole: "authenticated", ActorRole: "authenticated"}
+	if _, err := Ask[KeyVerdict](c, op); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	<-HoldShard(c, userShard, release)
+	if res, err := Ask[KeyVerdict](c, op); err != nil || !res.Value.Valid || res.Value.Standing == 0 {
+		t.Fatalf("with the owner's shard held: %+v, %v; want an answer from the view", res.Value, err)
+	}
+}
