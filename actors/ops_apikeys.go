@@ -99,12 +99,7 @@ func (o VerifyOwnAPIKey) apply(s *shard.Shard, now time.Time) (any, []shard.Muta
 }
 
 func (o VerifyOwnAPIKey) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
-	watcher := 0
-	if c.viewsOn() {
-		_, i := c.pidOf(o.Route())
-		watcher = i + 1
-	}
-	return o.verify(s, now, watcher)
+	return o.verify(s, now, c.watcherOf(o.Route()))
 }
 
 // verify is the key check; watcher is this shard's index + 1 when it

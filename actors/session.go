@@ -43,12 +43,7 @@ func (o SessionCheck) apply(s *shard.Shard, now time.Time) (any, []shard.Mutatio
 }
 
 func (o SessionCheck) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
-	watcher := 0
-	if c.viewsOn() {
-		_, i := c.pidOf(o.Route())
-		watcher = i + 1
-	}
-	return o.check(s, now, watcher)
+	return o.check(s, now, c.watcherOf(o.Route()))
 }
 
 // check is the session check; watcher is this shard's index + 1 when it

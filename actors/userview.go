@@ -59,6 +59,16 @@ func (a *shardActor) pushChanges(m *opMsg, r reply) {
 	}
 }
 
+// watcherOf is the watcher field a check on the shard of route puts in
+// the operation it forwards: that shard + 1 when views are on, else 0.
+func (c *Core) watcherOf(route shard.Route) int {
+	if !c.viewsOn() {
+		return 0
+	}
+	_, i := c.pidOf(route)
+	return i + 1
+}
+
 // watcherFor returns the shard that a forwarded check's watcher field
 // (shard + 1, 0 for none) names, or -1 when no view is to be installed:
 // views off, none asked for, or the user's own shard (route).

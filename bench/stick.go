@@ -171,8 +171,5 @@ func startCodecStick(key string) (*Target, *baseline, error) {
 		ctx.SetContentType("text/plain; charset=UTF-8")
 		ctx.SetBody(out)
 	}
-	srv := &fasthttp.Server{Handler: handler, Name: "codec-stick"}
-	go func() { _ = srv.Serve(ln) }()
-	t, err := NewTarget("codec-stick", "http://"+ln.Addr().String()+"/", key)
-	return t, &baseline{srv: srv, ln: ln}, err
+	return serveBaseline("codec-stick", ln, key, handler)
 }

@@ -28,6 +28,15 @@ type baseline struct {
 
 func (b *baseline) close() { _ = b.srv.Shutdown() }
 
+// serveBaseline serves handler on ln as the baseline name, with key for
+// its target (empty: the baseline does not speak the protocol).
+func serveBaseline(name string, ln net.Listener, key string, handler fasthttp.RequestHandler) (*Target, *baseline, error) {
+	srv := &fasthttp.Server{Handler: handler, Name: name}
+	go func() { _ = srv.Serve(ln) }()
+	t, err := NewTarget(name, "http://"+ln.Addr().String()+"/", key)
+	return t, &baseline{srv: srv, ln: ln}, err
+}
+
 func listenLoopback() (net.Listener, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -43,10 +52,7 @@ func startHello() (*Target, *baseline, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") }, Name: "hello"}
-	go func() { _ = srv.Serve(ln) }()
-	t, err := NewTarget("hello", "http://"+ln.Addr().String()+"/", "")
-	return t, &baseline{srv: srv, ln: ln}, err
+	return serveBaseline("hello", ln, "", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") })
 }
 
 // startCodecOnly starts the `codec-only` baseline: our own codec
@@ -90,10 +96,7 @@ func startCodecOnly(key string) (*Target, *baseline, error) {
 		ctx.SetContentType("text/plain; charset=UTF-8")
 		ctx.SetBody(sealed)
 	}
-	srv := &fasthttp.Server{Handler: handler, Name: "codec-only"}
-	go func() { _ = srv.Serve(ln) }()
-	t, err := NewTarget("codec-only", "http://"+ln.Addr().String()+"/", key)
-	return t, &baseline{srv: srv, ln: ln}, err
+	return serveBaseline("codec-only", ln, key, handler)
 }
 
 // Local is our full server started in this process on a temporary data
