@@ -26,7 +26,7 @@ test: lint
 race:
 	$(GO) test -race -shuffle=on -count=1 $(PKGS)
 
-FUZZTIME ?= 3s
+FUZZTIME ?= 2s
 fuzz-short:
 	@./scripts/fuzz-all.sh $(FUZZTIME)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every fuzz target of the module for the given time each (default 3s).
+# Runs every fuzz target of the module for the given time each (default 2s).
 set -euo pipefail
-t=${1:-3s}
+t=${1:-2s}
 cd "$(dirname "$0")/.."
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
