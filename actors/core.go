@@ -163,7 +163,7 @@ func Start(system *actor.ActorSystem, load Loader, writes Enqueuer, opts Options
 		props := actor.PropsFromProducer(func() actor.Actor {
 			// A restart after a panic gets a new actor value but the same
 			// state: the shard's memory is not lost with the actor.
-			return &shardActor{core: c, state: st, writes: c.writes}
+			return &shardActor{core: c, state: st, writes: c.writes, index: i}
 		}, actor.WithMailbox(inlineMailboxProducer(depth)))
 		pid, err := c.root.SpawnNamed(props, fmt.Sprintf("shard-%d", i))
 		if err != nil {

@@ -95,23 +95,23 @@ type KeyVerdict struct {
 func (o VerifyOwnAPIKey) Route() shard.Route { return shard.APIKeyRoute(o.Digest) }
 
 func (o VerifyOwnAPIKey) apply(s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
-	return o.verify(s, now, 0)
+	return o.verify(s, now, viewAsk{})
 }
 
 func (o VerifyOwnAPIKey) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
-	return o.verify(s, now, c.watcherOf(o.Route()))
+	return o.verify(s, now, c.viewAskOf(o.Route(), s))
 }
 
-// verify is the key check; watcher is this shard's index + 1 when it
-// should get a view of the owner, else 0.
-func (o VerifyOwnAPIKey) verify(s *shard.Shard, now time.Time, watcher int) (any, []shard.Mutation, error) {
+// verify is the key check; ask is what a forward carries to give this
+// shard a view of the owner.
+func (o VerifyOwnAPIKey) verify(s *shard.Shard, now time.Time, ask viewAsk) (any, []shard.Mutation, error) {
 	k, err := s.VerifyAPIKey(o.Kind, o.Digest, o.UserID, o.KeyRole, now)
 	v := KeyVerdict{Key: k, Valid: err == nil}
 	if u, ok := s.UserView(o.UserID); ok {
 		v.Standing = standingOf(&u, o.ActorRole, o.KeyRole)
 		return v, nil, nil
 	}
-	return Forward{Op: OwnKeyStanding{Verdict: v, UserID: o.UserID, ActorRole: o.ActorRole, KeyRole: o.KeyRole, watcher: watcher}}, nil, nil
+	return Forward{Op: OwnKeyStanding{Verdict: v, UserID: o.UserID, ActorRole: o.ActorRole, KeyRole: o.KeyRole, view: ask}}, nil, nil
 }
 
 // OwnKeyStanding completes a [VerifyOwnAPIKey] on the owner's shard: it
@@ -122,9 +122,9 @@ type OwnKeyStanding struct {
 	UserID    shard.UserID `json:"user_id"`
 	ActorRole string       `json:"actor_role"`
 	KeyRole   string       `json:"key_role"`
-	// watcher is the key's shard + 1, to be given a view of the owner; 0
-	// for none. It never travels between nodes.
-	watcher int
+	// view asks for a view of the owner for the key's shard. It never
+	// travels between nodes.
+	view viewAsk
 }
 
 // Route implements Op.
@@ -139,9 +139,9 @@ func (o OwnKeyStanding) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutatio
 }
 
 func (o OwnKeyStanding) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
-	if w := c.watcherFor(o.watcher, o.Route()); w >= 0 {
+	if w := c.watcherFor(o.view.watcher, o.Route()); w >= 0 {
 		if u, ok := s.WatchUser(o.UserID, w); ok {
-			c.install(w, o.UserID, u)
+			c.install(w, o.UserID, u, o.view.epoch)
 		}
 	}
 	return o.apply(s, now)

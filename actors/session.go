@@ -39,16 +39,16 @@ type SessionCheck struct {
 func (o SessionCheck) Route() shard.Route { return shard.SessionRoute(o.Digest) }
 
 func (o SessionCheck) apply(s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
-	return o.check(s, now, 0)
+	return o.check(s, now, viewAsk{})
 }
 
 func (o SessionCheck) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
-	return o.check(s, now, c.watcherOf(o.Route()))
+	return o.check(s, now, c.viewAskOf(o.Route(), s))
 }
 
-// check is the session check; watcher is this shard's index + 1 when it
-// should get a view of the user, else 0.
-func (o SessionCheck) check(s *shard.Shard, now time.Time, watcher int) (any, []shard.Mutation, error) {
+// check is the session check; ask is what a forward carries to give this
+// shard a view of the user.
+func (o SessionCheck) check(s *shard.Shard, now time.Time, ask viewAsk) (any, []shard.Mutation, error) {
 	sess, err := s.LookupSession(o.Digest, now)
 	if err != nil {
 		return nil, nil, err
@@ -56,7 +56,7 @@ func (o SessionCheck) check(s *shard.Shard, now time.Time, watcher int) (any, []
 	if u, ok := s.UserView(sess.UserID); ok {
 		return newSessionInfo(sess, u), nil, nil
 	}
-	return Forward{Op: SessionUser{Session: sess, watcher: watcher}}, nil, nil
+	return Forward{Op: SessionUser{Session: sess, view: ask}}, nil, nil
 }
 
 // SessionUser joins a session (found by [SessionCheck]) with its user, on
@@ -65,9 +65,9 @@ func (o SessionCheck) check(s *shard.Shard, now time.Time, watcher int) (any, []
 // shard.ErrSessionNotFound.
 type SessionUser struct {
 	Session shard.Session `json:"session"`
-	// watcher is the session's shard + 1, to be given a view of the user;
-	// 0 for none. It never travels between nodes.
-	watcher int
+	// view asks for a view of the user for the session's shard. It never
+	// travels between nodes.
+	view viewAsk
 }
 
 // Route implements Op.
@@ -82,7 +82,7 @@ func (o SessionUser) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutation, 
 }
 
 func (o SessionUser) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
-	w := c.watcherFor(o.watcher, o.Route())
+	w := c.watcherFor(o.view.watcher, o.Route())
 	if w < 0 {
 		return o.apply(s, now)
 	}
@@ -90,7 +90,7 @@ func (o SessionUser) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []s
 	if !ok {
 		return nil, nil, shard.ErrSessionNotFound
 	}
-	c.install(w, o.Session.UserID, u)
+	c.install(w, o.Session.UserID, u, o.view.epoch)
 	return newSessionInfo(o.Session, *u), nil, nil
 }
 

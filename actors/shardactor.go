@@ -20,6 +20,9 @@ type shardActor struct {
 	// changes are the watched users changed by the message being handled
 	// (userview.go), reused.
 	changes []shard.UserChange
+	// index is the shard's number (single node), which views name their
+	// watchers by.
+	index int
 }
 
 // reply is what a shard sends back on a message's channel.
@@ -55,10 +58,13 @@ func (a *shardActor) Receive(c actor.Context) {
 		if a.noteChanges(muts); len(a.changes) > 0 {
 			a.pushChanges(nil, reply{})
 		}
+		a.dropIdleViews()
 	case *userInstall:
-		a.state.SetUserView(m.id, m.user)
+		a.state.InstallUserView(m.id, m.user, m.epoch)
 	case *userPush:
-		a.state.SetUserView(m.id, m.user)
+		a.state.PushUserView(m.id, m.user)
+	case *userUnwatch:
+		a.state.UnwatchUser(m.id, m.watcher)
 	}
 }
 

@@ -19,10 +19,18 @@ import (
 // Cluster mode keeps the two-hop check: a view would have to follow its
 // user's shard between nodes and leases (docs/design.md, "Cluster mode").
 
-// userInstall gives a shard its first view of a user.
+// userInstall gives a shard its first view of a user, asked for by a
+// check forwarded at the shard's view epoch.
 type userInstall struct {
-	id   shard.UserID
-	user *shard.User // shared read-only
+	id    shard.UserID
+	user  *shard.User // shared read-only
+	epoch uint64
+}
+
+// userUnwatch tells a user's shard that shard watcher dropped its view.
+type userUnwatch struct {
+	id      shard.UserID
+	watcher int
 }
 
 // userPush gives a watching shard a user's new record (nil: deleted).
@@ -59,14 +67,22 @@ func (a *shardActor) pushChanges(m *opMsg, r reply) {
 	}
 }
 
-// watcherOf is the watcher field a check on the shard of route puts in
-// the operation it forwards: that shard + 1 when views are on, else 0.
-func (c *Core) watcherOf(route shard.Route) int {
+// viewAsk is what a check that forwards to a user's shard carries to be
+// given a view: the asking shard + 1 (0: no view wanted) and its view
+// epoch.
+type viewAsk struct {
+	watcher int
+	epoch   uint64
+}
+
+// viewAskOf is the viewAsk of a check on s, the shard of route: none when
+// views are off.
+func (c *Core) viewAskOf(route shard.Route, s *shard.Shard) viewAsk {
 	if !c.viewsOn() {
-		return 0
+		return viewAsk{}
 	}
 	_, i := c.pidOf(route)
-	return i + 1
+	return viewAsk{watcher: i + 1, epoch: s.ViewEpoch()}
 }
 
 // watcherFor returns the shard that a forwarded check's watcher field
@@ -82,8 +98,21 @@ func (c *Core) watcherFor(watcher int, route shard.Route) int {
 	return watcher - 1
 }
 
-// install sends shard i its first view of user u. It is posted before any
-// later change of the user is pushed, so the view arrives first.
-func (c *Core) install(i int, id shard.UserID, u *shard.User) {
-	c.root.Send(c.pids[i], &userInstall{id: id, user: u})
+// install sends shard i its view of user u, asked for at epoch. It is
+// posted before any later change of the user is pushed, so the view
+// arrives first.
+func (c *Core) install(i int, id shard.UserID, u *shard.User, epoch uint64) {
+	c.root.Send(c.pids[i], &userInstall{id: id, user: u, epoch: epoch})
+}
+
+// dropIdleViews, after a sweep, drops the views of users with nothing left
+// on this shard and tells their shards to stop pushing.
+func (a *shardActor) dropIdleViews() {
+	if !a.core.viewsOn() {
+		return
+	}
+	for _, id := range a.state.DropIdleViews() {
+		pid, _ := a.core.pidOf(shard.UserRoute(id))
+		a.core.root.Send(pid, &userUnwatch{id: id, watcher: a.index})
+	}
 }

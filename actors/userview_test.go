@@ -252,3 +252,159 @@ func TestVerifyOwnKeyOneHop(t *testing.T) {
 		t.Fatalf("with the owner's shard held: %+v, %v; want an answer from the view", res.Value, err)
 	}
 }
+
+// viewTotals sums the views and watches of every shard.
+func viewTotals(t *testing.T, c *Core) (views, watches int) {
+	t.Helper()
+	res, err := AskAll[shard.Counts](c, CountRecords{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		views += r.Value.Views
+		watches += r.Value.Watches
+	}
+	return views, watches
+}
+
+// Once a user has no session left on a shard, the sweep drops that shard's
+// view and the user's shard stops pushing to it; a new session's first
+// check installs a view again, which then follows the user's changes.
+func TestIdleViewsDropped(t *testing.T) {
+	if clusterTestEnv {
+		t.Skip("cluster mode keeps no views")
+	}
+	const uid = shard.UserID(1005)
+	c := startTestCore(t, Options{Shards: 8, SweepInterval: 20 * time.Millisecond})
+	if _, err := Ask[shard.User](c, CreateUser{User: shard.User{ID: uid, FullName: "v0", IsActive: true}}); err != nil {
+		t.Fatal(err)
+	}
+	var ds []shard.SessionDigest
+	for i := range 16 {
+		d := shard.DigestSession(fmt.Sprintf("idle-view-%d", i))
+		if _, err := Ask[shard.Session](c, CreateSession{Digest: d, UserID: uid, Expires: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := CheckSession(c, d); err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, d)
+	}
+	if v, w := viewTotals(t, c); v == 0 || v != w {
+		t.Fatalf("after the checks: %d views, %d watches; want as many of each, some", v, w)
+	}
+	for _, d := range ds {
+		if _, err := Ask[bool](c, DeleteSession{Digest: d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Liveness, not speed: sweeps run every 20 ms; give them ample time.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, w := viewTotals(t, c)
+		if v == 0 && w == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("views and watches not dropped: %d views, %d watches", v, w)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	d := shard.DigestSession("idle-view-again")
+	if _, err := Ask[shard.Session](c, CreateSession{Digest: d, UserID: uid, Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		name := fmt.Sprintf("v%d", i+1)
+		if _, err := Ask[EditResult](c, EditUser{ID: uid, FullName: name, SetFullName: true}); err != nil {
+			t.Fatal(err)
+		}
+		if info, err := CheckSession(c, d); err != nil || info.User.FullName != name {
+			t.Fatalf("check %d after the views were dropped: %q, %v; want %q", i, info.User.FullName, err, name)
+		}
+	}
+}
+
+// Views dropped and installed again while the user changes: sessions are
+// ended and made again, sweeps run every millisecond, and a check never
+// answers a version older than the last edit answered before it began
+// (run with -race).
+func TestViewsChurn(t *testing.T) {
+	if clusterTestEnv {
+		t.Skip("cluster mode keeps no views")
+	}
+	const uid = shard.UserID(1006)
+	c := startTestCore(t, Options{Shards: 8, SweepInterval: time.Millisecond})
+	if _, err := Ask[shard.User](c, CreateUser{User: shard.User{ID: uid, FullName: "v0", IsActive: true}}); err != nil {
+		t.Fatal(err)
+	}
+	digest := func(i int) shard.SessionDigest { return shard.DigestSession(fmt.Sprintf("churn-%d", i)) }
+	const n = 16
+	var acked atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	wg.Add(1)
+	go func() { // ends and makes sessions again, so views go and come back
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// All of them: a shard with none left drops its view at its
+			// next sweep.
+			for j := range n {
+				_, _ = Ask[bool](c, DeleteSession{Digest: digest(j)})
+			}
+			if i%2 == 1 {
+				time.Sleep(2 * time.Millisecond) // a sweep or two in between
+			}
+			for j := range n {
+				if _, err := Ask[shard.Session](c, CreateSession{Digest: digest(j), UserID: uid, Expires: time.Now().Add(time.Hour)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}
+	}()
+	for g := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				floor := acked.Load()
+				info, err := CheckSession(c, digest(i%n))
+				if errors.Is(err, shard.ErrSessionNotFound) {
+					continue // between its end and its making again
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				if v, _ := strconv.ParseInt(info.User.FullName[1:], 10, 64); v < floor {
+					errs <- fmt.Errorf("check answered version %d after version %d was answered", v, floor)
+					return
+				}
+			}
+		}()
+	}
+	for v := int64(1); v <= 400; v++ {
+		if _, err := Ask[EditResult](c, EditUser{ID: uid, FullName: "v" + strconv.FormatInt(v, 10), SetFullName: true}); err != nil {
+			t.Fatal(err)
+		}
+		acked.Store(v)
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}

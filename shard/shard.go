@@ -54,12 +54,16 @@ type Counts struct {
 	Users    int
 	Emails   int
 	APIKeys  int // session-bound and session-less
+	Views    int // views of other shards' users (userview.go)
+	Watches  int // (user of this shard, watching shard) pairs
 }
 
 // Counts reports the sizes of the shard's tables.
 func (s *Shard) Counts() Counts {
 	ks, kn := s.APIKeyCounts()
-	return Counts{Sessions: s.sessions.count(), Expired: len(s.sessions.dead), Users: len(s.users), Emails: len(s.emails), APIKeys: ks + kn}
+	views, watches := s.ViewCounts()
+	return Counts{Sessions: s.sessions.count(), Expired: len(s.sessions.dead), Users: len(s.users), Emails: len(s.emails), APIKeys: ks + kn,
+		Views: views, Watches: watches}
 }
 
 // micro truncates t to the microsecond, the precision of the wire format

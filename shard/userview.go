@@ -13,6 +13,15 @@ package shard
 // watcher has the new record, so no check that starts after the change was
 // answered sees the old one. Views and watchers are memory only: after a
 // restart a shard asks again (the first check of a user takes two hops).
+//
+// A view whose user has no session and no API key left on the shard is
+// dropped by the sweep (DropIdleViews), and the user's shard told to stop
+// pushing (UnwatchUser). An install already on its way may then arrive
+// after the drop, from a check asked for before it: each forwarded check
+// carries the shard's view epoch (ViewEpoch), bumped by every drop, and an
+// install of another epoch is refused. A push only updates a view the
+// shard holds, so a push sent before the user's shard heard of the drop
+// does not bring the view back.
 
 // userViews is a shard's half of each side.
 type userViews struct {
@@ -22,6 +31,9 @@ type userViews struct {
 	views map[UserID]*User
 	// watchers are, for users of this shard, the shards that keep a view.
 	watchers map[UserID][]int
+	// epoch counts the sweeps that dropped views: an install asked for
+	// before the latest is refused (InstallUserView).
+	epoch uint64
 }
 
 // UserView returns user id as a session check answers it: this shard's own
@@ -37,18 +49,82 @@ func (s *Shard) UserView(id UserID) (u User, ok bool) {
 	return User{}, false
 }
 
-// SetUserView installs or replaces the view of user id (a user of another
-// shard); nil removes it (the user is gone). u is shared, not copied: the
-// sender must not change it afterwards.
-func (s *Shard) SetUserView(id UserID, u *User) {
-	if u == nil {
-		delete(s.userViews.views, id)
-		return
+// ViewEpoch is the epoch a check forwarded from this shard carries, for
+// the install it may bring back (InstallUserView).
+func (s *Shard) ViewEpoch() uint64 { return s.userViews.epoch }
+
+// InstallUserView installs the view of user id (a user of another shard)
+// that a check forwarded at epoch asked for, and reports whether it did:
+// not when views were dropped since (the user's shard may have been told
+// to stop pushing). u is shared, not copied: the sender must not change it
+// afterwards.
+func (s *Shard) InstallUserView(id UserID, u *User, epoch uint64) bool {
+	if epoch != s.userViews.epoch || u == nil {
+		return false
 	}
 	if s.userViews.views == nil {
 		s.userViews.views = make(map[UserID]*User)
 	}
 	s.userViews.views[id] = u
+	return true
+}
+
+// PushUserView replaces the view of user id with u, or removes it when u
+// is nil (the user is gone). A user this shard keeps no view of is left
+// alone.
+func (s *Shard) PushUserView(id UserID, u *User) {
+	if _, ok := s.userViews.views[id]; !ok {
+		return
+	}
+	if u == nil {
+		delete(s.userViews.views, id)
+		return
+	}
+	s.userViews.views[id] = u
+}
+
+// DropIdleViews drops the views of users with no session and no API key on
+// this shard, and returns their ids: their shards are to be told
+// (UnwatchUser). The anonymous user's sessions are not indexed by user, so
+// its view is kept.
+func (s *Shard) DropIdleViews() []UserID {
+	var dropped []UserID
+	for id := range s.userViews.views {
+		if id == AnonymousID || len(s.sessions.byUser[id]) > 0 || s.holdsKeysOf(id) {
+			continue
+		}
+		delete(s.userViews.views, id)
+		dropped = append(dropped, id)
+	}
+	if len(dropped) > 0 {
+		s.userViews.epoch++
+	}
+	return dropped
+}
+
+func (s *Shard) holdsKeysOf(id UserID) bool {
+	for k := range s.apikeys.byUser {
+		if len(s.apikeys.byUser[k][id]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// UnwatchUser forgets that shard watcher keeps a view of user id.
+func (s *Shard) UnwatchUser(id UserID, watcher int) {
+	ws := s.userViews.watchers[id]
+	for i, w := range ws {
+		if w == watcher {
+			ws = append(ws[:i:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(s.userViews.watchers, id)
+	} else {
+		s.userViews.watchers[id] = ws
+	}
 }
 
 // WatchUser records that shard watcher keeps a view of user id, a user of

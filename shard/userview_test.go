@@ -15,7 +15,10 @@ func TestUserView(t *testing.T) {
 		t.Fatal(err)
 	}
 	viewed := &User{ID: 20, Email: "viewed@example.org"}
-	s.SetUserView(20, viewed)
+	if !s.InstallUserView(20, viewed, s.ViewEpoch()) {
+		t.Fatal("install at the current epoch refused")
+	}
+	s.PushUserView(30, &User{ID: 30}) // no view of 30: a push does not make one
 
 	tests := []struct {
 		name      string
@@ -41,11 +44,11 @@ func TestUserView(t *testing.T) {
 	if viewed.Email != "viewed@example.org" {
 		t.Errorf("UserView handed out the shared view")
 	}
-	s.SetUserView(20, &User{ID: 20, Email: "pushed@example.org"})
+	s.PushUserView(20, &User{ID: 20, Email: "pushed@example.org"})
 	if u, _ := s.UserView(20); u.Email != "pushed@example.org" {
 		t.Errorf("after a push: %q; want the pushed record", u.Email)
 	}
-	s.SetUserView(20, nil)
+	s.PushUserView(20, nil)
 	if _, ok := s.UserView(20); ok {
 		t.Errorf("a removed view is still answered")
 	}
@@ -111,5 +114,74 @@ func TestWatchedChanges(t *testing.T) {
 				t.Errorf("%s: change %+v; want %+v", tt.name, ch, w)
 			}
 		}
+	}
+}
+
+// The sweep drops the views of users with nothing left on the shard; an
+// install asked for before a drop is refused, one asked for after it is
+// taken; the anonymous user's view stays (its sessions are not indexed).
+func TestDropIdleViews(t *testing.T) {
+	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	s := New(Options{})
+	for _, id := range []UserID{AnonymousID, 20, 21, 22, 23} {
+		if !s.InstallUserView(id, &User{ID: id}, s.ViewEpoch()) {
+			t.Fatalf("install of %d refused", id)
+		}
+	}
+	s.CreateSession(DigestSession("of 20"), NewSession{UserID: 20, Expires: now.Add(time.Hour)}, now)
+	s.CreateSession(DigestSession("of 23, ended"), NewSession{UserID: 23, Expires: now.Add(time.Hour)}, now)
+	s.DeleteSession(DigestSession("of 23, ended"))
+	if _, _, err := s.CreateAPIKey(DigestAPIKey("of 21"), NewAPIKey{Kind: KeyNoSession, UserID: 21, Role: "authenticated",
+		Lifetime: time.Hour, RefreshPHC: "$argon2id$x", RefreshLifetime: time.Hour}, now); err != nil {
+		t.Fatal(err)
+	}
+	before := s.ViewEpoch()
+	dropped := s.DropIdleViews()
+	slices.Sort(dropped)
+	if want := []UserID{22, 23}; !slices.Equal(dropped, want) {
+		t.Errorf("dropped %v; want %v", dropped, want)
+	}
+	for id, want := range map[UserID]bool{AnonymousID: true, 20: true, 21: true, 22: false, 23: false} {
+		if _, ok := s.UserView(id); ok != want {
+			t.Errorf("view of %d after the sweep: %v; want %v", id, ok, want)
+		}
+	}
+	if s.InstallUserView(22, &User{ID: 22}, before) {
+		t.Errorf("an install asked for before the drop was taken")
+	}
+	if !s.InstallUserView(22, &User{ID: 22}, s.ViewEpoch()) {
+		t.Errorf("an install asked for after the drop was refused")
+	}
+	if again := s.DropIdleViews(); len(again) != 1 || again[0] != 22 {
+		t.Errorf("second sweep dropped %v; want [22]", again)
+	}
+	if e := s.ViewEpoch(); e != before+2 {
+		t.Errorf("epoch %d; want %d (one step a dropping sweep)", e, before+2)
+	}
+	if len(s.DropIdleViews()) != 0 || s.ViewEpoch() != before+2 {
+		t.Errorf("a sweep that drops nothing changed the epoch")
+	}
+}
+
+// UnwatchUser forgets one watcher and keeps the others.
+func TestUnwatchUser(t *testing.T) {
+	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	s := New(Options{})
+	if _, _, err := s.CreateUser(User{ID: 10}, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []int{1, 2, 3} {
+		s.WatchUser(10, w)
+	}
+	s.UnwatchUser(10, 2)
+	s.UnwatchUser(10, 7) // not a watcher
+	_, m, _ := s.UpdateUser(10, now, func(u *User) error { return nil })
+	if ch := s.WatchedChanges(nil, m); len(ch) != 1 || !slices.Equal(ch[0].Watchers, []int{1, 3}) {
+		t.Fatalf("watchers after unwatching 2: %+v; want [1 3]", ch)
+	}
+	s.UnwatchUser(10, 1)
+	s.UnwatchUser(10, 3)
+	if ch := s.WatchedChanges(nil, m); len(ch) != 0 {
+		t.Errorf("changes pushed with no watcher left: %+v", ch)
 	}
 }
