@@ -197,15 +197,21 @@ func (a *shardActor) handleOp(m *opMsg) {
 		a.pushChanges(m, r)
 		return
 	}
-	a.core.finish(m, r)
+	a.finish(m, r)
 }
 
-// finish answers m with r, or hands m on when r forwards it.
-func (c *Core) finish(m *opMsg, r reply) {
+// finish answers m with r, or hands m on when r forwards it. On a single
+// node a forwarded check that can bring this shard a view of its user
+// (viewForward) is told which shard asks, at which view epoch.
+func (a *shardActor) finish(m *opMsg, r reply) {
+	c := a.core
 	if f, ok := r.val.(Forward); ok && r.err == nil {
 		if c.cl != nil {
 			c.cl.forward(m, f.Op)
 			return
+		}
+		if vf, ok := f.Op.(viewForward); ok {
+			f.Op = vf.withView(viewAsk{watcher: a.index + 1, epoch: a.state.ViewEpoch()})
 		}
 		m.op = f.Op
 		pid, _ := c.pidOf(f.Op.Route())

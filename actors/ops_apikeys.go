@@ -95,23 +95,13 @@ type KeyVerdict struct {
 func (o VerifyOwnAPIKey) Route() shard.Route { return shard.APIKeyRoute(o.Digest) }
 
 func (o VerifyOwnAPIKey) apply(s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
-	return o.verify(s, now, viewAsk{})
-}
-
-func (o VerifyOwnAPIKey) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
-	return o.verify(s, now, c.viewAskOf(o.Route(), s))
-}
-
-// verify is the key check; ask is what a forward carries to give this
-// shard a view of the owner.
-func (o VerifyOwnAPIKey) verify(s *shard.Shard, now time.Time, ask viewAsk) (any, []shard.Mutation, error) {
 	k, err := s.VerifyAPIKey(o.Kind, o.Digest, o.UserID, o.KeyRole, now)
 	v := KeyVerdict{Key: k, Valid: err == nil}
 	if u, ok := s.UserView(o.UserID); ok {
 		v.Standing = standingOf(&u, o.ActorRole, o.KeyRole)
 		return v, nil, nil
 	}
-	return Forward{Op: OwnKeyStanding{Verdict: v, UserID: o.UserID, ActorRole: o.ActorRole, KeyRole: o.KeyRole, view: ask}}, nil, nil
+	return Forward{Op: OwnKeyStanding{Verdict: v, UserID: o.UserID, ActorRole: o.ActorRole, KeyRole: o.KeyRole}}, nil, nil
 }
 
 // OwnKeyStanding completes a [VerifyOwnAPIKey] on the owner's shard: it
@@ -122,8 +112,8 @@ type OwnKeyStanding struct {
 	UserID    shard.UserID `json:"user_id"`
 	ActorRole string       `json:"actor_role"`
 	KeyRole   string       `json:"key_role"`
-	// view asks for a view of the owner for the key's shard. It never
-	// travels between nodes.
+	// view asks for a view of the owner for the key's shard (filled in as
+	// it is forwarded); it never travels between nodes.
 	view viewAsk
 }
 
@@ -131,20 +121,23 @@ type OwnKeyStanding struct {
 func (o OwnKeyStanding) Route() shard.Route { return shard.UserRoute(o.UserID) }
 
 func (o OwnKeyStanding) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutation, error) {
+	return o.answer(s.GetUser(o.UserID))
+}
+
+func (o OwnKeyStanding) applyCore(c *Core, s *shard.Shard, _ time.Time) (any, []shard.Mutation, error) {
+	return o.answer(c.watch(s, o.Route(), o.UserID, o.view))
+}
+
+func (o OwnKeyStanding) withView(v viewAsk) Op { o.view = v; return o }
+
+// answer adds the owner's standing to the verdict (none when the owner is
+// gone).
+func (o OwnKeyStanding) answer(u shard.User, err error) (any, []shard.Mutation, error) {
 	v := o.Verdict
-	if u, err := s.GetUser(o.UserID); err == nil {
+	if err == nil {
 		v.Standing = standingOf(&u, o.ActorRole, o.KeyRole)
 	}
 	return v, nil, nil
-}
-
-func (o OwnKeyStanding) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
-	if w := c.watcherFor(o.view.watcher, o.Route()); w >= 0 {
-		if u, ok := s.WatchUser(o.UserID, w); ok {
-			c.install(w, o.UserID, u, o.view.epoch)
-		}
-	}
-	return o.apply(s, now)
 }
 
 // CountActiveUsers answers, on every shard it is sent to ([AskAll]), how

@@ -39,16 +39,6 @@ type SessionCheck struct {
 func (o SessionCheck) Route() shard.Route { return shard.SessionRoute(o.Digest) }
 
 func (o SessionCheck) apply(s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
-	return o.check(s, now, viewAsk{})
-}
-
-func (o SessionCheck) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
-	return o.check(s, now, c.viewAskOf(o.Route(), s))
-}
-
-// check is the session check; ask is what a forward carries to give this
-// shard a view of the user.
-func (o SessionCheck) check(s *shard.Shard, now time.Time, ask viewAsk) (any, []shard.Mutation, error) {
 	sess, err := s.LookupSession(o.Digest, now)
 	if err != nil {
 		return nil, nil, err
@@ -56,7 +46,7 @@ func (o SessionCheck) check(s *shard.Shard, now time.Time, ask viewAsk) (any, []
 	if u, ok := s.UserView(sess.UserID); ok {
 		return newSessionInfo(sess, u), nil, nil
 	}
-	return Forward{Op: SessionUser{Session: sess, view: ask}}, nil, nil
+	return Forward{Op: SessionUser{Session: sess}}, nil, nil
 }
 
 // SessionUser joins a session (found by [SessionCheck]) with its user, on
@@ -65,8 +55,8 @@ func (o SessionCheck) check(s *shard.Shard, now time.Time, ask viewAsk) (any, []
 // shard.ErrSessionNotFound.
 type SessionUser struct {
 	Session shard.Session `json:"session"`
-	// view asks for a view of the user for the session's shard. It never
-	// travels between nodes.
+	// view asks for a view of the user for the session's shard (filled in
+	// as it is forwarded); it never travels between nodes.
 	view viewAsk
 }
 
@@ -74,24 +64,22 @@ type SessionUser struct {
 func (o SessionUser) Route() shard.Route { return shard.UserRoute(o.Session.UserID) }
 
 func (o SessionUser) apply(s *shard.Shard, _ time.Time) (any, []shard.Mutation, error) {
-	u, err := s.GetUser(o.Session.UserID)
+	return o.answer(s.GetUser(o.Session.UserID))
+}
+
+func (o SessionUser) applyCore(c *Core, s *shard.Shard, _ time.Time) (any, []shard.Mutation, error) {
+	return o.answer(c.watch(s, o.Route(), o.Session.UserID, o.view))
+}
+
+func (o SessionUser) withView(v viewAsk) Op { o.view = v; return o }
+
+// answer joins the session with its user, or finds no session when the
+// user is gone.
+func (o SessionUser) answer(u shard.User, err error) (any, []shard.Mutation, error) {
 	if err != nil {
 		return nil, nil, shard.ErrSessionNotFound
 	}
 	return newSessionInfo(o.Session, u), nil, nil
-}
-
-func (o SessionUser) applyCore(c *Core, s *shard.Shard, now time.Time) (any, []shard.Mutation, error) {
-	w := c.watcherFor(o.view.watcher, o.Route())
-	if w < 0 {
-		return o.apply(s, now)
-	}
-	u, ok := s.WatchUser(o.Session.UserID, w)
-	if !ok {
-		return nil, nil, shard.ErrSessionNotFound
-	}
-	c.install(w, o.Session.UserID, u, o.view.epoch)
-	return newSessionInfo(o.Session, *u), nil, nil
 }
 
 // CheckSession returns the live session with token digest d and its user, or

@@ -63,46 +63,42 @@ func (a *shardActor) pushChanges(m *opMsg, r reply) {
 	clear(a.changes)
 	a.changes = a.changes[:0]
 	if m != nil {
-		a.core.finish(m, r)
+		a.finish(m, r)
 	}
 }
 
-// viewAsk is what a check that forwards to a user's shard carries to be
-// given a view: the asking shard + 1 (0: no view wanted) and its view
-// epoch.
+// viewAsk is what a check forwarded to a user's shard carries to be given
+// a view: the asking shard + 1 (0: no view wanted) and its view epoch.
 type viewAsk struct {
 	watcher int
 	epoch   uint64
 }
 
-// viewAskOf is the viewAsk of a check on s, the shard of route: none when
-// views are off.
-func (c *Core) viewAskOf(route shard.Route, s *shard.Shard) viewAsk {
-	if !c.viewsOn() {
-		return viewAsk{}
-	}
-	_, i := c.pidOf(route)
-	return viewAsk{watcher: i + 1, epoch: s.ViewEpoch()}
+// viewForward is a forwarded check that can bring the forwarding shard a
+// view of its user: the forwarding shard fills in its viewAsk (finish).
+type viewForward interface {
+	Op
+	withView(viewAsk) Op
 }
 
-// watcherFor returns the shard that a forwarded check's watcher field
-// (shard + 1, 0 for none) names, or -1 when no view is to be installed:
-// views off, none asked for, or the user's own shard (route).
-func (c *Core) watcherFor(watcher int, route shard.Route) int {
-	if watcher == 0 || !c.viewsOn() || watcher > len(c.pids) {
-		return -1
+// watch looks user id up on s, its shard (route), for a forwarded check:
+// when ask names another shard, that shard becomes a watcher of the user
+// and is sent its view, posted before any later change of the user is
+// pushed, so the view arrives first. It fails with shard.ErrUserNotFound.
+func (c *Core) watch(s *shard.Shard, route shard.Route, id shard.UserID, ask viewAsk) (shard.User, error) {
+	w := ask.watcher - 1 // -1: none asked (always so in cluster mode)
+	if w < 0 || w >= len(c.pids) {
+		return s.GetUser(id)
 	}
-	if _, self := c.pidOf(route); watcher-1 == self {
-		return -1
+	if _, self := c.pidOf(route); w == self {
+		return s.GetUser(id)
 	}
-	return watcher - 1
-}
-
-// install sends shard i its view of user u, asked for at epoch. It is
-// posted before any later change of the user is pushed, so the view
-// arrives first.
-func (c *Core) install(i int, id shard.UserID, u *shard.User, epoch uint64) {
-	c.root.Send(c.pids[i], &userInstall{id: id, user: u, epoch: epoch})
+	u, ok := s.WatchUser(id, w)
+	if !ok {
+		return shard.User{}, shard.ErrUserNotFound
+	}
+	c.root.Send(c.pids[w], &userInstall{id: id, user: u, epoch: ask.epoch})
+	return *u, nil
 }
 
 // dropIdleViews, after a sweep, drops the views of users with nothing left

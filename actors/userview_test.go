@@ -103,40 +103,34 @@ func TestSessionCheckOneHop(t *testing.T) {
 	}
 }
 
-// Under concurrent edits and checks, a check never answers a record older
-// than the last edit answered before it began (run with -race).
-func TestSessionCheckViewsConcurrent(t *testing.T) {
-	const uid = shard.UserID(1002)
-	c, ds := startViewCore(t, uid)
-	var acked atomic.Int64 // the last version whose edit was answered
+// editRace edits user uid's full name to v1, v2, … v<edits>, each
+// answered before the next, while every worker is called again and again
+// (i counts its calls; floor is the last version answered before the call
+// began) until the edits are done. A worker's error fails the test.
+func editRace(t *testing.T, c *Core, uid shard.UserID, edits int64, workers ...func(i int, floor int64) error) {
+	t.Helper()
+	var acked atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for g := range 4 {
+	errs := make(chan error, len(workers))
+	for _, w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := g; ; i++ {
+			for i := 0; ; i++ {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				floor := acked.Load()
-				info, err := CheckSession(c, ds[i%len(ds)])
-				if err != nil {
+				if err := w(i, acked.Load()); err != nil {
 					errs <- err
-					return
-				}
-				v, _ := strconv.ParseInt(info.User.FullName[1:], 10, 64)
-				if v < floor {
-					errs <- fmt.Errorf("check answered version %d after version %d was answered", v, floor)
 					return
 				}
 			}
 		}()
 	}
-	for v := int64(1); v <= 300; v++ {
+	for v := int64(1); v <= edits; v++ {
 		if _, err := Ask[EditResult](c, EditUser{ID: uid, FullName: "v" + strconv.FormatInt(v, 10), SetFullName: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -148,6 +142,31 @@ func TestSessionCheckViewsConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// notOlder checks session d once: its user's version (the full name
+// "v<n>") must be at least floor.
+func notOlder(c *Core, d shard.SessionDigest, floor int64) error {
+	info, err := CheckSession(c, d)
+	if err != nil {
+		return err
+	}
+	if v, _ := strconv.ParseInt(info.User.FullName[1:], 10, 64); v < floor {
+		return fmt.Errorf("check answered version %d after version %d was answered", v, floor)
+	}
+	return nil
+}
+
+// Under concurrent edits and checks, a check never answers a record older
+// than the last edit answered before it began (run with -race).
+func TestSessionCheckViewsConcurrent(t *testing.T) {
+	const uid = shard.UserID(1002)
+	c, ds := startViewCore(t, uid)
+	var checkers []func(int, int64) error
+	for g := range 4 {
+		checkers = append(checkers, func(i int, floor int64) error { return notOlder(c, ds[(g+i)%len(ds)], floor) })
+	}
+	editRace(t, c, uid, 300, checkers...)
 }
 
 // An owner's own key is verified in one message once the key's shard has a
@@ -340,71 +359,30 @@ func TestViewsChurn(t *testing.T) {
 	}
 	digest := func(i int) shard.SessionDigest { return shard.DigestSession(fmt.Sprintf("churn-%d", i)) }
 	const n = 16
-	var acked atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	wg.Add(1)
-	go func() { // ends and makes sessions again, so views go and come back
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			// All of them: a shard with none left drops its view at its
-			// next sweep.
-			for j := range n {
-				_, _ = Ask[bool](c, DeleteSession{Digest: digest(j)})
-			}
-			if i%2 == 1 {
-				time.Sleep(2 * time.Millisecond) // a sweep or two in between
-			}
-			for j := range n {
-				if _, err := Ask[shard.Session](c, CreateSession{Digest: digest(j), UserID: uid, Expires: time.Now().Add(time.Hour)}); err != nil {
-					errs <- err
-					return
-				}
+	// Ends and makes all sessions again, so views go and come back: a
+	// shard with none left drops its view at its next sweep.
+	churn := func(i int, _ int64) error {
+		for j := range n {
+			_, _ = Ask[bool](c, DeleteSession{Digest: digest(j)})
+		}
+		if i%2 == 1 {
+			time.Sleep(2 * time.Millisecond) // a sweep or two in between
+		}
+		for j := range n {
+			if _, err := Ask[shard.Session](c, CreateSession{Digest: digest(j), UserID: uid, Expires: time.Now().Add(time.Hour)}); err != nil {
+				return err
 			}
 		}
-	}()
+		return nil
+	}
+	workers := []func(int, int64) error{churn}
 	for g := range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := g; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				floor := acked.Load()
-				info, err := CheckSession(c, digest(i%n))
-				if errors.Is(err, shard.ErrSessionNotFound) {
-					continue // between its end and its making again
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-				if v, _ := strconv.ParseInt(info.User.FullName[1:], 10, 64); v < floor {
-					errs <- fmt.Errorf("check answered version %d after version %d was answered", v, floor)
-					return
-				}
+		workers = append(workers, func(i int, floor int64) error {
+			if err := notOlder(c, digest((g+i)%n), floor); !errors.Is(err, shard.ErrSessionNotFound) {
+				return err // a session between its end and its making again is no error
 			}
-		}()
+			return nil
+		})
 	}
-	for v := int64(1); v <= 400; v++ {
-		if _, err := Ask[EditResult](c, EditUser{ID: uid, FullName: "v" + strconv.FormatInt(v, 10), SetFullName: true}); err != nil {
-			t.Fatal(err)
-		}
-		acked.Store(v)
-	}
-	close(stop)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	editRace(t, c, uid, 400, workers...)
 }

@@ -151,10 +151,6 @@ func startCodecStick(key string) (*Target, *baseline, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ln, err := listenLoopback()
-	if err != nil {
-		return nil, nil, err
-	}
 	handler := func(ctx *fasthttp.RequestCtx) {
 		out, err := cs.answer(ctx.PostBody())
 		switch {
@@ -171,5 +167,5 @@ func startCodecStick(key string) (*Target, *baseline, error) {
 		ctx.SetContentType("text/plain; charset=UTF-8")
 		ctx.SetBody(out)
 	}
-	return serveBaseline("codec-stick", ln, key, handler)
+	return serveBaseline("codec-stick", key, handler)
 }

@@ -28,9 +28,14 @@ type baseline struct {
 
 func (b *baseline) close() { _ = b.srv.Shutdown() }
 
-// serveBaseline serves handler on ln as the baseline name, with key for
-// its target (empty: the baseline does not speak the protocol).
-func serveBaseline(name string, ln net.Listener, key string, handler fasthttp.RequestHandler) (*Target, *baseline, error) {
+// serveBaseline serves handler on a loopback port as the baseline name,
+// with key for its target (empty: the baseline does not speak the
+// protocol).
+func serveBaseline(name, key string, handler fasthttp.RequestHandler) (*Target, *baseline, error) {
+	ln, err := listenLoopback()
+	if err != nil {
+		return nil, nil, err
+	}
 	srv := &fasthttp.Server{Handler: handler, Name: name}
 	go func() { _ = srv.Serve(ln) }()
 	t, err := NewTarget(name, "http://"+ln.Addr().String()+"/", key)
@@ -48,11 +53,7 @@ func listenLoopback() (net.Listener, error) {
 // startHello starts the `hello` baseline: fasthttp answering "ok" to every
 // request. It prices HTTP on loopback and nothing else.
 func startHello() (*Target, *baseline, error) {
-	ln, err := listenLoopback()
-	if err != nil {
-		return nil, nil, err
-	}
-	return serveBaseline("hello", ln, "", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") })
+	return serveBaseline("hello", "", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") })
 }
 
 // startCodecOnly starts the `codec-only` baseline: our own codec
@@ -62,10 +63,6 @@ func startHello() (*Target, *baseline, error) {
 // the issue's targets are stated against codec-stick (stick.go) instead.
 func startCodecOnly(key string) (*Target, *baseline, error) {
 	codec, err := wire.NewCodec([]string{key}, wire.DefaultMaxAge)
-	if err != nil {
-		return nil, nil, err
-	}
-	ln, err := listenLoopback()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -96,7 +93,7 @@ func startCodecOnly(key string) (*Target, *baseline, error) {
 		ctx.SetContentType("text/plain; charset=UTF-8")
 		ctx.SetBody(sealed)
 	}
-	return serveBaseline("codec-only", ln, key, handler)
+	return serveBaseline("codec-only", key, handler)
 }
 
 // Local is our full server started in this process on a temporary data
