@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -194,23 +195,17 @@ func (s *Suite) startProc(bin, name string, env map[string]string) (*serverProc,
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { os.RemoveAll(dir) })
-	e := map[string]string{
-		"AUTHNZERVER_DATADIR":            dir,
-		"AUTHNZERVER_PORT":               strconv.Itoa(port),
-		"AUTHNZERVER_LISTEN":             "127.0.0.1",
-		"AUTHNZERVER_SECRET":             benchKey,
-		"AUTHNZERVER_PIISALT":            "bench-pii-salt",
-		"AUTHNZERVER_ADMIN_EMAIL":        "admin@bench.example.org",
-		"AUTHNZERVER_ADMIN_PASSWORD":     adminPassword,
-		"AUTHNZERVER_RATELIMITS":         "none",
-		"AUTHNZERVER_MAXSESSIONSPERUSER": "-1",
-		"AUTHNZERVER_MAXAPIKEYSPERUSER":  "-1",
+	e := serverEnv()
+	maps.Copy(e, map[string]string{
+		"AUTHNZERVER_DATADIR":           dir,
+		"AUTHNZERVER_PORT":              strconv.Itoa(port),
+		"AUTHNZERVER_MAXAPIKEYSPERUSER": "-1",
 		// Passwords are hashed only in setup (user-new): no figure here
 		// includes a hash.
 		"AUTHNZERVER_ARGON2":        "t=1,m=64,p=1",
 		"AUTHNZERVER_HASHISOLATION": "off",
 		"AUTHNZERVER_LOGLEVEL":      "info",
-	}
+	})
 	for k, v := range env {
 		e[k] = v
 	}

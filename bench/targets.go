@@ -122,21 +122,27 @@ type LocalOptions struct {
 	CheapHash bool
 }
 
-// StartLocal starts our server in this process.
-func StartLocal(o LocalOptions) (*Local, error) {
-	env := map[string]string{
-		"AUTHNZERVER_AUTHDB":         o.DataDir,
-		"AUTHNZERVER_PORT":           "0",
-		"AUTHNZERVER_LISTEN":         "127.0.0.1",
-		"AUTHNZERVER_SECRET":         benchKey,
-		"AUTHNZERVER_PIISALT":        "bench-pii-salt",
-		"AUTHNZERVER_ADMIN_EMAIL":    "admin@bench.example.org",
-		"AUTHNZERVER_ADMIN_PASSWORD": adminPassword,
-		"AUTHNZERVER_RATELIMITS":     "none",
-		// The session scenarios check a pool of (default) 1000 sessions
-		// of the superuser, past the per-user cap.
+// serverEnv is the settings every server the suite starts shares: loopback,
+// the bench key and superuser, no rate limits, and no per-user session
+// cap (the session scenarios check a pool of, by default, 1000 sessions of
+// the superuser).
+func serverEnv() map[string]string {
+	return map[string]string{
+		"AUTHNZERVER_LISTEN":             "127.0.0.1",
+		"AUTHNZERVER_SECRET":             benchKey,
+		"AUTHNZERVER_PIISALT":            "bench-pii-salt",
+		"AUTHNZERVER_ADMIN_EMAIL":        "admin@bench.example.org",
+		"AUTHNZERVER_ADMIN_PASSWORD":     adminPassword,
+		"AUTHNZERVER_RATELIMITS":         "none",
 		"AUTHNZERVER_MAXSESSIONSPERUSER": "-1",
 	}
+}
+
+// StartLocal starts our server in this process.
+func StartLocal(o LocalOptions) (*Local, error) {
+	env := serverEnv()
+	env["AUTHNZERVER_AUTHDB"] = o.DataDir
+	env["AUTHNZERVER_PORT"] = "0"
 	for k, v := range o.Env {
 		env[k] = v
 	}
