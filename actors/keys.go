@@ -410,11 +410,12 @@ func (k *Keys) verifyClaims(kind shard.APIKeyKind, uid shard.UserID, role string
 	const activeKeyRole = StandingActive | StandingKeyRole
 	if cl.Owner == uid {
 		// The common case, an owner with their own key: one message.
-		res, err := Ask[KeyVerdict](c, VerifyOwnAPIKey{Kind: kind, Digest: shard.DigestAPIKey(cl.Token), UserID: uid, KeyRole: cl.Role, ActorRole: role})
-		if err != nil {
-			return false, key, false, err
+		res, err := Ask[*KeyVerdict](c, VerifyOwnAPIKey{Kind: kind, Digest: shard.DigestAPIKey(cl.Token), UserID: uid, KeyRole: cl.Role, ActorRole: role})
+		if err != nil || res.Value == nil {
+			return false, key, false, cmp.Or(err, ErrShardBug)
 		}
-		v := &res.Value
+		verdict := takeKeyVerdict(res.Value)
+		v := &verdict
 		allowed = activeAs(v.Standing, role)
 		if !v.Valid || !allowed || !v.Standing.Has(activeKeyRole) {
 			return allowed, v.Key, false, nil

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"sync"
 	"time"
 
 	"github.com/authnzerver/authnzerver/shard"
@@ -74,7 +75,7 @@ func standingOf(u *shard.User, role, keyRole string) Standing {
 // The key's shard answers both when it holds the owner or a view of it
 // (shard/userview.go, as the session check does); otherwise it forwards
 // its verdict to the owner's shard ([OwnKeyStanding]). It answers a
-// [KeyVerdict] and never fails.
+// *[KeyVerdict] and never fails.
 type VerifyOwnAPIKey struct {
 	Kind      shard.APIKeyKind   `json:"kind"`
 	Digest    shard.APIKeyDigest `json:"digest"`
@@ -83,12 +84,31 @@ type VerifyOwnAPIKey struct {
 	ActorRole string             `json:"actor_role"`
 }
 
-// KeyVerdict is the answer to [VerifyOwnAPIKey]: the key when Valid, and
-// the owner's standing (0 when the owner is gone).
+// KeyVerdict is the answer to [VerifyOwnAPIKey] (a *KeyVerdict): the key
+// when Valid, and the owner's standing (0 when the owner is gone).
 type KeyVerdict struct {
 	Key      shard.APIKey `json:"key"`
 	Valid    bool         `json:"valid"`
 	Standing Standing     `json:"standing"`
+}
+
+// keyVerdicts holds the answers of VerifyOwnAPIKey, as sessionInfos does
+// those of session checks: a verdict is a few hundred bytes, and boxing one
+// a verification was the largest allocation of the key path.
+var keyVerdicts = sync.Pool{New: func() any { return new(KeyVerdict) }}
+
+func newKeyVerdict(v KeyVerdict) *KeyVerdict {
+	p := keyVerdicts.Get().(*KeyVerdict)
+	*p = v
+	return p
+}
+
+// takeKeyVerdict copies a pooled answer out and gives it back.
+func takeKeyVerdict(p *KeyVerdict) KeyVerdict {
+	v := *p
+	*p = KeyVerdict{} // keeps nothing alive from the pool
+	keyVerdicts.Put(p)
+	return v
 }
 
 // Route implements Op.
@@ -99,7 +119,7 @@ func (o VerifyOwnAPIKey) apply(s *shard.Shard, now time.Time) (any, []shard.Muta
 	v := KeyVerdict{Key: k, Valid: err == nil}
 	if u, ok := s.UserView(o.UserID); ok {
 		v.Standing = standingOf(&u, o.ActorRole, o.KeyRole)
-		return v, nil, nil
+		return newKeyVerdict(v), nil, nil
 	}
 	return Forward{Op: OwnKeyStanding{Verdict: v, UserID: o.UserID, ActorRole: o.ActorRole, KeyRole: o.KeyRole}}, nil, nil
 }
@@ -137,7 +157,7 @@ func (o OwnKeyStanding) answer(u shard.User, err error) (any, []shard.Mutation, 
 	if err == nil {
 		v.Standing = standingOf(&u, o.ActorRole, o.KeyRole)
 	}
-	return v, nil, nil
+	return newKeyVerdict(v), nil, nil
 }
 
 // CountActiveUsers answers, on every shard it is sent to ([AskAll]), how

@@ -188,11 +188,11 @@ func TestVerifyOwnKeySeesUserChanges(t *testing.T) {
 	}
 	verify := func(d shard.APIKeyDigest) KeyVerdict {
 		t.Helper()
-		res, err := Ask[KeyVerdict](c, VerifyOwnAPIKey{Kind: shard.KeyNoSession, Digest: d, UserID: uid, KeyRole: "authenticated", ActorRole: "authenticated"})
+		res, err := Ask[*KeyVerdict](c, VerifyOwnAPIKey{Kind: shard.KeyNoSession, Digest: d, UserID: uid, KeyRole: "authenticated", ActorRole: "authenticated"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return res.Value
+		return *res.Value
 	}
 	// The standing the owner's own shard gives now: what every verdict
 	// must say.
@@ -261,13 +261,13 @@ func TestVerifyOwnKeyOneHop(t *testing.T) {
 		t.Fatal(err)
 	}
 	op := VerifyOwnAPIKey{Kind: shard.KeyNoSession, Digest: d, UserID: uid, KeyRole: "authenticated", ActorRole: "authenticated"}
-	if _, err := Ask[KeyVerdict](c, op); err != nil {
+	if _, err := Ask[*KeyVerdict](c, op); err != nil {
 		t.Fatal(err)
 	}
 	release := make(chan struct{})
 	defer close(release)
 	<-HoldShard(c, userShard, release)
-	if res, err := Ask[KeyVerdict](c, op); err != nil || !res.Value.Valid || res.Value.Standing == 0 {
+	if res, err := Ask[*KeyVerdict](c, op); err != nil || !res.Value.Valid || res.Value.Standing == 0 {
 		t.Fatalf("with the owner's shard held: %+v, %v; want an answer from the view", res.Value, err)
 	}
 }

@@ -35,11 +35,14 @@ func kwarg(name string, types ...ptype) param { return param{name: name, types: 
 
 // kind of a raw JSON value, from its first byte.
 func rawKind(v json.RawMessage) byte {
-	v = bytes.TrimLeft(v, " \t\r\n")
-	if len(v) == 0 {
-		return 0
+	// A loop, not bytes.TrimLeft: that builds its byte set on every call,
+	// and this runs for most values of every request.
+	for _, c := range v {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return c
+		}
 	}
-	return v[0]
+	return 0
 }
 
 // matches reports whether a raw JSON value is of type t.

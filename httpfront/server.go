@@ -195,6 +195,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 		Concurrency:                   opts.MaxConns,
 		MaxConnsPerIP:                 max(opts.MaxConnsPerIP, 0),
 		ReadBufferSize:                8192, // also bounds the header block
+		LazyRequestTime:               true, // ctx.Time is not used: one clock read a request less
 		DisableHeaderNamesNormalizing: true,
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,
@@ -450,7 +451,9 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 	}
 	rq := s.getRequest()
 	defer s.putRequest(rq) // deferred first: runs after finish
-	plain, err := s.deps.Codec.AppendOpen(rq.plain[:0], body)
+	// One clock read serves the freshness window, the call's now and the
+	// answer's timestamp.
+	plain, err := s.deps.Codec.AppendOpenAt(rq.plain[:0], body, start)
 	rq.plain = plain[:0] // keep what the plaintext grew to
 	if err != nil || falsy(plain) {
 		s.plain(ctx, 401)
@@ -534,7 +537,7 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	c := &rq.c
-	*c = call{s: s, reqType: ep.name, body: params, clientRaw: env.ClientIP, now: time.Now()}
+	*c = call{s: s, reqType: ep.name, body: params, clientRaw: env.ClientIP, now: start}
 	var res result
 	defer s.finish(ep, c, &res, env.ReqID, start)
 	if probs := validate(ep.params, params); len(probs) > 0 {
@@ -549,11 +552,13 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 		s.plain(ctx, res.status)
 		return
 	}
-	s.seal(ctx, &res, env.ReqID)
+	s.seal(ctx, &res, env.ReqID, start)
 }
 
-// seal answers 200 with the sealed envelope of res.
-func (s *Server) seal(ctx *fasthttp.RequestCtx, res *result, reqID []byte) {
+// seal answers 200 with the sealed envelope of res, stamped at (the
+// token's timestamp; the request's start, read once: no client applies a
+// TTL to answers, and the stamp is at most the request's duration old).
+func (s *Server) seal(ctx *fasthttp.RequestCtx, res *result, reqID []byte, at time.Time) {
 	bp, _ := s.bufPool.Get().(*[]byte)
 	if bp == nil {
 		b := make([]byte, 0, 4096)
@@ -562,7 +567,7 @@ func (s *Server) seal(ctx *fasthttp.RequestCtx, res *result, reqID []byte) {
 	// The envelope and then its sealed form go into one pooled buffer;
 	// SetBody copies the sealed part into the response's own.
 	out := appendEnvelope((*bp)[:0], res, reqID)
-	all, err := s.deps.Codec.AppendSealAt(out, out, time.Now())
+	all, err := s.deps.Codec.AppendSealAt(out, out, at)
 	*bp = all
 	if err == nil {
 		ctx.SetStatusCode(200)

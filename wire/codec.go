@@ -93,10 +93,12 @@ func (c *Codec) Open(body []byte) ([]byte, error) {
 // AppendOpen is Open appending the plaintext to dst (nothing is appended
 // when it fails).
 func (c *Codec) AppendOpen(dst, body []byte) ([]byte, error) {
-	return c.appendOpenAt(dst, body, time.Now())
+	return c.AppendOpenAt(dst, body, time.Now())
 }
 
-func (c *Codec) appendOpenAt(dst, body []byte, now time.Time) ([]byte, error) {
+// AppendOpenAt is AppendOpen with the freshness window measured at now, for
+// a caller that already read the clock.
+func (c *Codec) AppendOpenAt(dst, body []byte, now time.Time) ([]byte, error) {
 	sp := getScratch()
 	defer putScratch(sp)
 	tok, buf, ok := decodeBody((*sp)[:0], body)

@@ -1,9 +1,10 @@
 package wire
 
 import (
-	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/bits"
 )
 
 // A JSON object scanner for the request envelope and its body, without
@@ -226,6 +227,13 @@ func (s *scanner) str() (escaped, ok bool) {
 	// was half of the envelope's.
 	text, i := s.text, s.pos+1 // '"'
 	for {
+		for i+8 <= len(text) {
+			if m := stopBytes(binary.LittleEndian.Uint64(text[i:]), true); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
 		for i < len(text) && strPlain[text[i]] {
 			i++
 		}
@@ -385,22 +393,43 @@ func skipSpace(b []byte, i int) int {
 func walkString(b []byte, i int) (end int, escaped bool) {
 	j := i + 1
 	for {
-		k := bytes.IndexByte(b[j:], '"')
-		if k < 0 {
+		for j+8 <= len(b) {
+			if m := stopBytes(binary.LittleEndian.Uint64(b[j:]), false); m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			j += 8
+		}
+		for j < len(b) && b[j] != '"' && b[j] != '\\' {
+			j++
+		}
+		if j >= len(b) {
 			return -1, escaped
 		}
-		bs := bytes.IndexByte(b[j:j+k], '\\')
-		if bs < 0 {
-			return j + k + 1, escaped
+		if b[j] == '"' {
+			return j + 1, escaped
 		}
-		// An escape before the quote: step over it (the quote found may
-		// be an escaped one) and look again.
+		// Step over the escaped byte (it may be a quote).
 		escaped = true
-		j += bs + 2
-		if j > len(b) {
-			return -1, escaped
-		}
+		j += 2
 	}
+}
+
+// Word-at-a-time search (the "has a zero byte" trick): for eight bytes
+// packed little-endian in w, stopBytes sets the high bit of each byte that
+// is '"' or '\\' (and, with controls, below 0x20). Only the lowest set bit
+// is exact (a borrow may flag bytes above a true one), which is all its
+// callers read: the index of the first such byte is TrailingZeros64/8.
+// Strings are most of a request's bytes; this passes over them eight at a
+// time.
+func stopBytes(w uint64, controls bool) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	zero := func(x uint64) uint64 { return (x - ones) & ^x & highs }
+	m := zero(w^(ones*'"')) | zero(w^(ones*'\\'))
+	if controls {
+		m |= (w - ones*0x20) & ^w & highs
+	}
+	return m
 }
 
 // walkValue returns the index after the value that starts at b[i]; i

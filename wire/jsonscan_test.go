@@ -2,9 +2,12 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -146,4 +149,34 @@ func FuzzWalkObject(f *testing.F) {
 	}
 	f.Add([]byte(`{"a":"x\"y","b\\":[1,{"c":"]}"}],"d":-1.5e3}`))
 	f.Fuzz(checkWalkAgainstScan)
+}
+
+// TestStopBytes holds the word-at-a-time search to a byte loop: the first
+// byte it flags is the first '"', '\\' (or, with controls, control byte),
+// for words built from the bytes that matter and their neighbours.
+func TestStopBytes(t *testing.T) {
+	alphabet := []byte{0x00, 0x01, 0x1f, 0x20, 0x21, '"', '#', '\\', ']', 'a', 0x7f, 0x80, 0x9f, 0xa0, 0xdc, 0xff}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var word [8]byte
+	for range 200000 {
+		for i := range word {
+			word[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		for _, controls := range []bool{false, true} {
+			want := 8
+			for i, c := range word {
+				if c == '"' || c == '\\' || (controls && c < 0x20) {
+					want = i
+					break
+				}
+			}
+			got := 8
+			if m := stopBytes(binary.LittleEndian.Uint64(word[:]), controls); m != 0 {
+				got = bits.TrailingZeros64(m) >> 3
+			}
+			if got != want {
+				t.Fatalf("stopBytes(%q, controls=%v): first at %d, want %d", word, controls, got, want)
+			}
+		}
+	}
 }

@@ -30,7 +30,7 @@ func validURLBase64(b []byte) bool {
 	return true
 }
 
-// oldAppendOpenAt is Codec.appendOpenAt as it was: the outer base64
+// oldAppendOpenAt is Codec.AppendOpenAt as it was: the outer base64
 // decoded, the inner text checked by validURLBase64 and decoded, then the
 // keys tried.
 func oldAppendOpenAt(c *Codec, dst, body []byte, now time.Time) ([]byte, error) {
@@ -94,7 +94,7 @@ func checkOpenAgainstOld(t *testing.T, c *Codec, body []byte, now time.Time) {
 		t.Fatalf("decodeBody(%q) = %x, %v; the old code gives %x, %v", body, gotTok, gotOK, wantTok, wantOK)
 	}
 	want, wantErr := oldAppendOpenAt(c, []byte("d:"), body, now)
-	got, err := c.appendOpenAt([]byte("d:"), body, now)
+	got, err := c.AppendOpenAt([]byte("d:"), body, now)
 	if err != wantErr || !bytes.Equal(got, want) {
 		t.Fatalf("Open(%q) = %q, %v; the old code gives %q, %v", body, got, err, want, wantErr)
 	}
