@@ -6,7 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-		"encoding/binary"
+	"encoding/binary"
 	"fmt"
 	"hash"
 	"sync"
