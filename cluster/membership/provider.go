@@ -340,7 +340,9 @@ func decode(b []byte) (node, error) {
 		return n, err
 	}
 	if n.ID == "" || n.Host == "" || n.Port <= 0 || n.Port > 65535 {
-		return n, fmt.Errorf("incomplete member %.120q", b)
+		// Cut the bytes, not the quoted text: %.Nq bounds runes, and each
+		// byte that is not UTF-8 quotes as four characters.
+		return n, fmt.Errorf("incomplete member %q", b[:min(len(b), 64)])
 	}
 	return n, nil
 }
