@@ -360,7 +360,7 @@ One answer in {{.R.Settings.Sample}} fully checked; session pool {{.R.Settings.P
 {{if .R.Targets}}<h2>Targets (measured, never asserted)</h2>
 <table>
 <tr><th>target</th><th>measured</th><th>goal</th><th>met?</th><th>note</th></tr>
-{{range .R.Targets}}<tr><td>{{.Name}}</td><td class="n">{{f "%.3f" .Value}}</td><td>{{.Goal}}</td><td>{{if .Met}}<span class="met">met</span>{{else}}<span class="notmet">not met</span>{{end}}</td><td>{{.Note}}</td></tr>
+{{range .R.Targets}}<tr><td>{{.Name}}</td><td class="n">{{f "%.3f" .Value}}</td><td>{{.Goal}}</td><td>{{if .Met}}<span class="met">met</span>{{else}}<span class="notmet">not met</span>{{end}}{{if gt .Rounds 1}}, {{.RoundsMet}} of {{.Rounds}} rounds{{end}}</td><td>{{.Note}}</td></tr>
 {{end}}</table>
 {{end}}</body>
 </html>
