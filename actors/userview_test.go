@@ -12,11 +12,13 @@ import (
 	"github.com/authnzerver/authnzerver/shard"
 )
 
-// startViewCore starts a core with a user and sessions of it on every
-// shard, each checked once (so every shard that can has a view of it).
-func startViewCore(t *testing.T, uid shard.UserID) (*Core, []shard.SessionDigest) {
+// startViewCore starts a core (8 shards, opts otherwise) with a user and
+// sessions of it on every shard, each checked once (so every shard that
+// can has a view of it).
+func startViewCore(t *testing.T, uid shard.UserID, opts Options) (*Core, []shard.SessionDigest) {
 	t.Helper()
-	c := startTestCore(t, Options{Shards: 8})
+	opts.Shards = 8
+	c := startTestCore(t, opts)
 	if _, err := Ask[shard.User](c, CreateUser{User: shard.User{ID: uid, Email: "viewed@example.org", FullName: "v0", IsActive: true, Role: "authenticated"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +41,7 @@ func startViewCore(t *testing.T, uid shard.UserID) (*Core, []shard.SessionDigest
 // kept beside sessions never answer an old record.
 func TestSessionCheckSeesUserChanges(t *testing.T) {
 	const uid = shard.UserID(1000)
-	c, ds := startViewCore(t, uid)
+	c, ds := startViewCore(t, uid, Options{})
 	tests := []struct {
 		name  string
 		op    Op
@@ -83,7 +85,7 @@ func TestSessionCheckOneHop(t *testing.T) {
 		t.Skip("cluster mode keeps the two-hop check")
 	}
 	const uid = shard.UserID(1001)
-	c, ds := startViewCore(t, uid)
+	c, ds := startViewCore(t, uid, Options{})
 	_, userShard := c.pidOf(shard.UserRoute(uid))
 	release := make(chan struct{})
 	defer close(release)
@@ -161,7 +163,7 @@ func notOlder(c *Core, d shard.SessionDigest, floor int64) error {
 // than the last edit answered before it began (run with -race).
 func TestSessionCheckViewsConcurrent(t *testing.T) {
 	const uid = shard.UserID(1002)
-	c, ds := startViewCore(t, uid)
+	c, ds := startViewCore(t, uid, Options{})
 	var checkers []func(int, int64) error
 	for g := range 4 {
 		checkers = append(checkers, func(i int, floor int64) error { return notOlder(c, ds[(g+i)%len(ds)], floor) })
@@ -294,21 +296,7 @@ func TestIdleViewsDropped(t *testing.T) {
 		t.Skip("cluster mode keeps no views")
 	}
 	const uid = shard.UserID(1005)
-	c := startTestCore(t, Options{Shards: 8, SweepInterval: 20 * time.Millisecond})
-	if _, err := Ask[shard.User](c, CreateUser{User: shard.User{ID: uid, FullName: "v0", IsActive: true}}); err != nil {
-		t.Fatal(err)
-	}
-	var ds []shard.SessionDigest
-	for i := range 16 {
-		d := shard.DigestSession(fmt.Sprintf("idle-view-%d", i))
-		if _, err := Ask[shard.Session](c, CreateSession{Digest: d, UserID: uid, Expires: time.Now().Add(time.Hour)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := CheckSession(c, d); err != nil {
-			t.Fatal(err)
-		}
-		ds = append(ds, d)
-	}
+	c, ds := startViewCore(t, uid, Options{SweepInterval: 20 * time.Millisecond})
 	if v, w := viewTotals(t, c); v == 0 || v != w {
 		t.Fatalf("after the checks: %d views, %d watches; want as many of each, some", v, w)
 	}

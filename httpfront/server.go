@@ -555,9 +555,10 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx) {
 	s.seal(ctx, &res, env.ReqID, start)
 }
 
-// seal answers 200 with the sealed envelope of res, stamped at (the
-// token's timestamp; the request's start, read once: no client applies a
-// TTL to answers, and the stamp is at most the request's duration old).
+// seal answers 200 with the sealed envelope of res, its token dated at:
+// the request's start, so the clock is read once a request (no client
+// applies a TTL to answers, and the date is at most the request's
+// duration old).
 func (s *Server) seal(ctx *fasthttp.RequestCtx, res *result, reqID []byte, at time.Time) {
 	bp, _ := s.bufPool.Get().(*[]byte)
 	if bp == nil {
